@@ -1,0 +1,36 @@
+"""Arbill: recurring billing for finance teams."""
+from __future__ import annotations
+
+from flask import Flask
+
+from app.extensions import csrf, db, htmx, login_manager, migrate
+
+
+def create_app(config: object | None = None) -> Flask:
+    """Build the app: bind extensions, register blueprints and CLI. Does no I/O."""
+    from config import config_from_env
+
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.from_object(config if config is not None else config_from_env())
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(_migrations_dir()))
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    htmx.init_app(app)
+
+    from app import models  # noqa: F401  (registers the tables on db.metadata)
+    from app.web import register_blueprints
+
+    register_blueprints(app)
+
+    from app.cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def _migrations_dir():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent / "migrations"

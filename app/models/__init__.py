@@ -1,0 +1,26 @@
+"""The data model, one module per domain. Import from here: `from app.models import Invoice`."""
+from app.models.accounts import User
+from app.models.agents import AgentDefinition, ScheduledJob
+from app.models.audit import AuditEntry
+from app.models.contracts import Contract, ContractLine
+from app.models.events import Event
+from app.models.invoices import Invoice, InvoiceLine, InvoiceSequence
+from app.models.parties import Customer, LegalEntity
+from app.models.runs import BillingRun, BillingRunItem
+
+__all__ = [
+    "AgentDefinition",
+    "AuditEntry",
+    "BillingRun",
+    "BillingRunItem",
+    "Contract",
+    "ContractLine",
+    "Customer",
+    "Event",
+    "Invoice",
+    "InvoiceLine",
+    "InvoiceSequence",
+    "LegalEntity",
+    "ScheduledJob",
+    "User",
+]

@@ -1,0 +1,74 @@
+"""Legal entities (who bills) and customers (who is billed)."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.types import UTCDateTime, enum_check, utcnow
+
+PAYMENT_METHODS = ("manual", "sepa_debit")
+
+
+class LegalEntity(db.Model):
+    __tablename__ = "legal_entities"
+    __table_args__ = (
+        CheckConstraint("length(country) = 2", name="country_iso"),
+        CheckConstraint("length(currency) = 3", name="currency_iso"),
+        CheckConstraint("payment_terms_days IS NULL OR payment_terms_days >= 0", name="payment_terms"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    country: Mapped[str] = mapped_column(String(2))
+    currency: Mapped[str] = mapped_column(String(3))
+    vat_id: Mapped[str | None] = mapped_column(String(32))
+    address: Mapped[str | None] = mapped_column(Text)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    invoice_prefix: Mapped[str] = mapped_column(String(16))
+    # Empty: the billing agent's default applies.
+    payment_terms_days: Mapped[int | None] = mapped_column(Integer, default=14)
+    locale: Mapped[str] = mapped_column(String(16), default="en_US")
+    finance_email: Mapped[str | None] = mapped_column(String(254))
+    sepa_creditor_id: Mapped[str | None] = mapped_column(String(35))
+    iban: Mapped[str | None] = mapped_column(String(34))
+    bic: Mapped[str | None] = mapped_column(String(11))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    customers: Mapped[list["Customer"]] = relationship(back_populates="legal_entity")
+
+    def __repr__(self) -> str:
+        return f"<LegalEntity {self.code}>"
+
+
+class Customer(db.Model):
+    __tablename__ = "customers"
+    __table_args__ = (
+        UniqueConstraint("legal_entity_id", "name"),
+        CheckConstraint(enum_check("payment_method", PAYMENT_METHODS), name="payment_method"),
+        CheckConstraint(
+            "payment_method <> 'sepa_debit' OR "
+            "(iban IS NOT NULL AND mandate_reference IS NOT NULL AND mandate_date IS NOT NULL)",
+            name="sepa_mandate",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    legal_entity_id: Mapped[int] = mapped_column(ForeignKey("legal_entities.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    billing_address: Mapped[str | None] = mapped_column(Text)
+    vat_id: Mapped[str | None] = mapped_column(String(32))
+    payment_method: Mapped[str] = mapped_column(String(16), default="manual")
+    iban: Mapped[str | None] = mapped_column(String(34))
+    mandate_reference: Mapped[str | None] = mapped_column(String(35))
+    mandate_date: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    legal_entity: Mapped[LegalEntity] = relationship(back_populates="customers")
+
+    def __repr__(self) -> str:
+        return f"<Customer {self.name}>"

@@ -1,0 +1,90 @@
+"""Billing runs and their per-contract outcomes."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.parties import LegalEntity
+from app.models.types import JSONType, UTCDateTime, enum_check, utcnow
+
+RUN_STATUSES = ("pending", "running", "completed", "completed_with_errors", "failed", "cancelled")
+ACTIVE_RUN_STATUSES = ("pending", "running")
+RUN_TRIGGERS = ("manual", "schedule", "event", "cli")
+ACTOR_TYPES = ("user", "schedule", "event", "system")
+ITEM_STATUSES = ("invoiced", "not_due", "failed")
+
+
+class BillingRun(db.Model):
+    __tablename__ = "billing_runs"
+    __table_args__ = (
+        UniqueConstraint("legal_entity_id", "number"),
+        CheckConstraint(enum_check("status", RUN_STATUSES), name="status"),
+        CheckConstraint(enum_check("trigger", RUN_TRIGGERS), name="trigger"),
+        CheckConstraint(enum_check("actor_type", ACTOR_TYPES), name="actor_type"),
+        CheckConstraint("contracts_processed <= contracts_total", name="progress"),
+        # One run at a time per legal entity: at most one pending or running (non-dry) run.
+        Index(
+            "uq_billing_runs_one_active_per_entity",
+            "legal_entity_id",
+            unique=True,
+            postgresql_where=text("status IN ('pending', 'running') AND NOT dry_run"),
+            sqlite_where=text("status IN ('pending', 'running') AND NOT dry_run"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    legal_entity_id: Mapped[int] = mapped_column(ForeignKey("legal_entities.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    as_of: Mapped[date] = mapped_column(Date)
+    period_label: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(24), default="pending")
+    trigger: Mapped[str] = mapped_column(String(16))
+    actor_type: Mapped[str] = mapped_column(String(16))
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    actor_label: Mapped[str] = mapped_column(String(200))
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When set, only these contracts are billed ("retry failed").
+    contract_ids: Mapped[list[int] | None] = mapped_column(JSONType)
+    contracts_total: Mapped[int] = mapped_column(Integer, default=0)
+    contracts_processed: Mapped[int] = mapped_column(Integer, default=0)
+    contracts_invoiced: Mapped[int] = mapped_column(Integer, default=0)
+    contracts_failed: Mapped[int] = mapped_column(Integer, default=0)
+    invoices_created: Mapped[int] = mapped_column(Integer, default=0)
+    # Currency code -> total as a decimal string, e.g. {"EUR": "117.06"}.
+    totals: Mapped[dict] = mapped_column(JSONType, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    rq_job_id: Mapped[str | None] = mapped_column(String(64))
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    legal_entity: Mapped[LegalEntity] = relationship()
+    items: Mapped[list["BillingRunItem"]] = relationship(back_populates="run", cascade="all, delete-orphan")
+
+    def __repr__(self) -> str:
+        return f"<BillingRun {self.legal_entity_id}#{self.number} {self.status}>"
+
+
+class BillingRunItem(db.Model):
+    __tablename__ = "billing_run_items"
+    __table_args__ = (
+        UniqueConstraint("billing_run_id", "contract_id"),
+        CheckConstraint(enum_check("status", ITEM_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    billing_run_id: Mapped[int] = mapped_column(ForeignKey("billing_runs.id", ondelete="CASCADE"), index=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    periods_billed: Mapped[int] = mapped_column(Integer, default=0)
+    # Ids of the invoices created and the period starts they cover (ISO dates).
+    invoice_ids: Mapped[list[int]] = mapped_column(JSONType, default=list)
+    periods: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    totals: Mapped[dict] = mapped_column(JSONType, default=dict)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    run: Mapped[BillingRun] = relationship(back_populates="items")
