@@ -1,0 +1,1 @@
+"""The billing core: periods, money, numbering; pure functions."""
