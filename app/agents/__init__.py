@@ -1,0 +1,1 @@
+"""Agents: named, configurable units of automation, triggered by schedules, buttons and events."""

@@ -1,0 +1,59 @@
+"""Who did something, and the one way to write it down in the audit trail."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from app.extensions import db
+from app.models import AuditEntry
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A user, a schedule, an event or the system: whoever caused an action."""
+
+    type: str
+    label: str
+    user_id: int | None = None
+
+    @classmethod
+    def for_user(cls, user) -> "Actor":
+        return cls("user", user.email, user.id)
+
+    @classmethod
+    def for_schedule(cls, schedule) -> "Actor":
+        return cls("schedule", f"schedule #{schedule.id} {schedule.name}")
+
+    @classmethod
+    def for_event(cls, event) -> "Actor":
+        return cls("event", f"event #{event.id} {event.type}")
+
+    @classmethod
+    def system(cls, label: str = "system") -> "Actor":
+        return cls("system", label)
+
+
+def record(
+    action: str,
+    subject_type: str,
+    subject_id: int | None,
+    actor: Actor,
+    *,
+    legal_entity_id: int | None = None,
+    billing_run_id: int | None = None,
+    **details: Any,
+) -> AuditEntry:
+    """Add an audit entry to the current session; it commits with the change it describes."""
+    entry = AuditEntry(
+        actor_type=actor.type,
+        actor_user_id=actor.user_id,
+        actor_label=actor.label,
+        action=action,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        legal_entity_id=legal_entity_id,
+        billing_run_id=billing_run_id,
+        details=details,
+    )
+    db.session.add(entry)
+    return entry

@@ -1,0 +1,11 @@
+"""Flask commands: a scripting interface. Each command is thin and calls a service."""
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_cli(app: Flask) -> None:
+    from app.cli import contracts, demo, entities, scheduler, users
+
+    for group in (users.group, entities.group, contracts.group, demo.group, scheduler.group):
+        app.cli.add_command(group)

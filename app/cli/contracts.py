@@ -1,0 +1,31 @@
+import click
+from flask.cli import AppGroup
+
+from app.cli.common import fail
+from app.extensions import db
+from app.records.importer import ImportFailed, import_contracts
+
+group = AppGroup("contracts", help="Recurring contracts.")
+
+
+@group.command("import")
+@click.argument("csv_file", type=click.Path(dir_okay=False))
+def import_(csv_file: str) -> None:
+    """Import contracts from a CSV file: all rows or none."""
+    try:
+        with open(csv_file, newline="", encoding="utf-8-sig") as stream:
+            result = import_contracts(stream)
+    except FileNotFoundError:
+        fail(f"{csv_file}: no such file")
+    except UnicodeDecodeError as error:
+        fail(f"{csv_file}: not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8 CSV")
+    except ImportFailed as failure:
+        db.session.rollback()
+        for message in failure.errors:
+            click.echo(message, err=True)
+        fail(f"{csv_file}: {failure}")
+    db.session.commit()
+    click.echo(
+        f"Imported {result.contracts} contract(s) with {result.lines} line(s); "
+        f"created {result.customers} customer(s)."
+    )

@@ -1,0 +1,73 @@
+"""The walkthrough's demo data: an admin, a legal entity, Bolt and Starship Technologies."""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import func, select
+
+from app.accounts import create_user
+from app.audit import Actor
+from app.extensions import db
+from app.models import LegalEntity, User
+from app.records.entities import EntityInput, create_legal_entity
+from app.records.importer import COLUMNS, import_contracts
+
+DEMO_EMAIL = "admin@arbill.example"
+DEMO_PASSWORD = "arbill-demo"
+DEMO_ENTITY = "DE01"
+
+
+class DemoAlreadyLoaded(RuntimeError):
+    pass
+
+
+@dataclass
+class DemoResult:
+    admin_email: str
+    admin_password: str
+    entity_code: str
+    contracts: int
+
+
+def database_is_empty() -> bool:
+    return not db.session.scalar(select(func.count()).select_from(User)) and not db.session.scalar(
+        select(func.count()).select_from(LegalEntity)
+    )
+
+
+def seed_demo(today: date) -> DemoResult:
+    """Create the demo data in the caller's transaction; contracts start on the 1st of `today`'s month."""
+    if db.session.scalar(select(LegalEntity.id).where(LegalEntity.code == DEMO_ENTITY)) is not None:
+        raise DemoAlreadyLoaded(f"the demo legal entity {DEMO_ENTITY} already exists: the demo data is loaded")
+    if db.session.scalar(select(User.id).where(User.email == DEMO_EMAIL)) is not None:
+        raise DemoAlreadyLoaded(f"the demo user {DEMO_EMAIL} already exists: the demo data is loaded")
+    actor = Actor.system("demo seed")
+    create_user(DEMO_EMAIL, "admin", DEMO_PASSWORD, actor)
+    create_legal_entity(
+        EntityInput(
+            code=DEMO_ENTITY, name="Arbill Demo GmbH", country="DE", currency="EUR", vat_id="DE123456789",
+            invoice_prefix="DE01", timezone="Europe/Berlin", locale="de_DE",
+            address="Friedrichstraße 68\n10117 Berlin\nGermany", payment_terms_days=14,
+            finance_email="finance@arbill.example",
+        ),
+        actor,
+    )
+    start = today.replace(day=1).isoformat()
+    rows = [
+        {"entity": DEMO_ENTITY, "contract_ref": "C-1001", "customer": "Bolt", "customer_email": "ap@bolt.example",
+         "description": "Arbill subscription", "quantity": "1", "unit_price": "49.00", "currency": "EUR",
+         "tax_rate": "19.45", "frequency": "monthly", "start_date": start},
+        {"entity": DEMO_ENTITY, "contract_ref": "C-1002", "customer": "Starship Technologies",
+         "customer_email": "billing@starship.example", "description": "Arbill subscription", "quantity": "1",
+         "unit_price": "49.00", "currency": "EUR", "tax_rate": "19.45", "frequency": "monthly", "start_date": start},
+    ]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    buffer.seek(0)
+    result = import_contracts(buffer, actor)
+    return DemoResult(DEMO_EMAIL, DEMO_PASSWORD, DEMO_ENTITY, result.contracts)

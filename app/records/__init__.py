@@ -1,0 +1,1 @@
+"""Records: legal entities, customers, contracts; their rules and the CSV importer."""

@@ -1,0 +1,91 @@
+"""Legal entities: creating and listing them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from app.audit import Actor, record
+from app.extensions import db
+from app.models import LegalEntity
+from app.records import validation as v
+
+
+@dataclass
+class EntityInput:
+    code: str
+    name: str
+    country: str
+    currency: str
+    vat_id: str | None = None
+    invoice_prefix: str | None = None
+    timezone: str | None = "UTC"
+    locale: str | None = None
+    address: str | None = None
+    payment_terms_days: int | None = None
+    finance_email: str | None = None
+
+
+def default_locale(country: str) -> str:
+    """The most likely locale for a country (DE → de_DE), else en_US."""
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        return str(Locale.parse(f"und_{country}"))
+    except (UnknownLocaleError, ValueError):
+        return "en_US"
+
+
+def _clean(data: EntityInput) -> dict:
+    errors: dict[str, str] = {}
+    clean: dict = {}
+
+    def take(field: str, parse, raw):
+        try:
+            clean[field] = parse(raw)
+        except v.FieldError as error:
+            errors[field] = str(error)
+
+    take("code", v.parse_code, data.code)
+    take("name", lambda s: v.required(s, "name"), data.name)
+    take("country", v.parse_country, data.country)
+    take("currency", v.parse_currency, data.currency)
+    take("timezone", v.parse_timezone, data.timezone or "UTC")
+    clean["vat_id"] = v.optional(data.vat_id)
+    clean["address"] = v.optional(data.address)
+    take("finance_email", v.parse_email, data.finance_email)
+    if data.invoice_prefix:
+        take("invoice_prefix", v.parse_code, data.invoice_prefix)
+    elif "code" in clean:
+        clean["invoice_prefix"] = clean["code"]
+    if data.locale:
+        take("locale", v.parse_locale, data.locale)
+    elif "country" in clean:
+        clean["locale"] = default_locale(clean["country"])
+    terms = data.payment_terms_days
+    if terms is not None and not 0 <= terms <= 365:
+        errors["payment_terms_days"] = f"{terms} is outside 0-365 days"
+    clean["payment_terms_days"] = terms
+    if errors:
+        raise v.ValidationError(errors)
+    return clean
+
+
+def create_legal_entity(data: EntityInput, actor: Actor | None = None) -> LegalEntity:
+    clean = _clean(data)
+    if db.session.scalar(select(LegalEntity.id).where(LegalEntity.code == clean["code"])) is not None:
+        raise v.ValidationError({"code": f"a legal entity with code {clean['code']} already exists"})
+    entity = LegalEntity(**clean)
+    db.session.add(entity)
+    db.session.flush()
+    record("legal_entity.created", "legal_entity", entity.id, actor or Actor.system("cli"),
+           legal_entity_id=entity.id, code=entity.code, name=entity.name)
+    return entity
+
+
+def list_legal_entities() -> list[LegalEntity]:
+    return list(db.session.scalars(select(LegalEntity).order_by(LegalEntity.code)))
+
+
+def get_legal_entity_by_code(code: str) -> LegalEntity | None:
+    return db.session.scalar(select(LegalEntity).where(LegalEntity.code == code.strip().upper()))
