@@ -1,0 +1,38 @@
+"""The web app: blueprints as packages, one per area of the admin."""
+from __future__ import annotations
+
+from flask import Flask, render_template
+
+from app.extensions import db, login_manager
+
+
+def register_blueprints(app: Flask) -> None:
+    from app.web.auth import bp as auth_bp
+    from app.web.main import bp as main_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(main_bp)
+
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to continue."
+    login_manager.login_message_category = "info"
+
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        from app.models import User
+
+        return db.session.get(User, int(user_id))
+
+    @app.errorhandler(403)
+    def forbidden(_error):
+        return render_template("errors/403.html"), 403
+
+    @app.errorhandler(404)
+    def not_found(_error):
+        return render_template("errors/404.html"), 404
+
+    from flask_wtf.csrf import CSRFError
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        return render_template("errors/400.html", reason=error.description), 400
