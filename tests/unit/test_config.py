@@ -1,0 +1,42 @@
+"""The factory and configuration classes."""
+import pytest
+
+import config
+from app import create_app
+
+
+def test_database_url_normalisation_picks_psycopg3():
+    assert config.normalize_database_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert config.normalize_database_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert config.normalize_database_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_production_refuses_to_start_without_secret_key(monkeypatch):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.setenv("ARBILL_ENV", "production")
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        config.config_from_env()
+
+
+def test_production_uses_secure_cookies(monkeypatch):
+    monkeypatch.setenv("SECRET_KEY", "s3cret")
+    production = config.ProductionConfig()
+    assert production.SECRET_KEY == "s3cret"
+    assert production.SESSION_COOKIE_SECURE and production.SESSION_COOKIE_HTTPONLY
+    assert production.SESSION_COOKIE_SAMESITE == "Lax"
+
+
+def test_unknown_environment_name_is_refused(monkeypatch):
+    monkeypatch.setenv("ARBILL_ENV", "staging")
+    with pytest.raises(RuntimeError, match="staging"):
+        config.config_from_env()
+
+
+def test_create_app_binds_without_touching_the_database(tmp_path):
+    cfg = config.TestingConfig()
+    cfg.SQLALCHEMY_DATABASE_URI = f"sqlite:///{tmp_path / 'never-created.db'}"
+    app = create_app(cfg)
+    assert app.config["TESTING"]
+    assert {"auth", "main"} <= set(app.blueprints)
+    assert {"users", "entities", "contracts", "demo", "db"} <= set(app.cli.commands)
+    assert not (tmp_path / "never-created.db").exists()
