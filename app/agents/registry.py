@@ -56,6 +56,9 @@ class AgentSpec:
     trigger_events: tuple[str, ...]
     settings: tuple[Setting, ...] = field(default_factory=tuple)
     execution_mode: str = "code"
+    # The RQ queue its jobs run on, and "module:function" handling the events it subscribes to.
+    queue: str = "default"
+    handler: str | None = None
 
     def defaults(self) -> dict[str, Any]:
         return {s.name: s.default for s in self.settings}
@@ -98,6 +101,8 @@ BILLING_RUN = AgentSpec(
         Setting("as_of_offset_days", "As-of offset (days)", "int", 0,
                 "Bill periods starting up to this many days after today (negative: before).", -31, 31),
     ),
+    queue="billing",
+    handler="app.agents.billing_run:on_event",
 )
 
 AGENTS: dict[str, AgentSpec] = {spec.key: spec for spec in (BILLING_RUN,)}
@@ -108,6 +113,17 @@ def get_spec(key: str) -> AgentSpec:
         return AGENTS[key]
     except KeyError:
         raise KeyError(f"unknown agent {key!r}: use one of {', '.join(AGENTS)}") from None
+
+
+def handler_for(key: str):
+    """The function that handles events for agent `key`."""
+    from importlib import import_module
+
+    spec = get_spec(key)
+    if spec.handler is None:
+        raise LookupError(f"the {spec.name} does not handle events")
+    module, _, function = spec.handler.partition(":")
+    return getattr(import_module(module), function)
 
 
 def default_definitions() -> list[dict[str, Any]]:

@@ -155,6 +155,17 @@ def due_periods(
     return _periods(contract_start, frequency, 0, last)
 
 
+def due_period_count(
+    contract_start: date, frequency: str, as_of: date, end_date: date | None = None
+) -> int:
+    """How many periods are due by ``as_of`` (the length of ``due_periods``), in constant time."""
+    _check_date("contract_start", contract_start)
+    _check_frequency(frequency)
+    _check_date("as_of", as_of)
+    limit = as_of if end_date is None else min(as_of, end_date)
+    return _last_index_on_or_before(contract_start, frequency, limit) + 1
+
+
 def periods_from(
     contract_start: date,
     frequency: str,

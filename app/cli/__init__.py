@@ -5,7 +5,8 @@ from flask import Flask
 
 
 def register_cli(app: Flask) -> None:
-    from app.cli import contracts, demo, entities, scheduler, users
+    from app.cli import billing, contracts, demo, entities, events, invoices, scheduler, users
 
-    for group in (users.group, entities.group, contracts.group, demo.group, scheduler.group):
+    for group in (users.group, entities.group, contracts.group, demo.group, billing.group, invoices.group,
+                  events.group, scheduler.group):
         app.cli.add_command(group)

@@ -21,6 +21,7 @@ class BillingRun(db.Model):
     __tablename__ = "billing_runs"
     __table_args__ = (
         UniqueConstraint("legal_entity_id", "number"),
+        UniqueConstraint("legal_entity_id", "trigger_ref"),
         CheckConstraint(enum_check("status", RUN_STATUSES), name="status"),
         CheckConstraint(enum_check("trigger", RUN_TRIGGERS), name="trigger"),
         CheckConstraint(enum_check("actor_type", ACTOR_TYPES), name="actor_type"),
@@ -45,6 +46,9 @@ class BillingRun(db.Model):
     actor_type: Mapped[str] = mapped_column(String(16))
     actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     actor_label: Mapped[str] = mapped_column(String(200))
+    # What exactly triggered the run, e.g. "event:17" or "schedule:3:2026-11-30T06:00:00+01:00";
+    # unique per entity, so one trigger never starts two runs.
+    trigger_ref: Mapped[str | None] = mapped_column(String(120))
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
     # When set, only these contracts are billed ("retry failed").
     contract_ids: Mapped[list[int] | None] = mapped_column(JSONType)

@@ -114,6 +114,7 @@ def upgrade():
     sa.Column('actor_type', sa.String(length=16), nullable=False),
     sa.Column('actor_user_id', sa.Integer(), nullable=True),
     sa.Column('actor_label', sa.String(length=200), nullable=False),
+    sa.Column('trigger_ref', sa.String(length=120), nullable=True),
     sa.Column('dry_run', sa.Boolean(), nullable=False),
     sa.Column('contract_ids', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('contracts_total', sa.Integer(), nullable=False),
@@ -135,7 +136,8 @@ def upgrade():
     sa.ForeignKeyConstraint(['actor_user_id'], ['users.id'], name=op.f('fk_billing_runs_actor_user_id_users'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['legal_entity_id'], ['legal_entities.id'], name=op.f('fk_billing_runs_legal_entity_id_legal_entities')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_billing_runs')),
-    sa.UniqueConstraint('legal_entity_id', 'number', name=op.f('uq_billing_runs_legal_entity_id_number'))
+    sa.UniqueConstraint('legal_entity_id', 'number', name=op.f('uq_billing_runs_legal_entity_id_number')),
+    sa.UniqueConstraint('legal_entity_id', 'trigger_ref', name=op.f('uq_billing_runs_legal_entity_id_trigger_ref'))
     )
     with op.batch_alter_table('billing_runs', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_billing_runs_legal_entity_id'), ['legal_entity_id'], unique=False)

@@ -1,0 +1,104 @@
+"""The outbox and its relay.
+
+Events are written to the `events` table in the same transaction as the change they describe.
+The relay enqueues a job for every enabled agent subscribed to an event's type and marks the
+event dispatched. Delivery is at least once: if Redis is down nothing is marked and a later relay
+catches up, so every consumer must tolerate seeing an event twice.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from app.audit import Actor, record
+from app.extensions import db
+from app.models import AgentDefinition, Event
+from app.models.types import utcnow
+
+log = logging.getLogger(__name__)
+
+# An event chain deeper than this is stopped and reported (a loop guard).
+MAX_CHAIN_DEPTH = 5
+
+
+def event_row(type_: str, payload: dict[str, Any], *, legal_entity_id: int | None = None,
+              billing_run_id: int | None = None, depth: int = 0) -> dict[str, Any]:
+    """A row for a bulk insert into the outbox."""
+    return {
+        "type": type_,
+        "payload": payload,
+        "legal_entity_id": legal_entity_id,
+        "billing_run_id": billing_run_id,
+        "depth": depth,
+        "created_at": utcnow(),
+    }
+
+
+def emit(type_: str, payload: dict[str, Any], **kwargs: Any) -> None:
+    """Add one event to the outbox in the current transaction."""
+    db.session.execute(insert(Event), [event_row(type_, payload, **kwargs)])
+
+
+def emit_many(rows: list[dict[str, Any]]) -> None:
+    if rows:
+        db.session.execute(insert(Event), rows)
+
+
+@dataclass
+class RelayResult:
+    dispatched: int = 0
+    jobs: int = 0
+    stopped: int = 0
+
+
+def subscribers(event_type: str) -> list[str]:
+    """Keys of the enabled agents whose trigger events include `event_type`."""
+    from app.agents.registry import AGENTS
+
+    enabled = {
+        a.key: a.trigger_events
+        for a in db.session.scalars(select(AgentDefinition).where(AgentDefinition.enabled.is_(True)))
+    }
+    return [key for key, triggers in enabled.items() if key in AGENTS and event_type in (triggers or [])]
+
+
+def relay_outbox(batch_size: int = 200, max_batches: int | None = None) -> RelayResult:
+    """Dispatch undispatched events, oldest first, in batches; returns what was done."""
+    from app.agents.jobs import enqueue_agent_event
+
+    result = RelayResult()
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        batches += 1
+        query = select(Event).where(Event.dispatched_at.is_(None)).order_by(Event.id).limit(batch_size)
+        if db.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        events = list(db.session.scalars(query))
+        if not events:
+            db.session.rollback()
+            break
+        cache: dict[str, list[str]] = {}
+        for event in events:
+            if event.depth > MAX_CHAIN_DEPTH:
+                record("workflow.stopped", "event", event.id, Actor.system("relay"),
+                       legal_entity_id=event.legal_entity_id, billing_run_id=event.billing_run_id,
+                       event_type=event.type, depth=event.depth,
+                       reason=f"event chain deeper than {MAX_CHAIN_DEPTH}: stopped to prevent a loop")
+                result.stopped += 1
+                continue
+            keys = cache.setdefault(event.type, subscribers(event.type))
+            for key in keys:
+                job_id = enqueue_agent_event(key, event.id)
+                record("workflow.step_fired", "event", event.id, Actor.system("relay"),
+                       legal_entity_id=event.legal_entity_id, billing_run_id=event.billing_run_id,
+                       event_type=event.type, agent=key, job_id=job_id)
+                result.jobs += 1
+        db.session.execute(
+            update(Event).where(Event.id.in_([e.id for e in events])).values(dispatched_at=utcnow())
+        )
+        db.session.commit()
+        result.dispatched += len(events)
+    return result

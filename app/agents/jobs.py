@@ -1,0 +1,77 @@
+"""The RQ jobs: thin wrappers that call services, and the functions that enqueue them.
+
+Workers run every job inside an application context (worker.py).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from rq import Retry
+
+from app.queues import get_queue
+
+CHUNK_TIMEOUT = 30 * 60
+
+
+# ------------------------------------------------------------------ enqueueing
+def enqueue_billing_run(run_id: int) -> str:
+    job = get_queue("billing").enqueue(billing_run_job, run_id, job_id=f"billing-run-{run_id}",
+                                       job_timeout=CHUNK_TIMEOUT, description=f"billing run {run_id}")
+    return job.id
+
+
+def enqueue_billing_chunk(run_id: int, contract_ids: list[int], settings: dict[str, Any]) -> str:
+    job = get_queue("billing").enqueue(
+        billing_chunk_job, run_id, contract_ids, settings,
+        job_id=f"billing-run-{run_id}-chunk-{contract_ids[0]}", job_timeout=CHUNK_TIMEOUT,
+        retry=Retry(max=2, interval=[5, 30]),
+        description=f"billing run {run_id}: {len(contract_ids)} contracts from #{contract_ids[0]}",
+    )
+    return job.id
+
+
+def enqueue_relay() -> str:
+    return get_queue("default").enqueue(relay_job, description="outbox relay").id
+
+
+def enqueue_agent_event(agent_key: str, event_id: int) -> str:
+    from app.agents.registry import get_spec
+
+    spec = get_spec(agent_key)
+    job = get_queue(spec.queue).enqueue(
+        agent_event_job, agent_key, event_id, job_id=f"{agent_key}-event-{event_id}",
+        description=f"{spec.name} on event {event_id}",
+    )
+    return job.id
+
+
+# ------------------------------------------------------------------ the jobs
+def billing_run_job(run_id: int) -> None:
+    from app.billing.runs import execute_run
+
+    execute_run(run_id)
+
+
+def billing_chunk_job(run_id: int, contract_ids: list[int], settings: dict[str, Any]) -> None:
+    from app.billing.runs import process_chunk
+
+    process_chunk(run_id, contract_ids, settings)
+
+
+def relay_job() -> dict[str, int]:
+    from app.agents.events import relay_outbox
+
+    result = relay_outbox()
+    return {"dispatched": result.dispatched, "jobs": result.jobs, "stopped": result.stopped}
+
+
+def agent_event_job(agent_key: str, event_id: int) -> Any:
+    """Run an agent for an event; agents tolerate seeing an event twice."""
+    from app.agents.registry import handler_for
+    from app.extensions import db
+    from app.models import Event
+
+    event = db.session.get(Event, event_id)
+    if event is None:
+        return None
+    return handler_for(agent_key)(event)

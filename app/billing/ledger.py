@@ -1,0 +1,173 @@
+"""Writing invoices: the entity lock, gapless numbers, set-based inserts, posting drafts.
+
+Every transaction that creates or numbers invoices of a legal entity first takes that entity's
+billing lock (`lock_entity`), so such transactions run one after the other per entity: numbers
+stay consecutive and a re-check of existing invoices under the lock is reliable. The unique
+constraint on (contract, period start) stays the last line of defence.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from app.agents.events import emit_many, event_row
+from app.billing.numbering import format_invoice_number
+from app.billing.planner import InvoiceDraft
+from app.extensions import db
+from app.models import Invoice, InvoiceLine, InvoiceSequence, LegalEntity
+from app.models.types import utcnow
+
+
+@dataclass(frozen=True)
+class EntityInfo:
+    id: int
+    code: str
+    invoice_prefix: str
+
+
+@dataclass(frozen=True)
+class WrittenInvoice:
+    id: int
+    contract_id: int
+    period_start: date
+    number: str | None
+    currency: str
+    total: Decimal
+
+
+def lock_entity(entity_id: int) -> None:
+    """Take the entity's billing lock until the end of the transaction."""
+    session = db.session
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(LegalEntity.id).where(LegalEntity.id == entity_id).with_for_update())
+    else:  # SQLite: the first write takes the database's write lock
+        session.execute(update(LegalEntity).where(LegalEntity.id == entity_id).values(code=LegalEntity.code))
+
+
+def billed_period_starts(contract_ids: list[int]) -> dict[int, set[date]]:
+    """Contract id → the period starts it already has invoices for."""
+    billed: dict[int, set[date]] = defaultdict(set)
+    for start in range(0, len(contract_ids), 1000):
+        chunk = contract_ids[start:start + 1000]
+        for contract_id, period_start in db.session.execute(
+            select(Invoice.contract_id, Invoice.period_start).where(Invoice.contract_id.in_(chunk))
+        ):
+            billed[contract_id].add(period_start)
+    return billed
+
+
+def take_numbers(entity_id: int, year: int, count: int) -> int:
+    """Reserve `count` consecutive numbers of (entity, year); returns the first. Needs the entity lock."""
+    session = db.session
+    dialect = session.get_bind().dialect.name
+    make_insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(
+        make_insert(InvoiceSequence)
+        .values(legal_entity_id=entity_id, year=year, last_number=0)
+        .on_conflict_do_nothing(index_elements=["legal_entity_id", "year"])
+    )
+    last = session.execute(
+        update(InvoiceSequence)
+        .where(InvoiceSequence.legal_entity_id == entity_id, InvoiceSequence.year == year)
+        .values(last_number=InvoiceSequence.last_number + count)
+        .returning(InvoiceSequence.last_number)
+    ).scalar_one()
+    return last - count + 1
+
+
+def issued_payload(entity: EntityInfo, invoice_id: int, number: str, contract_id: int, currency: str,
+                   total: Decimal) -> dict:
+    return {"invoice_id": invoice_id, "number": number, "entity": entity.code, "contract_id": contract_id,
+            "currency": currency, "total": str(total)}
+
+
+def write_invoices(entity: EntityInfo, drafts: list[InvoiceDraft], *, post: bool,
+                   billing_run_id: int | None) -> list[WrittenInvoice]:
+    """Insert the drafts (set-based) in the current transaction; the caller holds the entity lock.
+
+    With `post`, each invoice gets the next number of its issue year and an `invoice.issued`
+    event; otherwise it stays a draft without a number.
+    """
+    if not drafts:
+        return []
+    drafts = sorted(drafts, key=lambda d: (d.issue_date.year, d.contract_id, d.period.start))
+    numbers: list[tuple[int | None, int | None, str | None]] = [(None, None, None)] * len(drafts)
+    if post:
+        by_year: dict[int, list[int]] = defaultdict(list)
+        for i, draft in enumerate(drafts):
+            by_year[draft.issue_date.year].append(i)
+        for year in sorted(by_year):
+            first = take_numbers(entity.id, year, len(by_year[year]))
+            for offset, i in enumerate(by_year[year]):
+                seq = first + offset
+                numbers[i] = (year, seq, format_invoice_number(entity.invoice_prefix, year, seq))
+    now = utcnow()
+    rows = []
+    for draft, (year, seq, number) in zip(drafts, numbers):
+        amounts = draft.amounts
+        rows.append({
+            "legal_entity_id": entity.id, "customer_id": draft.customer_id, "contract_id": draft.contract_id,
+            "billing_run_id": billing_run_id, "period_start": draft.period.start, "period_end": draft.period.end,
+            "number": number, "sequence_year": year, "sequence_number": seq, "issue_date": draft.issue_date,
+            "due_date": draft.due_date, "currency": amounts.currency, "net_amount": amounts.net,
+            "tax_amount": amounts.tax, "total_amount": amounts.total, "amount_due": amounts.total,
+            "status": "issued" if post else "draft", "created_at": now, "posted_at": now if post else None,
+        })
+    ids = db.session.execute(
+        insert(Invoice).returning(Invoice.id, sort_by_parameter_order=True), rows
+    ).scalars().all()
+    line_rows = []
+    for invoice_id, draft in zip(ids, drafts):
+        for line in draft.amounts.lines:
+            line_rows.append({
+                "invoice_id": invoice_id, "position": line.position, "description": line.description,
+                "quantity": line.quantity, "unit_price": line.unit_price, "vat_rate": line.vat_rate,
+                "net_amount": line.net,
+            })
+    db.session.execute(insert(InvoiceLine), line_rows)
+    written = [
+        WrittenInvoice(invoice_id, d.contract_id, d.period.start, number, d.amounts.currency, d.amounts.total)
+        for invoice_id, d, (_y, _s, number) in zip(ids, drafts, numbers)
+    ]
+    if post:
+        emit_many([
+            event_row("invoice.issued", issued_payload(entity, w.id, w.number, w.contract_id, w.currency, w.total),
+                      legal_entity_id=entity.id, billing_run_id=billing_run_id)
+            for w in written
+        ])
+    return written
+
+
+def post_drafts(entity: EntityInfo, invoice_ids: list[int]) -> list[Invoice]:
+    """Number and issue draft invoices (oldest period first); the caller holds the entity lock."""
+    drafts = list(db.session.scalars(
+        select(Invoice)
+        .where(Invoice.id.in_(invoice_ids), Invoice.status == "draft", Invoice.legal_entity_id == entity.id)
+        .order_by(Invoice.issue_date, Invoice.contract_id, Invoice.period_start)
+    ))
+    by_year: dict[int, list[Invoice]] = defaultdict(list)
+    for invoice in drafts:
+        by_year[invoice.issue_date.year].append(invoice)
+    now = utcnow()
+    events = []
+    for year in sorted(by_year):
+        first = take_numbers(entity.id, year, len(by_year[year]))
+        for offset, invoice in enumerate(by_year[year]):
+            invoice.sequence_year, invoice.sequence_number = year, first + offset
+            invoice.number = format_invoice_number(entity.invoice_prefix, year, first + offset)
+            invoice.status, invoice.posted_at = "issued", now
+            events.append(event_row(
+                "invoice.issued",
+                issued_payload(entity, invoice.id, invoice.number, invoice.contract_id, invoice.currency,
+                               invoice.total_amount),
+                legal_entity_id=entity.id, billing_run_id=invoice.billing_run_id,
+            ))
+    db.session.flush()
+    emit_many(events)
+    return drafts

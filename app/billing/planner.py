@@ -1,0 +1,95 @@
+"""What is owed up to the as-of date, minus what exists: the invoices a contract needs.
+
+Pure: takes a snapshot of a contract and the period starts it already has invoices for, and
+returns the invoices to create (one per missing due period, oldest first) or the reason it
+cannot be billed. Writing them is someone else's job (app/billing/ledger.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+
+from app.billing.money import CurrencyError, InvoiceAmounts, LineError, LineInput, compute_invoice
+from app.billing.periods import Period, due_period_count, due_periods, period_start, periods_from
+
+
+@dataclass(frozen=True)
+class ContractTerms:
+    contract_id: int
+    reference: str
+    customer_id: int
+    currency: str
+    frequency: str
+    start_date: date
+    end_date: date | None
+    lines: tuple[LineInput, ...]
+    payment_terms_days: int
+
+
+@dataclass(frozen=True)
+class InvoiceDraft:
+    contract_id: int
+    customer_id: int
+    period: Period
+    issue_date: date
+    due_date: date
+    amounts: InvoiceAmounts
+
+
+@dataclass(frozen=True)
+class ContractPlan:
+    contract_id: int
+    drafts: tuple[InvoiceDraft, ...] = ()
+    error: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.error is not None:
+            return "failed"
+        return "invoiced" if self.drafts else "not_due"
+
+    def totals(self) -> dict[str, Decimal]:
+        """Currency → total of the drafts."""
+        result: dict[str, Decimal] = {}
+        for draft in self.drafts:
+            currency = draft.amounts.currency
+            result[currency] = result.get(currency, Decimal(0)) + draft.amounts.total
+        return result
+
+
+def missing_periods(terms: ContractTerms, billed_starts: set[date], as_of: date) -> list[Period]:
+    """Due periods without an invoice, oldest first. Cheap when the billed periods are a prefix."""
+    due_count = due_period_count(terms.start_date, terms.frequency, as_of, terms.end_date)
+    if due_count <= 0:
+        return []
+    billed = len(billed_starts)
+    if billed == 0:
+        return periods_from(terms.start_date, terms.frequency, 0, due_count)
+    # The usual case: periods 0..billed-1 are invoiced, the rest are new.
+    if (
+        billed <= due_count
+        and min(billed_starts) == terms.start_date
+        and max(billed_starts) == period_start(terms.start_date, terms.frequency, billed - 1)
+    ):
+        return periods_from(terms.start_date, terms.frequency, billed, due_count - billed)
+    return [p for p in due_periods(terms.start_date, terms.frequency, as_of, terms.end_date) if p.start not in billed_starts]
+
+
+def plan_contract(terms: ContractTerms, billed_starts: set[date], as_of: date) -> ContractPlan:
+    """The invoices this contract needs as of `as_of`, or why it cannot be billed."""
+    try:
+        periods = missing_periods(terms, billed_starts, as_of)
+    except ValueError as error:
+        return ContractPlan(terms.contract_id, error=str(error))
+    if not periods:
+        return ContractPlan(terms.contract_id)
+    try:
+        amounts = compute_invoice(terms.lines, terms.currency)
+    except (LineError, CurrencyError) as error:
+        return ContractPlan(terms.contract_id, error=str(error))
+    due_date = as_of + timedelta(days=terms.payment_terms_days)
+    drafts = tuple(
+        InvoiceDraft(terms.contract_id, terms.customer_id, p, as_of, due_date, amounts) for p in periods
+    )
+    return ContractPlan(terms.contract_id, drafts)
