@@ -271,9 +271,13 @@ def process_chunk(run_id: int, contract_ids: list[int], settings: dict[str, Any]
 def _write_chunk(run_id: int, entity: EntityInfo, plans: list[ContractPlan], *, post: bool, dry_run: bool) -> None:
     """Write the chunk's invoices, run items and progress in one transaction."""
     notes: dict[int, str] = {}
+    # Under the entity lock, what others wrote meanwhile is visible: a duplicated chunk job finds its
+    # contracts done, and a concurrent run's invoices are not billed again.
+    lock_entity(entity.id)
+    recorded = set(db.session.scalars(select(BillingRunItem.contract_id).where(
+        BillingRunItem.billing_run_id == run_id, BillingRunItem.contract_id.in_([p.contract_id for p in plans]))))
+    plans = [p for p in plans if p.contract_id not in recorded]
     if not dry_run and any(p.drafts for p in plans):
-        lock_entity(entity.id)
-        # Under the lock, what another run billed meanwhile is visible: bill only what is still missing.
         fresh = billed_period_starts([p.contract_id for p in plans if p.drafts])
         checked = []
         for plan in plans:

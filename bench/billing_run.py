@@ -1,0 +1,771 @@
+#!/usr/bin/env python
+"""Benchmark of the billing run engine: prints figures, never passes or fails a test.
+
+    python bench/billing_run.py --contracts N [--workers W] --db URL [--redis URL] [--chunk-size S]
+
+What it does, on a throw-away database `arbill_bench_<random>` created on the server of --db
+(dropped at the end, also on an error, Ctrl-C or SIGTERM):
+
+1. migrates it (Flask-Migrate `upgrade()`), seeds one legal entity and N contracts (1-3 lines,
+   mixed frequencies and currencies, each with 1-3 due periods as of --as-of) with COPY;
+2. measures, each time from the same seeded state (run tables truncated in between):
+   inline   `start_billing_run(..., enqueue=False)` + `execute_run(inline=True)` in this process;
+   fanned   W `python worker.py billing` processes started first, then `start_billing_run()`
+            (enqueued), polled until the run is finished;
+   floor    PostgreSQL COPYing as many invoice, invoice_line and event rows as the inline run
+            wrote into scratch tables `CREATE TABLE floor_x (LIKE x INCLUDING DEFAULTS)` (no
+            indexes, no constraints); the rows are generated and encoded beforehand, untimed.
+            The same COPY into tables `LIKE x INCLUDING ALL` (the real indexes and CHECKs, no
+            foreign keys) is printed as a second reference;
+3. checks what each run wrote: invoices == due periods seeded, invoice numbers 1..M per year
+   without gaps, lines and outbox events as expected, the same totals inline and fanned out;
+4. prints contracts per second, the ratios to the floor and the peak RSS of this process and of
+   the workers (sampled with psutil while polling).
+
+`--profile FILE` runs the inline measurement under cProfile (slower: its figure is then not a
+benchmark figure), writes the stats to FILE and prints the top functions by cumulative time.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import random
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+import psycopg  # noqa: E402
+from redis import Redis  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from config import TestingConfig, normalize_database_url  # noqa: E402
+
+# Tables a billing run writes; emptied before each measurement (the contracts stay).
+RUN_TABLES = ("invoice_lines", "invoices", "events", "billing_run_items", "billing_runs",
+              "invoice_sequences", "audit_entries")
+SEED_BATCH = 10_000
+
+FREQUENCIES = (("monthly", 70), ("weekly", 10), ("quarterly", 8), ("annual", 7), ("daily", 5))
+CURRENCIES = (("EUR", 75), ("USD", 15), ("JPY", 6), ("BHD", 4))
+DUE_PERIODS = ((1, 60), (2, 30), (3, 10))  # 1.5 invoices per contract on average
+LINE_COUNTS = ((1, 50), (2, 35), (3, 15))
+VAT_RATES = ((Decimal("19"), 60), (Decimal("7"), 20), (Decimal("0"), 10), (Decimal("20"), 10))
+QUANTITIES = (Decimal("1"), Decimal("1"), Decimal("1"), Decimal("2"), Decimal("5"), Decimal("0.5"),
+              Decimal("12.25"))
+PLANS = ("Basic", "Team", "Business", "Enterprise", "Support", "Storage 100 GB", "Seats")
+MONTH_STEPS = {"monthly": 1, "quarterly": 3, "semiannual": 6, "annual": 12}
+DAY_STEPS = {"daily": 1, "weekly": 7}
+
+
+def weighted(rng: random.Random, table):
+    values, weights = zip(*table)
+    return rng.choices(values, weights)[0]
+
+
+def mb(n_bytes: float) -> float:
+    return n_bytes / (1024 * 1024)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS so far (ru_maxrss is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+# ------------------------------------------------------------------ the fresh database
+@dataclass
+class BenchDatabase:
+    server_url: str  # SQLAlchemy URL (psycopg driver) of the server's maintenance database
+    name: str
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return make_url(self.server_url).set(database=self.name).render_as_string(hide_password=False)
+
+    @property
+    def conninfo(self) -> str:
+        """The same database as a plain libpq URL, for psycopg.connect()."""
+        return make_url(self.sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+    def _admin(self, sql: str) -> None:
+        engine = create_engine(self.server_url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                conn.execute(text(sql))
+        finally:
+            engine.dispose()
+
+    def create(self) -> None:
+        self._admin(f'CREATE DATABASE "{self.name}"')
+
+    def drop(self) -> None:
+        self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def make_config(database_url: str, redis_url: str, **overrides) -> TestingConfig:
+    """TestingConfig pointed at the bench database and Redis (the pattern of tests/conftest.py)."""
+    config = TestingConfig()
+    config.SQLALCHEMY_DATABASE_URI = database_url
+    config.REDIS_URL = redis_url
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return config
+
+
+# ------------------------------------------------------------------ seeding
+@dataclass
+class Seeded:
+    entity_id: int
+    contracts: int
+    customers: int
+    lines: int
+    expected_invoices: int
+    expected_invoice_lines: int
+    by_frequency: dict[str, int] = field(default_factory=dict)
+    by_currency: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def contract_start(rng: random.Random, frequency: str, due: int, as_of: date) -> date:
+    """A start date giving exactly `due` periods due by `as_of` (billing in advance).
+
+    Built from the definition, not from app.billing.periods: the last due period (index due-1)
+    starts in (as_of - one step, as_of]; the contract starts (due-1) steps before it. Days stay
+    <= 28 so no month-end clamping is involved.
+    """
+    if frequency in DAY_STEPS:
+        step = DAY_STEPS[frequency]
+        last = as_of - timedelta(days=rng.randrange(step))
+        return last - timedelta(days=(due - 1) * step)
+    step = MONTH_STEPS[frequency]
+    # j months before as_of's month: j == 0 needs day <= as_of.day, j == step needs day > as_of.day
+    # (period `due` then starts in as_of's month after as_of), anything between takes any day.
+    choices = [j for j in range(step + 1) if not (j == step and as_of.day >= 28)]
+    j = rng.choice(choices)
+    if j == 0:
+        day = rng.randint(1, min(as_of.day, 28))
+    elif j == step:
+        day = rng.randint(as_of.day + 1, 28)
+    else:
+        day = rng.randint(1, 28)
+    index = as_of.year * 12 + as_of.month - 1 - j - (due - 1) * step
+    year, month = divmod(index, 12)
+    return date(year, month + 1, day)
+
+
+def seed(app, bench: BenchDatabase, n_contracts: int, as_of: date, rng: random.Random) -> Seeded:
+    """One legal entity (through the app), customers, contracts and lines (COPY, in batches)."""
+    from app.audit import Actor
+    from app.billing.periods import due_period_count
+    from app.extensions import db
+    from app.records.entities import EntityInput, create_legal_entity
+
+    started = time.perf_counter()
+    with app.app_context():
+        entity = create_legal_entity(EntityInput(code="BENCH", name="Bench Billing GmbH", country="DE",
+                                                 currency="EUR", vat_id="DE123456789", payment_terms_days=14),
+                                     Actor.system("bench"))
+        db.session.commit()
+        entity_id = entity.id
+        db.session.remove()
+
+    n_customers = max(1, n_contracts // 2)
+    now = datetime.now(timezone.utc)
+    seeded = Seeded(entity_id, n_contracts, n_customers, 0, 0, 0)
+    with psycopg.connect(bench.conninfo) as conn, conn.cursor() as cur:
+        for first in range(1, n_customers + 1, SEED_BATCH):
+            with cur.copy("COPY customers (id, legal_entity_id, name, email, payment_method, created_at) "
+                          "FROM STDIN") as copy:
+                for cid in range(first, min(first + SEED_BATCH, n_customers + 1)):
+                    copy.write_row((cid, entity_id, f"Customer {cid:07d}", f"billing{cid}@example.com",
+                                    "manual", now))
+        line_id = 0
+        for first in range(1, n_contracts + 1, SEED_BATCH):
+            contracts, lines = [], []
+            for contract_id in range(first, min(first + SEED_BATCH, n_contracts + 1)):
+                frequency = weighted(rng, FREQUENCIES)
+                currency = weighted(rng, CURRENCIES)
+                due = weighted(rng, DUE_PERIODS)
+                start = contract_start(rng, frequency, due, as_of)
+                # Self-check of the construction (cheap): the engine's own count must agree.
+                assert due_period_count(start, frequency, as_of) == due, (start, frequency, due)
+                terms = 30 if rng.random() < 0.2 else None
+                contracts.append((contract_id, entity_id, rng.randint(1, n_customers), f"BENCH-{contract_id:07d}",
+                                  "active", currency, frequency, start, None, terms, now))
+                n_lines = weighted(rng, LINE_COUNTS)
+                for position in range(1, n_lines + 1):
+                    line_id += 1
+                    if currency == "JPY":
+                        price = Decimal(rng.randrange(500, 200_000))
+                    elif rng.random() < 0.1:
+                        price = Decimal(rng.randrange(100, 10_000_000)).scaleb(-4)
+                    else:
+                        price = Decimal(rng.randrange(100, 1_000_000)).scaleb(-2)
+                    lines.append((line_id, contract_id, position, f"{rng.choice(PLANS)} ({frequency})",
+                                  rng.choice(QUANTITIES), price, weighted(rng, VAT_RATES)))
+                seeded.expected_invoices += due
+                seeded.expected_invoice_lines += due * n_lines
+                seeded.by_frequency[frequency] = seeded.by_frequency.get(frequency, 0) + 1
+                seeded.by_currency[currency] = seeded.by_currency.get(currency, 0) + 1
+            with cur.copy("COPY contracts (id, legal_entity_id, customer_id, reference, status, currency, "
+                          "frequency, start_date, end_date, payment_terms_days, created_at) FROM STDIN") as copy:
+                for row in contracts:
+                    copy.write_row(row)
+            with cur.copy("COPY contract_lines (id, contract_id, position, description, quantity, unit_price, "
+                          "vat_rate) FROM STDIN") as copy:
+                for row in lines:
+                    copy.write_row(row)
+        seeded.lines = line_id
+        for table in ("customers", "contracts", "contract_lines"):
+            cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"(SELECT coalesce(max(id), 1) FROM {table}))")
+        conn.commit()
+        conn.autocommit = True
+        cur.execute("VACUUM ANALYZE customers, contracts, contract_lines")
+    seeded.seconds = time.perf_counter() - started
+    return seeded
+
+
+def set_chunk_size(app, chunk_size: int | None) -> int:
+    """The billing agent's chunk size in the bench database (its configuration, as the UI sets it)."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import AgentDefinition
+
+    with app.app_context():
+        agent = db.session.scalar(select(AgentDefinition).where(AgentDefinition.key == "billing_run"))
+        if chunk_size is not None:
+            agent.configuration = {**(agent.configuration or {}), "chunk_size": chunk_size}
+            db.session.commit()
+        size = int((agent.configuration or {}).get("chunk_size", 500))
+        db.session.remove()
+    return size
+
+
+def reset_run_tables(bench: BenchDatabase) -> None:
+    """Back to the seeded state: no runs, invoices, events or audit entries; flushed to disk."""
+    with psycopg.connect(bench.conninfo, autocommit=True) as conn:
+        conn.execute("TRUNCATE " + ", ".join(RUN_TABLES) + " RESTART IDENTITY CASCADE")
+        conn.execute("CHECKPOINT")
+
+
+# ------------------------------------------------------------------ checks
+@dataclass
+class RunOutcome:
+    mode: str
+    seconds: float
+    run_id: int
+    status: str
+    db_seconds: float | None  # finished_at - queued_at, as the run records it
+    contracts_processed: int
+    contracts_failed: int
+    invoices: int
+    invoice_lines: int
+    events: int
+    issued_events: int
+    years: list[tuple[int, int, int, int, int]]  # year, min, max, count, distinct
+    totals: dict[str, str]
+    problems: list[str]
+    rss_self_mb: float | None = None
+    rss_workers: dict[str, float] | None = None
+
+
+def inspect_run(bench: BenchDatabase, mode: str, seconds: float, run_id: int, seeded: Seeded) -> RunOutcome:
+    with psycopg.connect(bench.conninfo, autocommit=True) as conn:
+        status, processed, failed, created, queued_at, finished_at = conn.execute(
+            "SELECT status, contracts_processed, contracts_failed, invoices_created, queued_at, finished_at "
+            "FROM billing_runs WHERE id = %s", (run_id,)).fetchone()
+        invoices = conn.execute("SELECT count(*) FROM invoices").fetchone()[0]
+        lines = conn.execute("SELECT count(*) FROM invoice_lines").fetchone()[0]
+        events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        issued = conn.execute("SELECT count(*) FROM events WHERE type = 'invoice.issued'").fetchone()[0]
+        years = conn.execute(
+            "SELECT sequence_year, min(sequence_number), max(sequence_number), count(*), "
+            "count(DISTINCT sequence_number) FROM invoices GROUP BY sequence_year ORDER BY sequence_year").fetchall()
+        totals = dict(conn.execute(
+            "SELECT currency, sum(total_amount)::text FROM invoices GROUP BY currency ORDER BY currency").fetchall())
+        duplicates = conn.execute(
+            "SELECT count(*) FROM (SELECT contract_id, period_start FROM invoices "
+            "GROUP BY 1, 2 HAVING count(*) > 1) d").fetchone()[0]
+    problems = []
+    if status != "completed":
+        problems.append(f"run status is {status}, not completed")
+    if processed != seeded.contracts:
+        problems.append(f"{processed} contracts processed, not {seeded.contracts}")
+    if failed:
+        problems.append(f"{failed} contracts failed")
+    if invoices != seeded.expected_invoices:
+        problems.append(f"{invoices} invoices, expected {seeded.expected_invoices} (the due periods seeded)")
+    if created != invoices:
+        problems.append(f"the run says {created} invoices created, the table has {invoices}")
+    if lines != seeded.expected_invoice_lines:
+        problems.append(f"{lines} invoice lines, expected {seeded.expected_invoice_lines}")
+    if issued != invoices:
+        problems.append(f"{issued} invoice.issued events for {invoices} invoices")
+    if duplicates:
+        problems.append(f"{duplicates} (contract, period) pairs invoiced twice")
+    for year, low, high, count, distinct in years:
+        if year is None:
+            problems.append(f"{count} invoices without a number")
+        elif not (low == 1 and high == count == distinct):
+            problems.append(f"numbers of {year}: min {low}, max {high}, count {count}, distinct {distinct}: not 1..M")
+    db_seconds = (finished_at - queued_at).total_seconds() if finished_at and queued_at else None
+    return RunOutcome(mode, seconds, run_id, status, db_seconds, processed, failed, invoices, lines, events, issued,
+                      [tuple(y) for y in years], totals, problems)
+
+
+def print_outcome(o: RunOutcome, seeded: Seeded) -> None:
+    say(f"  wall time            {o.seconds:10.2f} s   (run's own finished_at - queued_at: "
+        f"{o.db_seconds:.2f} s)" if o.db_seconds is not None else f"  wall time {o.seconds:.2f} s")
+    say(f"  contracts per second {seeded.contracts / o.seconds:10,.0f}")
+    say(f"  run                  #{o.run_id} {o.status}, {o.contracts_processed:,} processed, "
+        f"{o.contracts_failed} failed")
+    say(f"  invoices             {o.invoices:10,}   expected {seeded.expected_invoices:,} "
+        f"({o.invoices / max(1, seeded.contracts):.2f} per contract)")
+    say(f"  invoice lines        {o.invoice_lines:10,}   expected {seeded.expected_invoice_lines:,}")
+    say(f"  outbox events        {o.events:10,}   of which invoice.issued {o.issued_events:,}")
+    for year, low, high, count, distinct in o.years:
+        say(f"  numbers {year}         {low}..{high}, count {count:,}, distinct {distinct:,}")
+    say(f"  totals               {', '.join(f'{c} {t}' for c, t in o.totals.items())}")
+    say("  correctness          " + ("OK" if not o.problems else "PROBLEMS: " + "; ".join(o.problems)))
+
+
+# ------------------------------------------------------------------ inline
+def measure_inline(app, bench, seeded, as_of, profile_path: str | None) -> RunOutcome:
+    from app.audit import Actor
+    from app.billing.runs import execute_run, start_billing_run
+    from app.extensions import db
+    from app.models import LegalEntity
+
+    reset_run_tables(bench)
+    with app.app_context():
+        entity = db.session.get(LegalEntity, seeded.entity_id)
+        profiler = None
+        if profile_path:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+        started = time.perf_counter()
+        result = start_billing_run(entity, as_of, "cli", Actor.system("bench"), enqueue=False)
+        run_id = result.run.id
+        execute_run(run_id, inline=True)
+        seconds = time.perf_counter() - started
+        if profiler is not None:
+            profiler.disable()
+        db.session.remove()
+    outcome = inspect_run(bench, "inline", seconds, run_id, seeded)
+    outcome.rss_self_mb = peak_rss_mb()
+    if profiler is not None:
+        import pstats
+
+        profiler.dump_stats(profile_path)
+        say(f"  cProfile stats written to {profile_path}; top 30 by cumulative time:")
+        pstats.Stats(profile_path, stream=sys.stdout).sort_stats("cumulative").print_stats(30)
+    return outcome
+
+
+# ------------------------------------------------------------------ fanned out
+def _die_with_parent() -> None:
+    """Linux: a worker gets SIGTERM if the bench process dies without cleaning up."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class Workers:
+    def __init__(self, count: int, bench: BenchDatabase, redis_url: str, log_dir: Path):
+        self.count, self.bench, self.redis_url, self.log_dir = count, bench, redis_url, log_dir
+        self.procs: list[subprocess.Popen] = []
+        self.handles: list[psutil.Process] = []
+        self.peak_single = 0  # bytes: the largest RSS of any one worker process (main or work horse)
+        self.peak_total = 0  # bytes: the largest sum over all worker processes at one sample
+        self.peak_by_worker: list[int] = [0] * count
+
+    def start(self, timeout: float = 60.0) -> None:
+        from rq import Worker
+
+        env = {**os.environ, "DATABASE_URL": self.bench.sqlalchemy_url, "REDIS_URL": self.redis_url,
+               "FLASK_APP": "wsgi.py", "ARBILL_ENV": "development", "PYTHONUNBUFFERED": "1"}
+        tag = uuid.uuid4().hex[:6]
+        for i in range(self.count):
+            log = open(self.log_dir / f"worker-{i}.log", "wb")
+            proc = subprocess.Popen([sys.executable, "worker.py", "billing", "--name", f"bench-{tag}-{i}"],
+                                    cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True, preexec_fn=_die_with_parent)
+            log.close()
+            self.procs.append(proc)
+            self.handles.append(psutil.Process(proc.pid))
+        redis = Redis.from_url(self.redis_url)
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, proc in enumerate(self.procs):
+                if proc.poll() is not None:
+                    raise RuntimeError(f"worker {i} exited with {proc.returncode}: see {self.log_dir}/worker-{i}.log")
+            ready = [w for w in Worker.all(connection=redis) if w.name.startswith(f"bench-{tag}-")]
+            if len(ready) == self.count:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {len(ready)} of {self.count} workers registered within {timeout:.0f} s")
+            time.sleep(0.05)
+        redis.close()
+        self.sample()
+
+    def sample(self) -> None:
+        total = 0
+        for i, handle in enumerate(self.handles):
+            try:
+                processes = [handle, *handle.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            for p in processes:
+                try:
+                    rss = p.memory_info().rss
+                except psutil.NoSuchProcess:
+                    continue
+                total += rss
+                self.peak_single = max(self.peak_single, rss)
+                self.peak_by_worker[i] = max(self.peak_by_worker[i], rss)
+        self.peak_total = max(self.peak_total, total)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                try:
+                    os.kill(proc.pid, signal.SIGTERM)  # warm shutdown: finish the current job, then stop
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + timeout
+        for proc in self.procs:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)  # its own session: the worker and its work horse
+                proc.wait()
+        self.procs = []
+
+
+def measure_fanned(app, bench, seeded, as_of, workers_count, redis_url, log_dir, timeout) -> RunOutcome:
+    from app.audit import Actor
+    from app.billing.runs import start_billing_run
+    from app.extensions import db
+    from app.models import LegalEntity
+
+    reset_run_tables(bench)
+    Redis.from_url(redis_url).flushdb()
+    workers = Workers(workers_count, bench, redis_url, log_dir)
+    try:
+        workers.start()
+        say(f"  {workers_count} workers registered (logs in {log_dir})")
+        with app.app_context(), psycopg.connect(bench.conninfo, autocommit=True) as poll:
+            entity = db.session.get(LegalEntity, seeded.entity_id)
+            started = time.perf_counter()
+            result = start_billing_run(entity, as_of, "cli", Actor.system("bench"), enqueue=True)
+            run_id = result.run.id
+            db.session.remove()
+            deadline = time.monotonic() + timeout
+            last_report = time.monotonic()
+            while True:
+                status, processed, total = poll.execute(
+                    "SELECT status, contracts_processed, contracts_total FROM billing_runs WHERE id = %s",
+                    (run_id,)).fetchone()
+                if status not in ("pending", "running"):
+                    break
+                workers.sample()
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"run {run_id} still {status} after {timeout:.0f} s "
+                                       f"({processed}/{total}); see {log_dir}")
+                if time.monotonic() - last_report > 10:
+                    say(f"  ... {status} {processed:,}/{total:,}")
+                    last_report = time.monotonic()
+                time.sleep(0.05)
+            seconds = time.perf_counter() - started
+        workers.sample()
+    finally:
+        workers.stop()
+    outcome = inspect_run(bench, "fanned", seconds, run_id, seeded)
+    outcome.rss_self_mb = peak_rss_mb()
+    outcome.rss_workers = {"peak_single_mb": mb(workers.peak_single), "peak_total_mb": mb(workers.peak_total),
+                           "by_worker_mb": [round(mb(b), 1) for b in workers.peak_by_worker]}
+    return outcome
+
+
+# ------------------------------------------------------------------ the floor
+FLOOR_COLUMNS = {
+    "invoices": ("id", "legal_entity_id", "customer_id", "contract_id", "billing_run_id", "period_start",
+                 "period_end", "number", "sequence_year", "sequence_number", "issue_date", "due_date", "currency",
+                 "net_amount", "tax_amount", "total_amount", "amount_due", "status", "void_reason", "created_at",
+                 "posted_at"),
+    "invoice_lines": ("id", "invoice_id", "position", "description", "quantity", "unit_price", "vat_rate",
+                      "net_amount"),
+    "events": ("id", "type", "payload", "legal_entity_id", "billing_run_id", "depth", "created_at",
+               "dispatched_at"),
+}
+
+
+def _copy_text(values) -> str:
+    """One row in COPY's text format."""
+    out = []
+    for value in values:
+        if value is None:
+            out.append("\\N")
+        else:
+            out.append(str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+                       .replace("\r", "\\r"))
+    return "\t".join(out) + "\n"
+
+
+def generate_floor_rows(directory: Path, invoices: int, lines: int, events: int, n_contracts: int,
+                        as_of: date, rng: random.Random) -> dict[str, Path]:
+    """Rows shaped like the run's (same columns, similar widths), encoded to files: memory stays flat."""
+    now = datetime.now(timezone.utc).isoformat()
+    due = as_of + timedelta(days=14)
+    year = as_of.year
+    files = {name: directory / f"floor_{name}.copy" for name in FLOOR_COLUMNS}
+    currencies = [c for c, _ in CURRENCIES]
+    with open(files["invoices"], "w") as inv, open(files["events"], "w") as ev:
+        for i in range(1, invoices + 1):
+            net = Decimal(rng.randrange(100, 5_000_000)).scaleb(-2)
+            tax = (net * Decimal("0.19")).quantize(Decimal("0.01"))
+            # Unique (contract, period start), as the real table (and the indexed floor) demands.
+            contract = (i - 1) % n_contracts + 1
+            currency = rng.choice(currencies)
+            start = as_of - timedelta(days=30 * ((i - 1) // n_contracts) + rng.randrange(28))
+            number = f"BENCH-{year}-{i:06d}"
+            inv.write(_copy_text((i, 1, rng.randint(1, max(1, n_contracts // 2)), contract, 1, start,
+                                  start + timedelta(days=30), number, year, i, as_of, due, currency, net, tax,
+                                  net + tax, net + tax, "issued", None, now, now)))
+            if i <= events:
+                payload = {"invoice_id": i, "number": number, "entity": "BENCH", "contract_id": contract,
+                           "currency": currency, "total": str(net + tax)}
+                ev.write(_copy_text((i, "invoice.issued", json.dumps(payload), 1, 1, 0, now, None)))
+        for i in range(invoices + 1, events + 1):  # run started/completed and any other events
+            ev.write(_copy_text((i, "billing_run.completed", json.dumps({"run_id": 1, "number": 1}), 1, 1, 0,
+                                 now, None)))
+    with open(files["invoice_lines"], "w") as out:
+        position, previous = 0, None
+        for j in range(lines):
+            invoice_id = j * invoices // lines + 1 if invoices else 1
+            position = position + 1 if invoice_id == previous else 1
+            previous = invoice_id
+            quantity = rng.choice(QUANTITIES)
+            price = Decimal(rng.randrange(100, 1_000_000)).scaleb(-2)
+            out.write(_copy_text((j + 1, invoice_id, position, f"{rng.choice(PLANS)} (monthly)", quantity, price,
+                                  weighted(rng, VAT_RATES), (quantity * price).quantize(Decimal("0.01")))))
+    return files
+
+
+def measure_floor(bench: BenchDatabase, files: dict[str, Path], including: str, repeats: int) -> list[float]:
+    """Seconds to COPY the three files into scratch tables (one transaction, commit included)."""
+    prefix = "floor_" if including == "DEFAULTS" else "floor_idx_"
+    times = []
+    with psycopg.connect(bench.conninfo) as conn:
+        for table in FLOOR_COLUMNS:
+            conn.execute(f"DROP TABLE IF EXISTS {prefix}{table}")
+            conn.execute(f"CREATE TABLE {prefix}{table} (LIKE {table} INCLUDING {including})")
+        conn.commit()
+        for _ in range(repeats):
+            conn.execute("TRUNCATE " + ", ".join(prefix + t for t in FLOOR_COLUMNS))
+            conn.commit()
+            conn.autocommit = True
+            conn.execute("CHECKPOINT")
+            conn.autocommit = False
+            started = time.perf_counter()
+            with conn.cursor() as cur:
+                for table, columns in FLOOR_COLUMNS.items():
+                    with open(files[table], "rb") as source, \
+                            cur.copy(f"COPY {prefix}{table} ({', '.join(columns)}) FROM STDIN") as copy:
+                        while block := source.read(1 << 20):
+                            copy.write(block)
+            conn.commit()
+            times.append(time.perf_counter() - started)
+        for table in FLOOR_COLUMNS:
+            conn.execute(f"DROP TABLE {prefix}{table}")
+        conn.commit()
+    return times
+
+
+# ------------------------------------------------------------------ main
+def _terminate(signum, _frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--contracts", type=int, required=True, help="how many contracts to seed (N)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes for the fanned-out run (default 2)")
+    parser.add_argument("--db", required=True,
+                        help="a PostgreSQL URL on the server to use; a fresh arbill_bench_* database is made there")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/9",
+                        help="Redis for the jobs; its db is FLUSHED (default redis://127.0.0.1:6379/9)")
+    parser.add_argument("--chunk-size", type=int, default=None,
+                        help="the billing agent's chunk_size (10-10000; default: the agent's, 500)")
+    parser.add_argument("--as-of", type=date.fromisoformat, default=date(2026, 6, 15), help="the run's as-of date")
+    parser.add_argument("--seed", type=int, default=42, help="random seed of the generated data")
+    parser.add_argument("--modes", default="inline,fanned,floor", help="which measurements (default: all three)")
+    parser.add_argument("--floor-repeats", type=int, default=3, help="COPY floor repetitions; the best counts")
+    parser.add_argument("--timeout", type=float, default=1800, help="give up on a fanned-out run after this (s)")
+    parser.add_argument("--profile", metavar="FILE", help="run the inline measurement under cProfile, stats to FILE")
+    parser.add_argument("--keep-db", action="store_true", help="do not drop the bench database (debugging)")
+    args = parser.parse_args(argv)
+
+    modes = {m.strip() for m in args.modes.split(",") if m.strip()}
+    if unknown := modes - {"inline", "fanned", "floor"}:
+        parser.error(f"unknown mode(s): {', '.join(sorted(unknown))}")
+    if args.contracts < 1:
+        parser.error("--contracts must be at least 1")
+    if args.chunk_size is not None and not 10 <= args.chunk_size <= 10000:
+        parser.error("--chunk-size must be within 10-10000 (the agent's limits)")
+    if "fanned" in modes and args.workers < 1:
+        parser.error("--workers must be at least 1")
+    redis_db = Redis.from_url(args.redis).connection_pool.connection_kwargs.get("db", 0)
+    if int(redis_db) == 0:
+        parser.error("--redis points at db 0, which the benchmark would flush: use another db index (e.g. /9)")
+
+    signal.signal(signal.SIGTERM, _terminate)
+    server_url = normalize_database_url(args.db)
+    bench = BenchDatabase(server_url, f"arbill_bench_{uuid.uuid4().hex[:10]}")
+    rng = random.Random(args.seed)
+    work_dir = Path(tempfile.mkdtemp(prefix="arbill_bench_"))
+    created = False
+    outcomes: dict[str, RunOutcome] = {}
+    floor: dict[str, list[float]] = {}
+    try:
+        bench.create()
+        created = True
+        say(f"Arbill billing-run benchmark: N={args.contracts:,} contracts, as of {args.as_of}, "
+            f"database {bench.name}, Redis {args.redis}")
+        from flask_migrate import upgrade
+
+        from app import create_app
+
+        app = create_app(make_config(bench.sqlalchemy_url, args.redis))
+        started = time.perf_counter()
+        with app.app_context():
+            upgrade()
+        say(f"migrated in {time.perf_counter() - started:.1f} s")
+        chunk_size = set_chunk_size(app, args.chunk_size)
+        seeded = seed(app, bench, args.contracts, args.as_of, rng)
+        say(f"seeded in {seeded.seconds:.1f} s (not measured): {seeded.customers:,} customers, "
+            f"{seeded.contracts:,} contracts, {seeded.lines:,} contract lines; "
+            f"{seeded.expected_invoices:,} due periods "
+            f"({seeded.expected_invoices / seeded.contracts:.2f} per contract)")
+        say("  frequencies: " + ", ".join(f"{k} {v:,}" for k, v in sorted(seeded.by_frequency.items())))
+        say("  currencies:  " + ", ".join(f"{k} {v:,}" for k, v in sorted(seeded.by_currency.items())))
+        say(f"  chunk size {chunk_size} -> {-(-seeded.contracts // chunk_size)} chunks; "
+            f"peak RSS of this process so far {peak_rss_mb():.0f} MB")
+
+        if "inline" in modes:
+            say("\n[a] inline: start_billing_run(enqueue=False) + execute_run(inline=True) in this process"
+                + (" -- UNDER cProfile, not a benchmark figure" if args.profile else ""))
+            outcomes["inline"] = measure_inline(app, bench, seeded, args.as_of, args.profile)
+            print_outcome(outcomes["inline"], seeded)
+            say(f"  peak RSS of this process {outcomes['inline'].rss_self_mb:.0f} MB")
+        if "fanned" in modes:
+            say(f"\n[b] fanned out: {args.workers} x `python worker.py billing`, start_billing_run(enqueue=True)")
+            outcomes["fanned"] = measure_fanned(app, bench, seeded, args.as_of, args.workers, args.redis,
+                                                work_dir, args.timeout)
+            o = outcomes["fanned"]
+            print_outcome(o, seeded)
+            say(f"  peak RSS of a worker process {o.rss_workers['peak_single_mb']:.0f} MB "
+                f"(per worker incl. its work horses: {o.rss_workers['by_worker_mb']} MB); "
+                f"all worker processes together at most {o.rss_workers['peak_total_mb']:.0f} MB")
+            if "inline" in outcomes and outcomes["inline"].totals != o.totals:
+                o.problems.append("totals differ from the inline run's")
+                say(f"  PROBLEM: totals differ from the inline run's ({outcomes['inline'].totals})")
+        if "floor" in modes:
+            ref = outcomes.get("inline") or outcomes.get("fanned")
+            counts = ((ref.invoices, ref.invoice_lines, ref.events) if ref else
+                      (seeded.expected_invoices, seeded.expected_invoice_lines, seeded.expected_invoices + 2))
+            say(f"\n[c] floor: COPY {counts[0]:,} invoices, {counts[1]:,} invoice lines, {counts[2]:,} events "
+                "(the run's row counts) with psycopg cursor.copy(), rows encoded beforehand, one transaction")
+            files = generate_floor_rows(work_dir, *counts, seeded.contracts, args.as_of, rng)
+            floor["bare"] = measure_floor(bench, files, "DEFAULTS", args.floor_repeats)
+            say(f"  LIKE ... INCLUDING DEFAULTS (no indexes, no constraints): best {min(floor['bare']):.2f} s "
+                f"of {', '.join(f'{t:.2f}' for t in floor['bare'])}")
+            floor["indexed"] = measure_floor(bench, files, "ALL", args.floor_repeats)
+            say(f"  LIKE ... INCLUDING ALL (real indexes + CHECKs, no FKs):  best {min(floor['indexed']):.2f} s "
+                f"of {', '.join(f'{t:.2f}' for t in floor['indexed'])}")
+            for path in files.values():
+                path.unlink()
+
+        # -------------------------------------------------------------- summary
+        say("\n== SUMMARY ==")
+        say(f"N (contracts)                       {seeded.contracts:,}")
+        say(f"chunk size / workers                {chunk_size} / {args.workers}")
+        say(f"due periods seeded                  {seeded.expected_invoices:,}")
+        bare = min(floor["bare"]) if floor else None
+        indexed = min(floor["indexed"]) if floor else None
+        for key, label in (("inline", "inline"), ("fanned", f"fanned out over {args.workers} workers")):
+            o = outcomes.get(key)
+            if o is None:
+                continue
+            ratio = f", {o.seconds / bare:.1f}x the floor ({o.seconds / indexed:.1f}x the indexed floor)" if bare else ""
+            say(f"{label + ':':35} {o.seconds:.2f} s, {seeded.contracts / o.seconds:,.0f} contracts/s, "
+                f"{o.invoices:,} invoices{ratio}; correctness {'OK' if not o.problems else 'PROBLEMS'}")
+        if bare:
+            say(f"floor (COPY, no indexes):           {bare:.2f} s")
+            say(f"floor (COPY, with indexes):         {indexed:.2f} s")
+        if "inline" in outcomes:
+            say(f"peak RSS, this process (inline):    {outcomes['inline'].rss_self_mb:.0f} MB")
+        if "fanned" in outcomes:
+            w = outcomes["fanned"].rss_workers
+            say(f"peak RSS, one worker process:       {w['peak_single_mb']:.0f} MB "
+                f"(sum of all worker processes {w['peak_total_mb']:.0f} MB)")
+        say(f"peak RSS, this process (overall):   {peak_rss_mb():.0f} MB")
+        problems = [p for o in outcomes.values() for p in o.problems]
+        say("correctness:                        " + ("OK" if not problems else "; ".join(problems)))
+        return 0
+    except KeyboardInterrupt as interrupt:
+        say(f"\ninterrupted ({interrupt or 'Ctrl-C'}): cleaning up")
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the cleanup
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            from app.extensions import db
+
+            if "app" in locals():
+                with app.app_context():
+                    db.session.remove()
+                    db.engine.dispose()
+        except Exception as error:  # noqa: BLE001 - cleanup goes on
+            say(f"could not close the app's connections: {error}")
+        if created and not args.keep_db:
+            try:
+                bench.drop()
+                say(f"dropped database {bench.name}")
+            except Exception as error:  # noqa: BLE001
+                say(f"could not drop database {bench.name}: {error}")
+        elif created:
+            say(f"kept database {bench.name} (--keep-db)")
+        try:
+            Redis.from_url(args.redis).flushdb()
+        except Exception as error:  # noqa: BLE001
+            say(f"could not flush {args.redis}: {error}")
+        for leftover in work_dir.glob("*.copy"):
+            leftover.unlink()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

