@@ -1,10 +1,41 @@
-from flask import render_template
-from flask_login import login_required
+from urllib.parse import urlsplit
 
+from flask import abort, redirect, request, url_for
+from flask_login import current_user, login_required
+
+from app.audit import Actor, record
+from app.extensions import db
+from app.models import LegalEntity
+from app.web.helpers import render
 from app.web.main import bp
 
 
 @bp.get("/")
 @login_required
 def home():
-    return render_template("main/home.html")
+    from app.reports.dashboard import dashboard_figures
+    from app.web.helpers import current_entity
+
+    entity = current_entity()
+    figures = dashboard_figures(entity) if entity else None
+    return render("main/home.html", entity=entity, figures=figures)
+
+
+@bp.post("/entity")
+@login_required
+def switch_entity():
+    """Remember the user's legal entity, then go back where they were."""
+    try:
+        entity = db.session.get(LegalEntity, int(request.form.get("entity", "")))
+    except ValueError:
+        entity = None
+    if entity is None:
+        abort(400)
+    current_user.current_legal_entity_id = entity.id
+    record("user.switched_entity", "user", current_user.id, Actor.for_user(current_user),
+           legal_entity_id=entity.id, code=entity.code)
+    db.session.commit()
+    target = request.form.get("next") or url_for("main.home")
+    if urlsplit(target).netloc or not target.startswith("/") or target.startswith("//"):
+        target = url_for("main.home")
+    return redirect(target)

@@ -1,0 +1,1 @@
+"""Reports: aggregate queries over invoices and runs (the SQL does the summing)."""

@@ -1,0 +1,135 @@
+"""Shared view helpers: the current legal entity, full page or HTMX partial, pagination, formatting."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel.numbers import format_currency, format_decimal
+from flask import Flask, Response, g, make_response, render_template, request
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from app.extensions import db, htmx
+from app.models import LegalEntity
+
+
+# ------------------------------------------------------------------ the current legal entity
+def current_entity() -> LegalEntity | None:
+    """The legal entity the user works on: their last choice, else the first one."""
+    if "current_entity" not in g:
+        entity = None
+        if current_user.is_authenticated and current_user.current_legal_entity_id:
+            entity = db.session.get(LegalEntity, current_user.current_legal_entity_id)
+        if entity is None:
+            entity = db.session.scalar(select(LegalEntity).order_by(LegalEntity.code).limit(1))
+        g.current_entity = entity
+    return g.current_entity
+
+
+def all_entities() -> list[LegalEntity]:
+    return list(db.session.scalars(select(LegalEntity).order_by(LegalEntity.code)))
+
+
+# ------------------------------------------------------------------ full page or partial
+def render(page: str, partial: str | None = None, **context: Any) -> Response:
+    """Render the full page, or for an HTMX request (not a boosted navigation) only its partial.
+
+    The page template includes the partial, so both answers show the same thing; the response
+    says `Vary: HX-Request` so that caches keep them apart.
+    """
+    template = partial if partial and htmx and not htmx.boosted and not htmx.history_restore_request else page
+    response = make_response(render_template(template, **context))
+    response.vary.add("HX-Request")
+    return response
+
+
+# ------------------------------------------------------------------ pagination
+@dataclass
+class Page:
+    items: list
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+
+def paginate(query, per_page: int = 25) -> Page:
+    """Page `query` (a select) by the `page` request argument."""
+    try:
+        number = max(1, int(request.args.get("page", 1)))
+    except ValueError:
+        number = 1
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    rows = db.session.execute(query.limit(per_page).offset((number - 1) * per_page))
+    items = [row[0] if len(row) == 1 else row for row in rows]
+    return Page(items, number, per_page, total)
+
+
+# ------------------------------------------------------------------ formatting
+def money(amount: Decimal | str | None, currency: str, locale: str | None = None) -> str:
+    """58,53 € for de_DE; the entity's locale by default."""
+    if amount is None:
+        return ""
+    if locale is None:
+        entity = current_entity()
+        locale = entity.locale if entity else "en_US"
+    return format_currency(Decimal(amount), currency, locale=locale)
+
+
+def number(value: Any, locale: str | None = None) -> str:
+    if locale is None:
+        entity = current_entity()
+        locale = entity.locale if entity else "en_US"
+    return format_decimal(value, locale=locale)
+
+
+def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A UTC timestamp shown in the current entity's time zone."""
+    if value is None:
+        return ""
+    entity = current_entity()
+    zone = ZoneInfo(entity.timezone) if entity else ZoneInfo("UTC")
+    return value.astimezone(zone).strftime(fmt)
+
+
+def iso_date(value: date | None) -> str:
+    return value.isoformat() if value else ""
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {rest:02d} s"
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters.update(money=money, number=number, local_time=local_time, iso_date=iso_date,
+                                 duration=duration)
+
+    @app.context_processor
+    def inject() -> dict[str, Any]:
+        if not current_user.is_authenticated:
+            return {}
+        from app.models.accounts import ROLE_RANK
+
+        allowed = [role for role, rank in ROLE_RANK.items() if rank <= ROLE_RANK[current_user.role]]
+        return {"current_entity": current_entity(), "entities": all_entities(), "allowed_roles": allowed,
+                "endpoints": set(app.view_functions)}
