@@ -46,6 +46,30 @@ def create_user(email: str, role: str, password: str, actor: Actor | None = None
     return user
 
 
+def update_user(user: User, *, role: str, active: bool, password: str | None, actor: Actor) -> dict:
+    """Change a user's role, active flag or password; audited. An admin cannot demote or disable themselves."""
+    if role not in ROLES:
+        raise AccountError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    if actor.user_id == user.id and (role != user.role or not active):
+        raise AccountError("you cannot change your own role or disable yourself: ask another admin")
+    changes = {}
+    if role != user.role:
+        changes["role"] = {"old": user.role, "new": role}
+        user.role = role
+    if active != user.active:
+        changes["active"] = {"old": user.active, "new": active}
+        user.active = active
+    if password:
+        if len(password) < 8:
+            raise AccountError("the password must be at least 8 characters long")
+        user.set_password(password)
+        user.failed_logins, user.locked_until = 0, None
+        changes["password"] = {"old": "…", "new": "changed"}
+    if changes:
+        record("user.updated", "user", user.id, actor, email=user.email, changes=changes)
+    return changes
+
+
 def authenticate(email: str, password: str) -> LoginResult:
     """Check a login. After LOGIN_MAX_FAILURES failures the account is locked for a while."""
     user = find_user(email)

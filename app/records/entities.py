@@ -36,7 +36,8 @@ def default_locale(country: str) -> str:
         return "en_US"
 
 
-def _clean(data: EntityInput) -> dict:
+def validate_entity_input(data: EntityInput) -> dict:
+    """Clean values for a legal entity, or ValidationError naming every bad field."""
     errors: dict[str, str] = {}
     clean: dict = {}
 
@@ -72,7 +73,7 @@ def _clean(data: EntityInput) -> dict:
 
 
 def create_legal_entity(data: EntityInput, actor: Actor | None = None) -> LegalEntity:
-    clean = _clean(data)
+    clean = validate_entity_input(data)
     if db.session.scalar(select(LegalEntity.id).where(LegalEntity.code == clean["code"])) is not None:
         raise v.ValidationError({"code": f"a legal entity with code {clean['code']} already exists"})
     entity = LegalEntity(**clean)
@@ -81,6 +82,32 @@ def create_legal_entity(data: EntityInput, actor: Actor | None = None) -> LegalE
     record("legal_entity.created", "legal_entity", entity.id, actor or Actor.system("cli"),
            legal_entity_id=entity.id, code=entity.code, name=entity.name)
     return entity
+
+
+EDITABLE = ("name", "country", "currency", "vat_id", "invoice_prefix", "timezone", "locale", "address",
+            "payment_terms_days", "finance_email")
+
+
+def update_legal_entity(entity: LegalEntity, data: EntityInput, actor: Actor) -> dict:
+    """Change an entity's settings (not its code); audited with old → new. Raises ValidationError."""
+    from sqlalchemy import func
+
+    from app.models import Invoice
+
+    clean = validate_entity_input(data)
+    clean.pop("code", None)
+    changes = {f: {"old": getattr(entity, f), "new": clean[f]} for f in EDITABLE if getattr(entity, f) != clean[f]}
+    if "invoice_prefix" in changes and db.session.scalar(
+        select(func.count()).select_from(Invoice).where(Invoice.legal_entity_id == entity.id, Invoice.number.is_not(None))
+    ):
+        raise v.ValidationError({"invoice_prefix": "invoices of this entity are already numbered with "
+                                 f"{entity.invoice_prefix}: the prefix cannot change"})
+    for field, change in changes.items():
+        setattr(entity, field, change["new"])
+    if changes:
+        record("legal_entity.updated", "legal_entity", entity.id, actor, legal_entity_id=entity.id,
+               changes={f: {"old": str(c["old"]), "new": str(c["new"])} for f, c in changes.items()})
+    return changes
 
 
 def list_legal_entities() -> list[LegalEntity]:

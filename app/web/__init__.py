@@ -12,6 +12,7 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(main_bp)
+    from app.web.settings import bp as settings_bp; app.register_blueprint(settings_bp)  # noqa: E702
 
     from app.web import helpers
 

@@ -131,5 +131,7 @@ def init_app(app: Flask) -> None:
         from app.models.accounts import ROLE_RANK
 
         allowed = [role for role, rank in ROLE_RANK.items() if rank <= ROLE_RANK[current_user.role]]
+        from app.models.types import utcnow
+
         return {"current_entity": current_entity(), "entities": all_entities(), "allowed_roles": allowed,
-                "endpoints": set(app.view_functions)}
+                "endpoints": set(app.view_functions), "now_utc": utcnow()}

@@ -1,0 +1,127 @@
+"""Settings (admins): legal entities and users."""
+from flask import abort, flash, redirect, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from app.accounts import AccountError, create_user, update_user
+from app.audit import Actor
+from app.extensions import db
+from app.models import LegalEntity, User
+from app.models.accounts import ROLES
+from app.records.entities import (EntityInput, create_legal_entity, list_legal_entities, update_legal_entity,
+                                  validate_entity_input)
+from app.records.validation import ValidationError
+from app.web.decorators import admin_required
+from app.web.helpers import render
+from app.web.settings import bp
+
+ENTITY_FIELDS = ("code", "name", "country", "currency", "vat_id", "invoice_prefix", "timezone", "locale", "address",
+                 "payment_terms_days", "finance_email")
+
+
+def _entity_input(form) -> tuple[EntityInput, dict[str, str]]:
+    """The form as an EntityInput, and the errors of fields the form itself parses (with the others')."""
+    errors = {}
+    terms = form.get("payment_terms_days", "").strip()
+    days = None
+    if terms:
+        try:
+            days = int(terms)
+        except ValueError:
+            errors["payment_terms_days"] = f"{terms!r} is not a whole number of days"
+    data = EntityInput(**{f: form.get(f, "").strip() or None for f in ENTITY_FIELDS if f != "payment_terms_days"},
+                       payment_terms_days=days)
+    if errors:  # report the other fields' problems too, in one go
+        try:
+            validate_entity_input(data)
+        except ValidationError as error:
+            errors = {**error.errors, **errors}
+    return data, errors
+
+
+@bp.get("/entities")
+@admin_required
+def entities():
+    return render("settings/entities.html", rows=list_legal_entities())
+
+
+@bp.route("/entities/new", methods=["GET", "POST"])
+@admin_required
+def entity_new():
+    values, errors = dict(request.form), {}
+    if request.method == "POST":
+        data, errors = _entity_input(request.form)
+        if not errors:
+            try:
+                entity = create_legal_entity(data, Actor.for_user(current_user))
+                db.session.commit()
+                flash(f"Legal entity {entity.code} created.", "success")
+                return redirect(url_for("settings.entities"))
+            except ValidationError as error:
+                db.session.rollback()
+                errors = error.errors
+    return render("settings/entity_form.html", entity=None, values=values, errors=errors), 422 if errors else 200
+
+
+@bp.route("/entities/<int:entity_id>/edit", methods=["GET", "POST"])
+@admin_required
+def entity_edit(entity_id: int):
+    entity = db.session.get(LegalEntity, entity_id) or abort(404)
+    values = {f: "" if getattr(entity, f) is None else str(getattr(entity, f)) for f in ENTITY_FIELDS}
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        values = {**dict(request.form), "code": entity.code}
+        data, errors = _entity_input({**request.form, "code": entity.code})
+        if not errors:
+            try:
+                changes = update_legal_entity(entity, data, Actor.for_user(current_user))
+                db.session.commit()
+                flash(f"{entity.code}: " + (", ".join(changes) + " changed." if changes else "nothing changed."), "success")
+                return redirect(url_for("settings.entities"))
+            except ValidationError as error:
+                db.session.rollback()
+                errors = error.errors
+    return render("settings/entity_form.html", entity=entity, values=values, errors=errors), 422 if errors else 200
+
+
+@bp.get("/users")
+@admin_required
+def users():
+    rows = list(db.session.scalars(select(User).order_by(User.email)))
+    return render("settings/users.html", rows=rows)
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+@admin_required
+def user_new():
+    values, error = dict(request.form), None
+    if request.method == "POST":
+        try:
+            user = create_user(request.form.get("email", ""), request.form.get("role", ""),
+                               request.form.get("password", ""), Actor.for_user(current_user))
+            db.session.commit()
+            flash(f"User {user.email} created as {user.role}.", "success")
+            return redirect(url_for("settings.users"))
+        except AccountError as failure:
+            db.session.rollback()
+            error = str(failure)
+    return render("settings/user_form.html", user=None, values=values, error=error, roles=ROLES), 422 if error else 200
+
+
+@bp.route("/users/<int:user_id>/edit", methods=["GET", "POST"])
+@admin_required
+def user_edit(user_id: int):
+    user = db.session.get(User, user_id) or abort(404)
+    values, error = {"role": user.role, "active": user.active}, None
+    if request.method == "POST":
+        values = {"role": request.form.get("role", ""), "active": bool(request.form.get("active"))}
+        try:
+            changes = update_user(user, role=values["role"], active=values["active"],
+                                  password=request.form.get("password") or None, actor=Actor.for_user(current_user))
+            db.session.commit()
+            flash(f"{user.email}: " + (", ".join(changes) + " changed." if changes else "nothing changed."), "success")
+            return redirect(url_for("settings.users"))
+        except AccountError as failure:
+            db.session.rollback()
+            error = str(failure)
+    return render("settings/user_form.html", user=user, values=values, error=error, roles=ROLES), 422 if error else 200

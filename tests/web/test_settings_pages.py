@@ -1,0 +1,94 @@
+"""Settings: legal entities and users, for admins only."""
+import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import AuditEntry, LegalEntity, User
+from tests.conftest import log_in
+
+PAGES = ["/settings/entities", "/settings/entities/new", "/settings/users", "/settings/users/new"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+@pytest.mark.parametrize("role, status", [("viewer", 403), ("accountant", 403), ("admin", 200)])
+def test_settings_are_for_admins(client_as, path, role, status):
+    assert client_as(role).get(path).status_code == status
+
+
+def test_accountant_cannot_post_settings(client_as):
+    response = client_as("accountant").post("/settings/entities/new", data={"code": "X1"})
+    assert response.status_code == 403
+
+
+ENTITY = {"code": "at01", "name": "Arbill Österreich GmbH", "country": "AT", "currency": "EUR",
+          "timezone": "Europe/Vienna", "vat_id": "ATU12345678", "payment_terms_days": "30"}
+
+
+def test_admin_creates_and_edits_a_legal_entity(app, admin_client):
+    response = admin_client.post("/settings/entities/new", data=ENTITY)
+    assert response.status_code == 302
+    page = admin_client.get("/settings/entities").get_data(as_text=True)
+    assert "AT01" in page and "Arbill Österreich GmbH" in page and "AT01-YYYY-000001" in page
+    with app.app_context():
+        entity = db.session.scalar(select(LegalEntity))
+        assert (entity.locale, entity.payment_terms_days) == ("de_AT", 30)
+        entity_id = entity.id
+    response = admin_client.post(f"/settings/entities/{entity_id}/edit", data={**ENTITY, "name": "Arbill AT",
+                                                                              "payment_terms_days": ""})
+    assert response.status_code == 302
+    with app.app_context():
+        entity = db.session.get(LegalEntity, entity_id)
+        assert entity.name == "Arbill AT" and entity.payment_terms_days is None and entity.code == "AT01"
+        audit = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "legal_entity.updated"))
+        assert audit.actor_label == "admin@example.com"
+        assert audit.details["changes"]["name"] == {"old": "Arbill Österreich GmbH", "new": "Arbill AT"}
+
+
+def test_invalid_entity_shows_every_error_inline_and_saves_nothing(app, admin_client):
+    response = admin_client.post("/settings/entities/new", data={**ENTITY, "currency": "EUX", "timezone": "Mars/Base",
+                                                                 "payment_terms_days": "soon"})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "currency EUX is not an ISO 4217 currency" in page
+    assert "unknown time zone &#39;Mars/Base&#39;" in page and "is not a whole number of days" in page
+    with app.app_context():
+        assert db.session.scalar(select(LegalEntity)) is None
+
+
+def test_admin_creates_a_user_who_can_then_log_in(app, admin_client):
+    response = admin_client.post("/settings/users/new", data={"email": "New@Example.com", "role": "viewer",
+                                                              "password": "long enough"})
+    assert response.status_code == 302
+    assert log_in(app.test_client(), "new@example.com", "long enough").status_code == 302
+
+
+def test_admin_disables_a_user_and_cannot_demote_themselves(app, admin_client, users):
+    response = admin_client.post(f"/settings/users/{users['viewer']}/edit", data={"role": "viewer"})  # unchecked: inactive
+    assert response.status_code == 302
+    with app.app_context():
+        assert db.session.get(User, users["viewer"]).active is False
+    assert log_in(app.test_client(), "viewer@example.com").status_code == 401
+    own = admin_client.post(f"/settings/users/{users['admin']}/edit", data={"role": "viewer", "active": "1"})
+    assert own.status_code == 422 and b"cannot change your own role" in own.data
+    with app.app_context():
+        assert db.session.get(User, users["admin"]).role == "admin"
+
+
+def test_short_password_is_refused(admin_client):
+    response = admin_client.post("/settings/users/new", data={"email": "x@example.com", "role": "viewer", "password": "short"})
+    assert response.status_code == 422 and b"at least 8 characters" in response.data
+
+
+def test_entity_switcher_is_remembered_per_user(app, admin_client, client_as):
+    for data in (ENTITY, {**ENTITY, "code": "DE02", "name": "<script>alert(1)</script>", "country": "DE"}):
+        assert admin_client.post("/settings/entities/new", data=data).status_code == 302
+    with app.app_context():
+        de02 = db.session.scalar(select(LegalEntity).where(LegalEntity.code == "DE02")).id
+    page = admin_client.get("/").get_data(as_text=True)
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    response = admin_client.post("/entity", data={"entity": de02, "next": "/settings/users"})
+    assert response.status_code == 302 and response.headers["Location"] == "/settings/users"
+    assert f'<option value="{de02}" selected' in admin_client.get("/").get_data(as_text=True)
+    # Another user still sees the first entity; an off-site `next` is ignored.
+    assert f'<option value="{de02}" selected' not in client_as("viewer").get("/").get_data(as_text=True)
+    assert admin_client.post("/entity", data={"entity": de02, "next": "https://evil.example/"}).headers["Location"] == "/"
