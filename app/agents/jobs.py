@@ -65,6 +65,59 @@ def relay_job() -> dict[str, int]:
     return {"dispatched": result.dispatched, "jobs": result.jobs, "stopped": result.stopped}
 
 
+def sweep_job() -> int:
+    from app.billing.runs import sweep_stale_runs
+
+    return sweep_stale_runs()
+
+
+def schedule_sync_job() -> dict[str, int]:
+    from app.schedules.sync import sync_schedules
+
+    result = sync_schedules()
+    return {"added": result.added, "replaced": result.replaced, "kept": result.kept, "cancelled": result.cancelled}
+
+
+def fire_schedule_job(schedule_id: int, slot_iso: str) -> str:
+    """One scheduled fire: trigger the agent for this slot; once this job is done, schedule the next slot.
+
+    The next slot reuses this job's stable id, so it is put into rq-scheduler by a follow-up job that
+    runs only after this one has finished and been saved (else RQ's final save would overwrite it).
+    """
+    from datetime import datetime
+
+    from rq import get_current_job
+    from rq.job import Dependency
+
+    from app.schedules.service import fire_schedule
+
+    slot = datetime.fromisoformat(slot_iso)
+    try:
+        result = fire_schedule(schedule_id, slot)
+        message = result.message
+    except Exception as error:  # recorded; the next slot must still be scheduled
+        import logging
+
+        logging.getLogger(__name__).exception("schedule %s slot %s failed", schedule_id, slot_iso)
+        message = f"failed: {error}"
+    current = get_current_job()
+    if current is None:
+        reschedule_job(schedule_id, slot_iso)
+    else:
+        get_queue("default").enqueue(reschedule_job, schedule_id, slot_iso,
+                                     depends_on=Dependency(jobs=[current], allow_failure=True),
+                                     description=f"schedule #{schedule_id}: next slot after {slot_iso}")
+    return message
+
+
+def reschedule_job(schedule_id: int, after_iso: str) -> None:
+    from datetime import datetime
+
+    from app.schedules.sync import schedule_next_slot
+
+    schedule_next_slot(schedule_id, datetime.fromisoformat(after_iso))
+
+
 def agent_event_job(agent_key: str, event_id: int) -> Any:
     """Run an agent for an event; agents tolerate seeing an event twice."""
     from app.agents.registry import handler_for

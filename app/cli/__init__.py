@@ -5,8 +5,8 @@ from flask import Flask
 
 
 def register_cli(app: Flask) -> None:
-    from app.cli import agents, billing, contracts, demo, entities, events, invoices, scheduler, users
+    from app.cli import agents, billing, contracts, demo, entities, events, invoices, scheduler, schedules, users
 
     for group in (users.group, entities.group, contracts.group, demo.group, billing.group, invoices.group,
-                  events.group, agents.group, scheduler.group):
+                  events.group, agents.group, scheduler.group, schedules.group):
         app.cli.add_command(group)

@@ -1,6 +1,6 @@
 """The data model, one module per domain. Import from here: `from app.models import Invoice`."""
 from app.models.accounts import User
-from app.models.agents import AgentDefinition, ScheduledJob
+from app.models.agents import AgentDefinition, ScheduledJob, ScheduleFire
 from app.models.audit import AuditEntry
 from app.models.contracts import Contract, ContractLine
 from app.models.events import Event
@@ -21,6 +21,7 @@ __all__ = [
     "InvoiceLine",
     "InvoiceSequence",
     "LegalEntity",
+    "ScheduleFire",
     "ScheduledJob",
     "User",
 ]
