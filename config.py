@@ -61,6 +61,10 @@ class Config:
     MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "billing@arbill.localhost")
     # A billing run that has been `running` without progress for this long is considered dead.
     RUN_STALE_SECONDS = int(os.environ.get("RUN_STALE_SECONDS", "600"))
+    # An event chain deeper than this is stopped and reported (loop guard).
+    EVENT_CHAIN_MAX_DEPTH = int(os.environ.get("EVENT_CHAIN_MAX_DEPTH", "5"))
+    # Where `make run`'s mail sink keeps what it received (the admin's "Mailbox (development)" page).
+    MAILBOX_DIR = os.environ.get("MAILBOX_DIR", str(INSTANCE_DIR / "mailbox"))
     TESTING = False
 
 

@@ -105,7 +105,7 @@ def app(database_url, redis_url):
     yield application
 
 
-KEEP_TABLES = {"alembic_version", "agent_definitions"}
+KEEP_TABLES = {"alembic_version", "agent_definitions", "orchestration_rules"}
 
 
 @pytest.fixture(autouse=True)
@@ -138,14 +138,27 @@ def _has_sqlite_sequence(conn) -> bool:
 
 
 def reset_agent_definitions(conn) -> None:
-    """Agents are created by migrations; tests that change their configuration get it back."""
-    from app.agents.registry import default_definitions
+    """Agents and orchestration rules are created by migrations; tests that change them get them back."""
+    from app.agents.registry import DEFAULT_RULES, default_definitions
 
     for definition in default_definitions():
         conn.execute(
             text("UPDATE agent_definitions SET configuration = :config, enabled = :enabled WHERE key = :key"),
             {"config": definition["configuration_json"], "enabled": True, "key": definition["key"]},
         )
+    conn.execute(text("DELETE FROM orchestration_rules"))
+    for event_type, agent_key in DEFAULT_RULES:
+        conn.execute(
+            text("INSERT INTO orchestration_rules (event_type, agent_key, enabled, created_at, updated_at) "
+                 "VALUES (:event, :agent, :enabled, :now, :now)"),
+            {"event": event_type, "agent": agent_key, "enabled": True, "now": utcnow_naive()},
+        )
+
+
+def utcnow_naive():
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 @pytest.fixture
@@ -232,3 +245,48 @@ def client(app):
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# ---------------------------------------------------------------- a real SMTP server
+class MailSink:
+    """A real SMTP server (aiosmtpd) keeping each message as a .eml file."""
+
+    def __init__(self, directory: Path, port: int):
+        self.directory, self.port, self.controller = directory, port, None
+
+    def start(self) -> None:
+        from app.mailsink import start_sink
+
+        self.controller = start_sink(self.directory, "127.0.0.1", self.port)
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def messages(self):
+        from email import policy
+        from email.parser import BytesParser
+
+        return [BytesParser(policy=policy.default).parsebytes(p.read_bytes())
+                for p in sorted(self.directory.glob("*.eml"))]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mail_sink(app, tmp_path):
+    """A running SMTP server that the app sends to for the duration of the test."""
+    sink = MailSink(tmp_path / "mailbox", free_port())
+    sink.start()
+    saved = {k: app.config[k] for k in ("MAIL_SERVER", "MAIL_PORT", "MAILBOX_DIR")}
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=sink.port, MAILBOX_DIR=str(sink.directory))
+    yield sink
+    sink.stop()
+    app.config.update(saved)

@@ -20,8 +20,11 @@ from app.models.types import utcnow
 
 log = logging.getLogger(__name__)
 
-# An event chain deeper than this is stopped and reported (a loop guard).
-MAX_CHAIN_DEPTH = 5
+def max_chain_depth() -> int:
+    """An event chain deeper than this is stopped and reported (a loop guard): EVENT_CHAIN_MAX_DEPTH."""
+    from flask import current_app
+
+    return int(current_app.config.get("EVENT_CHAIN_MAX_DEPTH", 5))
 
 
 def event_row(type_: str, payload: dict[str, Any], *, legal_entity_id: int | None = None,
@@ -55,14 +58,18 @@ class RelayResult:
 
 
 def subscribers(event_type: str) -> list[str]:
-    """Keys of the enabled agents whose trigger events include `event_type`."""
+    """Keys of the enabled agents that an enabled orchestration rule runs on `event_type`."""
     from app.agents.registry import AGENTS
+    from app.models import OrchestrationRule
 
-    enabled = {
-        a.key: a.trigger_events
-        for a in db.session.scalars(select(AgentDefinition).where(AgentDefinition.enabled.is_(True)))
-    }
-    return [key for key, triggers in enabled.items() if key in AGENTS and event_type in (triggers or [])]
+    keys = db.session.scalars(
+        select(OrchestrationRule.agent_key)
+        .join(AgentDefinition, AgentDefinition.key == OrchestrationRule.agent_key)
+        .where(OrchestrationRule.event_type == event_type, OrchestrationRule.enabled.is_(True),
+               AgentDefinition.enabled.is_(True))
+        .order_by(OrchestrationRule.id)
+    )
+    return [key for key in keys if key in AGENTS]
 
 
 def relay_outbox(batch_size: int = 200, max_batches: int | None = None) -> RelayResult:
@@ -81,12 +88,13 @@ def relay_outbox(batch_size: int = 200, max_batches: int | None = None) -> Relay
             db.session.rollback()
             break
         cache: dict[str, list[str]] = {}
+        limit = max_chain_depth()
         for event in events:
-            if event.depth > MAX_CHAIN_DEPTH:
+            if event.depth > limit:
                 record("workflow.stopped", "event", event.id, Actor.system("relay"),
                        legal_entity_id=event.legal_entity_id, billing_run_id=event.billing_run_id,
                        event_type=event.type, depth=event.depth,
-                       reason=f"event chain deeper than {MAX_CHAIN_DEPTH}: stopped to prevent a loop")
+                       reason=f"event chain deeper than {limit} steps: stopped so it cannot loop forever")
                 result.stopped += 1
                 continue
             keys = cache.setdefault(event.type, subscribers(event.type))

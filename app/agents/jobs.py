@@ -34,15 +34,50 @@ def enqueue_relay() -> str:
     return get_queue("default").enqueue(relay_job, description="outbox relay").id
 
 
+def retry_policy(agent_key: str) -> Retry | None:
+    """RQ Retry from the agent's retry setting (minutes), e.g. 1,5,30 → three retries with backoff."""
+    from app.agents.registry import get_spec
+    from app.agents.service import current_configuration, get_agent
+
+    spec = get_spec(agent_key)
+    agent = get_agent(agent_key)
+    if spec.retry_setting is None or agent is None:
+        return None
+    minutes = [int(m) for m in str(current_configuration(agent)[spec.retry_setting]).split(",") if m.strip()]
+    return Retry(max=len(minutes), interval=[m * 60 for m in minutes]) if minutes else None
+
+
 def enqueue_agent_event(agent_key: str, event_id: int) -> str:
     from app.agents.registry import get_spec
 
     spec = get_spec(agent_key)
     job = get_queue(spec.queue).enqueue(
         agent_event_job, agent_key, event_id, job_id=f"{agent_key}-event-{event_id}",
-        description=f"{spec.name} on event {event_id}",
+        description=f"{spec.name} on event {event_id}", retry=retry_policy(agent_key),
     )
     return job.id
+
+
+def enqueue_resend(invoice_id: int, delivery_id: int) -> str:
+    job = get_queue("delivery").enqueue(resend_job, invoice_id, delivery_id, job_id=f"invoice-resend-{delivery_id}",
+                                        retry=retry_policy("invoice_delivery"),
+                                        description=f"resend invoice {invoice_id}")
+    return job.id
+
+
+def resend_job(invoice_id: int, delivery_id: int) -> str:
+    from app.agents.invoice_delivery import is_final_attempt
+    from app.delivery.service import deliver_invoice
+
+    return deliver_invoice(invoice_id, delivery_id=delivery_id, final_attempt=is_final_attempt()).message
+
+
+def collection_retries_job() -> int:
+    """Daily (hourly, to be safe): present the SEPA retries whose day has come, per entity's today."""
+    from app.models.types import utcnow
+    from app.payments.collection import present_due_retries
+
+    return present_due_retries(utcnow().date())
 
 
 # ------------------------------------------------------------------ the jobs

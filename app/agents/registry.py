@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from app.records.validation import ValidationError
 
@@ -16,11 +16,12 @@ from app.records.validation import ValidationError
 class Setting:
     name: str
     label: str
-    type: str  # "bool" | "int"
+    type: str  # "bool" | "int" | "text" | "days" (a comma-separated list of increasing whole numbers)
     default: Any
     help: str = ""
     minimum: int | None = None
     maximum: int | None = None
+    validator: Callable[[str], None] | None = None
 
     def parse(self, raw: Any) -> Any:
         """Turn a submitted value (form text, JSON value) into this setting's type, or raise ValueError."""
@@ -45,6 +46,22 @@ class Setting:
             if self.maximum is not None and value > self.maximum:
                 raise ValueError(f"{value} is above the maximum {self.maximum}")
             return value
+        if self.type == "text":
+            value = str(raw)
+            if self.validator is not None:
+                self.validator(value)
+            return value
+        if self.type == "days":
+            parts = [p.strip() for p in str(raw).split(",") if p.strip()]
+            try:
+                numbers = [int(p) for p in parts]
+            except ValueError:
+                raise ValueError(f"{raw!r} is not a list of whole numbers like 3,7,14") from None
+            if not numbers or any(n <= 0 for n in numbers) or numbers != sorted(set(numbers)):
+                raise ValueError(f"{raw!r} must be increasing positive numbers, e.g. 3,7,14")
+            if self.maximum is not None and numbers[-1] > self.maximum:
+                raise ValueError(f"{numbers[-1]} is above the maximum {self.maximum}")
+            return ",".join(str(n) for n in numbers)
         raise AssertionError(f"unknown setting type {self.type}")
 
 
@@ -59,6 +76,8 @@ class AgentSpec:
     # The RQ queue its jobs run on, and "module:function" handling the events it subscribes to.
     queue: str = "default"
     handler: str | None = None
+    # A "days"-type setting holding the minutes after which a failed job is retried (RQ Retry).
+    retry_setting: str | None = None
 
     def defaults(self) -> dict[str, Any]:
         return {s.name: s.default for s in self.settings}
@@ -105,7 +124,74 @@ BILLING_RUN = AgentSpec(
     handler="app.agents.billing_run:on_event",
 )
 
-AGENTS: dict[str, AgentSpec] = {spec.key: spec for spec in (BILLING_RUN,)}
+# Placeholders the delivery e-mail templates may use.
+MAIL_PLACEHOLDERS = ("number", "entity_name", "customer_name", "total", "due_date", "period_start", "period_end")
+
+
+def check_mail_template(template: str) -> None:
+    """Refuse templates with unknown {placeholders} or broken braces, naming the problem."""
+    import string
+
+    try:
+        names = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+    except ValueError as error:
+        raise ValueError(f"the template has a stray brace: {error}") from None
+    unknown = [n for n in names if n not in MAIL_PLACEHOLDERS]
+    if unknown:
+        raise ValueError(f"unknown placeholder {{{unknown[0]}}}: use {', '.join('{' + p + '}' for p in MAIL_PLACEHOLDERS)}")
+
+
+INVOICE_DELIVERY = AgentSpec(
+    key="invoice_delivery",
+    name="Invoice Delivery Agent",
+    description=(
+        "Renders each issued invoice as a PDF/A-3 with an embedded EN 16931 e-invoice (Factur-X) and "
+        "e-mails it to the customer. Sends once per invoice; SMTP failures are retried with backoff."
+    ),
+    trigger_events=("invoice.issued", "manual.trigger"),
+    settings=(
+        Setting("subject_template", "E-mail subject", "text", "Invoice {number} from {entity_name}",
+                "Placeholders: " + ", ".join("{" + p + "}" for p in MAIL_PLACEHOLDERS), validator=check_mail_template),
+        Setting("body_template", "E-mail text", "text",
+                "Dear {customer_name},\n\nplease find attached invoice {number} for the period {period_start} to "
+                "{period_end}, total {total}, due on {due_date}.\n\nKind regards,\n{entity_name}",
+                "Placeholders as in the subject.", validator=check_mail_template),
+        Setting("retry_minutes", "Retry after (minutes)", "days", "1,5,30",
+                "When sending fails, try again after these many minutes; then report the failure.", maximum=1440),
+    ),
+    queue="delivery",
+    handler="app.agents.invoice_delivery:on_event",
+    retry_setting="retry_minutes",
+)
+
+PAYMENT_COLLECTION = AgentSpec(
+    key="payment_collection",
+    name="Payment Collection Agent",
+    description=(
+        "Reads the customer's payment method: manual invoices wait for a payment to be recorded; SEPA direct "
+        "debit adds the invoice to the legal entity's open pain.008 batch. A returned debit is retried on the "
+        "configured days after the failure, then the invoice is flagged and finance is notified."
+    ),
+    trigger_events=("invoice.issued", "payment.retry_scheduled", "manual.trigger"),
+    settings=(
+        Setting("retry_days", "Retry on days after a failure", "days", "3,7,14",
+                "A returned debit is presented again on these days after the (first) failure.", maximum=90),
+        Setting("collection_lead_days", "Collection lead time (days)", "int", 2,
+                "Requested collection date = the day the batch is closed + this many days.", 1, 30),
+    ),
+    queue="collection",
+    handler="app.agents.payment_collection:on_event",
+)
+
+AGENTS: dict[str, AgentSpec] = {spec.key: spec for spec in (BILLING_RUN, INVOICE_DELIVERY, PAYMENT_COLLECTION)}
+
+# Which agents run when an event happens, as the migrations create them (admins can change them).
+DEFAULT_RULES = (
+    ("billing.run_requested", "billing_run"),
+    ("invoice.issued", "invoice_delivery"),
+    ("invoice.issued", "payment_collection"),
+    ("payment.retry_scheduled", "payment_collection"),
+)
 
 
 def get_spec(key: str) -> AgentSpec:

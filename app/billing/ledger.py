@@ -88,7 +88,7 @@ def issued_payload(entity: EntityInfo, invoice_id: int, number: str, contract_id
 
 
 def write_invoices(entity: EntityInfo, drafts: list[InvoiceDraft], *, post: bool,
-                   billing_run_id: int | None) -> list[WrittenInvoice]:
+                   billing_run_id: int | None, depth: int = 0) -> list[WrittenInvoice]:
     """Insert the drafts (set-based) in the current transaction; the caller holds the entity lock.
 
     With `post`, each invoice gets the next number of its issue year and an `invoice.issued`
@@ -138,7 +138,7 @@ def write_invoices(entity: EntityInfo, drafts: list[InvoiceDraft], *, post: bool
     if post:
         emit_many([
             event_row("invoice.issued", issued_payload(entity, w.id, w.number, w.contract_id, w.currency, w.total),
-                      legal_entity_id=entity.id, billing_run_id=billing_run_id)
+                      legal_entity_id=entity.id, billing_run_id=billing_run_id, depth=depth)
             for w in written
         ])
     return written

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -77,6 +78,7 @@ def start_billing_run(
     *,
     contract_ids: list[int] | None = None,
     trigger_ref: str | None = None,
+    event_depth: int = 0,
     enqueue: bool = True,
 ) -> StartResult:
     """Record a billing run and enqueue it: the entrance for buttons, schedules, events and the CLI.
@@ -103,7 +105,7 @@ def start_billing_run(
         run = BillingRun(
             legal_entity_id=entity.id, number=number, as_of=as_of, period_label=period_label(as_of),
             status="pending", trigger=trigger, actor_type=actor.type, actor_user_id=actor.user_id,
-            actor_label=actor.label, trigger_ref=trigger_ref, dry_run=dry_run,
+            actor_label=actor.label, trigger_ref=trigger_ref, dry_run=dry_run, event_depth=event_depth,
             contract_ids=sorted(contract_ids) if contract_ids is not None else None,
         )
         db.session.add(run)
@@ -175,7 +177,7 @@ def execute_run(run_id: int, *, inline: bool = False) -> None:
     record("billing_run.started", "billing_run", run.id, Actor.system("billing worker"),
            legal_entity_id=entity.id, billing_run_id=run.id)
     emit("billing_run.started", {"run_id": run.id, "number": run.number, "entity": entity.code},
-         legal_entity_id=entity.id, billing_run_id=run.id)
+         legal_entity_id=entity.id, billing_run_id=run.id, depth=run.event_depth)
     db.session.commit()
     try:
         settings = agent_settings()
@@ -250,25 +252,26 @@ def process_chunk(run_id: int, contract_ids: list[int], settings: dict[str, Any]
     terms = load_terms(entity, todo, settings["payment_terms_days"])
     billed = billed_period_starts(todo)
     plans = [plan_contract(terms[cid], billed.get(cid, set()), run.as_of) for cid in todo if cid in terms]
-    info, dry_run = _entity_info(entity), run.dry_run
+    info, dry_run, depth = _entity_info(entity), run.dry_run, run.event_depth
     db.session.rollback()  # end the read transaction before taking the entity lock
+    write = partial(_write_chunk, run_id, info, dry_run=dry_run, depth=depth)
     try:
-        _write_chunk(run_id, info, plans, post=settings["auto_post"], dry_run=dry_run)
+        write(plans, post=settings["auto_post"])
     except DBAPIError as error:
         db.session.rollback()
         log.warning("run %s: chunk write failed (%s); redoing contract by contract", run_id, error.orig)
         for plan in plans:
             try:
-                _write_chunk(run_id, info, [plan], post=settings["auto_post"], dry_run=dry_run)
+                write([plan], post=settings["auto_post"])
             except DBAPIError as single:
                 db.session.rollback()
                 reason = f"the database refused the invoice: {_first_line(single.orig)}"
-                _write_chunk(run_id, info, [ContractPlan(plan.contract_id, error=reason)],
-                             post=False, dry_run=dry_run)
+                write([ContractPlan(plan.contract_id, error=reason)], post=False)
     finish_if_done(run_id)
 
 
-def _write_chunk(run_id: int, entity: EntityInfo, plans: list[ContractPlan], *, post: bool, dry_run: bool) -> None:
+def _write_chunk(run_id: int, entity: EntityInfo, plans: list[ContractPlan], *, post: bool, dry_run: bool,
+                 depth: int = 0) -> None:
     """Write the chunk's invoices, run items and progress in one transaction."""
     notes: dict[int, str] = {}
     # Under the entity lock, what others wrote meanwhile is visible: a duplicated chunk job finds its
@@ -291,7 +294,7 @@ def _write_chunk(run_id: int, entity: EntityInfo, plans: list[ContractPlan], *, 
             checked.append(plan)
         plans = checked
     drafts = [d for p in plans for d in p.drafts]
-    written = [] if dry_run else write_invoices(entity, drafts, post=post, billing_run_id=run_id)
+    written = [] if dry_run else write_invoices(entity, drafts, post=post, billing_run_id=run_id, depth=depth)
     invoice_ids: dict[int, list[int]] = {}
     for invoice in written:
         invoice_ids.setdefault(invoice.contract_id, []).append(invoice.id)
@@ -347,7 +350,7 @@ def finish_if_done(run_id: int) -> bool:
            totals=run.totals, duration_s=duration)
     emit("billing_run.completed", {"run_id": run.id, "number": run.number, "status": run.status,
                                    "invoices": run.invoices_created, "totals": run.totals},
-         legal_entity_id=run.legal_entity_id, billing_run_id=run.id)
+         legal_entity_id=run.legal_entity_id, billing_run_id=run.id, depth=run.event_depth)
     db.session.commit()
     _relay_soon()
     return True
@@ -383,7 +386,7 @@ def fail_run(run_id: int, reason: str, actor: Actor | None = None) -> bool:
     record("billing_run.failed", "billing_run", run.id, actor or Actor.system("billing worker"),
            legal_entity_id=run.legal_entity_id, billing_run_id=run.id, reason=reason)
     emit("billing_run.failed", {"run_id": run.id, "number": run.number, "reason": reason},
-         legal_entity_id=run.legal_entity_id, billing_run_id=run.id)
+         legal_entity_id=run.legal_entity_id, billing_run_id=run.id, depth=run.event_depth)
     db.session.commit()
     return True
 

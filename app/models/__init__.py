@@ -1,14 +1,23 @@
 """The data model, one module per domain. Import from here: `from app.models import Invoice`."""
 from app.models.accounts import User
-from app.models.agents import AgentDefinition, ScheduledJob, ScheduleFire
+from app.models.agents import AgentDefinition, OrchestrationRule, ScheduledJob, ScheduleFire
 from app.models.audit import AuditEntry
 from app.models.contracts import Contract, ContractLine
+from app.models.delivery import InvoiceDelivery, InvoiceDocument
 from app.models.events import Event
 from app.models.invoices import Invoice, InvoiceLine, InvoiceSequence
 from app.models.parties import Customer, LegalEntity
+from app.models.payments import Collection, Payment, SepaBatch, SepaBatchItem
 from app.models.runs import BillingRun, BillingRunItem
 
 __all__ = [
+    "Collection",
+    "InvoiceDelivery",
+    "InvoiceDocument",
+    "OrchestrationRule",
+    "Payment",
+    "SepaBatch",
+    "SepaBatchItem",
     "AgentDefinition",
     "AuditEntry",
     "BillingRun",

@@ -71,3 +71,17 @@ class ScheduleFire(db.Model):
     fired_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     billing_run_id: Mapped[int | None] = mapped_column(ForeignKey("billing_runs.id", ondelete="SET NULL"))
     outcome: Mapped[str] = mapped_column(Text, default="")
+
+
+class OrchestrationRule(db.Model):
+    """Which agent runs when an event happens; admins enable, disable and add rules."""
+
+    __tablename__ = "orchestration_rules"
+    __table_args__ = (UniqueConstraint("event_type", "agent_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(64), index=True)
+    agent_key: Mapped[str] = mapped_column(ForeignKey("agent_definitions.key"))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -50,6 +50,8 @@ class BillingRun(db.Model):
     # unique per entity, so one trigger never starts two runs.
     trigger_ref: Mapped[str | None] = mapped_column(String(120))
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    # How deep in an event chain the run was started (0: not by an event); its events go one deeper.
+    event_depth: Mapped[int] = mapped_column(Integer, default=0)
     # When set, only these contracts are billed ("retry failed").
     contract_ids: Mapped[list[int] | None] = mapped_column(JSONType)
     contracts_total: Mapped[int] = mapped_column(Integer, default=0)

@@ -42,6 +42,8 @@ SYSTEM_JOBS = (
               description="fail billing runs whose worker died"),
     SystemJob("system-schedule-sync", "* * * * *", "app.agents.jobs.schedule_sync_job",
               description="keep rq-scheduler in step with the schedules"),
+    SystemJob("system-collection-retries", "15 * * * *", "app.agents.jobs.collection_retries_job",
+              queue="collection", description="present SEPA retries whose day has come"),
 )
 
 

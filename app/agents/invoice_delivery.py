@@ -1,0 +1,19 @@
+"""The Invoice Delivery Agent's event handler: `invoice.issued` → render and e-mail the invoice."""
+from __future__ import annotations
+
+from rq import get_current_job
+
+from app.delivery.service import deliver_invoice
+from app.models import Event
+
+
+def is_final_attempt() -> bool:
+    """True when RQ will not retry this job again (or when not running under RQ)."""
+    job = get_current_job()
+    return job is None or not job.retries_left
+
+
+def on_event(event: Event) -> str | None:
+    if event.type != "invoice.issued":
+        return None
+    return deliver_invoice(int(event.payload["invoice_id"]), final_attempt=is_final_attempt()).message

@@ -1,0 +1,20 @@
+"""The Payment Collection Agent's event handler."""
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from app.extensions import db
+from app.models import Event, LegalEntity
+from app.models.types import utcnow
+from app.payments.collection import on_retry_scheduled, start_collection
+
+
+def on_event(event: Event) -> str | None:
+    invoice_id = int(event.payload["invoice_id"])
+    if event.type == "invoice.issued":
+        return start_collection(invoice_id).message
+    if event.type == "payment.retry_scheduled":
+        entity = db.session.get(LegalEntity, event.legal_entity_id)
+        today = utcnow().astimezone(ZoneInfo(entity.timezone)).date()
+        return on_retry_scheduled(invoice_id, today).message
+    return None

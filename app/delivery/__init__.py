@@ -1,0 +1,1 @@
+"""Delivering invoices by e-mail."""

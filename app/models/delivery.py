@@ -1,0 +1,50 @@
+"""Invoice documents (the PDF/A-3 e-invoice) and their deliveries by e-mail."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, LargeBinary, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from app.models.types import UTCDateTime, enum_check, utcnow
+
+DELIVERY_KINDS = ("auto", "resend")
+DELIVERY_STATUSES = ("sending", "sent", "retrying", "failed", "no_email")
+
+
+class InvoiceDocument(db.Model):
+    """The stored PDF (PDF/A-3b with the embedded EN 16931 XML) of a posted invoice."""
+
+    __tablename__ = "invoice_documents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"), unique=True)
+    pdf: Mapped[bytes] = mapped_column(LargeBinary)
+    xml: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class InvoiceDelivery(db.Model):
+    """One delivery of an invoice by e-mail: the automatic one (at most one per invoice) or a resend."""
+
+    __tablename__ = "invoice_deliveries"
+    __table_args__ = (
+        CheckConstraint(enum_check("kind", DELIVERY_KINDS), name="kind"),
+        CheckConstraint(enum_check("status", DELIVERY_STATUSES), name="status"),
+        Index("uq_invoice_deliveries_one_auto_per_invoice", "invoice_id", unique=True,
+              postgresql_where=text("kind = 'auto'"), sqlite_where=text("kind = 'auto'")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="auto")
+    status: Mapped[str] = mapped_column(String(16), default="sending")
+    recipient: Mapped[str | None] = mapped_column(String(254))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    message_id: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[str | None] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(String(200), default="system")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

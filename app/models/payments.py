@@ -1,0 +1,97 @@
+"""Payments, collection of each invoice, and SEPA direct-debit batches."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import (CheckConstraint, Date, ForeignKey, Index, Integer, LargeBinary, String, Text,
+                        UniqueConstraint, text)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.types import Money, UTCDateTime, enum_check, utcnow
+
+PAYMENT_SOURCES = ("manual", "sepa_debit")
+COLLECTION_STATUSES = ("waiting", "in_batch", "retry_scheduled", "collected", "flagged", "failed")
+BATCH_STATUSES = ("open", "closed")
+BATCH_ITEM_STATUSES = ("pending", "collected", "returned")
+
+
+class Payment(db.Model):
+    __tablename__ = "payments"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint(enum_check("source", PAYMENT_SOURCES), name="source"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    received_on: Mapped[date] = mapped_column(Date)
+    reference: Mapped[str] = mapped_column(String(140), default="")
+    source: Mapped[str] = mapped_column(String(16), default="manual")
+    sepa_batch_item_id: Mapped[int | None] = mapped_column(ForeignKey("sepa_batch_items.id"), unique=True)
+    recorded_by: Mapped[str] = mapped_column(String(200), default="system")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Collection(db.Model):
+    """How the money of one invoice is being collected, and its retries."""
+
+    __tablename__ = "collections"
+    __table_args__ = (CheckConstraint(enum_check("status", COLLECTION_STATUSES), name="status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), unique=True)
+    method: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(24), default="waiting")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    first_failure_on: Mapped[date | None] = mapped_column(Date)
+    next_retry_on: Mapped[date | None] = mapped_column(Date, index=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class SepaBatch(db.Model):
+    __tablename__ = "sepa_batches"
+    __table_args__ = (
+        CheckConstraint(enum_check("status", BATCH_STATUSES), name="status"),
+        Index("uq_sepa_batches_one_open_per_entity", "legal_entity_id", unique=True,
+              postgresql_where=text("status = 'open'"), sqlite_where=text("status = 'open'")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    legal_entity_id: Mapped[int] = mapped_column(ForeignKey("legal_entities.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    message_id: Mapped[str | None] = mapped_column(String(35))
+    collection_date: Mapped[date | None] = mapped_column(Date)
+    control_sum: Mapped[Decimal | None] = mapped_column(Money)
+    item_count: Mapped[int] = mapped_column(Integer, default=0)
+    xml: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    items: Mapped[list["SepaBatchItem"]] = relationship(back_populates="batch", order_by="SepaBatchItem.id")
+
+
+class SepaBatchItem(db.Model):
+    __tablename__ = "sepa_batch_items"
+    __table_args__ = (
+        UniqueConstraint("batch_id", "invoice_id"),
+        CheckConstraint(enum_check("status", BATCH_ITEM_STATUSES), name="status"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("sepa_batches.id", ondelete="CASCADE"), index=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    end_to_end_id: Mapped[str] = mapped_column(String(35), unique=True)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    return_reason: Mapped[str | None] = mapped_column(Text)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    batch: Mapped[SepaBatch] = relationship(back_populates="items")
