@@ -8,12 +8,13 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_decimal
 from flask import Flask, Response, g, make_response, render_template, request
 from flask_login import current_user
 from sqlalchemy import func, select
 
 from app.extensions import db, htmx
+from app.formatting import fast_money
 from app.models import LegalEntity
 
 
@@ -82,13 +83,13 @@ def paginate(query, per_page: int = 25) -> Page:
 
 # ------------------------------------------------------------------ formatting
 def money(amount: Decimal | str | None, currency: str, locale: str | None = None) -> str:
-    """58,53 € for de_DE; the entity's locale by default."""
+    """58,53 € for de_DE; the entity's locale by default (Babel's output, cached per locale)."""
     if amount is None:
         return ""
     if locale is None:
         entity = current_entity()
         locale = entity.locale if entity else "en_US"
-    return format_currency(Decimal(amount), currency, locale=locale)
+    return fast_money(Decimal(amount), currency, locale)
 
 
 def number(value: Any, locale: str | None = None) -> str:

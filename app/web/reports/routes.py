@@ -1,0 +1,114 @@
+"""AR aging: the report page, one customer's open invoices (HTMX row or full page), the CSV export."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+
+from flask import Response, abort, current_app, render_template, request, url_for
+from sqlalchemy import select
+from werkzeug.routing import BuildError
+
+from app.extensions import db, htmx
+from app.models import Customer, LegalEntity
+from app.reports.aging import (BUCKET_KEYS, BUCKETS, aging_csv_rows, aging_report, csv_filename, customer_open_invoices,
+                               default_as_of, DSO_WINDOW_DAYS, TOP_CUSTOMERS)
+from app.reports.chart import bar_chart
+from app.web.decorators import role_required
+from app.web.helpers import current_entity, render
+from app.web.reports import bp
+
+
+def _as_of(entity: LegalEntity) -> tuple[date, str, str | None]:
+    """The as-of date of the request (default: today in the entity's time zone), its text, an error."""
+    text = request.args.get("as_of", "").strip()
+    if not text:
+        today = default_as_of(entity)
+        return today, today.isoformat(), None
+    try:
+        return date.fromisoformat(text), text, None
+    except ValueError:
+        return (default_as_of(entity), text,
+                f"“{text}” is not a date: enter the as-of date as YYYY-MM-DD, e.g. 2026-11-26.")
+
+
+def _entity() -> LegalEntity | None:
+    """The legal entity picked by its code (`?entity=DE01`), else the user's current one."""
+    code = request.args.get("entity", "").strip()
+    if not code:
+        return current_entity()
+    entity = db.session.scalar(select(LegalEntity).where(LegalEntity.code == code))
+    if entity is None:
+        abort(Response(render_template("errors/404.html", reason=f"There is no legal entity with the code “{code}”."),
+                       404))
+    return entity
+
+
+def invoice_url(invoice_id: int) -> str | None:
+    """A link to the invoice when the Records area has an invoice page."""
+    if "records.invoice_detail" not in current_app.view_functions:
+        return None
+    try:
+        return url_for("records.invoice_detail", invoice_id=invoice_id)
+    except BuildError:
+        return None
+
+
+def _with_status(response: Response, error: str | None) -> Response:
+    # HTMX swaps only 2xx answers: an HTMX request gets its error message with 200.
+    if error and not htmx:
+        response.status_code = 400
+    return response
+
+
+@bp.get("/aging")
+@role_required("viewer")
+def aging():
+    entity = _entity()
+    as_of, as_of_text, error = (None, "", None) if entity is None else _as_of(entity)
+    report = aging_report(entity, as_of) if entity is not None and not error else None
+    charts = {}
+    if report is not None:
+        charts = {s.currency: bar_chart([(b.key, b.label, s.totals.amounts[b.key]) for b in BUCKETS])
+                  for s in report.sections}
+    response = render("reports/aging.html", "reports/_aging_report.html", entity=entity, as_of=as_of,
+                      as_of_text=as_of_text, error=error, report=report, charts=charts, buckets=BUCKETS,
+                      bucket_keys=BUCKET_KEYS, as_of_iso=as_of.isoformat() if as_of else "",
+                      # /reports/aging/customer: each row appends /<id>?as_of=…&currency=… (url_for per row is slow)
+                      customer_path=url_for("reports.aging_customer", customer_id=0).rsplit("/", 1)[0],
+                      dso_days=DSO_WINDOW_DAYS, top_n=TOP_CUSTOMERS)
+    return _with_status(response, error)
+
+
+@bp.get("/aging.csv")
+@role_required("viewer")
+def aging_csv():
+    entity = _entity()
+    if entity is None:
+        abort(404)
+    as_of, _text, error = _as_of(entity)
+    if error:
+        return Response(error + "\n", status=400, mimetype="text/plain")
+    report = aging_report(entity, as_of)
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(aging_csv_rows(report))
+    response = Response(buffer.getvalue(), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{csv_filename(report)}"'
+    return response
+
+
+@bp.get("/aging/customer/<int:customer_id>")
+@role_required("viewer")
+def aging_customer(customer_id: int):
+    customer = db.session.get(Customer, customer_id)
+    if customer is None:
+        abort(404)
+    entity = customer.legal_entity
+    as_of, as_of_text, error = _as_of(entity)
+    currency = request.args.get("currency", "").strip().upper()
+    currency = currency if len(currency) == 3 and currency.isascii() and currency.isalpha() else None
+    invoices = [] if error else customer_open_invoices(customer.id, as_of, currency)
+    response = render("reports/aging_customer.html", "reports/_aging_customer.html", customer=customer,
+                      entity=entity, as_of=as_of, as_of_text=as_of_text, currency=currency, error=error,
+                      invoices=invoices, invoice_url=invoice_url, columns=len(BUCKETS) + 2)
+    return _with_status(response, error)

@@ -1,0 +1,314 @@
+"""Reports > AR Aging in the browser's terms: the page, a customer's invoices (HTMX row or page), CSV."""
+import csv
+import io
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from babel.numbers import parse_decimal
+from lxml import html
+
+from app.extensions import db
+from app.models import Customer, LegalEntity
+from tests.factories import make_entity
+from tests.integration.test_aging import AS_OF, add_invoice
+
+HX = {"HX-Request": "true"}
+XSS = "<script>alert(1)</script>"
+
+
+def text(node) -> str:
+    return " ".join(node.text_content().replace("\xa0", " ").split())
+
+
+def shown_rows(page: str) -> list[list[str]]:
+    """The report's table rows as the user reads them: [currency, customer, 5 buckets, total]."""
+    tree = html.fromstring(page)
+    rows = []
+    for section in tree.xpath("//section[@class='aging-section']"):
+        currency = section.get("id").removeprefix("aging-")
+        for tr in section.xpath(".//tbody/tr[@class='aging-row'] | .//tfoot/tr"):
+            rows.append([currency] + [text(cell) for cell in tr.xpath("./th | ./td")])
+    return rows
+
+
+def amount_shown(cell: str, locale: str = "de_DE") -> Decimal:
+    if cell == "—":
+        return Decimal("0")
+    number = "".join(ch for ch in cell if ch.isdigit() or ch in ",.-")
+    return parse_decimal(number, locale=locale, strict=True)
+
+
+def customer_id(app, name: str) -> int:
+    with app.app_context():
+        return db.session.query(Customer.id).filter_by(name=name).scalar()
+
+
+@pytest.fixture
+def german(app):
+    """DE01 (de_DE, Europe/Berlin) with invoices in every bucket as of AS_OF, in EUR and USD."""
+    with app.app_context():
+        entity = make_entity(locale="de_DE")
+        add_invoice(entity, "Bolt", "58.53", days=-14)
+        add_invoice(entity, "Bolt", "1234.50", days=31)
+        add_invoice(entity, "Starship Technologies", "58.53", days=0)
+        add_invoice(entity, "Starship Technologies", "10.00", days=95)
+        add_invoice(entity, "Cargo", "99.99", days=1)
+        add_invoice(entity, "Cargo", "0.01", days=61)
+        add_invoice(entity, "Cargo", "20.00", days=12, status="paid")
+        add_invoice(entity, "Atlas Inc", "500.00", days=30, currency="USD")
+        db.session.commit()
+    return "DE01"
+
+
+# ------------------------------------------------------------------ who may see it
+@pytest.mark.parametrize("role", ["viewer", "accountant", "admin"])
+def test_every_role_sees_the_report(client_as, german, role):
+    response = client_as(role).get(f"/reports/aging?as_of={AS_OF}")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "Bolt" in page and "Starship Technologies" in page and "Atlas Inc" in page
+    assert 'href="/reports/aging"' in page  # the nav's Reports > AR Aging
+
+
+@pytest.mark.parametrize("role", ["viewer", "accountant", "admin"])
+def test_every_role_can_expand_a_customer_and_export(app, client_as, german, role):
+    client = client_as(role)
+    assert client.get(f"/reports/aging/customer/{customer_id(app, 'Bolt')}?as_of={AS_OF}").status_code == 200
+    assert client.get(f"/reports/aging.csv?entity=DE01&as_of={AS_OF}").status_code == 200
+
+
+# ------------------------------------------------------------------ the walkthrough's data
+def test_demo_data_shows_bolt_and_starship_with_58_53_in_current(app, admin_client):
+    from app.audit import Actor
+    from app.billing.runs import execute_run, start_billing_run
+    from app.demo import seed_demo
+
+    with app.app_context():
+        seed_demo(date.today())
+        db.session.commit()
+        entity = db.session.query(LegalEntity).filter_by(code="DE01").one()
+        result = start_billing_run(entity, date.today(), "cli", Actor.system("test"), enqueue=False)
+        execute_run(result.run.id, inline=True)
+    page = admin_client.get("/reports/aging").get_data(as_text=True)
+    rows = {r[1]: r for r in shown_rows(page)}
+    assert rows["Bolt"][2] == "58,53 €" and rows["Starship Technologies"][2] == "58,53 €"  # Current
+    assert rows["Bolt"][3:] == ["—", "—", "—", "—", "58,53 €"]
+    assert rows["Total"][2] == "117,06 €" and rows["Total"][-1] == "117,06 €"
+
+
+# ------------------------------------------------------------------ what the page shows
+def test_page_shows_buckets_totals_and_currencies_apart(admin_client, german):
+    page = admin_client.get(f"/reports/aging?as_of={AS_OF}").get_data(as_text=True)
+    assert shown_rows(page) == [
+        ["EUR", "Bolt", "58,53 €", "—", "1.234,50 €", "—", "—", "1.293,03 €"],
+        ["EUR", "Cargo", "—", "99,99 €", "—", "0,01 €", "—", "100,00 €"],
+        ["EUR", "Starship Technologies", "58,53 €", "—", "—", "—", "10,00 €", "68,53 €"],
+        ["EUR", "Total", "117,06 €", "99,99 €", "1.234,50 €", "0,01 €", "10,00 €", "1.461,56 €"],
+        ["USD", "Atlas Inc", "—", "500,00 $", "—", "—", "—", "500,00 $"],
+        ["USD", "Total", "0,00 $", "500,00 $", "0,00 $", "0,00 $", "0,00 $", "500,00 $"],
+    ]
+    tree = html.fromstring(page)
+    eur = tree.xpath("//section[@id='aging-EUR']")[0]
+    figures = {node.get("data-figure"): text(node) for node in eur.xpath(".//*[@data-figure]")}
+    # 1,461.56 open, 117.06 current: 92.0 % overdue; 31+ days: 1,234.50 + 0.01 + 10.00 = 85.1 %.
+    assert figures["total-open"] == "1.461,56 €"
+    assert figures["overdue-share"] == "92 %"
+    assert figures["over-30-share"] == "85,1 %"
+    assert figures["top-share"] == "100 %"
+    assert figures["dso"].endswith("days")
+    assert "credit sales" in eur.xpath(".//abbr")[0].get("title")
+
+
+def test_bar_chart_is_inline_accessible_svg(admin_client, german):
+    tree = html.fromstring(admin_client.get(f"/reports/aging?as_of={AS_OF}").get_data(as_text=True))
+    svg = tree.xpath("//section[@id='aging-EUR']//svg")[0]
+    assert svg.get("role") == "img" and svg.get("aria-labelledby")
+    assert "Open receivables in EUR" in text(svg.xpath("./title")[0])
+    desc = text(svg.xpath("./desc")[0])
+    assert "Current: 117,06 €" in desc and "90+: 10,00 €" in desc
+    labels = [text(t) for t in svg.xpath(".//text")]
+    assert "1.234,50 €" in labels and "31-60" in labels
+    heights = {g.get("data-bucket"): int(g.xpath("./rect")[0].get("height")) for g in svg.xpath(".//g[@class='bar']")}
+    assert heights["d31_60"] > heights["current"] > heights["d90_plus"] > 0
+    assert not tree.xpath("//script[starts-with(@src, 'http')]")  # no CDN
+
+
+def test_rows_expand_with_htmx_under_the_row(app, admin_client, german):
+    bolt = customer_id(app, "Bolt")
+    tree = html.fromstring(admin_client.get(f"/reports/aging?as_of={AS_OF}").get_data(as_text=True))
+    link = next(a for a in tree.xpath("//tr[@class='aging-row']//a") if text(a) == "Bolt")
+    url = f"/reports/aging/customer/{bolt}?as_of={AS_OF}&currency=EUR"
+    assert link.get("hx-get") == url and link.get("href") == url
+    row = link.getparent().getparent()
+    assert row.getparent().get("hx-target") == "next tr" and row.getparent().get("hx-swap") == "outerHTML"
+    placeholder = row.getnext()  # the hidden row right under the customer's row is what gets replaced
+    assert placeholder.tag == "tr" and placeholder.get("hidden") is not None
+    target = f"#aging-detail-EUR-{bolt}"
+    assert placeholder.get("id") == target[1:]
+    response = admin_client.get(url, headers=HX)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and "HX-Request" in response.headers["Vary"]
+    assert "<html" not in body and body.lstrip().startswith(f'<tr id="{target[1:]}"')  # replaces the placeholder
+    rows = [[text(td) for td in tr.xpath("./td")] for tr in html.fromstring(f"<table>{body}</table>").xpath(
+        "//table[@class='aging-invoices']/tbody/tr")]
+    assert [r[1:] for r in rows] == [
+        [str(AS_OF - timedelta(days=45)), str(AS_OF - timedelta(days=31)), "31", "31-60", "1.234,50 €"],
+        [str(AS_OF - timedelta(days=14)), str(AS_OF + timedelta(days=14)), "—", "Current", "58,53 €"],
+    ]
+    assert all(r[0].startswith("DE01-T-") for r in rows)
+
+
+def test_customer_invoices_are_a_full_page_without_htmx(app, admin_client, german):
+    response = admin_client.get(f"/reports/aging/customer/{customer_id(app, 'Cargo')}?as_of={AS_OF}")
+    body = response.get_data(as_text=True).replace("\xa0", " ")
+    assert response.status_code == 200 and "HX-Request" in response.headers["Vary"]
+    assert "<html" in body and "<h1>Cargo</h1>" in body and "99,99 €" in body and "0,01 €" in body
+    assert "20,00" not in body  # the paid invoice
+    assert f'href="/reports/aging?entity=DE01&amp;as_of={AS_OF}"' in body
+
+
+def test_invoice_numbers_link_to_the_invoice_page(app, admin_client, german):
+    from flask import url_for
+
+    from app.models import Invoice
+
+    cargo = customer_id(app, "Cargo")
+    with app.app_context():
+        open_ids = [i for (i,) in db.session.query(Invoice.id).filter_by(customer_id=cargo, status="issued")]
+    with app.test_request_context():
+        expected = sorted(url_for("records.invoice_detail", invoice_id=i) for i in open_ids)
+    body = admin_client.get(f"/reports/aging/customer/{cargo}?as_of={AS_OF}").get_data(as_text=True)
+    links = html.fromstring(body).xpath("//table[@class='aging-invoices']/tbody/tr/td[1]/a/@href")
+    assert sorted(links) == expected and len(links) == 2
+
+
+def test_unknown_customer_is_404(admin_client, german):
+    assert admin_client.get("/reports/aging/customer/999999").status_code == 404
+
+
+# ------------------------------------------------------------------ CSV
+def test_csv_is_exactly_what_the_page_shows(admin_client, german):
+    page = admin_client.get(f"/reports/aging?entity=DE01&as_of={AS_OF}").get_data(as_text=True)
+    response = admin_client.get(f"/reports/aging.csv?entity=DE01&as_of={AS_OF}")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert response.headers["Content-Disposition"] == 'attachment; filename="ar-aging-DE01-2026-11-26.csv"'
+    exported = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert exported[0] == ["Currency", "Customer", "Current", "1-30", "31-60", "61-90", "90+", "Total"]
+    shown = [[r[0], r[1], *(amount_shown(c) for c in r[2:])] for r in shown_rows(page)]
+    assert [[r[0], r[1], *(Decimal(c) for c in r[2:])] for r in exported[1:]] == shown
+    assert exported[1] == ["EUR", "Bolt", "58.53", "0.00", "1234.50", "0.00", "0.00", "1293.03"]
+    assert 'href="/reports/aging.csv?entity=DE01&amp;as_of=2026-11-26"' in page
+
+
+def test_csv_of_an_unknown_entity_or_bad_date_is_refused(admin_client, german):
+    assert admin_client.get("/reports/aging.csv?entity=XX99").status_code == 404
+    response = admin_client.get("/reports/aging.csv?entity=DE01&as_of=yesterday")
+    assert response.status_code == 400 and b"YYYY-MM-DD" in response.data
+
+
+# ------------------------------------------------------------------ inputs
+def test_entity_input_defaults_to_the_current_entity_and_picks_another(app, admin_client, german):
+    with app.app_context():
+        other = make_entity("FR01", name="Paris SAS", locale="fr_FR", timezone="Europe/Paris")
+        add_invoice(other, "Gustave", "12.00", days=3)
+        db.session.commit()
+        other_id = other.id
+    page = admin_client.get(f"/reports/aging?as_of={AS_OF}").get_data(as_text=True)
+    assert "Bolt" in page and "Gustave" not in page  # DE01 comes first
+    picked = admin_client.get(f"/reports/aging?entity=FR01&as_of={AS_OF}").get_data(as_text=True)
+    assert "Gustave" in picked and "Bolt" not in picked
+    assert [o.get("value") for o in html.fromstring(picked).xpath(
+        "//form[@id='aging-filters']//select[@name='entity']/option[@selected]")] == [
+        "FR01"]
+    admin_client.post("/entity", data={"entity": other_id, "next": "/"})  # the user's current entity
+    assert "Gustave" in admin_client.get(f"/reports/aging?as_of={AS_OF}").get_data(as_text=True)
+    response = admin_client.get("/reports/aging?entity=NOPE")
+    assert response.status_code == 404 and "NOPE" in response.get_data(as_text=True)
+
+
+def test_as_of_input_moves_invoices_between_buckets(admin_client, german):
+    later = AS_OF + timedelta(days=30)
+    rows = {r[1]: r for r in shown_rows(admin_client.get(f"/reports/aging?as_of={later}").get_data(as_text=True))}
+    assert rows["Bolt"][2:] == ["—", "58,53 €", "—", "1.234,50 €", "—", "1.293,03 €"]  # 16 and 61 days past due
+    earlier = AS_OF - timedelta(days=60)  # before most invoices were issued
+    rows = {r[1]: r for r in shown_rows(admin_client.get(f"/reports/aging?as_of={earlier}").get_data(as_text=True))}
+    assert "Bolt" not in rows and rows["Starship Technologies"][-1] == "10,00 €"
+
+
+def test_as_of_defaults_to_today_in_the_entitys_time_zone(app, admin_client, german):
+    from app.reports.dashboard import entity_today
+
+    with app.app_context():
+        today = entity_today(db.session.query(LegalEntity).filter_by(code="DE01").one())
+    tree = html.fromstring(admin_client.get("/reports/aging").get_data(as_text=True))
+    assert tree.xpath("//input[@name='as_of']")[0].get("value") == today.isoformat()
+
+
+def test_a_bad_as_of_date_says_how_to_write_it(admin_client, german):
+    response = admin_client.get("/reports/aging?as_of=26.11.2026")
+    assert response.status_code == 400
+    assert "“26.11.2026” is not a date: enter the as-of date as YYYY-MM-DD" in response.get_data(as_text=True)
+    htmx = admin_client.get("/reports/aging?as_of=26.11.2026", headers=HX)  # HTMX swaps only 2xx answers
+    assert htmx.status_code == 200 and "YYYY-MM-DD" in htmx.get_data(as_text=True)
+
+
+def test_filter_form_swaps_only_the_report_with_htmx(admin_client, german):
+    page = admin_client.get(f"/reports/aging?as_of={AS_OF}").get_data(as_text=True)
+    form = html.fromstring(page).xpath("//form[@id='aging-filters']")[0]
+    assert form.get("hx-get") == "/reports/aging" and form.get("hx-target") == "#aging-report"
+    assert form.get("hx-push-url") == "true" and form.get("method") == "get"
+    response = admin_client.get(f"/reports/aging?entity=DE01&as_of={AS_OF}", headers=HX)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and "HX-Request" in response.headers["Vary"]
+    assert "<html" not in body and 'id="aging-EUR"' in body and "Bolt" in body
+
+
+# ------------------------------------------------------------------ escaping and empty states
+def test_customer_names_are_escaped_in_page_partial_and_csv(app, admin_client):
+    with app.app_context():
+        entity = make_entity()
+        add_invoice(entity, XSS, "5.00", days=3)
+        db.session.commit()
+    cid = customer_id(app, XSS)
+    for body in (admin_client.get(f"/reports/aging?as_of={AS_OF}").get_data(as_text=True),
+                 admin_client.get(f"/reports/aging/customer/{cid}?as_of={AS_OF}").get_data(as_text=True),
+                 admin_client.get(f"/reports/aging/customer/{cid}?as_of={AS_OF}", headers=HX).get_data(as_text=True)):
+        assert XSS not in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in admin_client.get(f"/reports/aging?as_of={AS_OF}").get_data(
+        as_text=True)
+    assert "&lt;script&gt;" in admin_client.get(f"/reports/aging/customer/{cid}?as_of={AS_OF}").get_data(as_text=True)
+
+
+def test_empty_state_says_what_to_do(app, admin_client):
+    with app.app_context():
+        make_entity()
+        db.session.commit()
+    page = admin_client.get(f"/reports/aging?as_of={AS_OF}").get_data(as_text=True)
+    assert "No open invoices for DE01 as of 2026-11-26 — run billing from Agents &gt; Definitions." in page
+    assert "<table" not in page
+
+
+def test_without_a_legal_entity_the_page_says_how_to_add_one(admin_client):
+    page = admin_client.get("/reports/aging").get_data(as_text=True)
+    assert "No legal entity yet" in page
+
+
+# ------------------------------------------------------------------ the table's money formatter
+def test_fast_money_is_exactly_babels_money_in_every_locale():
+    """The report formats thousands of cells with fast_money; it must print what `helpers.money` prints."""
+    import random
+
+    from babel import localedata
+    from babel.numbers import format_currency
+
+    from app.formatting import fast_money
+
+    rng = random.Random(20261126)
+    amounts = [Decimal("0"), Decimal("0.5"), Decimal("58.53"), Decimal("1234.5"), Decimal("1000000"),
+               Decimal("-12.34"), Decimal("99999999999999.9999")]
+    for locale in localedata.locale_identifiers():
+        for currency in ("EUR", "USD", "JPY", "BHD", "CHF", "INR"):
+            for amount in amounts + [Decimal(rng.randrange(10 ** rng.randint(1, 14))).scaleb(-rng.choice([0, 2, 4]))]:
+                assert fast_money(amount, currency, locale) == format_currency(amount, currency, locale=locale), (
+                    locale, currency, amount)
