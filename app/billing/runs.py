@@ -427,12 +427,12 @@ def cancel_run(run: BillingRun, actor: Actor) -> bool:
 
 
 def retry_failed(run: BillingRun, actor: Actor, trigger: str = "manual") -> StartResult:
-    """Start a run for only the contracts that failed in `run`."""
+    """Start a run for only the contracts that failed in `run` (a dry run's retry is a dry run too)."""
     failed = list(db.session.scalars(select(BillingRunItem.contract_id).where(
         BillingRunItem.billing_run_id == run.id, BillingRunItem.status == "failed")))
     if not failed:
         raise RunRefused(f"run #{run.number} has no failed contracts to retry")
-    return start_billing_run(run.legal_entity, run.as_of, trigger, actor, contract_ids=failed)
+    return start_billing_run(run.legal_entity, run.as_of, trigger, actor, run.dry_run, contract_ids=failed)
 
 
 def _relay_soon() -> None:

@@ -99,13 +99,14 @@ def number(value: Any, locale: str | None = None) -> str:
     return format_decimal(value, locale=locale)
 
 
-def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    """A UTC timestamp shown in the current entity's time zone."""
+def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M", tz: str | None = None) -> str:
+    """A UTC timestamp shown in `tz`, by default the current entity's time zone."""
     if value is None:
         return ""
-    entity = current_entity()
-    zone = ZoneInfo(entity.timezone) if entity else ZoneInfo("UTC")
-    return value.astimezone(zone).strftime(fmt)
+    if tz is None:
+        entity = current_entity()
+        tz = entity.timezone if entity else "UTC"
+    return value.astimezone(ZoneInfo(tz)).strftime(fmt)
 
 
 def iso_date(value: date | None) -> str:

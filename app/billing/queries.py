@@ -1,0 +1,143 @@
+"""Read-only queries for the billing-run pages: the run list, a run's outcomes and its audit timeline.
+
+Nothing here writes; the views page the selects with `paginate` and show what these return.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from babel.numbers import format_currency
+from sqlalchemy import Select, select
+
+from app.extensions import db
+from app.models import AuditEntry, BillingRun, BillingRunItem, Contract, Customer, Invoice
+from app.models.runs import ACTIVE_RUN_STATUSES, ITEM_STATUSES, RUN_STATUSES
+from app.models.types import utcnow
+
+
+# ------------------------------------------------------------------ runs
+def runs_query(legal_entity_id: int, status: str | None = None) -> Select:
+    """The entity's runs, newest first; `status` (one of RUN_STATUSES) filters, anything else is ignored."""
+    query = select(BillingRun).where(BillingRun.legal_entity_id == legal_entity_id)
+    if status in RUN_STATUSES:
+        query = query.where(BillingRun.status == status)
+    return query.order_by(BillingRun.number.desc())
+
+
+def latest_run(legal_entity_id: int) -> BillingRun | None:
+    return db.session.scalar(runs_query(legal_entity_id).limit(1))
+
+
+def is_active(run: BillingRun) -> bool:
+    """Pending or running: its pages keep polling."""
+    return run.status in ACTIVE_RUN_STATUSES
+
+
+def run_duration(run: BillingRun, now: datetime | None = None) -> float | None:
+    """Seconds from start to end; for a running run, up to now; None before it starts."""
+    if run.started_at is None:
+        return None
+    end = run.finished_at or (now or utcnow())
+    return max(0.0, (end - run.started_at).total_seconds())
+
+
+# ------------------------------------------------------------------ a run's outcomes
+def run_items_query(run_id: int, status: str | None = None) -> Select:
+    """Rows of (BillingRunItem, Contract, Customer) of a run, by contract reference."""
+    query = (
+        select(BillingRunItem, Contract, Customer)
+        .join(Contract, Contract.id == BillingRunItem.contract_id)
+        .join(Customer, Customer.id == Contract.customer_id)
+        .where(BillingRunItem.billing_run_id == run_id)
+    )
+    if status in ITEM_STATUSES:
+        query = query.where(BillingRunItem.status == status)
+    return query.order_by(Contract.reference, BillingRunItem.id)
+
+
+def run_invoices_query(run_id: int) -> Select:
+    """Rows of (Invoice, Customer) a run created, numbered ones in number order, then drafts."""
+    return (
+        select(Invoice, Customer)
+        .join(Customer, Customer.id == Invoice.customer_id)
+        .where(Invoice.billing_run_id == run_id)
+        .order_by(Invoice.sequence_year, Invoice.sequence_number, Invoice.id)
+    )
+
+
+# ------------------------------------------------------------------ the audit timeline
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    action: str
+    actor: str
+    text: str
+
+
+def run_timeline(run: BillingRun, locale: str = "en_US") -> list[TimelineEntry]:
+    """The run's audit entries, oldest first, each phrased in words."""
+    entries = db.session.scalars(
+        select(AuditEntry).where(AuditEntry.billing_run_id == run.id).order_by(AuditEntry.at, AuditEntry.id))
+    return [TimelineEntry(e.at, e.action, e.actor_label, describe(e, locale)) for e in entries]
+
+
+def _totals(totals: dict | None, locale: str) -> str:
+    return ", ".join(format_currency(Decimal(amount), currency, locale=locale)
+                     for currency, amount in sorted((totals or {}).items()))
+
+
+def _agent_name(key: str | None) -> str:
+    from app.agents.registry import get_spec
+
+    try:
+        return get_spec(key or "").name
+    except KeyError:
+        return key or "an agent"
+
+
+def _plural(count: int | None, word: str) -> str:
+    count = count or 0
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def describe(entry: AuditEntry, locale: str = "en_US") -> str:
+    """One audit entry of a run in words: "Queued by admin@arbill.example (manual trigger)"."""
+    d = entry.details or {}
+    who = entry.actor_label
+    action = entry.action
+    if action == "billing_run.queued":
+        text = f"Queued by {who} ({d.get('trigger', 'unknown')} trigger)"
+        if d.get("as_of"):
+            text += f", as of {d['as_of']}"
+        if d.get("dry_run"):
+            text += ", dry run"
+        if d.get("retry_of_contracts") is not None:
+            text += f", retrying {_plural(d['retry_of_contracts'], 'failed contract')}"
+        return text
+    if action == "billing_run.started":
+        return f"Started by {who}"
+    if action == "billing_run.fanned_out":
+        return (f"Split into {_plural(d.get('chunks'), 'chunk')} of up to {d.get('chunk_size')} contracts "
+                "for the workers")
+    if action == "billing_run.completed":
+        label = "Completed with errors" if d.get("status") == "completed_with_errors" else "Completed"
+        text = f"{label}: {_plural(d.get('invoices'), 'invoice')}"
+        if d.get("totals"):
+            text += f", {_totals(d['totals'], locale)}"
+        if d.get("failed"):
+            text += f"; {_plural(d['failed'], 'contract')} failed"
+        if d.get("duration_s") is not None:
+            text += f" (in {float(d['duration_s']):.1f} s)"
+        return text
+    if action == "billing_run.failed":
+        return f"Failed: {d.get('reason') or 'no reason given'}"
+    if action == "billing_run.cancelled":
+        return f"Cancelled by {who}"
+    if action == "workflow.step_fired":
+        return f"Workflow step: event {d.get('event_type')} → {_agent_name(d.get('agent'))}, job {d.get('job_id')}"
+    if action == "workflow.stopped":
+        return f"Workflow stopped at event {d.get('event_type')}: {d.get('reason')}"
+    details = ", ".join(f"{k} {v}" for k, v in d.items())
+    return f"{action.replace('_', ' ').replace('.', ': ', 1)} by {who}" + (f" ({details})" if details else "")

@@ -1,0 +1,173 @@
+"""Agents > Definitions: thin views over app.agents.service (configuration) and app.billing.runs (Run)."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, flash, redirect, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import func, select
+
+from app.agents.registry import AgentSpec, get_spec
+from app.agents.service import current_configuration, get_agent, list_agents, set_enabled, update_configuration
+from app.audit import Actor
+from app.billing.queries import latest_run, runs_query
+from app.billing.runs import RunRefused, default_as_of, start_billing_run
+from app.extensions import db, htmx
+from app.models import AgentDefinition
+from app.records.validation import FieldError, ValidationError, parse_optional_date
+from app.web.agents import bp
+from app.web.decorators import role_required
+from app.web.helpers import current_entity, render
+from app.web.runs.presenters import run_helpers
+
+TABS = (("overview", "Overview", "agents.detail"), ("configuration", "Configuration", "agents.configuration"),
+        ("runs", "Runs", "agents.runs"))
+# Agents with a Run button, and whose runs are billing runs of the current legal entity.
+BILLING_AGENTS = {"billing_run"}
+RUNS_ON_TAB = 25
+
+bp.context_processor(run_helpers)
+
+
+def _agent_or_404(key: str) -> AgentDefinition:
+    return get_agent(key) or abort(404)
+
+
+def _spec(agent: AgentDefinition) -> AgentSpec | None:
+    try:
+        return get_spec(agent.key)
+    except KeyError:
+        return None
+
+
+def _page(agent: AgentDefinition, tab: str, partial: str | None = None, status: int = 200, **context: Any):
+    """The agent page with `tab` active; an HTMX request gets only `partial` (default: the tab's panel)."""
+    entity = current_entity()
+    bills = agent.key in BILLING_AGENTS
+    base: dict[str, Any] = {
+        "agent": agent, "spec": _spec(agent), "entity": entity, "tab": tab, "bills": bills,
+        "tabs": [(k, label, url_for(endpoint, key=agent.key)) for k, label, endpoint in TABS],
+    }
+    if tab == "overview" and bills and entity is not None:
+        base["default_as_of"] = default_as_of(entity, current_configuration(agent))
+    if tab == "configuration" and base["spec"] is not None:
+        base.setdefault("values", current_configuration(agent))
+    if tab == "runs" and bills and entity is not None:
+        query = runs_query(entity.id)
+        base["runs"] = list(db.session.scalars(query.limit(RUNS_ON_TAB)))
+        base["runs_total"] = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    base.update(context)
+    response = render("agents/detail.html", partial or f"agents/_{tab}.html", **base)
+    response.status_code = status
+    return response
+
+
+# ------------------------------------------------------------------ pages
+@bp.get("")
+@login_required
+def index():
+    entity = current_entity()
+    last_runs = {key: latest_run(entity.id) for key in BILLING_AGENTS} if entity else {}
+    return render("agents/index.html", agents=list_agents(), entity=entity, last_runs=last_runs)
+
+
+@bp.get("/<key>")
+@login_required
+def detail(key: str):
+    return _page(_agent_or_404(key), "overview")
+
+
+@bp.get("/<key>/configuration")
+@login_required
+def configuration(key: str):
+    return _page(_agent_or_404(key), "configuration")
+
+
+@bp.get("/<key>/runs")
+@login_required
+def runs(key: str):
+    return _page(_agent_or_404(key), "runs")
+
+
+# ------------------------------------------------------------------ the Run button
+@bp.post("/<key>/run")
+@role_required("accountant")
+def run(key: str):
+    """Start a billing run of the current legal entity; answers with the result area (or the whole page)."""
+    agent = _agent_or_404(key)
+    if key not in BILLING_AGENTS:
+        abort(404)
+    entity = current_entity()
+    if entity is None:
+        return _run_answer(agent, None, "No legal entity yet: an admin adds one under Settings > Legal entities, "
+                                        "then you can run billing for it.", 409)
+    try:
+        as_of = parse_optional_date(request.form.get("as_of"))
+    except FieldError as error:
+        return _run_answer(agent, None, f"As-of date: {error}.", 422)
+    dry_run = request.form.get("dry_run", "").lower() in {"on", "1", "true", "yes"}
+    try:
+        result = start_billing_run(entity, as_of, "manual", Actor.for_user(current_user), dry_run)
+    except RunRefused as refused:
+        db.session.rollback()
+        return _run_answer(agent, None, f"Not started: {refused}.", 409)
+    return _run_answer(agent, result, result.message, 200)
+
+
+def _run_answer(agent: AgentDefinition, result, message: str, status: int):
+    return _page(agent, "overview", "agents/_run_result.html", status, result=result, message=message)
+
+
+# ------------------------------------------------------------------ configuration (admins)
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def _saved_message(changes: dict[str, dict[str, Any]]) -> str:
+    """"Saved: chunk_size 500 → 200"; a long text setting is only named."""
+    if not changes:
+        return "Nothing changed."
+    parts = []
+    for name, change in changes.items():
+        old, new = _describe(change["old"]), _describe(change["new"])
+        long_text = max(len(old), len(new)) > 40 or "\n" in old + new
+        parts.append(f"{name} changed" if long_text else f"{name} {old} → {new}")
+    return "Saved: " + ", ".join(parts)
+
+
+@bp.post("/<key>/configuration")
+@role_required("admin")
+def configure(key: str):
+    """Save the whole configuration; invalid values come back inline (422) and nothing is saved."""
+    agent = _agent_or_404(key)
+    spec = _spec(agent) or abort(404)
+    submitted = {s.name: request.form[s.name] for s in spec.settings if s.name in request.form}
+    try:
+        changes = update_configuration(agent, submitted, Actor.for_user(current_user))
+    except ValidationError as error:
+        db.session.rollback()
+        values = {s.name: (s.name in request.form) if s.type == "bool" else request.form.get(s.name, "")
+                  for s in spec.settings}
+        return _page(agent, "configuration", status=422, values=values, errors=error.errors)
+    db.session.commit()
+    saved = _saved_message(changes)
+    if not htmx:
+        flash(saved, "success")
+        return redirect(url_for("agents.configuration", key=agent.key), 303)
+    return _page(agent, "configuration", saved=saved)
+
+
+@bp.post("/<key>/enabled")
+@role_required("admin")
+def toggle(key: str):
+    """Enable or disable the agent (audited by the service)."""
+    agent = _agent_or_404(key)
+    enabled = request.form.get("enabled") == "1"
+    if set_enabled(agent, enabled, Actor.for_user(current_user)):
+        db.session.commit()
+        flash(f"{agent.name} {'enabled' if enabled else 'disabled'}.", "success")
+    else:
+        flash(f"{agent.name} was already {'enabled' if enabled else 'disabled'}.", "info")
+    return redirect(url_for("agents.configuration", key=agent.key), 303)

@@ -1,0 +1,125 @@
+"""Runs > Billing: thin views over app.billing.runs (actions) and app.billing.queries (reads)."""
+from __future__ import annotations
+
+from flask import Response, abort, flash, make_response, redirect, request, url_for
+from flask_login import current_user, login_required
+
+from app.audit import Actor
+from app.billing.queries import run_invoices_query, run_items_query, run_timeline, runs_query
+from app.billing.runs import RunRefused, cancel_run, retry_failed
+from app.extensions import db, htmx
+from app.models import BillingRun
+from app.models.runs import ITEM_STATUSES, RUN_STATUSES
+from app.web.decorators import role_required
+from app.web.helpers import current_entity, paginate, render
+from app.web.runs import bp
+from app.web.runs.presenters import run_helpers
+
+TABS = (("contracts", "Contracts", "runs.contracts"), ("invoices", "Invoices", "runs.invoices"),
+        ("audit", "Audit", "runs.audit"))
+
+bp.context_processor(run_helpers)
+
+
+def _go(url: str) -> Response:
+    """Send the browser to `url`: HX-Redirect for an HTMX request, else 303 See Other."""
+    if htmx:
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = url
+        return response
+    return redirect(url, 303)
+
+
+def _run_or_404(run_id: int) -> BillingRun:
+    # Any legal entity's run can be opened (audit links point across entities); a missing one is 404.
+    return db.session.get(BillingRun, run_id) or abort(404)
+
+
+# ------------------------------------------------------------------ the list
+@bp.get("")
+@login_required
+def index():
+    entity = current_entity()
+    status = request.args.get("status", "")
+    status = status if status in RUN_STATUSES else ""
+    pager = paginate(runs_query(entity.id, status or None)) if entity else None
+    return render("runs/index.html", "runs/_table.html", entity=entity, pager=pager, status=status)
+
+
+@bp.get("/<int:run_id>/row")
+@login_required
+def row(run_id: int):
+    """One row of the list; it polls itself while the run is pending or running."""
+    run = _run_or_404(run_id)
+    if not htmx:
+        return redirect(url_for("runs.detail", run_id=run.id))
+    return render("runs/_row.html", "runs/_row.html", run=run)
+
+
+# ------------------------------------------------------------------ the detail and its tabs
+def _detail(run_id: int, tab: str):
+    run = _run_or_404(run_id)
+    context = {"run": run, "tab": tab, "locale": run.legal_entity.locale,
+               "tabs": [(key, label, url_for(endpoint, run_id=run.id)) for key, label, endpoint in TABS],
+               "self_url": request.full_path.rstrip("?")}
+    if tab == "contracts":
+        status = request.args.get("status", "")
+        context["item_status"] = status if status in ITEM_STATUSES else ""
+        context["pager"] = paginate(run_items_query(run.id, context["item_status"] or None))
+    elif tab == "invoices":
+        context["pager"] = paginate(run_invoices_query(run.id))
+    else:
+        context["timeline"] = run_timeline(run, run.legal_entity.locale)
+    return render("runs/detail.html", "runs/_body.html", **context)
+
+
+@bp.get("/<int:run_id>")
+@login_required
+def detail(run_id: int):
+    return _detail(run_id, "contracts")
+
+
+@bp.get("/<int:run_id>/contracts")
+@login_required
+def contracts(run_id: int):
+    return _detail(run_id, "contracts")
+
+
+@bp.get("/<int:run_id>/invoices")
+@login_required
+def invoices(run_id: int):
+    return _detail(run_id, "invoices")
+
+
+@bp.get("/<int:run_id>/audit")
+@login_required
+def audit(run_id: int):
+    return _detail(run_id, "audit")
+
+
+# ------------------------------------------------------------------ actions
+@bp.post("/<int:run_id>/retry")
+@role_required("accountant")
+def retry(run_id: int):
+    """Start a run of only the contracts that failed in this one."""
+    run = _run_or_404(run_id)
+    try:
+        result = retry_failed(run, Actor.for_user(current_user))
+    except RunRefused as refused:
+        db.session.rollback()
+        flash(f"Nothing retried: {refused}.", "error")
+        return _go(url_for("runs.detail", run_id=run.id))
+    flash(result.message, "success" if result.started else "info")
+    return _go(url_for("runs.detail", run_id=result.run.id))
+
+
+@bp.post("/<int:run_id>/cancel")
+@role_required("accountant")
+def cancel(run_id: int):
+    run = _run_or_404(run_id)
+    if cancel_run(run, Actor.for_user(current_user)):
+        flash(f"Run #{run.number} cancelled.", "success")
+    else:
+        db.session.refresh(run)
+        flash(f"Run #{run.number} is {run.status.replace('_', ' ')}: only a pending run can be cancelled.", "error")
+    return _go(url_for("runs.detail", run_id=run.id))
