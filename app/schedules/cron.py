@@ -149,6 +149,8 @@ def describe(expression: str, tz_name: str, first_business_day: bool = False) ->
             return f"First business day of the month {at}"
         if dom == "*" and month == "*" and dow == "*":
             return f"Every day {at}"
+        if dom == "*" and month == "*" and dow in ("1-5", "MON-FRI", "mon-fri"):
+            return f"Every weekday {at}"
         if dom == "*" and month == "*" and _is_day_list(dow):
             names = [_weekday_name(d) for d in dow.split(",")]
             if names == list(WEEKDAYS[:5]):

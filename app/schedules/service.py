@@ -24,13 +24,29 @@ class ScheduleInput:
     preset: Preset
 
 
+def is_schedulable(agent: AgentDefinition) -> bool:
+    """A schedule can trigger the agents that listen to `schedule.triggered`."""
+    return "schedule.triggered" in (agent.trigger_events or [])
+
+
+def schedulable_agents() -> list[AgentDefinition]:
+    return [a for a in db.session.scalars(select(AgentDefinition).order_by(AgentDefinition.id)) if is_schedulable(a)]
+
+
 def _agent(key: str) -> AgentDefinition:
     agent = db.session.scalar(select(AgentDefinition).where(AgentDefinition.key == key))
     if agent is None:
         raise ScheduleError(f"unknown agent {key!r} (see `flask agents list`)")
-    if "schedule.triggered" not in (agent.trigger_events or []):
+    if not is_schedulable(agent):
         raise ScheduleError(f"the {agent.name} cannot be scheduled (it has no schedule.triggered trigger)")
     return agent
+
+
+def _name(name: str, fallback: str) -> str:
+    name = name.strip() or fallback
+    if len(name) > 200:
+        raise ScheduleError(f"the name is {len(name)} characters long; keep it under 200")
+    return name
 
 
 def _params(preset: Preset) -> dict:
@@ -47,7 +63,7 @@ def preset_of(schedule: ScheduledJob) -> Preset:
 def create_schedule(entity: LegalEntity, data: ScheduleInput, actor: Actor) -> ScheduledJob:
     agent = _agent(data.agent_key)
     cron, first_business_day = preset_to_cron(data.preset)
-    name = data.name.strip() or describe(cron, entity.timezone, first_business_day)
+    name = _name(data.name, describe(cron, entity.timezone, first_business_day))
     schedule = ScheduledJob(agent_id=agent.id, legal_entity_id=entity.id, name=name, cron=cron,
                             preset=data.preset.kind, preset_params=_params(data.preset),
                             first_business_day=first_business_day, enabled=True, created_by_id=actor.user_id)
@@ -60,7 +76,7 @@ def create_schedule(entity: LegalEntity, data: ScheduleInput, actor: Actor) -> S
 
 def update_schedule(schedule: ScheduledJob, data: ScheduleInput, actor: Actor) -> dict:
     cron, first_business_day = preset_to_cron(data.preset)
-    new = {"name": data.name.strip() or describe(cron, schedule.legal_entity.timezone, first_business_day),
+    new = {"name": _name(data.name, describe(cron, schedule.legal_entity.timezone, first_business_day)),
            "cron": cron, "preset": data.preset.kind, "preset_params": _params(data.preset),
            "first_business_day": first_business_day}
     changes = {k: {"old": getattr(schedule, k), "new": v} for k, v in new.items() if getattr(schedule, k) != v}

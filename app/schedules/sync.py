@@ -165,7 +165,7 @@ def sync_after_change() -> str | None:
         return None
     except Exception as error:  # noqa: BLE001
         log.warning("schedule sync failed: %s", error)
-        return ("saved, but the scheduler could not be updated now (Redis unreachable); "
+        return ("the change is saved, but the scheduler could not be updated now (Redis unreachable); "
                 "it catches up within a minute of Redis being back")
 
 

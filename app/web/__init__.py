@@ -12,6 +12,7 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(main_bp)
+    from app.web.schedules import bp as schedules_bp; app.register_blueprint(schedules_bp)  # noqa: E702
     from app.web.runs import bp as runs_bp; app.register_blueprint(runs_bp)  # noqa: E702
     from app.web.agents import bp as agents_bp; app.register_blueprint(agents_bp)  # noqa: E702
     from app.web.reports import bp as reports_bp; app.register_blueprint(reports_bp)  # noqa: E702
