@@ -10,6 +10,8 @@ from app.payments.collection import on_retry_scheduled, start_collection
 
 
 def on_event(event: Event) -> str | None:
+    if event.type not in ("invoice.issued", "payment.retry_scheduled") or "invoice_id" not in (event.payload or {}):
+        return None  # an event this agent does not act on (an admin may route any event to it)
     invoice_id = int(event.payload["invoice_id"])
     if event.type == "invoice.issued":
         return start_collection(invoice_id).message

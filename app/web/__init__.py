@@ -12,6 +12,9 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(main_bp)
+    from app.web.mailbox import bp as mailbox_bp; app.register_blueprint(mailbox_bp)  # noqa: E702
+    from app.web.orchestration import bp as orchestration_bp; app.register_blueprint(orchestration_bp)  # noqa: E702
+    from app.web.collections import bp as collections_bp; app.register_blueprint(collections_bp)  # noqa: E702
     from app.web.schedules import bp as schedules_bp; app.register_blueprint(schedules_bp)  # noqa: E702
     from app.web.runs import bp as runs_bp; app.register_blueprint(runs_bp)  # noqa: E702
     from app.web.agents import bp as agents_bp; app.register_blueprint(agents_bp)  # noqa: E702

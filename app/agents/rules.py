@@ -1,0 +1,134 @@
+"""Orchestration rules: which agent the relay runs when an event happens.
+
+Migrations create the default rules (`registry.DEFAULT_RULES`); admins enable, disable, add and
+delete them. Every change is audited. The relay reads the rules through `events.subscribers`.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.agents.registry import AGENTS
+from app.audit import Actor, record
+from app.extensions import db
+from app.models import AgentDefinition, OrchestrationRule
+from app.records.validation import ValidationError
+
+# Lower-case words joined by one dot, e.g. invoice.paid or payment.retry_scheduled.
+EVENT_TYPE = re.compile(r"[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*")
+EVENT_TYPE_MAX = 64
+
+
+def agent_name(key: str) -> str:
+    spec = AGENTS.get(key)
+    return spec.name if spec else key
+
+
+@dataclass
+class RuleRow:
+    rule: OrchestrationRule
+    agent: AgentDefinition | None
+
+    @property
+    def agent_name(self) -> str:
+        return self.agent.name if self.agent is not None else agent_name(self.rule.agent_key)
+
+    @property
+    def agent_enabled(self) -> bool:
+        return self.agent is not None and self.agent.enabled and self.rule.agent_key in AGENTS
+
+    @property
+    def active(self) -> bool:
+        """Whether the relay runs the agent on this event now (rule and agent both enabled)."""
+        return self.rule.enabled and self.agent_enabled
+
+    @property
+    def declared(self) -> bool:
+        """Whether the agent lists the event among its trigger events (others it may ignore)."""
+        spec = AGENTS.get(self.rule.agent_key)
+        return spec is not None and self.rule.event_type in spec.trigger_events
+
+
+def list_rules() -> list[RuleRow]:
+    """Every rule with its agent, by event type, then in the order the relay runs them."""
+    rows = db.session.execute(
+        select(OrchestrationRule, AgentDefinition)
+        .outerjoin(AgentDefinition, AgentDefinition.key == OrchestrationRule.agent_key)
+        .order_by(OrchestrationRule.event_type, OrchestrationRule.id)
+    )
+    return [RuleRow(rule, agent) for rule, agent in rows]
+
+
+def get_rule(rule_id: int) -> OrchestrationRule | None:
+    return db.session.get(OrchestrationRule, rule_id)
+
+
+def _audit(action: str, rule: OrchestrationRule, actor: Actor) -> None:
+    record(f"orchestration.rule_{action}", "orchestration_rule", rule.id, actor, event_type=rule.event_type,
+           agent=rule.agent_key)
+
+
+def set_rule_enabled(rule: OrchestrationRule, enabled: bool, actor: Actor) -> bool:
+    """Enable or disable a rule; False when it already was (nothing changed, nothing audited)."""
+    if rule.enabled == enabled:
+        return False
+    rule.enabled = enabled
+    db.session.flush()
+    _audit("enabled" if enabled else "disabled", rule, actor)
+    return True
+
+
+def check_event_type(text: str) -> str:
+    """The event type as it is stored, or ValueError saying what is wrong."""
+    value = (text or "").strip()
+    if not value:
+        raise ValueError("event type is required, e.g. invoice.paid")
+    if len(value) > EVENT_TYPE_MAX:
+        raise ValueError(f"at most {EVENT_TYPE_MAX} characters (this has {len(value)})")
+    if not EVENT_TYPE.fullmatch(value):
+        raise ValueError(f"{value!r} is not an event type: lower-case words joined by a dot, e.g. invoice.paid")
+    return value
+
+
+def add_rule(event_type: str, agent_key: str, actor: Actor) -> OrchestrationRule:
+    """A new, enabled rule; ValidationError (field → message) for a bad event type, agent or a duplicate."""
+    errors: dict[str, str] = {}
+    try:
+        event_type = check_event_type(event_type)
+    except ValueError as error:
+        errors["event_type"] = str(error)
+    agent_key = (agent_key or "").strip()
+    agent = db.session.scalar(select(AgentDefinition).where(AgentDefinition.key == agent_key))
+    if agent_key not in AGENTS or agent is None:
+        errors["agent_key"] = f"choose one of the agents: {', '.join(AGENTS)}"
+    if errors:
+        raise ValidationError(errors)
+    duplicate = _duplicate_error(event_type, agent)
+    if db.session.scalar(select(OrchestrationRule.id).where(OrchestrationRule.event_type == event_type,
+                                                            OrchestrationRule.agent_key == agent_key)):
+        raise ValidationError({"form": duplicate})
+    savepoint = db.session.begin_nested()
+    try:
+        rule = OrchestrationRule(event_type=event_type, agent_key=agent_key, enabled=True)
+        db.session.add(rule)
+        db.session.flush()
+        savepoint.commit()
+    except IntegrityError:  # another admin added it meanwhile
+        savepoint.rollback()
+        raise ValidationError({"form": duplicate}) from None
+    _audit("added", rule, actor)
+    return rule
+
+
+def _duplicate_error(event_type: str, agent: AgentDefinition) -> str:
+    return f"a rule already runs the {agent.name} on {event_type}: enable it in the table instead"
+
+
+def delete_rule(rule: OrchestrationRule, actor: Actor) -> None:
+    """Remove a rule; the relay no longer runs its agent on its event."""
+    _audit("deleted", rule, actor)
+    db.session.delete(rule)
+    db.session.flush()

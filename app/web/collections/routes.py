@@ -1,0 +1,144 @@
+"""Collections > Batches: thin views over app.payments (sepa, collection, results)."""
+from __future__ import annotations
+
+import io
+import re
+
+from flask import Response, abort, flash, make_response, redirect, request, url_for
+from flask_login import current_user
+
+from app.audit import Actor
+from app.extensions import db
+from app.models import LegalEntity, SepaBatch, SepaBatchItem
+from app.payments.collection import settings as collection_settings
+from app.payments.results import COLUMNS, EXAMPLE, OutcomeError, ResultImportFailed, apply_outcome, import_results
+from app.payments.sepa import BatchError, close_batch
+from app.reports.dashboard import entity_today
+from app.web.collections import bp
+from app.web.collections.queries import (batch_items, batch_rows, batch_total, batches_query,
+                                         collections_with_status)
+from app.web.decorators import role_required
+from app.web.helpers import current_entity, paginate, render
+
+
+def _batch_or_404(batch_id: int) -> SepaBatch:
+    # Any legal entity's batch opens by its link; the list shows the current entity's.
+    return db.session.get(SepaBatch, batch_id) or abort(404)
+
+
+def _entity_of(batch: SepaBatch) -> LegalEntity:
+    return db.session.get(LegalEntity, batch.legal_entity_id)
+
+
+def _item_or_404(batch: SepaBatch, item_id: int) -> SepaBatchItem:
+    item = db.session.get(SepaBatchItem, item_id)
+    if item is None or item.batch_id != batch.id:
+        abort(404)
+    return item
+
+
+# ------------------------------------------------------------------ pages
+@bp.get("")
+@role_required("viewer")
+def index():
+    entity = current_entity()
+    listing = attention = retries = None
+    if entity is not None:
+        listing = batch_rows(paginate(batches_query(entity)))
+        attention = collections_with_status(entity, ("failed", "flagged"))
+        retries = collections_with_status(entity, ("retry_scheduled",))
+    return render("collections/index.html", "collections/_batches.html", entity=entity, listing=listing,
+                  attention=attention, retries=retries)
+
+
+def _batch_page(batch: SepaBatch, *, close_error: str | None = None, item_errors: dict | None = None,
+                import_errors: list[str] | None = None, status: int = 200) -> Response:
+    entity = _entity_of(batch)
+    response = render("collections/batch.html", batch=batch, entity=entity, rows=batch_items(batch),
+                      total=batch_total(batch), today=entity_today(entity), close_error=close_error,
+                      item_errors=item_errors or {}, import_errors=import_errors or [], columns=COLUMNS,
+                      example=EXAMPLE)
+    response.status_code = status
+    return response
+
+
+@bp.get("/batches/<int:batch_id>")
+@role_required("viewer")
+def batch(batch_id: int):
+    return _batch_page(_batch_or_404(batch_id))
+
+
+@bp.get("/batches/<int:batch_id>/pain008.xml")
+@role_required("viewer")
+def pain008(batch_id: int):
+    batch = _batch_or_404(batch_id)
+    if batch.status != "closed" or not batch.xml:
+        abort(404)
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", batch.message_id or f"batch-{batch.id}")
+    response = make_response(batch.xml)
+    response.mimetype = "application/xml"
+    response.headers["Content-Disposition"] = f'attachment; filename="pain008-{name}.xml"'
+    return response
+
+
+# ------------------------------------------------------------------ actions
+@bp.post("/batches/<int:batch_id>/close")
+@role_required("accountant")
+def close(batch_id: int):
+    batch = _batch_or_404(batch_id)
+    try:
+        close_batch(batch, Actor.for_user(current_user), entity_today(_entity_of(batch)),
+                    int(collection_settings()["collection_lead_days"]))
+    except BatchError as error:
+        db.session.rollback()
+        return _batch_page(_batch_or_404(batch_id), close_error=str(error), status=422)
+    db.session.commit()
+    flash(f"Batch #{batch.id} closed: {batch.item_count} debit{'s' if batch.item_count != 1 else ''}, "
+          f"to be collected on {batch.collection_date.isoformat()}. Download the pain.008 file and send it to "
+          "the bank.", "success")
+    return redirect(url_for("collections.batch", batch_id=batch.id), 303)
+
+
+@bp.post("/batches/<int:batch_id>/items/<int:item_id>/outcome")
+@role_required("accountant")
+def outcome(batch_id: int, item_id: int):
+    batch = _batch_or_404(batch_id)
+    item = _item_or_404(batch, item_id)
+    form = request.form
+    try:
+        done = apply_outcome(item, form.get("outcome", ""), form.get("date", ""), form.get("reason", ""),
+                             Actor.for_user(current_user))
+    except OutcomeError as error:
+        db.session.rollback()
+        errors = {"errors": error.errors, "values": form.to_dict()}
+        return _batch_page(_batch_or_404(batch_id), item_errors={item_id: errors}, status=422)
+    db.session.commit()
+    flash(f"Debit {item.end_to_end_id} recorded as {done}.", "success")
+    return redirect(url_for("collections.batch", batch_id=batch.id) + f"#item-{item.id}", 303)
+
+
+@bp.post("/batches/<int:batch_id>/results")
+@role_required("accountant")
+def results(batch_id: int):
+    batch = _batch_or_404(batch_id)
+    upload = request.files.get("file")
+    errors: list[str]
+    if upload is None or not upload.filename:
+        errors = ["choose the bank's result file (CSV) to import"]
+    else:
+        try:
+            text = upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            errors = [f"{upload.filename}: not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8 CSV"]
+        else:
+            try:
+                summary = import_results(io.StringIO(text, newline=""), Actor.for_user(current_user))
+            except ResultImportFailed as failure:
+                db.session.rollback()
+                errors = failure.errors
+            else:
+                db.session.commit()
+                flash(f"Imported {summary.rows} result{'s' if summary.rows != 1 else ''}: {summary.collected} "
+                      f"collected, {summary.returned} returned.", "success")
+                return redirect(url_for("collections.batch", batch_id=batch.id), 303)
+    return _batch_page(_batch_or_404(batch_id), import_errors=errors, status=422)

@@ -1,0 +1,96 @@
+"""Agents > Orchestration: thin views over app.agents.rules."""
+from __future__ import annotations
+
+from flask import Response, abort, current_app, flash, make_response, redirect, request, url_for
+from flask_login import current_user
+
+from app.agents import rules as service
+from app.agents.registry import AGENTS
+from app.audit import Actor
+from app.extensions import db, htmx
+from app.models import OrchestrationRule
+from app.records.validation import ValidationError
+from app.web.decorators import role_required
+from app.web.helpers import render
+from app.web.orchestration import bp
+
+
+def _rule_or_404(rule_id: int) -> OrchestrationRule:
+    return service.get_rule(rule_id) or abort(404)
+
+
+def _page(values: dict | None = None, errors: dict | None = None, status: int = 200) -> Response:
+    response = render("orchestration/index.html", rows=service.list_rules(), agents=list(AGENTS.values()),
+                      values=values or {"event_type": "", "agent_key": ""}, errors=errors or {},
+                      max_depth=current_app.config.get("EVENT_CHAIN_MAX_DEPTH", 5))
+    response.status_code = status
+    return response
+
+
+def _go(url: str) -> Response:
+    """Send the browser to `url`: HX-Redirect for an HTMX request (hx-confirm), else 303 See Other."""
+    if htmx:
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = url
+        return response
+    return redirect(url, 303)
+
+
+@bp.get("")
+@role_required("viewer")
+def index():
+    return _page()
+
+
+@bp.post("/rules")
+@role_required("admin")
+def add():
+    values = {"event_type": request.form.get("event_type", "").strip(),
+              "agent_key": request.form.get("agent_key", "").strip()}
+    try:
+        rule = service.add_rule(values["event_type"], values["agent_key"], Actor.for_user(current_user))
+    except ValidationError as error:
+        db.session.rollback()
+        return _page(values, error.errors, status=422)
+    db.session.commit()
+    spec = AGENTS[rule.agent_key]
+    message = f"Rule added: on {rule.event_type} the relay runs the {spec.name}."
+    if rule.event_type not in spec.trigger_events:
+        message += (f" Note: the {spec.name} declares the trigger events {', '.join(spec.trigger_events)}; "
+                    f"it may ignore {rule.event_type}.")
+    flash(message, "success")
+    return redirect(url_for("orchestration.index"), 303)
+
+
+def _set_enabled(rule_id: int, enabled: bool) -> Response:
+    rule = _rule_or_404(rule_id)
+    word = "enabled" if enabled else "disabled"
+    if service.set_rule_enabled(rule, enabled, Actor.for_user(current_user)):
+        db.session.commit()
+        flash(f"Rule {rule.event_type} → {service.agent_name(rule.agent_key)} {word}.", "success")
+    else:
+        flash(f"The rule was already {word}.", "info")
+    return redirect(url_for("orchestration.index") + f"#rule-{rule.id}", 303)
+
+
+@bp.post("/rules/<int:rule_id>/enable")
+@role_required("admin")
+def enable(rule_id: int):
+    return _set_enabled(rule_id, True)
+
+
+@bp.post("/rules/<int:rule_id>/disable")
+@role_required("admin")
+def disable(rule_id: int):
+    return _set_enabled(rule_id, False)
+
+
+@bp.post("/rules/<int:rule_id>/delete")
+@role_required("admin")
+def delete(rule_id: int):
+    rule = _rule_or_404(rule_id)
+    label = f"{rule.event_type} → {service.agent_name(rule.agent_key)}"
+    service.delete_rule(rule, Actor.for_user(current_user))
+    db.session.commit()
+    flash(f"Rule {label} deleted.", "success")
+    return _go(url_for("orchestration.index"))
