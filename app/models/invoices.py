@@ -26,7 +26,9 @@ class Invoice(db.Model):
         CheckConstraint("(status = 'draft') = (number IS NULL)", name="number_iff_posted"),
         CheckConstraint("period_end >= period_start", name="period_order"),
         CheckConstraint("due_date >= issue_date", name="due_after_issue"),
-        CheckConstraint("total_amount = net_amount + tax_amount", name="total_adds_up"),
+        # Written as a difference below the storage scale (0.0001): exact equality on PostgreSQL's
+        # numeric, and immune to SQLite storing NUMERIC as binary floating point (21.1 + 3.89).
+        CheckConstraint("abs(total_amount - (net_amount + tax_amount)) < 0.00005", name="total_adds_up"),
         CheckConstraint("amount_due >= 0 AND amount_due <= total_amount", name="amount_due_range"),
         CheckConstraint("net_amount >= 0 AND tax_amount >= 0", name="amounts_not_negative"),
     )

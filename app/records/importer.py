@@ -103,19 +103,12 @@ def _validate_row(row: _Row, entities: dict[str, LegalEntity], errors: list[str]
     take("frequency", v.parse_frequency)
     take("start_date", v.parse_date)
     take("end_date", v.parse_optional_date)
-    take("payment_method", v.parse_payment_method)
     if clean.get("start_date") and clean.get("end_date") and clean["end_date"] < clean["start_date"]:
         errors.append(f"line {row.line}: end_date: {clean['end_date']} is before start_date {clean['start_date']}")
-    sepa = clean.get("payment_method") == "sepa_debit"
-    if raw["iban"] or sepa:
-        take("iban", v.parse_iban if raw["iban"] else lambda s: v.required(s, "IBAN (needed for sepa_debit)"))
-    if sepa:
-        take("mandate_reference", lambda s: v.required(s, "mandate reference (needed for sepa_debit)"))
-        take("mandate_date", lambda s: v.parse_date(v.required(s, "mandate date (needed for sepa_debit)")))
-    else:
-        clean["mandate_reference"] = v.optional(raw["mandate_reference"])
-        take("mandate_date", v.parse_optional_date)
-    clean.setdefault("iban", None)
+    try:
+        clean.update(v.parse_payment_details(raw))
+    except v.ValidationError as error:
+        errors.extend(f"line {row.line}: {column}: {message}" for column, message in error.errors.items())
     return clean
 
 

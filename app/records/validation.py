@@ -174,3 +174,84 @@ def parse_code(value: str | None) -> str:
     if not re.fullmatch(r"[A-Z0-9][A-Z0-9_-]{0,15}", code):
         raise FieldError(f"{code!r} must be 1-16 letters, digits, '-' or '_' (e.g. DE01)")
     return code
+
+
+# ------------------------------------------------------------------ added for the record forms
+# (customers, contracts): the same rules, phrased the same way, as the importer's parsers.
+def check_length(text: str | None, what: str, max_length: int) -> str | None:
+    """`text` unchanged, or FieldError when it is longer than the column holds."""
+    if text is not None and len(text) > max_length:
+        raise FieldError(f"{what} is {len(text)} characters long; at most {max_length} fit")
+    return text
+
+
+def parse_name(value: str | None, what: str, max_length: int) -> str:
+    """A required one-line name or reference, at most `max_length` characters."""
+    return check_length(required(value, what), what, max_length)
+
+
+def parse_optional_text(value: str | None, what: str, max_length: int | None = None) -> str | None:
+    text = optional(value)
+    return check_length(text, what, max_length) if max_length else text
+
+
+def parse_vat_id(value: str | None) -> str | None:
+    """A VAT identification number, normalised (no spaces, dots or dashes; upper case), or None."""
+    text = optional(value)
+    if text is None:
+        return None
+    vat_id = re.sub(r"[\s.\-]+", "", text).upper()
+    if not re.fullmatch(r"[A-Z]{2}[A-Z0-9+*]{2,13}", vat_id):
+        raise FieldError(f"{text!r} is not a VAT id (two-letter country code, then 2-13 letters or digits, "
+                         "e.g. DE123456789)")
+    return vat_id
+
+
+def parse_payment_terms(value: str | None) -> int | None:
+    """Days until an invoice is due, 0-365; empty means "the default applies"."""
+    text = optional(value)
+    if text is None:
+        return None
+    if not re.fullmatch(r"[0-9]+", text):
+        raise FieldError(f"{text!r} is not a whole number of days (e.g. 14)")
+    days = int(text)
+    if days > 365:
+        raise FieldError(f"{days} is outside 0-365 days")
+    return days
+
+
+MANDATE_REFERENCE_MAX = 35  # SEPA: a mandate reference has at most 35 characters
+
+
+def parse_payment_details(raw: dict[str, str | None]) -> dict:
+    """Payment method and the SEPA direct debit details it needs, as the contracts CSV has them.
+
+    `raw` has the keys payment_method, iban, mandate_reference and mandate_date. `sepa_debit` needs an
+    IBAN (valid checksum), a mandate reference and a mandate date; an IBAN given for `manual` is
+    still checked. Raises ValidationError with every problem, keyed by those names.
+    """
+    errors: dict[str, str] = {}
+    clean: dict = {}
+
+    def take(key: str, parse) -> None:
+        try:
+            clean[key] = parse(raw.get(key))
+        except FieldError as error:
+            errors[key] = str(error)
+
+    take("payment_method", parse_payment_method)
+    sepa = clean.get("payment_method") == "sepa_debit"
+    if optional(raw.get("iban")) or sepa:
+        take("iban", parse_iban if optional(raw.get("iban")) else lambda s: required(s, "IBAN (needed for sepa_debit)"))
+    else:
+        clean["iban"] = None
+    if sepa:
+        take("mandate_reference", lambda s: check_length(
+            required(s, "mandate reference (needed for sepa_debit)"), "mandate reference", MANDATE_REFERENCE_MAX))
+        take("mandate_date", lambda s: parse_date(required(s, "mandate date (needed for sepa_debit)")))
+    else:
+        take("mandate_reference", lambda s: parse_optional_text(s, "mandate reference", MANDATE_REFERENCE_MAX))
+        take("mandate_date", parse_optional_date)
+    if errors:
+        raise ValidationError(errors)
+    return clean

@@ -6,13 +6,23 @@ from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, select
 
 from app.extensions import db
 from app.models import BillingRun, Invoice, LegalEntity
 from app.models.types import utcnow
 
 OPEN_STATUSES = ("issued",)
+
+
+def open_condition():
+    """An invoice is open when it is issued and something is still due."""
+    return and_(Invoice.status.in_(OPEN_STATUSES), Invoice.amount_due > 0)
+
+
+def overdue_condition(today: date):
+    """Open, and its due date has passed."""
+    return and_(open_condition(), Invoice.due_date < today)
 
 
 @dataclass
@@ -41,7 +51,7 @@ def dashboard_figures(entity: LegalEntity) -> DashboardFigures:
             func.count(),
             func.coalesce(func.sum(case((overdue, 1), else_=0)), 0),
         )
-        .where(Invoice.legal_entity_id == entity.id, Invoice.status.in_(OPEN_STATUSES), Invoice.amount_due > 0)
+        .where(Invoice.legal_entity_id == entity.id, open_condition())
         .group_by(Invoice.currency)
         .order_by(Invoice.currency)
     ).all()

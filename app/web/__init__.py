@@ -12,6 +12,7 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(main_bp)
+    from app.web.records import bp as records_bp; app.register_blueprint(records_bp)  # noqa: E702
     from app.web.mailbox import bp as mailbox_bp; app.register_blueprint(mailbox_bp)  # noqa: E702
     from app.web.orchestration import bp as orchestration_bp; app.register_blueprint(orchestration_bp)  # noqa: E702
     from app.web.collections import bp as collections_bp; app.register_blueprint(collections_bp)  # noqa: E702

@@ -278,7 +278,7 @@ def upgrade():
     sa.CheckConstraint('due_date >= issue_date', name=op.f('ck_invoices_due_after_issue')),
     sa.CheckConstraint('net_amount >= 0 AND tax_amount >= 0', name=op.f('ck_invoices_amounts_not_negative')),
     sa.CheckConstraint('period_end >= period_start', name=op.f('ck_invoices_period_order')),
-    sa.CheckConstraint('total_amount = net_amount + tax_amount', name=op.f('ck_invoices_total_adds_up')),
+    sa.CheckConstraint('abs(total_amount - (net_amount + tax_amount)) < 0.00005', name=op.f('ck_invoices_total_adds_up')),
     sa.ForeignKeyConstraint(['billing_run_id'], ['billing_runs.id'], name=op.f('fk_invoices_billing_run_id_billing_runs')),
     sa.ForeignKeyConstraint(['contract_id'], ['contracts.id'], name=op.f('fk_invoices_contract_id_contracts')),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_invoices_customer_id_customers')),

@@ -291,3 +291,15 @@ def test_a_trigger_starts_at_most_one_run(db_session):
     execute_run(first.run.id, inline=True)
     again = start_billing_run(entity, date(2026, 11, 26), "event", CLI, trigger_ref="event:7", enqueue=False)
     assert not again.started and again.run.id == first.run.id
+
+
+def test_amounts_whose_float_sum_is_inexact_are_stored(db_session):
+    """21.10 + 3.89 is not 24.99 in binary floating point; the database must still accept the invoice."""
+    entity = make_entity()
+    make_contract(entity, "FLOAT", start=date(2026, 11, 1), lines=[("A", "1", "21.10", "18.436")])
+    db.session.commit()
+    run = run_inline(entity, date(2026, 11, 26))
+    invoice, = invoices()
+    assert (invoice.net_amount, invoice.tax_amount, invoice.total_amount) == (
+        Decimal("21.10"), Decimal("3.89"), Decimal("24.99"))
+    assert run.status == "completed"

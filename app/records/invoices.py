@@ -1,0 +1,209 @@
+"""Invoices: posting drafts, voiding issued invoices, their status history, VAT summary and lists.
+
+Posting takes the entity's billing lock first and numbers through the ledger, so numbers stay
+gapless per entity and year. Services write in the caller's transaction (the caller commits) and
+audit every action with its actor.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Mapping
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.orm import selectinload
+
+from app.agents.events import emit
+from app.audit import Actor, record
+from app.billing.ledger import EntityInfo, lock_entity, post_drafts
+from app.billing.money import LineInput, VatSubtotal, compute_invoice, round_money
+from app.extensions import db
+from app.models import AuditEntry, BillingRun, Customer, Invoice
+from app.models.invoices import INVOICE_STATUSES
+from app.models.parties import LegalEntity
+from app.records import validation as v
+from app.reports.dashboard import OPEN_STATUSES, entity_today, overdue_condition
+
+
+# ------------------------------------------------------------------ actions
+def post_invoice(invoice: Invoice, actor: Actor) -> Invoice:
+    """Draft → issued with the entity's next number (gapless per entity and year)."""
+    lock_entity(invoice.legal_entity_id)
+    db.session.refresh(invoice)  # under the lock: someone may have posted it meanwhile
+    if invoice.status != "draft":
+        shown = f" as {invoice.number}" if invoice.number else ""
+        raise v.ValidationError(
+            {"status": f"this invoice is {invoice.status}{shown} already: only a draft can be posted"})
+    entity = invoice.legal_entity
+    post_drafts(EntityInfo(entity.id, entity.code, entity.invoice_prefix), [invoice.id])
+    db.session.refresh(invoice)
+    record("invoice.posted", "invoice", invoice.id, actor, legal_entity_id=invoice.legal_entity_id,
+           billing_run_id=invoice.billing_run_id, number=invoice.number,
+           total=str(_round(invoice.total_amount, invoice)), currency=invoice.currency)
+    return invoice
+
+
+def void_invoice(invoice: Invoice, reason: str | None, actor: Actor) -> Invoice:
+    """Issued → void: nothing is due any more; the number stays used (the sequence keeps no gap)."""
+    errors: dict[str, str] = {}
+    try:
+        reason = v.parse_name(reason, "a reason", 500)
+    except v.FieldError as error:
+        errors["reason"] = f"{error}: say why the invoice is voided (it stays on record)"
+    refusal = _void_refusal(invoice)
+    if refusal:
+        errors["status"] = refusal
+    if errors:
+        raise v.ValidationError(errors)
+    before = invoice.amount_due
+    # Only an issued invoice changes, even if a payment lands at the same moment.
+    changed = db.session.execute(
+        update(Invoice).where(Invoice.id == invoice.id, Invoice.status == "issued")
+        .values(status="void", amount_due=0, void_reason=reason)
+    ).rowcount
+    db.session.refresh(invoice)
+    if not changed:
+        raise v.ValidationError({"status": _void_refusal(invoice) or "the invoice changed meanwhile: reload it"})
+    record("invoice.voided", "invoice", invoice.id, actor, legal_entity_id=invoice.legal_entity_id,
+           billing_run_id=invoice.billing_run_id, number=invoice.number, reason=reason,
+           amount_due_before=str(_round(before, invoice)), currency=invoice.currency)
+    emit("invoice.voided", {"invoice_id": invoice.id, "number": invoice.number, "reason": reason},
+         legal_entity_id=invoice.legal_entity_id, billing_run_id=invoice.billing_run_id)
+    return invoice
+
+
+def _void_refusal(invoice: Invoice) -> str | None:
+    if invoice.status == "paid":
+        return (f"invoice {invoice.number} is paid and cannot be voided: the money was received against it; "
+                "refund the customer or issue a credit note instead")
+    if invoice.status == "void":
+        return f"invoice {invoice.number} is void already"
+    if invoice.status == "draft":
+        return "a draft has no number yet and cannot be voided: only an issued invoice can be"
+    return None
+
+
+def _round(amount: Decimal, invoice: Invoice) -> Decimal:
+    return round_money(Decimal(amount), invoice.currency)
+
+
+# ------------------------------------------------------------------ reading one invoice
+def vat_summary(invoice: Invoice) -> tuple[VatSubtotal, ...]:
+    """Taxable amount and VAT per rate, computed as billing computes them (EN 16931, half-up per rate)."""
+    if not invoice.lines:
+        return ()
+    lines = [LineInput(line.description, line.quantity, line.unit_price, line.vat_rate) for line in invoice.lines]
+    return compute_invoice(lines, invoice.currency).vat
+
+
+@dataclass
+class HistoryEntry:
+    at: datetime | None
+    status: str
+    text: str
+    actor: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+_ACTION_STATUS = {"invoice.posted": "issued", "invoice.voided": "void", "invoice.paid": "paid"}
+
+
+def invoice_history(invoice: Invoice) -> list[HistoryEntry]:
+    """The invoice's status history, oldest first: created (by run #N), posted, voided, …"""
+    run = db.session.get(BillingRun, invoice.billing_run_id) if invoice.billing_run_id else None
+    by = f"billing run #{run.number}" if run else "billing"
+    who = run.actor_label if run else "system"
+    entries = [HistoryEntry(invoice.created_at, "draft", f"created as a draft by {by}", who)]
+    audit = list(db.session.scalars(
+        select(AuditEntry).where(AuditEntry.subject_type == "invoice", AuditEntry.subject_id == invoice.id)
+        .order_by(AuditEntry.at, AuditEntry.id)))
+    if invoice.posted_at and not any(a.action == "invoice.posted" for a in audit):
+        # Posted by the run itself (the billing agent's auto_post).
+        entries[0] = HistoryEntry(invoice.created_at, "issued", f"created and posted as {invoice.number} by {by}", who)
+    for entry in audit:
+        details = dict(entry.details or {})
+        if entry.action == "invoice.posted":
+            text = f"posted as {details.get('number')}"
+        elif entry.action == "invoice.voided":
+            text = f"voided: {details.get('reason')}"
+        else:
+            text = entry.action.replace("invoice.", "").replace("_", " ")
+        entries.append(HistoryEntry(entry.at, _ACTION_STATUS.get(entry.action, ""), text, entry.actor_label, details))
+    return entries
+
+
+def billing_run_of(invoice: Invoice) -> BillingRun | None:
+    return db.session.get(BillingRun, invoice.billing_run_id) if invoice.billing_run_id else None
+
+
+# ------------------------------------------------------------------ lists
+@dataclass
+class InvoiceFilters:
+    status: str | None = None
+    customer_id: int | None = None
+    overdue: bool = False
+    period_from: date | None = None
+    period_to: date | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str]) -> "InvoiceFilters":
+        """Filters from a query string; a bad value is ignored and explained in `errors`."""
+        filters = cls()
+        status = (args.get("status") or "").strip()
+        filters.status = status if status in INVOICE_STATUSES else None
+        customer = (args.get("customer") or "").strip()
+        filters.customer_id = int(customer) if customer.isdigit() else None
+        filters.overdue = (args.get("overdue") or "") in {"1", "on", "true", "yes"}
+        for name in ("period_from", "period_to"):
+            try:
+                setattr(filters, name, v.parse_optional_date(args.get(name)))
+            except v.FieldError as error:
+                filters.errors[name] = str(error)
+        return filters
+
+
+def _conditions(entity: LegalEntity, filters: InvoiceFilters, today: date | None = None) -> list:
+    conditions = [Invoice.legal_entity_id == entity.id]
+    if filters.status:
+        conditions.append(Invoice.status == filters.status)
+    if filters.customer_id:
+        conditions.append(Invoice.customer_id == filters.customer_id)
+    if filters.overdue:  # the dashboard's rule: open, something due, due date passed
+        today = today or entity_today(entity)
+        conditions.append(overdue_condition(today))
+    if filters.period_from:
+        conditions.append(Invoice.period_start >= filters.period_from)
+    if filters.period_to:
+        conditions.append(Invoice.period_start <= filters.period_to)
+    return conditions
+
+
+def invoice_query(entity: LegalEntity, filters: InvoiceFilters, today: date | None = None) -> Select:
+    """The entity's invoices matching `filters`, newest period first."""
+    return (select(Invoice).join(Customer, Invoice.customer_id == Customer.id)
+            .where(*_conditions(entity, filters, today))
+            .options(selectinload(Invoice.customer), selectinload(Invoice.contract))
+            .order_by(Invoice.period_start.desc(), Invoice.id.desc()))
+
+
+@dataclass
+class CurrencyTotal:
+    currency: str
+    count: int
+    total: Decimal
+    amount_due: Decimal
+
+
+def invoice_totals(entity: LegalEntity, filters: InvoiceFilters, today: date | None = None) -> list[CurrencyTotal]:
+    """Count, total and amount due per currency of every invoice matching `filters` (SQL SUM)."""
+    rows = db.session.execute(
+        select(Invoice.currency, func.count(), func.coalesce(func.sum(Invoice.total_amount), 0),
+               func.coalesce(func.sum(Invoice.amount_due), 0))
+        .where(*_conditions(entity, filters, today)).group_by(Invoice.currency).order_by(Invoice.currency))
+    return [CurrencyTotal(c, n, round_money(Decimal(t), c), round_money(Decimal(d), c)) for c, n, t, d in rows]
+
+
+def is_overdue(invoice: Invoice, today: date) -> bool:
+    return invoice.status in OPEN_STATUSES and invoice.amount_due > 0 and invoice.due_date < today

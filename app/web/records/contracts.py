@@ -1,0 +1,207 @@
+"""Contract pages: list, detail with periods, create/edit with lines, pause/resume/end, CSV import."""
+from __future__ import annotations
+
+import io
+import re
+
+from flask import abort, flash, redirect, request, url_for
+from flask_login import current_user
+
+from app.audit import Actor
+from app.billing.periods import FREQUENCIES
+from app.extensions import db
+from app.models import Contract
+from app.models.contracts import CONTRACT_STATUSES
+from app.records import contracts as service
+from app.records.customers import entity_customers
+from app.records.invoices import is_overdue
+from app.records.importer import COLUMNS, ImportFailed, import_contracts
+from app.records.validation import ValidationError
+from app.reports.dashboard import entity_today
+from app.web.decorators import role_required
+from app.web.helpers import current_entity, paginate, render
+from app.web.records import bp
+from app.web.records.customers import unprocessable
+
+BLANK_ROWS = 3  # empty line rows the form offers; blank rows are ignored
+_LINE_FIELD = re.compile(r"^lines-(\d{1,3})-(description|quantity|unit_price|vat_rate)$")
+
+
+def form_data() -> tuple[dict[str, str], list[dict[str, str]]]:
+    """The contract fields, and the line rows in form order (row N is `lines-N-…`, N from 1)."""
+    data = {field: request.form.get(field, "") for field in service.CONTRACT_FIELDS}
+    rows: dict[int, dict[str, str]] = {}
+    for name, value in request.form.items():
+        match = _LINE_FIELD.match(name)
+        if match:
+            rows.setdefault(int(match.group(1)), {})[match.group(2)] = value
+    last = max(rows, default=0)
+    return data, [rows.get(n, {}) for n in range(1, last + 1)]
+
+
+def get_contract(contract_id: int) -> Contract:
+    contract = db.session.get(Contract, contract_id)
+    if contract is None:
+        abort(404)
+    return contract
+
+
+def with_blank_rows(lines: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The submitted rows (numbering kept, so errors stay next to their row), padded with blank rows."""
+    rows = list(lines) + [{}] * max(0, BLANK_ROWS - len(lines))
+    if all(any((value or "").strip() for value in row.values()) for row in rows):
+        rows.append({})
+    return rows
+
+
+def render_form(entity, contract, data, lines, errors):
+    response = render("records/contract_form.html", entity=entity, contract=contract, data=data,
+                      lines=with_blank_rows(lines), errors=errors, customers=entity_customers(entity),
+                      frequencies=FREQUENCIES, invoiced=service.invoice_count(contract) if contract else 0)
+    return unprocessable(response) if errors else response
+
+
+@bp.get("/contracts")
+@role_required("viewer")
+def contracts():
+    entity = current_entity()
+    search = request.args.get("q", "").strip()
+    status = request.args.get("status", "")
+    status = status if status in CONTRACT_STATUSES else ""
+    listing = paginate(service.contract_query(entity, search, status)) if entity else None
+    return render("records/contracts.html", "records/_contracts_table.html", entity=entity, listing=listing, q=search,
+                  status=status, statuses=CONTRACT_STATUSES)
+
+
+@bp.route("/contracts/new", methods=["GET", "POST"])
+@role_required("accountant")
+def contract_new():
+    entity = current_entity()
+    if entity is None:
+        flash("Add a legal entity first: contracts belong to one.", "error")
+        return redirect(url_for("records.contracts"))
+    data, lines, errors = {"currency": entity.currency, "frequency": "monthly",
+                           "customer_id": request.args.get("customer", "")}, [], {}
+    if request.method == "POST":
+        data, lines = form_data()
+        try:
+            contract = service.create_contract(entity, data, lines, Actor.for_user(current_user))
+        except ValidationError as error:
+            db.session.rollback()
+            errors = error.errors
+        else:
+            db.session.commit()
+            flash(f"Contract {contract.reference} created.", "success")
+            return redirect(url_for("records.contract_detail", contract_id=contract.id))
+    return render_form(entity, None, data, lines, errors)
+
+
+@bp.get("/contracts/line-row")
+@role_required("accountant")
+def contract_line_row():
+    """One more empty line row for the contract form (the "Add line" button, via HTMX)."""
+    try:
+        number = min(max(int(request.args.get("n", "1")), 1), 999)
+    except ValueError:
+        number = 1
+    return render("records/_line_row_added.html", n=number, line={}, errors={})
+
+
+@bp.get("/contracts/<int:contract_id>")
+@role_required("viewer")
+def contract_detail(contract_id: int):
+    return render_detail(get_contract(contract_id))
+
+
+def render_detail(contract: Contract, errors: dict | None = None, end_date: str = ""):
+    today = entity_today(contract.legal_entity)
+    response = render("records/contract_detail.html", contract=contract, entity=contract.legal_entity,
+                      invoices=service.contract_invoices(contract), invoice_total=service.invoice_count(contract),
+                      upcoming=service.upcoming_periods(contract, today),
+                      amounts=service.period_amounts(contract), plain=service.plain_number, today=today,
+                      is_overdue=is_overdue, errors=errors or {}, end_date=end_date or today.isoformat())
+    return unprocessable(response) if errors else response
+
+
+@bp.route("/contracts/<int:contract_id>/edit", methods=["GET", "POST"])
+@role_required("accountant")
+def contract_edit(contract_id: int):
+    contract = get_contract(contract_id)
+    data, lines = service.form_values(contract)
+    errors = {}
+    if request.method == "POST":
+        data, lines = form_data()
+        try:
+            changes = service.update_contract(contract, data, lines, Actor.for_user(current_user))
+        except ValidationError as error:
+            db.session.rollback()
+            errors = error.errors
+        else:
+            db.session.commit()
+            flash(f"Contract {contract.reference} saved." if changes else "Nothing changed.", "success")
+            return redirect(url_for("records.contract_detail", contract_id=contract.id))
+    return render_form(contract.legal_entity, contract, data, lines, errors)
+
+
+def _act(contract_id: int, action, message: str, *args):
+    contract = get_contract(contract_id)
+    try:
+        action(contract, *args, Actor.for_user(current_user))
+    except ValidationError as error:
+        db.session.rollback()
+        return render_detail(contract, error.errors, request.form.get("end_date", ""))
+    db.session.commit()
+    flash(message.format(ref=contract.reference), "success")
+    return redirect(url_for("records.contract_detail", contract_id=contract.id))
+
+
+@bp.post("/contracts/<int:contract_id>/pause")
+@role_required("accountant")
+def contract_pause(contract_id: int):
+    return _act(contract_id, service.pause_contract, "Contract {ref} paused: billing runs skip it until resumed.")
+
+
+@bp.post("/contracts/<int:contract_id>/resume")
+@role_required("accountant")
+def contract_resume(contract_id: int):
+    return _act(contract_id, service.resume_contract,
+                "Contract {ref} resumed: the next billing run catches up every due period.")
+
+
+@bp.post("/contracts/<int:contract_id>/end")
+@role_required("accountant")
+def contract_end(contract_id: int):
+    return _act(contract_id, service.end_contract, "Contract {ref} ended.", request.form.get("end_date", ""))
+
+
+@bp.route("/contracts/import", methods=["GET", "POST"])
+@role_required("accountant")
+def contracts_import():
+    errors: list[str] = []
+    if request.method == "POST":
+        upload = request.files.get("file")
+        if upload is None or not upload.filename:
+            errors = ["choose a CSV file to import"]
+        else:
+            try:
+                text = upload.read().decode("utf-8-sig")
+            except UnicodeDecodeError as error:
+                errors = [f"{upload.filename}: not UTF-8 text ({error.reason} at byte {error.start}); "
+                          "save it as UTF-8 CSV"]
+            else:
+                try:
+                    result = import_contracts(io.StringIO(text, newline=""), Actor.for_user(current_user))
+                except ImportFailed as failure:
+                    db.session.rollback()
+                    errors = failure.errors
+                else:
+                    db.session.commit()
+                    flash(f"Imported {_count(result.contracts, 'contract')} with {_count(result.lines, 'line')}; "
+                          f"created {_count(result.customers, 'customer')}.", "success")
+                    return redirect(url_for("records.contracts"))
+    response = render("records/contracts_import.html", columns=COLUMNS, errors=errors)
+    return unprocessable(response) if errors else response
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"

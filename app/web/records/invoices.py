@@ -1,0 +1,85 @@
+"""Invoice pages: list with filters and totals, detail with VAT summary and history, post and void."""
+from __future__ import annotations
+
+from flask import abort, flash, redirect, request, url_for
+from flask_login import current_user
+
+from app.audit import Actor
+from app.extensions import db
+from app.models import Invoice
+from app.models.invoices import INVOICE_STATUSES
+from app.records import invoices as service
+from app.records.contracts import plain_number
+from app.records.customers import entity_customers
+from app.records.validation import ValidationError
+from app.reports.dashboard import entity_today
+from app.web.decorators import role_required
+from app.web.helpers import current_entity, paginate, render
+from app.web.records import bp
+from app.web.records.customers import unprocessable
+
+
+def get_invoice(invoice_id: int) -> Invoice:
+    invoice = db.session.get(Invoice, invoice_id)
+    if invoice is None:
+        abort(404)
+    return invoice
+
+
+@bp.get("/invoices")
+@role_required("viewer")
+def invoices():
+    entity = current_entity()
+    filters = service.InvoiceFilters.from_args(request.args)
+    listing = totals = None
+    today = entity_today(entity) if entity else None
+    if entity:
+        listing = paginate(service.invoice_query(entity, filters, today))
+        totals = service.invoice_totals(entity, filters, today)
+    return render("records/invoices.html", "records/_invoices_table.html", entity=entity, listing=listing,
+                  totals=totals, filters=filters, statuses=INVOICE_STATUSES, today=today,
+                  customers=entity_customers(entity) if entity else [], is_overdue=service.is_overdue)
+
+
+@bp.get("/invoices/<int:invoice_id>")
+@role_required("viewer")
+def invoice_detail(invoice_id: int):
+    return render_detail(get_invoice(invoice_id))
+
+
+def render_detail(invoice: Invoice, errors: dict | None = None, reason: str = ""):
+    today = entity_today(invoice.legal_entity)
+    response = render("records/invoice_detail.html", invoice=invoice, entity=invoice.legal_entity,
+                      vat=service.vat_summary(invoice), history=service.invoice_history(invoice),
+                      run=service.billing_run_of(invoice), overdue=service.is_overdue(invoice, today),
+                      errors=errors or {}, reason=reason, plain=plain_number)
+    return unprocessable(response) if errors else response
+
+
+@bp.post("/invoices/<int:invoice_id>/post")
+@role_required("accountant")
+def invoice_post(invoice_id: int):
+    invoice = get_invoice(invoice_id)
+    try:
+        service.post_invoice(invoice, Actor.for_user(current_user))
+    except ValidationError as error:
+        db.session.rollback()
+        return render_detail(invoice, error.errors)
+    db.session.commit()
+    flash(f"Invoice posted as {invoice.number}.", "success")
+    return redirect(url_for("records.invoice_detail", invoice_id=invoice.id))
+
+
+@bp.post("/invoices/<int:invoice_id>/void")
+@role_required("accountant")
+def invoice_void(invoice_id: int):
+    invoice = get_invoice(invoice_id)
+    reason = request.form.get("reason", "")
+    try:
+        service.void_invoice(invoice, reason, Actor.for_user(current_user))
+    except ValidationError as error:
+        db.session.rollback()
+        return render_detail(invoice, error.errors, reason)
+    db.session.commit()
+    flash(f"Invoice {invoice.number} voided; its number stays used.", "success")
+    return redirect(url_for("records.invoice_detail", invoice_id=invoice.id))

@@ -1,0 +1,185 @@
+"""Customer pages: list, search, pagination, detail, create and edit, per role; inline errors; escaping."""
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from app.audit import Actor
+from app.billing.runs import execute_run, start_billing_run
+from app.extensions import db
+from app.models import AuditEntry, Customer, Invoice
+from tests.factories import make_contract, make_entity
+
+ROLES = ("viewer", "accountant", "admin")
+XSS = "<script>alert(1)</script>"
+XSS_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
+
+
+def run_inline(entity, as_of):
+    result = start_billing_run(entity, as_of, "cli", Actor.system("test"), enqueue=False)
+    execute_run(result.run.id, inline=True)
+
+
+@pytest.fixture
+def world(app):
+    """DE01 with Bolt (a contract, billed) and Starship Technologies."""
+    with app.app_context():
+        entity = make_entity()
+        start = date.today().replace(day=1)
+        bolt = make_contract(entity, "C-1", start=start, customer="Bolt")
+        make_contract(entity, "C-2", start=start + timedelta(days=400), customer="Starship Technologies")
+        db.session.commit()
+        run_inline(entity, start)
+        return {"entity": entity.id, "bolt": bolt.customer_id}
+
+
+def count_customers(app):
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(Customer))
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_role_sees_the_list_and_the_detail(client_as, world, role):
+    client = client_as(role)
+    page = client.get("/customers")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Bolt" in html and "Starship Technologies" in html
+    assert ("New customer" in html) == (role != "viewer")
+    detail = client.get(f"/customers/{world['bolt']}").get_data(as_text=True)
+    assert "C-1" in detail and "DE01-" in detail  # its contract and its invoice
+    assert ("/edit" in detail) == (role != "viewer")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_page_per_role(client_as, world, role):
+    client = client_as(role)
+    for url in ("/customers", f"/customers/{world['bolt']}", "/customers?q=bolt&page=1"):
+        assert client.get(url).status_code == 200, url
+    for url in ("/customers/new", f"/customers/{world['bolt']}/edit"):
+        assert client.get(url).status_code == (403 if role == "viewer" else 200), url
+
+
+def test_unknown_customer_is_404(client_as, world):
+    assert client_as("viewer").get("/customers/9999").status_code == 404
+
+
+def test_search_as_plain_get_and_as_htmx_partial(client_as, world):
+    client = client_as("viewer")
+    full = client.get("/customers?q=bol")
+    html = full.get_data(as_text=True)
+    assert "<html" in html and 'hx-trigger="input changed delay:300ms' in html
+    assert "Bolt" in html and "Starship" not in html
+    assert "HX-Request" in full.headers["Vary"]
+    partial = client.get("/customers?q=STARSHIP", headers={"HX-Request": "true"})
+    body = partial.get_data(as_text=True)
+    assert "<html" not in body and "Starship Technologies" in body and "Bolt" not in body
+    assert "HX-Request" in partial.headers["Vary"]
+    # E-mail addresses are searched too; LIKE wildcards are taken literally.
+    assert "Bolt" in client.get("/customers?q=c-1@example").get_data(as_text=True)
+    assert "No customer matches" in client.get("/customers?q=%25").get_data(as_text=True)
+
+
+def test_pagination(app, client_as, world):
+    with app.app_context():
+        for n in range(30):
+            db.session.add(Customer(legal_entity_id=world["entity"], name=f"Zeta {n:02d}"))
+        db.session.commit()
+    client = client_as("viewer")
+    first = client.get("/customers").get_data(as_text=True)
+    assert "Page 1 of 2 · 32 in all" in first and "Zeta 22" in first and "Zeta 23" not in first
+    second = client.get("/customers?page=2").get_data(as_text=True)
+    assert "Zeta 23" in second and "Zeta 29" in second and "Bolt" not in second
+
+
+def test_empty_state_says_what_to_do(app, client_as):
+    with app.app_context():
+        make_entity()
+        db.session.commit()
+    assert "No customers yet — import a contracts CSV or create one." in client_as("accountant").get("/customers").get_data(as_text=True)
+
+
+def test_viewer_cannot_create_or_edit(client_as, world, app):
+    viewer = client_as("viewer")
+    assert viewer.get("/customers/new").status_code == 403
+    assert viewer.post("/customers/new", data={"name": "Nope"}).status_code == 403
+    assert viewer.get(f"/customers/{world['bolt']}/edit").status_code == 403
+    assert viewer.post(f"/customers/{world['bolt']}/edit", data={"name": "Nope"}).status_code == 403
+    assert count_customers(app) == 2
+
+
+@pytest.mark.parametrize("role", ["accountant", "admin"])
+def test_create_customer(app, client_as, world, role):
+    client = client_as(role)
+    assert client.get("/customers/new").status_code == 200
+    response = client.post("/customers/new", data={
+        "name": "Acme GmbH", "email": "ap@acme.example", "vat_id": "DE123456789", "payment_method": "sepa_debit",
+        "iban": "DE89 3704 0044 0532 0130 00", "mandate_reference": "M-1", "mandate_date": "2026-01-15"})
+    assert response.status_code == 302
+    with app.app_context():
+        acme = db.session.scalar(select(Customer).where(Customer.name == "Acme GmbH"))
+        assert acme.iban == "DE89370400440532013000" and acme.payment_method == "sepa_debit"
+        entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "customer.created"))
+        assert entry.actor_label == f"{role}@example.com"
+    assert response.headers["Location"] == f"/customers/{acme.id}"
+    assert "Customer Acme GmbH created." in client.get(response.headers["Location"]).get_data(as_text=True)
+
+
+def test_invalid_form_rerenders_with_inline_errors_and_422(app, client_as, world):
+    client = client_as("accountant")
+    response = client.post("/customers/new", data={
+        "name": "Bolt", "email": "nope", "payment_method": "sepa_debit", "iban": "DE89370400440532013001",
+        "mandate_reference": "", "mandate_date": ""})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "Nothing was saved" in html
+    assert 'id="error-name">a customer named Bolt already exists in DE01<' in html
+    assert "&#39;nope&#39; is not an e-mail address" in html
+    assert "IBAN DE89370400440532013001 has an invalid checksum" in html
+    assert "mandate reference (needed for sepa_debit) is required" in html
+    assert "mandate date (needed for sepa_debit) is required" in html
+    assert 'value="DE89370400440532013001"' in html  # what was typed stays in the form
+    assert count_customers(app) == 2
+
+
+def test_edit_customer(app, client_as, world):
+    client = client_as("accountant")
+    form = client.get(f"/customers/{world['bolt']}/edit").get_data(as_text=True)
+    assert 'value="Bolt"' in form
+    bad = client.post(f"/customers/{world['bolt']}/edit", data={"name": "Starship Technologies"})
+    assert bad.status_code == 422 and "already exists" in bad.get_data(as_text=True)
+    good = client.post(f"/customers/{world['bolt']}/edit", data={"name": "Bolt Technology OÜ", "email": "ap@bolt.eu",
+                                                                  "payment_method": "manual"})
+    assert good.status_code == 302
+    with app.app_context():
+        bolt = db.session.get(Customer, world["bolt"])
+        assert (bolt.name, bolt.email) == ("Bolt Technology OÜ", "ap@bolt.eu")
+        entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "customer.updated"))
+        assert entry.details["changes"]["name"] == ["Bolt", "Bolt Technology OÜ"]
+
+
+def test_post_without_csrf_token_is_refused(app, client_as, world):
+    response = client_as("accountant").post("/customers/new", data={"name": "Acme"}, csrf=False)
+    assert response.status_code == 400
+    assert count_customers(app) == 2
+
+
+def test_script_in_a_customer_name_is_escaped_everywhere(app, client_as):
+    with app.app_context():
+        entity = make_entity()
+        contract = make_contract(entity, "X-1", start=date.today().replace(day=1), customer=XSS)
+        db.session.commit()
+        run_inline(entity, date.today().replace(day=1))
+        ids = {"customer": contract.customer_id, "contract": contract.id}
+        invoice_id = db.session.scalar(select(Invoice.id))
+    client = client_as("admin")
+    for url in ("/customers", f"/customers/{ids['customer']}", f"/customers/{ids['customer']}/edit", "/contracts",
+                f"/contracts/{ids['contract']}", f"/contracts/{ids['contract']}/edit", "/invoices",
+                f"/invoices/{invoice_id}", f"/invoices?customer={ids['customer']}"):
+        html = client.get(url).get_data(as_text=True)
+        assert XSS not in html, url
+        assert XSS_ESCAPED in html, url
+    partial = client.get("/customers?q=script", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert XSS not in partial and XSS_ESCAPED in partial
+    invalid = client.post("/customers/new", data={"name": XSS, "email": XSS}).get_data(as_text=True)
+    assert XSS not in invalid and XSS_ESCAPED in invalid
