@@ -45,7 +45,9 @@ def lock_entity(entity_id: int) -> None:
     """Take the entity's billing lock until the end of the transaction."""
     session = db.session
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(LegalEntity.id).where(LegalEntity.id == entity_id).with_for_update())
+        # FOR NO KEY UPDATE: exclusive among billing writers, yet it lets other transactions insert rows
+        # referencing the entity (their foreign-key checks take KEY SHARE), so no deadlock with them.
+        session.execute(select(LegalEntity.id).where(LegalEntity.id == entity_id).with_for_update(key_share=True))
     else:  # SQLite: the first write takes the database's write lock
         session.execute(update(LegalEntity).where(LegalEntity.id == entity_id).values(code=LegalEntity.code))
 
