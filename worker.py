@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     AppWorker.flask_app = app
     with app.app_context():
         connection = get_redis()
+        # Parse the invoice stylesheet and fonts once here; every forked job inherits them.
+        from app.documents.pdf import warm_up
+
+        warm_up()
     worker = AppWorker(args.queues, connection=connection, name=args.name)
     worker.work(burst=args.burst, with_scheduler=True, logging_level="INFO")
     return 0

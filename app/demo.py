@@ -51,7 +51,8 @@ def seed_demo(today: date) -> DemoResult:
             code=DEMO_ENTITY, name="Arbill Demo GmbH", country="DE", currency="EUR", vat_id="DE123456789",
             invoice_prefix="DE01", timezone="Europe/Berlin", locale="de_DE",
             address="Friedrichstraße 68\n10117 Berlin\nGermany", payment_terms_days=14,
-            finance_email="finance@arbill.example",
+            finance_email="finance@arbill.example", iban="DE02120300000000202051", bic="BYLADEM1001",
+            sepa_creditor_id="DE98ZZZ09999999999",
         ),
         actor,
     )

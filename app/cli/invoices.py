@@ -38,3 +38,6 @@ def list_(code, as_json):
     for r in rows:
         click.echo(f"{r['number'] or '(draft)':<18} {r['contract_ref']:<12} {r['customer'][:24]:<24} "
                    f"{r['period_start']}..{r['period_end']} due {r['due_date']} {r['currency']} {r['total']:>12} {r['status']}")
+
+from app.cli.documents import register as _register_documents  # noqa: E402
+_register_documents(group)

@@ -24,6 +24,9 @@ class EntityInput:
     address: str | None = None
     payment_terms_days: int | None = None
     finance_email: str | None = None
+    iban: str | None = None
+    bic: str | None = None
+    sepa_creditor_id: str | None = None
 
 
 def default_locale(country: str) -> str:
@@ -55,6 +58,12 @@ def validate_entity_input(data: EntityInput) -> dict:
     clean["vat_id"] = v.optional(data.vat_id)
     clean["address"] = v.optional(data.address)
     take("finance_email", v.parse_email, data.finance_email)
+    if v.optional(data.iban):
+        take("iban", v.parse_iban, data.iban)
+    else:
+        clean["iban"] = None
+    take("bic", v.parse_optional_bic, data.bic)
+    take("sepa_creditor_id", v.parse_optional_creditor_id, data.sepa_creditor_id)
     if data.invoice_prefix:
         take("invoice_prefix", v.parse_code, data.invoice_prefix)
     elif "code" in clean:
@@ -85,7 +94,7 @@ def create_legal_entity(data: EntityInput, actor: Actor | None = None) -> LegalE
 
 
 EDITABLE = ("name", "country", "currency", "vat_id", "invoice_prefix", "timezone", "locale", "address",
-            "payment_terms_days", "finance_email")
+            "payment_terms_days", "finance_email", "iban", "bic", "sepa_creditor_id")
 
 
 def update_legal_entity(entity: LegalEntity, data: EntityInput, actor: Actor) -> dict:

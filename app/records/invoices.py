@@ -19,7 +19,7 @@ from app.audit import Actor, record
 from app.billing.ledger import EntityInfo, lock_entity, post_drafts
 from app.billing.money import LineInput, VatSubtotal, compute_invoice, round_money
 from app.extensions import db
-from app.models import AuditEntry, BillingRun, Customer, Invoice
+from app.models import AuditEntry, BillingRun, Collection, Customer, Invoice, InvoiceDelivery, Payment
 from app.models.invoices import INVOICE_STATUSES
 from app.models.parties import LegalEntity
 from app.records import validation as v
@@ -127,9 +127,21 @@ def invoice_history(invoice: Invoice) -> list[HistoryEntry]:
             text = f"posted as {details.get('number')}"
         elif entry.action == "invoice.voided":
             text = f"voided: {details.get('reason')}"
+        elif entry.action == "invoice.delivered":
+            text = f"e-mailed to {details.get('recipient')}"
+        elif entry.action in ("invoice.delivery_failed", "invoice.delivery_retrying"):
+            text = f"{'delivery failed' if entry.action.endswith('failed') else 'delivery will be retried'}: {details.get('reason')}"
+        elif entry.action == "payment.recorded":
+            text = f"payment of {details.get('amount')} {details.get('currency')} received {details.get('received_on')}"
+        elif entry.action.startswith("collection."):
+            text = f"collection {entry.action.split('.', 1)[1].replace('_', ' ')}: " + str(
+                details.get("message") or details.get("reason") or details.get("retry_on") or "")
         else:
             text = entry.action.replace("invoice.", "").replace("_", " ")
-        entries.append(HistoryEntry(entry.at, _ACTION_STATUS.get(entry.action, ""), text, entry.actor_label, details))
+        status = _ACTION_STATUS.get(entry.action, "")
+        if entry.action == "payment.recorded" and details.get("status") == "paid":
+            status = "paid"
+        entries.append(HistoryEntry(entry.at, status, text, entry.actor_label, details))
     return entries
 
 
@@ -207,3 +219,19 @@ def invoice_totals(entity: LegalEntity, filters: InvoiceFilters, today: date | N
 
 def is_overdue(invoice: Invoice, today: date) -> bool:
     return invoice.status in OPEN_STATUSES and invoice.amount_due > 0 and invoice.due_date < today
+
+
+@dataclass
+class DeliveryAndPayment:
+    deliveries: list
+    collection: object | None
+    payments: list
+
+
+def delivery_and_payment(invoice: Invoice) -> DeliveryAndPayment:
+    """What the invoice page shows under "Delivery and payment": e-mails sent, collection, payments."""
+    deliveries = list(db.session.scalars(select(InvoiceDelivery).where(InvoiceDelivery.invoice_id == invoice.id)
+                                         .order_by(InvoiceDelivery.id.desc())))
+    collection = db.session.scalar(select(Collection).where(Collection.invoice_id == invoice.id))
+    payments = list(db.session.scalars(select(Payment).where(Payment.invoice_id == invoice.id).order_by(Payment.id)))
+    return DeliveryAndPayment(deliveries, collection, payments)

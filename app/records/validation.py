@@ -255,3 +255,23 @@ def parse_payment_details(raw: dict[str, str | None]) -> dict:
     if errors:
         raise ValidationError(errors)
     return clean
+
+
+def parse_optional_bic(value: str | None) -> str | None:
+    """A BIC (SWIFT code): 8 or 11 characters, e.g. COBADEFFXXX; empty is allowed."""
+    text = (optional(value) or "").replace(" ", "").upper()
+    if not text:
+        return None
+    if not re.fullmatch(r"[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?", text):
+        raise FieldError(f"{text!r} is not a BIC (8 or 11 letters and digits, e.g. COBADEFFXXX)")
+    return text
+
+
+def parse_optional_creditor_id(value: str | None) -> str | None:
+    """A SEPA creditor identifier, e.g. DE98ZZZ09999999999; empty is allowed."""
+    text = (optional(value) or "").replace(" ", "").upper()
+    if not text:
+        return None
+    if not re.fullmatch(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{3}[A-Z0-9]{1,28}", text):
+        raise FieldError(f"{text!r} is not a SEPA creditor identifier (e.g. DE98ZZZ09999999999)")
+    return text

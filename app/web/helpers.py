@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.numbers import format_decimal
-from flask import Flask, Response, g, make_response, render_template, request
+from flask import Flask, Response, g, has_request_context, make_response, render_template, request
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -128,7 +128,7 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def inject() -> dict[str, Any]:
-        if not current_user.is_authenticated:
+        if not has_request_context() or not current_user.is_authenticated:  # e.g. documents in a worker
             return {}
         from app.models.accounts import ROLE_RANK
 

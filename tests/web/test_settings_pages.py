@@ -92,3 +92,18 @@ def test_entity_switcher_is_remembered_per_user(app, admin_client, client_as):
     # Another user still sees the first entity; an off-site `next` is ignored.
     assert f'<option value="{de02}" selected' not in client_as("viewer").get("/").get_data(as_text=True)
     assert admin_client.post("/entity", data={"entity": de02, "next": "https://evil.example/"}).headers["Location"] == "/"
+
+
+def test_bank_and_sepa_creditor_details_are_validated_and_saved(app, admin_client):
+    bad = admin_client.post("/settings/entities/new", data={**ENTITY, "iban": "DE02120300000000202052", "bic": "NOPE",
+                                                            "sepa_creditor_id": "??"})
+    page = bad.get_data(as_text=True)
+    assert bad.status_code == 422 and "invalid checksum" in page and "is not a BIC" in page
+    assert "is not a SEPA creditor identifier" in page
+    good = admin_client.post("/settings/entities/new", data={**ENTITY, "iban": "DE02 1203 0000 0000 2020 51",
+                                                             "bic": "byladem1001", "sepa_creditor_id": "DE98ZZZ09999999999"})
+    assert good.status_code == 302
+    with app.app_context():
+        entity = db.session.scalar(select(LegalEntity))
+        assert (entity.iban, entity.bic, entity.sepa_creditor_id) == ("DE02120300000000202051", "BYLADEM1001",
+                                                                      "DE98ZZZ09999999999")

@@ -1,7 +1,9 @@
 """Invoice pages: list with filters and totals, detail with VAT summary and history, post and void."""
 from __future__ import annotations
 
-from flask import abort, flash, redirect, request, url_for
+import io
+
+from flask import abort, flash, redirect, request, send_file, url_for
 from flask_login import current_user
 
 from app.audit import Actor
@@ -11,7 +13,7 @@ from app.models.invoices import INVOICE_STATUSES
 from app.records import invoices as service
 from app.records.contracts import plain_number
 from app.records.customers import entity_customers
-from app.records.validation import ValidationError
+from app.records.validation import FieldError, ValidationError, parse_date, parse_price
 from app.reports.dashboard import entity_today
 from app.web.decorators import role_required
 from app.web.helpers import current_entity, paginate, render
@@ -47,12 +49,13 @@ def invoice_detail(invoice_id: int):
     return render_detail(get_invoice(invoice_id))
 
 
-def render_detail(invoice: Invoice, errors: dict | None = None, reason: str = ""):
+def render_detail(invoice: Invoice, errors: dict | None = None, reason: str = "", payment_form: dict | None = None):
     today = entity_today(invoice.legal_entity)
     response = render("records/invoice_detail.html", invoice=invoice, entity=invoice.legal_entity,
                       vat=service.vat_summary(invoice), history=service.invoice_history(invoice),
                       run=service.billing_run_of(invoice), overdue=service.is_overdue(invoice, today),
-                      errors=errors or {}, reason=reason, plain=plain_number)
+                      errors=errors or {}, reason=reason, plain=plain_number, today=today,
+                      money_flow=service.delivery_and_payment(invoice), payment_form=payment_form or {})
     return unprocessable(response) if errors else response
 
 
@@ -82,4 +85,73 @@ def invoice_void(invoice_id: int):
         return render_detail(invoice, error.errors, reason)
     db.session.commit()
     flash(f"Invoice {invoice.number} voided; its number stays used.", "success")
+    return redirect(url_for("records.invoice_detail", invoice_id=invoice.id))
+
+
+@bp.get("/invoices/<int:invoice_id>/pdf")
+@role_required("viewer")
+def invoice_pdf(invoice_id: int):
+    """The stored PDF/A-3 e-invoice (rendered and stored on first request)."""
+    from app.documents.service import get_or_render_document
+
+    invoice = get_invoice(invoice_id)
+    if invoice.status == "draft":
+        abort(404)
+    document = get_or_render_document(invoice)
+    db.session.commit()
+    return send_file(io.BytesIO(document.pdf), mimetype="application/pdf", as_attachment=True,
+                     download_name=f"Invoice-{invoice.number}.pdf")
+
+
+@bp.post("/invoices/<int:invoice_id>/resend")
+@role_required("accountant")
+def invoice_resend(invoice_id: int):
+    from app.agents.jobs import enqueue_resend
+    from app.delivery.service import request_resend
+
+    invoice = get_invoice(invoice_id)
+    try:
+        delivery = request_resend(invoice, Actor.for_user(current_user))
+    except ValueError as error:
+        db.session.rollback()
+        return render_detail(invoice, {"delivery": str(error)})
+    db.session.commit()
+    try:
+        enqueue_resend(invoice.id, delivery.id)
+        flash(f"Invoice {invoice.number} will be e-mailed again to {invoice.customer.email or '(no e-mail address)'}.",
+              "success")
+    except Exception:  # noqa: BLE001 - Redis down: say so, the request is on record
+        flash("The resend is recorded, but the job queue (Redis) is unreachable: press Resend again later.", "error")
+    return redirect(url_for("records.invoice_detail", invoice_id=invoice.id))
+
+
+@bp.post("/invoices/<int:invoice_id>/payments")
+@role_required("accountant")
+def invoice_payment(invoice_id: int):
+    """Record a payment received by hand (partial payments included)."""
+    from app.payments.ledger import PaymentError, record_payment
+
+    invoice = get_invoice(invoice_id)
+    form = {k: request.form.get(k, "").strip() for k in ("amount", "received_on", "reference")}
+    errors: dict[str, str] = {}
+    amount = received_on = None
+    try:
+        amount = parse_price(form["amount"])
+    except FieldError as error:
+        errors["amount"] = str(error)
+    try:
+        received_on = parse_date(form["received_on"])
+    except FieldError as error:
+        errors["received_on"] = str(error)
+    if not errors:
+        try:
+            record_payment(invoice.id, amount, received_on, form["reference"], Actor.for_user(current_user))
+        except PaymentError as error:
+            errors["amount"] = str(error)
+    if errors:
+        db.session.rollback()
+        return render_detail(invoice, {f"payment_{k}": v for k, v in errors.items()}, payment_form=form)
+    db.session.commit()
+    flash(f"Payment of {amount} {invoice.currency} recorded"
+          + ("; the invoice is paid." if invoice.status == "paid" else "."), "success")
     return redirect(url_for("records.invoice_detail", invoice_id=invoice.id))

@@ -16,7 +16,7 @@ from app.web.helpers import render
 from app.web.settings import bp
 
 ENTITY_FIELDS = ("code", "name", "country", "currency", "vat_id", "invoice_prefix", "timezone", "locale", "address",
-                 "payment_terms_days", "finance_email")
+                 "payment_terms_days", "finance_email", "iban", "bic", "sepa_creditor_id")
 
 
 def _entity_input(form) -> tuple[EntityInput, dict[str, str]]:

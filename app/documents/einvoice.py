@@ -1,0 +1,218 @@
+"""The EN 16931 e-invoice of an invoice: a Factur-X (profile EN 16931) CII CrossIndustryInvoice.
+
+Built with lxml rather than factur-x's `generate_cii_xml`, which recomputes and re-rounds the
+totals itself: the XML must state exactly the amounts the invoice was booked with. Each element
+is commented with its EN 16931 business term (BT-n). The result is checked against the Factur-X
+EN 16931 XSD shipped with factur-x before it is returned.
+"""
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from lxml import etree
+
+from app.billing.money import minor_unit, round_money
+from app.documents.facts import (
+    DocumentError,
+    POSTED_STATUSES,
+    PostalAddress,
+    category,
+    checked_amounts,
+    compact_iban,
+    is_country,
+    parse_address,
+    payment_kind,
+)
+from app.models import Invoice
+
+FLAVOR, LEVEL = "factur-x", "en16931"
+GUIDELINE = "urn:cen.eu:en16931:2017"
+NS = {
+    "rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
+    "qdt": "urn:un:unece:uncefact:data:standard:QualifiedDataType:100",
+    "ram": "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100",
+    "udt": "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100",
+}
+# UNTDID 4461 payment means
+SEPA_CREDIT_TRANSFER, SEPA_DIRECT_DEBIT, NOT_DEFINED = "58", "59", "1"
+
+
+class EInvoiceInvalid(DocumentError):
+    """The generated XML does not validate against the Factur-X EN 16931 schema."""
+
+
+# ------------------------------------------------------------------ formatting
+def _el(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
+    prefix, name = tag.split(":")
+    element = etree.SubElement(parent, f"{{{NS[prefix]}}}{name}", attrs)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def _date(parent: etree._Element, tag: str, value: date) -> None:
+    _el(_el(parent, tag), "udt:DateTimeString", value.strftime("%Y%m%d"), format="102")
+
+
+def _plain(value: Decimal, min_digits: int = 0) -> str:
+    """A decimal without trailing zeros beyond `min_digits` decimals, never in exponent notation."""
+    value = Decimal(value).normalize()
+    if -value.as_tuple().exponent < min_digits:  # type: ignore[operator]
+        value = value.quantize(Decimal(1).scaleb(-min_digits))
+    return format(value, "f")
+
+
+class _Amounts:
+    def __init__(self, currency: str) -> None:
+        self.currency = currency
+        self.digits = minor_unit(currency)
+
+    def money(self, value: Decimal) -> str:
+        """An amount with exactly the currency's minor unit: 58.53 EUR, 5853 JPY."""
+        return format(round_money(Decimal(value), self.currency), "f")
+
+    def price(self, value: Decimal) -> str:
+        """A unit price: at least the minor unit, more decimals when it has them (0.123456)."""
+        return _plain(value, self.digits)
+
+
+def _address(parent: etree._Element, address: PostalAddress) -> None:
+    node = _el(parent, "ram:PostalTradeAddress")
+    if address.postcode:
+        _el(node, "ram:PostcodeCode", address.postcode)  # BT-38 / BT-53
+    for tag, line in zip(("ram:LineOne", "ram:LineTwo", "ram:LineThree"), address.lines):
+        _el(node, tag, line)  # BT-35.. / BT-50..
+    if address.city:
+        _el(node, "ram:CityName", address.city)  # BT-37 / BT-52
+    _el(node, "ram:CountryID", address.country)  # BT-40 / BT-55
+
+
+# ------------------------------------------------------------------ the document
+def build_cii_xml(invoice: Invoice) -> bytes:
+    """The Factur-X EN 16931 XML (UTF-8 bytes) of a posted invoice, validated against the XSD."""
+    if invoice.status not in POSTED_STATUSES or not invoice.number:
+        raise DocumentError("invoice is a draft: post it first")
+    entity, customer = invoice.legal_entity, invoice.customer
+    if not is_country(entity.country):
+        # The XSD does not check code lists (the EN 16931 schematron does: BR-CL-14).
+        raise DocumentError(f"legal entity {entity.code} has the country {entity.country!r}, which is not an "
+                            "ISO 3166 country code: correct it in the entity's settings")
+    amounts = checked_amounts(invoice)
+    fmt = _Amounts(invoice.currency)
+    kind = payment_kind(invoice)
+
+    root = etree.Element(f"{{{NS['rsm']}}}CrossIndustryInvoice", nsmap=NS)
+    context = _el(root, "rsm:ExchangedDocumentContext")
+    _el(_el(context, "ram:GuidelineSpecifiedDocumentContextParameter"), "ram:ID", GUIDELINE)  # BT-24
+
+    document = _el(root, "rsm:ExchangedDocument")
+    _el(document, "ram:ID", invoice.number)  # BT-1
+    _el(document, "ram:TypeCode", "380")  # BT-3: commercial invoice
+    _date(document, "ram:IssueDateTime", invoice.issue_date)  # BT-2
+
+    transaction = _el(root, "rsm:SupplyChainTradeTransaction")
+    for line, computed in zip(invoice.lines, amounts.lines):
+        item = _el(transaction, "ram:IncludedSupplyChainTradeLineItem")
+        _el(_el(item, "ram:AssociatedDocumentLineDocument"), "ram:LineID", str(line.position))  # BT-126
+        _el(_el(item, "ram:SpecifiedTradeProduct"), "ram:Name", line.description)  # BT-153
+        price = _el(_el(item, "ram:SpecifiedLineTradeAgreement"), "ram:NetPriceProductTradePrice")
+        _el(price, "ram:ChargeAmount", fmt.price(line.unit_price))  # BT-146
+        _el(_el(item, "ram:SpecifiedLineTradeDelivery"), "ram:BilledQuantity",
+            _plain(line.quantity), unitCode="C62")  # BT-129, BT-130 (one)
+        settlement = _el(item, "ram:SpecifiedLineTradeSettlement")
+        tax = _el(settlement, "ram:ApplicableTradeTax")
+        _el(tax, "ram:TypeCode", "VAT")
+        _el(tax, "ram:CategoryCode", category(computed.vat_rate))  # BT-151
+        _el(tax, "ram:RateApplicablePercent", _plain(computed.vat_rate, 2))  # BT-152
+        _el(_el(settlement, "ram:SpecifiedTradeSettlementLineMonetarySummation"),
+            "ram:LineTotalAmount", fmt.money(computed.net))  # BT-131
+
+    agreement = _el(transaction, "ram:ApplicableHeaderTradeAgreement")
+    seller = _el(agreement, "ram:SellerTradeParty")
+    _el(seller, "ram:Name", entity.name)  # BT-27
+    _address(seller, parse_address(entity.address, entity.country))
+    if entity.finance_email:
+        _el(_el(seller, "ram:URIUniversalCommunication"), "ram:URIID", entity.finance_email, schemeID="EM")  # BT-34
+    if entity.vat_id:
+        _el(_el(seller, "ram:SpecifiedTaxRegistration"), "ram:ID", entity.vat_id, schemeID="VA")  # BT-31
+    buyer = _el(agreement, "ram:BuyerTradeParty")
+    _el(buyer, "ram:Name", customer.name)  # BT-44
+    _address(buyer, parse_address(customer.billing_address, entity.country))
+    if customer.email:
+        _el(_el(buyer, "ram:URIUniversalCommunication"), "ram:URIID", customer.email, schemeID="EM")  # BT-49
+    if customer.vat_id:
+        _el(_el(buyer, "ram:SpecifiedTaxRegistration"), "ram:ID", customer.vat_id, schemeID="VA")  # BT-48
+    if invoice.contract is not None:
+        _el(_el(agreement, "ram:ContractReferencedDocument"), "ram:IssuerAssignedID",
+            invoice.contract.reference)  # BT-12
+
+    # BT-72 is not stated; the invoicing period (BT-73/74) below dates the service.
+    _el(transaction, "ram:ApplicableHeaderTradeDelivery")
+
+    settlement = _el(transaction, "ram:ApplicableHeaderTradeSettlement")
+    if kind == "debit" and entity.sepa_creditor_id:
+        _el(settlement, "ram:CreditorReferenceID", entity.sepa_creditor_id)  # BT-90
+    _el(settlement, "ram:PaymentReference", invoice.number)  # BT-83
+    _el(settlement, "ram:InvoiceCurrencyCode", invoice.currency)  # BT-5
+    means = _el(settlement, "ram:SpecifiedTradeSettlementPaymentMeans")
+    if kind == "debit":
+        _el(means, "ram:TypeCode", SEPA_DIRECT_DEBIT)  # BT-81
+        _el(_el(means, "ram:PayerPartyDebtorFinancialAccount"), "ram:IBANID", compact_iban(customer.iban))  # BT-91
+    elif kind == "transfer":
+        _el(means, "ram:TypeCode", SEPA_CREDIT_TRANSFER)  # BT-81
+        _el(_el(means, "ram:PayeePartyCreditorFinancialAccount"), "ram:IBANID", compact_iban(entity.iban))  # BT-84
+        if entity.bic:
+            _el(_el(means, "ram:PayeeSpecifiedCreditorFinancialInstitution"), "ram:BICID", entity.bic)  # BT-86
+    else:
+        _el(means, "ram:TypeCode", NOT_DEFINED)  # BT-81
+    for subtotal in amounts.vat:
+        tax = _el(settlement, "ram:ApplicableTradeTax")
+        _el(tax, "ram:CalculatedAmount", fmt.money(subtotal.tax))  # BT-117
+        _el(tax, "ram:TypeCode", "VAT")
+        _el(tax, "ram:BasisAmount", fmt.money(subtotal.taxable))  # BT-116
+        _el(tax, "ram:CategoryCode", category(subtotal.rate))  # BT-118
+        _el(tax, "ram:RateApplicablePercent", _plain(subtotal.rate, 2))  # BT-119
+    period = _el(settlement, "ram:BillingSpecifiedPeriod")
+    _date(period, "ram:StartDateTime", invoice.period_start)  # BT-73
+    _date(period, "ram:EndDateTime", invoice.period_end)  # BT-74
+    terms = _el(settlement, "ram:SpecifiedTradePaymentTerms")
+    _el(terms, "ram:Description", payment_terms_text(invoice))  # BT-20
+    _date(terms, "ram:DueDateDateTime", invoice.due_date)  # BT-9
+    if kind == "debit":
+        _el(terms, "ram:DirectDebitMandateID", customer.mandate_reference)  # BT-89
+    totals = _el(settlement, "ram:SpecifiedTradeSettlementHeaderMonetarySummation")
+    _el(totals, "ram:LineTotalAmount", fmt.money(amounts.net))  # BT-106
+    _el(totals, "ram:TaxBasisTotalAmount", fmt.money(amounts.net))  # BT-109
+    _el(totals, "ram:TaxTotalAmount", fmt.money(amounts.tax), currencyID=invoice.currency)  # BT-110
+    _el(totals, "ram:GrandTotalAmount", fmt.money(amounts.total))  # BT-112
+    _el(totals, "ram:DuePayableAmount", fmt.money(amounts.total))  # BT-115: the invoice as issued
+
+    xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    check_xsd(xml, invoice.number)
+    return xml
+
+
+def payment_terms_text(invoice: Invoice) -> str:
+    """BT-20, also printed on the PDF."""
+    due = invoice.due_date.isoformat()
+    if payment_kind(invoice) == "debit":
+        return (f"Paid by SEPA direct debit under mandate {invoice.customer.mandate_reference}, "
+                f"debited on or after {due}.")
+    days = (invoice.due_date - invoice.issue_date).days
+    if days == 0:
+        return f"Payable on receipt, by {due}, without deduction."
+    return f"Payable within {days} days, by {due}, without deduction."
+
+
+# ------------------------------------------------------------------ validation
+def check_xsd(xml: bytes, label: str = "") -> None:
+    """Raise EInvoiceInvalid with the schema's message when `xml` is not valid Factur-X EN 16931."""
+    import facturx  # imported here: a third of a second that `flask` commands should not pay
+
+    try:
+        facturx.xml_check_xsd(xml, flavor=FLAVOR, level=LEVEL)
+    except Exception as error:  # factur-x raises a bare Exception naming the schema error
+        raise EInvoiceInvalid(
+            f"the e-invoice XML of {label or 'the invoice'} is not valid Factur-X EN 16931 ({error}); "
+            "this is a bug in app/documents/einvoice.py") from error

@@ -1,0 +1,242 @@
+"""The invoice PDF: HTML (Jinja) → PDF/A-3b with WeasyPrint, then the e-invoice XML embedded.
+
+Rendered in workers (an app context, no request): the template uses no `url_for`, no `request`,
+no context processor and no network; its stylesheet is parsed once per thread and the fonts are
+the locally installed DejaVu. Money is formatted with Babel in the legal entity's locale
+(58,53 € for de_DE). bench/render.py measures it; the comments below say what made it faster.
+"""
+from __future__ import annotations
+
+import io
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from babel.numbers import format_currency, format_decimal
+from flask import current_app
+
+from app.billing.money import round_money
+from app.documents.einvoice import FLAVOR, LEVEL, build_cii_xml, payment_terms_text
+from app.documents.facts import (
+    POSTED_STATUSES,
+    DocumentError,
+    address_lines,
+    checked_amounts,
+    group_iban,
+    mask_iban,
+    payment_kind,
+)
+from app.models import Invoice
+
+TEMPLATE, STYLESHEET = "documents/invoice.html", "documents/invoice.css"
+_BETWEEN_TAGS = re.compile(r">\s*\n\s*<")
+
+
+@dataclass
+class RenderTimings:
+    """Seconds spent per step, summed over the renders given it (for bench/render.py)."""
+
+    xml: float = 0.0
+    html: float = 0.0
+    weasyprint: float = 0.0
+    embed: float = 0.0
+
+
+def render_pdf(invoice: Invoice, xml: bytes | None = None, timings: RenderTimings | None = None) -> bytes:
+    """The invoice as a PDF/A-3b with its EN 16931 XML embedded as factur-x.xml.
+
+    `xml` is the output of `build_cii_xml(invoice)` when the caller has it already.
+    """
+    if invoice.status not in POSTED_STATUSES or not invoice.number:
+        raise DocumentError("invoice is a draft: post it first")
+    clock = time.perf_counter
+    started = clock()
+    if xml is None:
+        xml = build_cii_xml(invoice)
+    after_xml = clock()
+    html = render_document_html(invoice)
+    after_html = clock()
+    visual = _weasyprint(html)
+    after_pdf = clock()
+    entity = invoice.legal_entity
+    pdf = embed_xml(visual, xml, lang=(entity.locale or "en_US").replace("_", "-"), metadata={
+        "author": entity.name,
+        "title": f"Invoice {invoice.number}",
+        "subject": f"Invoice {invoice.number} of {invoice.issue_date.isoformat()} from {entity.name} "
+                   f"to {invoice.customer.name}",
+        "keywords": f"Invoice, Factur-X, EN 16931, {invoice.number}",
+    })
+    if timings is not None:
+        timings.xml += after_xml - started
+        timings.html += after_html - after_xml
+        timings.weasyprint += after_pdf - after_html
+        timings.embed += clock() - after_pdf
+    return pdf
+
+
+def embed_xml(pdf: bytes, xml: bytes, *, lang: str, metadata: dict[str, str]) -> bytes:
+    """The PDF/A-3 with `xml` embedded as factur-x.xml (AFRelationship Data) and Factur-X XMP metadata.
+
+    Not `facturx.generate_from_binary`: in factur-x 7.8 it writes the new PDF into its temporary
+    file after the input's first bytes, so the result starts with a truncated copy of the input
+    PDF (a second `%PDF-` header inside, ~16 KiB of junk; akretion/factur-x#24). Writing to a
+    separate output file, as that issue suggests, gives a clean file.
+    """
+    import facturx  # imported here: a third of a second that `flask` commands should not pay
+
+    with tempfile.NamedTemporaryFile(prefix="arbill-invoice-", suffix=".pdf") as output:
+        facturx.generate_from_file(io.BytesIO(pdf), xml, flavor=FLAVOR, level=LEVEL, check_xsd=True,
+                                   pdf_metadata=dict(metadata), lang=lang, output_pdf_file=output.name)
+        output.seek(0)
+        return output.read()
+
+
+# ------------------------------------------------------------------ what the template shows
+def render_document_html(invoice: Invoice) -> str:
+    """The invoice as HTML, with the app's Jinja environment (autoescaped).
+
+    Not `flask.render_template`: the app's context processors read `current_user`, which does
+    not exist in a worker (no request); the document needs nothing from them.
+    """
+    html = current_app.jinja_env.get_template(TEMPLATE).render(document_context(invoice))
+    # Indentation between tags only makes whitespace boxes for WeasyPrint to lay out.
+    return _BETWEEN_TAGS.sub("><", html)
+
+
+def document_context(invoice: Invoice) -> dict:
+    entity, customer = invoice.legal_entity, invoice.customer
+    amounts = checked_amounts(invoice)
+    locale = entity.locale or "en_US"
+    money = _money_formatter(invoice.currency, locale)
+    kind = payment_kind(invoice)
+    total = money(amounts.total)
+    due = invoice.due_date.isoformat()
+    payment: dict = {"kind": kind, "terms": payment_terms_text(invoice)}
+    if kind == "debit":
+        payment.update(
+            mandate=customer.mandate_reference,
+            mandate_date=customer.mandate_date.isoformat() if customer.mandate_date else None,
+            creditor_id=entity.sepa_creditor_id,
+            account=mask_iban(customer.iban),
+            notice=(f"We will debit {total} from your account {mask_iban(customer.iban)} on or after {due} "
+                    f"under mandate {customer.mandate_reference}."),
+        )
+    else:
+        payment.update(iban=group_iban(entity.iban), bic=entity.bic, holder=entity.name, reference=invoice.number,
+                       total=total, due=due)
+    return {
+        "invoice": invoice,
+        "entity": entity,
+        "customer": customer,
+        "lang": locale.replace("_", "-"),
+        "entity_address": address_lines(entity.address),
+        "customer_address": address_lines(customer.billing_address),
+        "footer": {
+            "address": "\n".join(address_lines(entity.address)),
+            "ids": "\n".join(text for text in (
+                entity.vat_id and f"VAT ID {entity.vat_id}",
+                entity.sepa_creditor_id and f"Creditor ID {entity.sepa_creditor_id}",
+                entity.finance_email) if text),
+            "bank": "\n".join(text for text in (
+                entity.iban and f"IBAN {group_iban(entity.iban)}", entity.bic and f"BIC {entity.bic}") if text),
+        },
+        "lines": [
+            {"position": line.position, "description": line.description,
+             "quantity": format_decimal(line.quantity.normalize(), locale=locale),
+             "unit_price": money(line.unit_price, exact=True), "vat": percent(line.vat_rate, locale),
+             "net": money(computed.net)}
+            for line, computed in zip(invoice.lines, amounts.lines)
+        ],
+        "vat": [{"rate": percent(s.rate, locale), "taxable": money(s.taxable), "tax": money(s.tax)}
+                for s in amounts.vat],
+        "net": money(amounts.net),
+        "tax": money(amounts.tax),
+        "total": total,
+        "payment": payment,
+    }
+
+
+# Symbols some locales use that the embedded font (DejaVu) lacks, and their narrow equivalents:
+# ja_JP writes the yen as U+FFE5 FULLWIDTH YEN SIGN.
+_FONT_SAFE = str.maketrans({"\uffe5": "\u00a5", "\uffe1": "\u00a3", "\uffe0": "\u00a2"})
+
+
+def _money_formatter(currency: str, locale: str) -> Callable[..., str]:
+    def money(amount: Decimal, exact: bool = False) -> str:
+        """58,53 €; a unit price keeps its extra decimals (0,123456 €) when `exact`."""
+        value = Decimal(amount)
+        rounded = round_money(value, currency)
+        if not exact or rounded == value:
+            text = format_currency(rounded, currency, locale=locale)
+        else:
+            text = format_currency(value.normalize(), currency, locale=locale, currency_digits=False,
+                                   decimal_quantization=False)
+        return text.translate(_FONT_SAFE)
+
+    return money
+
+
+def percent(rate: Decimal, locale: str) -> str:
+    """19,45 % (de_DE), 7 % — the rate as stated, with the locale's decimal sign."""
+    return f"{format_decimal(Decimal(rate).normalize(), locale=locale)}\u00a0%"
+
+
+# ------------------------------------------------------------------ WeasyPrint
+_local = threading.local()
+
+
+def _weasyprint_setup():
+    """The HTML class, parsed stylesheet, font configuration and URL fetcher, once per thread."""
+    setup = getattr(_local, "setup", None)
+    if setup is None:
+        from weasyprint import CSS, HTML
+        from weasyprint.css.counters import CounterStyle
+        from weasyprint.html import UA
+        from weasyprint.text.fonts import FontConfiguration
+        from weasyprint.urls import URLFetcher
+
+        # WeasyPrint's user-agent stylesheet without its universal pseudo-element rules (::marker,
+        # ::footnote-*, ::note-*): they give every element six pseudo-element styles to compute,
+        # a sixth of the rendering time, for lists and footnotes the invoice does not have.
+        # Its @counter-style rules go to a scratch registry: documents use WeasyPrint's own one.
+        lean_ua = CSS(string=_without_universal_pseudo_rules(UA), counter_style=CounterStyle())
+
+        class InvoiceHTML(HTML):
+            def _ua_stylesheets(self, forms=False):
+                return [lean_ua]
+
+        fonts = FontConfiguration()
+        fetcher = URLFetcher(allowed_protocols={"data"})  # nothing is fetched from the network or disk
+        source, _filename, _uptodate = current_app.jinja_env.loader.get_source(current_app.jinja_env, STYLESHEET)
+        css = CSS(string=source, font_config=fonts, url_fetcher=fetcher)
+        setup = _local.setup = (InvoiceHTML, css, fonts, fetcher)
+    return setup
+
+
+_UNIVERSAL_PSEUDO_RULE = re.compile(r"^::[\w-]+\s*\{[^{}]*\}[ \t]*\n?", re.MULTILINE)
+
+
+def _without_universal_pseudo_rules(stylesheet: str) -> str:
+    """The stylesheet without its `::marker { ... }`-style rules (selector a bare pseudo-element)."""
+    return _UNIVERSAL_PSEUDO_RULE.sub("", stylesheet)
+
+
+def _weasyprint(html: str) -> bytes:
+    html_class, css, fonts, fetcher = _weasyprint_setup()
+    return html_class(string=html, url_fetcher=fetcher).write_pdf(
+        stylesheets=[css], font_config=fonts, pdf_variant="pdf/a-3b")
+
+
+def warm_up() -> None:
+    """Load WeasyPrint, Pango's fonts, the stylesheet and factur-x now rather than at the first invoice.
+
+    The first render in a process costs 1-3 s. RQ's worker forks a work horse per job: call this
+    in the worker's parent process (in an app context) so that every horse starts warm.
+    """
+    import facturx  # noqa: F401
+
+    _weasyprint("<p>Warm-up <b>0123456789,.€</b></p>")

@@ -1,0 +1,51 @@
+"""The stored invoice document: rendered once per posted invoice, then always the same bytes.
+
+A posted invoice never changes its content, so its PDF/A-3 (with the embedded e-invoice) is
+rendered the first time someone needs it — the Invoice Delivery Agent, a download, the CLI — and
+kept in `invoice_documents`. Writes happen in the caller's transaction (flush; the caller commits).
+"""
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.documents.einvoice import build_cii_xml
+from app.documents.facts import POSTED_STATUSES, DocumentError
+from app.documents.pdf import render_pdf
+from app.extensions import db
+from app.models import Invoice, InvoiceDocument
+
+
+def stored_document(invoice_id: int) -> InvoiceDocument | None:
+    return db.session.scalar(select(InvoiceDocument).where(InvoiceDocument.invoice_id == invoice_id))
+
+
+def get_or_render_document(invoice: Invoice) -> InvoiceDocument:
+    """The invoice's stored document, rendering and storing it first if there is none.
+
+    Raises ValueError for a draft. Two workers racing on the same invoice both render, one
+    insert wins (unique invoice_id) and both return the stored row.
+    """
+    document = stored_document(invoice.id)
+    if document is not None:
+        return document
+    if invoice.status == "draft":
+        raise DocumentError("invoice is a draft: post it first")
+    if invoice.status not in POSTED_STATUSES:
+        raise DocumentError(f"invoice {invoice.number} is {invoice.status}: only posted invoices have a document")
+    xml = build_cii_xml(invoice)
+    pdf = render_pdf(invoice, xml=xml)
+    document = InvoiceDocument(invoice_id=invoice.id, pdf=pdf, xml=xml, sha256=hashlib.sha256(pdf).hexdigest())
+    savepoint = db.session.begin_nested()
+    try:
+        db.session.add(document)
+        db.session.flush()
+        savepoint.commit()
+    except IntegrityError:  # another worker stored it meanwhile: theirs is the document
+        savepoint.rollback()
+        document = stored_document(invoice.id)
+        if document is None:
+            raise
+    return document
