@@ -7,22 +7,24 @@ from app.extensions import db, login_manager
 
 
 def register_blueprints(app: Flask) -> None:
+    from app.web.agents import bp as agents_bp
     from app.web.auth import bp as auth_bp
+    from app.web.collections import bp as collections_bp
+    from app.web.mailbox import bp as mailbox_bp
     from app.web.main import bp as main_bp
+    from app.web.ops import bp as ops_bp
+    from app.web.ops.rq import mount_rq_dashboard
+    from app.web.orchestration import bp as orchestration_bp
+    from app.web.records import bp as records_bp
+    from app.web.reports import bp as reports_bp
+    from app.web.runs import bp as runs_bp
+    from app.web.schedules import bp as schedules_bp
+    from app.web.settings import bp as settings_bp
 
-    app.register_blueprint(auth_bp)
-    app.register_blueprint(main_bp)
-    from app.web.records import bp as records_bp; app.register_blueprint(records_bp)  # noqa: E702
-    from app.web.mailbox import bp as mailbox_bp; app.register_blueprint(mailbox_bp)  # noqa: E702
-    from app.web.orchestration import bp as orchestration_bp; app.register_blueprint(orchestration_bp)  # noqa: E702
-    from app.web.collections import bp as collections_bp; app.register_blueprint(collections_bp)  # noqa: E702
-    from app.web.schedules import bp as schedules_bp; app.register_blueprint(schedules_bp)  # noqa: E702
-    from app.web.runs import bp as runs_bp; app.register_blueprint(runs_bp)  # noqa: E702
-    from app.web.agents import bp as agents_bp; app.register_blueprint(agents_bp)  # noqa: E702
-    from app.web.reports import bp as reports_bp; app.register_blueprint(reports_bp)  # noqa: E702
-    from app.web.settings import bp as settings_bp; app.register_blueprint(settings_bp)  # noqa: E702
-    from app.web.ops import bp as ops_bp; app.register_blueprint(ops_bp)  # noqa: E702
-    from app.web.ops.rq import mount_rq_dashboard; mount_rq_dashboard(app)  # noqa: E702
+    for blueprint in (auth_bp, main_bp, agents_bp, schedules_bp, orchestration_bp, runs_bp, reports_bp, records_bp,
+                      collections_bp, settings_bp, mailbox_bp, ops_bp):
+        app.register_blueprint(blueprint)
+    mount_rq_dashboard(app)
 
     from app.web import helpers
 
