@@ -57,14 +57,8 @@ def clean_lines(lines: list[dict[str, str]]) -> tuple[list[dict], dict[str, str]
 def clean_contract(entity: LegalEntity, data: dict[str, str], lines: list[dict[str, str]],
                    contract: Contract | None = None) -> tuple[dict, list[dict]]:
     """The clean contract fields and lines, or ValidationError with every problem."""
-    errors: dict[str, str] = {}
-    clean: dict[str, Any] = {}
-
-    def take(field: str, parse) -> None:
-        try:
-            clean[field] = parse(data.get(field))
-        except v.FieldError as error:
-            errors[field] = str(error)
+    fields = v.Fields(data)
+    clean, errors, take = fields.clean, fields.errors, fields.take
 
     take("reference", lambda s: v.parse_name(s, "contract reference", 64))
     take("customer_id", lambda s: _customer_of(entity, s).id)

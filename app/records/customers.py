@@ -23,14 +23,8 @@ LABELS = {"name": "name", "email": "e-mail", "billing_address": "billing address
 
 def clean_customer(entity: LegalEntity, data: dict[str, str], customer: Customer | None = None) -> dict:
     """The clean values of a customer form, or ValidationError with every problem ({field: message})."""
-    errors: dict[str, str] = {}
-    clean: dict[str, Any] = {}
-
-    def take(field: str, parse) -> None:
-        try:
-            clean[field] = parse(data.get(field))
-        except v.FieldError as error:
-            errors[field] = str(error)
+    fields = v.Fields(data)
+    clean, errors, take = fields.clean, fields.errors, fields.take
 
     take("name", lambda s: v.parse_name(s, "customer name", 200))
     take("email", lambda s: v.check_length(v.parse_email(s), "e-mail address", 254))

@@ -41,14 +41,8 @@ def default_locale(country: str) -> str:
 
 def validate_entity_input(data: EntityInput) -> dict:
     """Clean values for a legal entity, or ValidationError naming every bad field."""
-    errors: dict[str, str] = {}
-    clean: dict = {}
-
-    def take(field: str, parse, raw):
-        try:
-            clean[field] = parse(raw)
-        except v.FieldError as error:
-            errors[field] = str(error)
+    fields = v.Fields()
+    clean, errors, take = fields.clean, fields.errors, fields.take
 
     take("code", v.parse_code, data.code)
     take("name", lambda s: v.required(s, "name"), data.name)

@@ -76,20 +76,15 @@ def parse_csv(stream: TextIO) -> tuple[list[_Row], list[str]]:
 
 def _validate_row(row: _Row, entities: dict[str, LegalEntity], errors: list[str]) -> dict:
     """Parse one row's values; append 'line N: column: reason' for each bad one."""
-    clean: dict = {}
     raw = row.values
-
-    def take(column: str, parse) -> None:
-        try:
-            clean[column] = parse(raw[column])
-        except v.FieldError as error:
-            errors.append(f"line {row.line}: {column}: {error}")
+    fields = v.Fields(raw)
+    clean, take = fields.clean, fields.take
 
     code = raw["entity"].upper()
     if not code:
-        errors.append(f"line {row.line}: entity: value is required")
+        fields.errors["entity"] = "value is required"
     elif code not in entities:
-        errors.append(f"line {row.line}: entity: unknown legal entity {code!r} (add it with `flask entities add`)")
+        fields.errors["entity"] = f"unknown legal entity {code!r} (add it with `flask entities add`)"
     else:
         row.entity = entities[code]
     take("contract_ref", lambda s: v.required(s, "contract reference"))
@@ -104,11 +99,12 @@ def _validate_row(row: _Row, entities: dict[str, LegalEntity], errors: list[str]
     take("start_date", v.parse_date)
     take("end_date", v.parse_optional_date)
     if clean.get("start_date") and clean.get("end_date") and clean["end_date"] < clean["start_date"]:
-        errors.append(f"line {row.line}: end_date: {clean['end_date']} is before start_date {clean['start_date']}")
+        fields.errors["end_date"] = f"{clean['end_date']} is before start_date {clean['start_date']}"
     try:
         clean.update(v.parse_payment_details(raw))
     except v.ValidationError as error:
-        errors.extend(f"line {row.line}: {column}: {message}" for column, message in error.errors.items())
+        fields.errors.update(error.errors)
+    errors.extend(f"line {row.line}: {column}: {message}" for column, message in fields.errors.items())
     return clean
 
 

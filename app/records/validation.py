@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.billing.money import CurrencyError, minor_unit
@@ -25,6 +26,30 @@ class ValidationError(ValueError):
     def __init__(self, errors: dict[str, str]):
         self.errors = errors
         super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
+
+
+_FROM_RAW = object()
+
+
+class Fields:
+    """Parses the fields of one record and collects every problem, so a form or a CSV row can
+    report them all at once: `fields.take("email", parse_email)`, then `fields.result()`."""
+
+    def __init__(self, raw: Mapping[str, Any] | None = None):
+        self.raw = raw or {}
+        self.clean: dict[str, Any] = {}
+        self.errors: dict[str, str] = {}
+
+    def take(self, field: str, parse: Callable[[Any], Any], raw: Any = _FROM_RAW) -> None:
+        try:
+            self.clean[field] = parse(self.raw.get(field) if raw is _FROM_RAW else raw)
+        except FieldError as error:
+            self.errors[field] = str(error)
+
+    def result(self) -> dict[str, Any]:
+        if self.errors:
+            raise ValidationError(self.errors)
+        return self.clean
 
 
 def required(value: str | None, what: str = "value") -> str:
@@ -230,14 +255,8 @@ def parse_payment_details(raw: dict[str, str | None]) -> dict:
     IBAN (valid checksum), a mandate reference and a mandate date; an IBAN given for `manual` is
     still checked. Raises ValidationError with every problem, keyed by those names.
     """
-    errors: dict[str, str] = {}
-    clean: dict = {}
-
-    def take(key: str, parse) -> None:
-        try:
-            clean[key] = parse(raw.get(key))
-        except FieldError as error:
-            errors[key] = str(error)
+    fields = Fields(raw)
+    clean, errors, take = fields.clean, fields.errors, fields.take
 
     take("payment_method", parse_payment_method)
     sepa = clean.get("payment_method") == "sepa_debit"

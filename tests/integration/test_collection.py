@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.audit import Actor
 from app.billing.runs import execute_run, start_billing_run
 from app.extensions import db
-from app.models import AuditEntry, Collection, Customer, Event, Invoice, LegalEntity, SepaBatch, SepaBatchItem
+from app.models import AuditEntry, Collection, Customer, Event, Invoice, SepaBatch, SepaBatchItem
 from app.payments.collection import present_due_retries, record_outcome, start_collection
 from app.payments.ledger import PaymentError, record_payment
 from app.payments.sepa import BatchError, close_batch

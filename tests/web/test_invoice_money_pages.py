@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 from pypdf import PdfReader
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.audit import Actor
 from app.billing.runs import execute_run, start_billing_run

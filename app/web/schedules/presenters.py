@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import AgentDefinition, BillingRun, ScheduledJob, ScheduleFire
+from app.models import BillingRun, ScheduledJob, ScheduleFire
 from app.schedules.cron import zone
 from app.schedules.service import last_fire, missed_slots, upcoming, when_in_words
 
