@@ -88,7 +88,7 @@ def billing_run_job(run_id: int) -> None:
 
 
 def billing_chunk_job(run_id: int, contract_ids: list[int], settings: dict[str, Any]) -> None:
-    from app.billing.runs import process_chunk
+    from app.billing.chunks import process_chunk
 
     process_chunk(run_id, contract_ids, settings)
 

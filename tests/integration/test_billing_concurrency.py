@@ -13,7 +13,8 @@ from sqlalchemy import func, insert, select
 from app import create_app
 from app.agents.events import emit, relay_outbox
 from app.audit import Actor
-from app.billing.runs import execute_run, process_chunk, start_billing_run, sweep_stale_runs
+from app.billing.chunks import process_chunk
+from app.billing.runs import execute_run, start_billing_run, sweep_stale_runs
 from app.extensions import db
 from app.models import BillingRun, BillingRunItem, Contract, ContractLine, Customer, Event, Invoice
 from app.queues import get_redis

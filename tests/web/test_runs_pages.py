@@ -155,7 +155,7 @@ def test_a_pending_or_running_row_polls_itself_and_a_finished_one_stops(app, cli
     assert POLL in html and '<progress value="1" max="2"' in html and "1 / 2 contracts" in html
 
     with app.app_context():
-        from app.billing.runs import process_chunk
+        from app.billing.chunks import process_chunk
 
         set_run(app, run_id, contracts_processed=0)
         contract_ids = list(db.session.scalars(select(Contract.id).order_by(Contract.id)))
@@ -287,7 +287,7 @@ def test_the_audit_tab_phrases_fan_out_failure_and_retries(app, client_as, demo)
         db.session.commit()
     set_run(app, run_id, status="running", started_at=utcnow())
     with app.app_context():
-        from app.billing.runs import fail_run
+        from app.billing.run_end import fail_run
 
         fail_run(run_id, "no progress for 12 minute(s): the worker running it probably stopped")
     html = client_as("viewer").get(f"/runs/{run_id}/audit").get_data(as_text=True)

@@ -1,0 +1,141 @@
+"""One chunk of a billing run: plan each contract in Python, write the chunk in one transaction.
+
+A chunk whose write fails is redone contract by contract, so only the bad contract fails. Every
+write takes the entity's billing lock first (app/billing/ledger.py).
+"""
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import DBAPIError
+
+from app.billing.ledger import EntityInfo, billed_period_starts, lock_entity, write_invoices
+from app.billing.money import LineInput
+from app.billing.planner import ContractPlan, ContractTerms, plan_contract
+from app.billing.run_end import finish_if_done
+from app.extensions import db
+from app.models import BillingRun, BillingRunItem, Contract, ContractLine, LegalEntity
+from app.models.types import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def _entity_info(entity: LegalEntity) -> EntityInfo:
+    return EntityInfo(entity.id, entity.code, entity.invoice_prefix)
+
+
+def load_terms(entity: LegalEntity, contract_ids: list[int], default_terms: int) -> dict[int, ContractTerms]:
+    """Snapshots of the contracts and their lines, read set-based."""
+    lines: dict[int, list[LineInput]] = {cid: [] for cid in contract_ids}
+    for row in db.session.execute(
+        select(ContractLine.contract_id, ContractLine.description, ContractLine.quantity, ContractLine.unit_price,
+               ContractLine.vat_rate)
+        .where(ContractLine.contract_id.in_(contract_ids)).order_by(ContractLine.contract_id, ContractLine.position)
+    ):
+        lines[row.contract_id].append(LineInput(row.description, row.quantity, row.unit_price, row.vat_rate))
+    terms = {}
+    for row in db.session.execute(
+        select(Contract.id, Contract.reference, Contract.customer_id, Contract.currency, Contract.frequency,
+               Contract.start_date, Contract.end_date, Contract.payment_terms_days)
+        .where(Contract.id.in_(contract_ids))
+    ):
+        days = row.payment_terms_days
+        if days is None:
+            days = entity.payment_terms_days if entity.payment_terms_days is not None else default_terms
+        terms[row.id] = ContractTerms(row.id, row.reference, row.customer_id, row.currency, row.frequency,
+                                      row.start_date, row.end_date, tuple(lines[row.id]), days)
+    return terms
+
+
+def process_chunk(run_id: int, contract_ids: list[int], settings: dict[str, Any]) -> None:
+    """Bill one chunk of contracts: one transaction, redone contract by contract if it fails."""
+    run = db.session.get(BillingRun, run_id)
+    if run is None or run.status != "running":
+        db.session.rollback()
+        return
+    entity = run.legal_entity
+    done = set(db.session.scalars(select(BillingRunItem.contract_id).where(
+        BillingRunItem.billing_run_id == run_id, BillingRunItem.contract_id.in_(contract_ids))))
+    todo = [cid for cid in contract_ids if cid not in done]  # a retried chunk job skips what it did
+    terms = load_terms(entity, todo, settings["payment_terms_days"])
+    billed = billed_period_starts(todo)
+    plans = [plan_contract(terms[cid], billed.get(cid, set()), run.as_of) for cid in todo if cid in terms]
+    info, dry_run, depth = _entity_info(entity), run.dry_run, run.event_depth
+    db.session.rollback()  # end the read transaction before taking the entity lock
+    write = partial(_write_chunk, run_id, info, dry_run=dry_run, depth=depth)
+    try:
+        write(plans, post=settings["auto_post"])
+    except DBAPIError as error:
+        db.session.rollback()
+        log.warning("run %s: chunk write failed (%s); redoing contract by contract", run_id, error.orig)
+        for plan in plans:
+            try:
+                write([plan], post=settings["auto_post"])
+            except DBAPIError as single:
+                db.session.rollback()
+                reason = f"the database refused the invoice: {_first_line(single.orig)}"
+                write([ContractPlan(plan.contract_id, error=reason)], post=False)
+    finish_if_done(run_id)
+
+
+def _write_chunk(run_id: int, entity: EntityInfo, plans: list[ContractPlan], *, post: bool, dry_run: bool,
+                 depth: int = 0) -> None:
+    """Write the chunk's invoices, run items and progress in one transaction."""
+    notes: dict[int, str] = {}
+    # Under the entity lock, what others wrote meanwhile is visible: a duplicated chunk job finds its
+    # contracts done, and a concurrent run's invoices are not billed again.
+    lock_entity(entity.id)
+    recorded = set(db.session.scalars(select(BillingRunItem.contract_id).where(
+        BillingRunItem.billing_run_id == run_id, BillingRunItem.contract_id.in_([p.contract_id for p in plans]))))
+    plans = [p for p in plans if p.contract_id not in recorded]
+    if not dry_run and any(p.drafts for p in plans):
+        fresh = billed_period_starts([p.contract_id for p in plans if p.drafts])
+        checked = []
+        for plan in plans:
+            taken = fresh.get(plan.contract_id, set())
+            if plan.drafts and taken:
+                remaining = tuple(d for d in plan.drafts if d.period.start not in taken)
+                if len(remaining) < len(plan.drafts):
+                    notes[plan.contract_id] = (
+                        f"{len(plan.drafts) - len(remaining)} period(s) already invoiced by another run: nothing to do")
+                plan = ContractPlan(plan.contract_id, remaining, plan.error)
+            checked.append(plan)
+        plans = checked
+    drafts = [d for p in plans for d in p.drafts]
+    written = [] if dry_run else write_invoices(entity, drafts, post=post, billing_run_id=run_id, depth=depth)
+    invoice_ids: dict[int, list[int]] = {}
+    for invoice in written:
+        invoice_ids.setdefault(invoice.contract_id, []).append(invoice.id)
+    items = []
+    for plan in plans:
+        items.append({
+            "billing_run_id": run_id, "contract_id": plan.contract_id, "status": plan.status,
+            "periods_billed": len(plan.drafts), "invoice_ids": invoice_ids.get(plan.contract_id, []),
+            "periods": [d.period.start.isoformat() for d in plan.drafts],
+            "totals": {c: str(t) for c, t in plan.totals().items()},
+            "reason": plan.error or notes.get(plan.contract_id),
+        })
+    if items:
+        db.session.execute(insert(BillingRunItem), items)
+    progressed = db.session.execute(
+        update(BillingRun).where(BillingRun.id == run_id, BillingRun.status == "running").values(
+            contracts_processed=BillingRun.contracts_processed + len(plans),
+            contracts_invoiced=BillingRun.contracts_invoiced + sum(1 for p in plans if p.drafts),
+            contracts_failed=BillingRun.contracts_failed + sum(1 for p in plans if p.error),
+            invoices_created=BillingRun.invoices_created + len(drafts),
+            heartbeat_at=utcnow(),
+        )
+    ).rowcount
+    if not progressed:  # the run was failed by a sweep meanwhile: keep nothing of this chunk
+        db.session.rollback()
+        return
+    db.session.commit()
+
+
+def _first_line(error: Any) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
