@@ -35,7 +35,6 @@ import signal
 import statistics
 import sys
 import time
-import uuid
 from datetime import date
 from pathlib import Path
 
@@ -44,9 +43,8 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.dialects import postgresql  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
-from config import TestingConfig, normalize_database_url  # noqa: E402
+from benchlib import BenchDatabase, make_config  # noqa: E402
 
 BATCH = 20_000
 ADMIN_EMAIL = "bench-admin@example.com"
@@ -55,37 +53,6 @@ ADMIN_PASSWORD = "bench aging password"
 
 def say(message: str = "") -> None:
     print(message, flush=True)
-
-
-def make_config(database_url: str, redis_url: str) -> TestingConfig:
-    config = TestingConfig()
-    config.SQLALCHEMY_DATABASE_URI = database_url
-    config.REDIS_URL = redis_url
-    return config
-
-
-class BenchDatabase:
-    def __init__(self, server_url: str):
-        self.server_url = server_url
-        self.name = f"arbill_bench_aging_{uuid.uuid4().hex[:10]}"
-
-    @property
-    def url(self) -> str:
-        return make_url(self.server_url).set(database=self.name).render_as_string(hide_password=False)
-
-    def _admin(self, sql: str) -> None:
-        engine = create_engine(self.server_url, isolation_level="AUTOCOMMIT")
-        try:
-            with engine.connect() as conn:
-                conn.execute(text(sql))
-        finally:
-            engine.dispose()
-
-    def create(self) -> None:
-        self._admin(f'CREATE DATABASE "{self.name}"')
-
-    def drop(self) -> None:
-        self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
 # ------------------------------------------------------------------ seeding (set-based)
@@ -319,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--invoices, --customers and --runs must be at least 1")
 
     signal.signal(signal.SIGTERM, _terminate)
-    bench = BenchDatabase(normalize_database_url(args.db))
+    bench = BenchDatabase.new(args.db, "arbill_bench_aging")
     created = False
     app = None
     try:

@@ -54,10 +54,8 @@ sys.path.insert(0, str(ROOT))
 import psutil  # noqa: E402
 import psycopg  # noqa: E402
 from redis import Redis  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
-from config import TestingConfig, normalize_database_url  # noqa: E402
+from benchlib import BenchDatabase, make_config  # noqa: E402
 
 AS_OF = date(2026, 11, 26)  # contracts start 2026-11-01, monthly: exactly one due period each
 RENDER_SAMPLE = 20
@@ -75,42 +73,6 @@ def _loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-# ------------------------------------------------------------------ the fresh database
-@dataclass
-class BenchDatabase:
-    server_url: str  # SQLAlchemy URL (psycopg driver) of the server's maintenance database
-    name: str
-
-    @property
-    def sqlalchemy_url(self) -> str:
-        return make_url(self.server_url).set(database=self.name).render_as_string(hide_password=False)
-
-    @property
-    def conninfo(self) -> str:
-        return make_url(self.sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-    def _admin(self, sql: str) -> None:
-        engine = create_engine(self.server_url, isolation_level="AUTOCOMMIT")
-        try:
-            with engine.connect() as conn:
-                conn.execute(text(sql))
-        finally:
-            engine.dispose()
-
-    def create(self) -> None:
-        self._admin(f'CREATE DATABASE "{self.name}"')
-
-    def drop(self) -> None:
-        self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-
-
-def make_config(database_url: str, redis_url: str, mail_port: int) -> TestingConfig:
-    config = TestingConfig()
-    config.SQLALCHEMY_DATABASE_URI = database_url
-    config.REDIS_URL = redis_url
-    config.MAIL_SERVER = "127.0.0.1"
-    config.MAIL_PORT = mail_port
-    return config
 
 
 def free_port() -> int:
@@ -526,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     logging.getLogger("fontTools").setLevel(logging.ERROR)
     signal.signal(signal.SIGTERM, _terminate)
-    bench = BenchDatabase(normalize_database_url(args.db), f"arbill_bench_delivery_{uuid.uuid4().hex[:10]}")
+    bench = BenchDatabase.new(args.db, "arbill_bench_delivery")
     work_dir = Path(tempfile.mkdtemp(prefix="arbill_bench_delivery_"))
     mailbox = work_dir / "mailbox"
     mail_port = free_port()
@@ -541,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         from app import create_app
         from app.mailsink import start_sink
 
-        app = create_app(make_config(bench.sqlalchemy_url, args.redis, mail_port))
+        app = create_app(make_config(bench.sqlalchemy_url, args.redis, MAIL_SERVER="127.0.0.1", MAIL_PORT=mail_port))
         started = time.perf_counter()
         migration_log = io.StringIO()
         try:  # alembic logs every migration to stderr: keep it unless something goes wrong

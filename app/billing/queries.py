@@ -129,7 +129,7 @@ def describe(entry: AuditEntry, locale: str = "en_US") -> str:
         if d.get("failed"):
             text += f"; {_plural(d['failed'], 'contract')} failed"
         if d.get("duration_s") is not None:
-            text += f" (in {float(d['duration_s']):.1f} s)"
+            text += f" (in {d['duration_s']:.1f} s)"
         return text
     if action == "billing_run.failed":
         return f"Failed: {d.get('reason') or 'no reason given'}"
