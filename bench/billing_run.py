@@ -15,12 +15,16 @@ What it does, on a throw-away database `arbill_bench_<random>` created on the se
    floor    PostgreSQL COPYing as many invoice, invoice_line and event rows as the inline run
             wrote into scratch tables `CREATE TABLE floor_x (LIKE x INCLUDING DEFAULTS)` (no
             indexes, no constraints); the rows are generated and encoded beforehand, untimed.
-            The same COPY into tables `LIKE x INCLUDING ALL` (the real indexes and CHECKs, no
-            foreign keys) is printed as a second reference;
+            Two references are printed too: the same COPY into tables `LIKE x INCLUDING ALL`
+            (the real indexes and CHECKs, no foreign keys) and into the real tables themselves
+            (indexes, CHECKs and foreign-key triggers: what any engine has to pay);
 3. checks what each run wrote: invoices == due periods seeded, invoice numbers 1..M per year
    without gaps, lines and outbox events as expected, the same totals inline and fanned out;
-4. prints contracts per second, the ratios to the floor and the peak RSS of this process and of
-   the workers (sampled with psutil while polling).
+4. prints contracts per second, the ratios to the floor, the peak RSS of this process and of
+   the workers (sampled with psutil while polling), and where the CPU went: this process, its
+   PostgreSQL backend (local server), the workers and their work horses, and how busy the whole
+   machine was (other work on a shared machine inflates every wall time; the inline run's Python +
+   PostgreSQL CPU time is the figure that load hardly moves).
 
 `--profile FILE` runs the inline measurement under cProfile (slower: its figure is then not a
 benchmark figure), writes the stats to FILE and prints the top functions by cumulative time.
@@ -28,11 +32,14 @@ benchmark figure), writes the stats to FILE and prints the top functions by cumu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
+import io
 import json
 import os
 import random
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,20 +47,18 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import psutil  # noqa: E402
-import psycopg  # noqa: E402
-from redis import Redis  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+import psutil
+import psycopg
+from redis import Redis
 
-from config import TestingConfig, normalize_database_url  # noqa: E402
+from benchlib import BenchDatabase, make_config
 
 # Tables a billing run writes; emptied before each measurement (the contracts stay).
 RUN_TABLES = ("invoice_lines", "invoices", "events", "billing_run_items", "billing_runs",
@@ -64,9 +69,8 @@ FREQUENCIES = (("monthly", 70), ("weekly", 10), ("quarterly", 8), ("annual", 7),
 CURRENCIES = (("EUR", 75), ("USD", 15), ("JPY", 6), ("BHD", 4))
 DUE_PERIODS = ((1, 60), (2, 30), (3, 10))  # 1.5 invoices per contract on average
 LINE_COUNTS = ((1, 50), (2, 35), (3, 15))
-VAT_RATES = ((Decimal("19"), 60), (Decimal("7"), 20), (Decimal("0"), 10), (Decimal("20"), 10))
-QUANTITIES = (Decimal("1"), Decimal("1"), Decimal("1"), Decimal("2"), Decimal("5"), Decimal("0.5"),
-              Decimal("12.25"))
+VAT_RATES = ((Decimal(19), 60), (Decimal(7), 20), (Decimal(0), 10), (Decimal(20), 10))
+QUANTITIES = (Decimal(1), Decimal(1), Decimal(1), Decimal(2), Decimal(5), Decimal("0.5"), Decimal("12.25"))
 PLANS = ("Basic", "Team", "Business", "Enterprise", "Support", "Storage 100 GB", "Seats")
 MONTH_STEPS = {"monthly": 1, "quarterly": 3, "semiannual": 6, "annual": 12}
 DAY_STEPS = {"daily": 1, "weekly": 7}
@@ -88,46 +92,6 @@ def peak_rss_mb() -> float:
 
 def say(message: str = "") -> None:
     print(message, flush=True)
-
-
-# ------------------------------------------------------------------ the fresh database
-@dataclass
-class BenchDatabase:
-    server_url: str  # SQLAlchemy URL (psycopg driver) of the server's maintenance database
-    name: str
-
-    @property
-    def sqlalchemy_url(self) -> str:
-        return make_url(self.server_url).set(database=self.name).render_as_string(hide_password=False)
-
-    @property
-    def conninfo(self) -> str:
-        """The same database as a plain libpq URL, for psycopg.connect()."""
-        return make_url(self.sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-    def _admin(self, sql: str) -> None:
-        engine = create_engine(self.server_url, isolation_level="AUTOCOMMIT")
-        try:
-            with engine.connect() as conn:
-                conn.execute(text(sql))
-        finally:
-            engine.dispose()
-
-    def create(self) -> None:
-        self._admin(f'CREATE DATABASE "{self.name}"')
-
-    def drop(self) -> None:
-        self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-
-
-def make_config(database_url: str, redis_url: str, **overrides) -> TestingConfig:
-    """TestingConfig pointed at the bench database and Redis (the pattern of tests/conftest.py)."""
-    config = TestingConfig()
-    config.SQLALCHEMY_DATABASE_URI = database_url
-    config.REDIS_URL = redis_url
-    for key, value in overrides.items():
-        setattr(config, key, value)
-    return config
 
 
 # ------------------------------------------------------------------ seeding
@@ -188,7 +152,7 @@ def seed(app, bench: BenchDatabase, n_contracts: int, as_of: date, rng: random.R
         db.session.remove()
 
     n_customers = max(1, n_contracts // 2)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     seeded = Seeded(entity_id, n_contracts, n_customers, 0, 0, 0)
     with psycopg.connect(bench.conninfo) as conn, conn.cursor() as cur:
         for first in range(1, n_customers + 1, SEED_BATCH):
@@ -287,6 +251,8 @@ class RunOutcome:
     problems: list[str]
     rss_self_mb: float | None = None
     rss_workers: dict[str, float] | None = None
+    cpu: dict[str, float] = field(default_factory=dict)  # where CPU seconds were spent during the run
+    others: list[tuple[str, float]] = field(default_factory=list)  # busiest processes outside the benchmark
 
 
 def inspect_run(bench: BenchDatabase, mode: str, seconds: float, run_id: int, seeded: Seeded) -> RunOutcome:
@@ -346,7 +312,79 @@ def print_outcome(o: RunOutcome, seeded: Seeded) -> None:
     for year, low, high, count, distinct in o.years:
         say(f"  numbers {year}         {low}..{high}, count {count:,}, distinct {distinct:,}")
     say(f"  totals               {', '.join(f'{c} {t}' for c, t in o.totals.items())}")
+    if o.cpu:
+        capacity = o.seconds * (os.cpu_count() or 1)
+        say("  CPU during the run   " + ", ".join(f"{k} {v:.1f} s" for k, v in o.cpu.items() if k != "machine busy")
+            + f"; the machine ({os.cpu_count()} CPUs) was {100 * o.cpu['machine busy'] / capacity:.0f}% busy")
+    if o.others:
+        say("  busiest other work   " + "; ".join(f"{command!r} {seconds:.1f} s" for command, seconds in o.others))
     say("  correctness          " + ("OK" if not o.problems else "PROBLEMS: " + "; ".join(o.problems)))
+
+
+# ------------------------------------------------------------------ CPU accounting
+def self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def backend_cpu(dbname: str) -> dict[int, float]:
+    """pid -> CPU seconds of the PostgreSQL backends connected to `dbname` (a local server only)."""
+    found: dict[int, float] = {}
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            command = " ".join(proc.info["cmdline"] or [])
+            if command.startswith("postgres:") and f" {dbname} " in command:
+                times = proc.cpu_times()
+                found[proc.pid] = times.user + times.system
+        except psutil.Error:
+            continue
+    return found
+
+
+def _process_cpu() -> dict[tuple[int, float], tuple[str, float]]:
+    """(pid, create time) -> (short command line, CPU seconds) of every process we may see."""
+    found = {}
+    for proc in psutil.process_iter(["cmdline", "name", "create_time", "cpu_times"]):
+        info = proc.info
+        if info["cpu_times"] is None:
+            continue
+        command = " ".join(info["cmdline"] or []) or info["name"] or "?"
+        found[(proc.pid, info["create_time"])] = (command[:70], info["cpu_times"].user + info["cpu_times"].system)
+    return found
+
+
+class MachineLoad:
+    """CPU-seconds the whole machine was busy during a measurement: other work on it skews the figures."""
+
+    def __init__(self) -> None:
+        self.start = psutil.cpu_times()
+        self.processes = _process_cpu()
+
+    @staticmethod
+    def _busy(t) -> float:
+        # guest time is already inside user/nice; steal is the hypervisor's, not this machine's work
+        return (sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "steal", 0.0)
+                - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0))
+
+    def busy_since(self) -> float:
+        return self._busy(psutil.cpu_times()) - self._busy(self.start)
+
+    def top_others(self, exclude_pids: set[int], limit: int = 3) -> list[tuple[str, float]]:
+        """The processes outside the benchmark that used the most CPU since the start."""
+        deltas = []
+        for key, (command, seconds) in _process_cpu().items():
+            if key[0] in exclude_pids:
+                continue
+            used = seconds - self.processes.get(key, (command, 0.0))[1]
+            if used >= 0.5:
+                deltas.append((command, used))
+        return sorted(deltas, key=lambda d: -d[1])[:limit]
+
+
+def backend_cpu_delta(before: dict[int, float], after: dict[int, float]) -> float | None:
+    if not after:
+        return None  # not a local server, or no permission to see its processes
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
 # ------------------------------------------------------------------ inline
@@ -359,6 +397,8 @@ def measure_inline(app, bench, seeded, as_of, profile_path: str | None) -> RunOu
     reset_run_tables(bench)
     with app.app_context():
         entity = db.session.get(LegalEntity, seeded.entity_id)
+        db.session.commit()  # the pooled connection now exists: its backend is counted from here
+        backends_before, cpu_before, machine = backend_cpu(bench.name), self_cpu(), MachineLoad()
         profiler = None
         if profile_path:
             import cProfile
@@ -372,9 +412,18 @@ def measure_inline(app, bench, seeded, as_of, profile_path: str | None) -> RunOu
         seconds = time.perf_counter() - started
         if profiler is not None:
             profiler.disable()
+        cpu_self, backends_after, busy = self_cpu() - cpu_before, backend_cpu(bench.name), machine.busy_since()
+        others = machine.top_others({os.getpid(), *backends_after})
         db.session.remove()
     outcome = inspect_run(bench, "inline", seconds, run_id, seeded)
     outcome.rss_self_mb = peak_rss_mb()
+    outcome.cpu["this process"] = cpu_self
+    server = backend_cpu_delta(backends_before, backends_after)
+    if server is not None:
+        outcome.cpu["PostgreSQL backend"] = server
+        outcome.cpu["everything else on the machine"] = max(0.0, busy - cpu_self - server)
+    outcome.cpu["machine busy"] = busy
+    outcome.others = others
     if profiler is not None:
         import pstats
 
@@ -385,6 +434,26 @@ def measure_inline(app, bench, seeded, as_of, profile_path: str | None) -> RunOu
 
 
 # ------------------------------------------------------------------ fanned out
+def _descendants(pid: int) -> list[int]:
+    """Child pids, recursively, from /proc/PID/task/*/children: far cheaper than psutil's scan of all processes."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{current}/task/{task}/children") as f:
+                    children = [int(c) for c in f.read().split()]
+            except OSError:
+                continue
+            found.extend(children)
+            todo.extend(children)
+    return found
+
+
 def _die_with_parent() -> None:
     """Linux: a worker gets SIGTERM if the bench process dies without cleaning up."""
     try:
@@ -409,11 +478,12 @@ class Workers:
                "FLASK_APP": "wsgi.py", "ARBILL_ENV": "development", "PYTHONUNBUFFERED": "1"}
         tag = uuid.uuid4().hex[:6]
         for i in range(self.count):
-            log = open(self.log_dir / f"worker-{i}.log", "wb")
-            proc = subprocess.Popen([sys.executable, "worker.py", "billing", "--name", f"bench-{tag}-{i}"],
-                                    cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True, preexec_fn=_die_with_parent)
-            log.close()
+            with open(self.log_dir / f"worker-{i}.log", "wb") as log:  # the worker keeps its own handle
+                # preexec_fn: no threads run here, and the hook only calls prctl()
+                proc = subprocess.Popen(
+                    [sys.executable, "worker.py", "billing", "--name", f"bench-{tag}-{i}"],
+                    cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509
             self.procs.append(proc)
             self.handles.append(psutil.Process(proc.pid))
         redis = Redis.from_url(self.redis_url)
@@ -434,19 +504,27 @@ class Workers:
     def sample(self) -> None:
         total = 0
         for i, handle in enumerate(self.handles):
-            try:
-                processes = [handle, *handle.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                continue
-            for p in processes:
+            for pid in (handle.pid, *_descendants(handle.pid)):  # the worker, its work horse, its scheduler
                 try:
-                    rss = p.memory_info().rss
-                except psutil.NoSuchProcess:
+                    rss = psutil.Process(pid).memory_info().rss
+                except psutil.Error:
                     continue
                 total += rss
                 self.peak_single = max(self.peak_single, rss)
                 self.peak_by_worker[i] = max(self.peak_by_worker[i], rss)
         self.peak_total = max(self.peak_total, total)
+
+    def cpu_seconds(self) -> tuple[float, float]:
+        """(user, system) CPU of the workers and of the work horses they have reaped (call before stop())."""
+        user = system = 0.0
+        for handle in self.handles:
+            try:
+                t = handle.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            user += t.user + t.children_user
+            system += t.system + t.children_system
+        return user, system
 
     def stop(self, timeout: float = 30.0) -> None:
         for proc in self.procs:
@@ -477,8 +555,10 @@ def measure_fanned(app, bench, seeded, as_of, workers_count, redis_url, log_dir,
     try:
         workers.start()
         say(f"  {workers_count} workers registered (logs in {log_dir})")
+        cpu_idle = workers.cpu_seconds()  # their start-up
         with app.app_context(), psycopg.connect(bench.conninfo, autocommit=True) as poll:
             entity = db.session.get(LegalEntity, seeded.entity_id)
+            machine, cpu_before = MachineLoad(), self_cpu()
             started = time.perf_counter()
             result = start_billing_run(entity, as_of, "cli", Actor.system("bench"), enqueue=True)
             run_id = result.run.id
@@ -498,15 +578,28 @@ def measure_fanned(app, bench, seeded, as_of, workers_count, redis_url, log_dir,
                 if time.monotonic() - last_report > 10:
                     say(f"  ... {status} {processed:,}/{total:,}")
                     last_report = time.monotonic()
-                time.sleep(0.05)
+                time.sleep(0.1)  # polling and sampling cost this process ~1-2 % of a CPU at this rate
             seconds = time.perf_counter() - started
         workers.sample()
+        time.sleep(0.2)  # let the last work horse be reaped, so its CPU is counted
+        user, system = workers.cpu_seconds()
+        cpu_workers = (user - cpu_idle[0], system - cpu_idle[1])
+        busy, cpu_self = machine.busy_since(), self_cpu() - cpu_before
+        mine = {os.getpid(), *backend_cpu(bench.name)}
+        for handle in workers.handles:
+            mine.update((handle.pid, *_descendants(handle.pid)))
+        others = [o for o in machine.top_others(mine, limit=6) if bench.name not in o[0]][:3]
     finally:
         workers.stop()
     outcome = inspect_run(bench, "fanned", seconds, run_id, seeded)
     outcome.rss_self_mb = peak_rss_mb()
     outcome.rss_workers = {"peak_single_mb": mb(workers.peak_single), "peak_total_mb": mb(workers.peak_total),
                            "by_worker_mb": [round(mb(b), 1) for b in workers.peak_by_worker]}
+    outcome.cpu["workers and work horses"] = sum(cpu_workers)
+    outcome.cpu["... of which system (kernel)"] = cpu_workers[1]
+    outcome.cpu["this process (polling)"] = cpu_self
+    outcome.cpu["machine busy"] = busy  # includes PostgreSQL and anything else running
+    outcome.others = others
     return outcome
 
 
@@ -535,10 +628,17 @@ def _copy_text(values) -> str:
     return "\t".join(out) + "\n"
 
 
+FLOOR_RUN_ID = 1  # the billing_runs row the floor's rows point at (created for the "real tables" variant)
+
+
 def generate_floor_rows(directory: Path, invoices: int, lines: int, events: int, n_contracts: int,
-                        as_of: date, rng: random.Random) -> dict[str, Path]:
-    """Rows shaped like the run's (same columns, similar widths), encoded to files: memory stays flat."""
-    now = datetime.now(timezone.utc).isoformat()
+                        entity_id: int, as_of: date, rng: random.Random) -> dict[str, Path]:
+    """Rows shaped like the run's (same columns, similar widths), encoded to files: memory stays flat.
+
+    They satisfy the real tables' constraints (unique contract/period and numbers, existing
+    customers, contracts and entity), so they can also be COPYed into the real tables.
+    """
+    now = datetime.now(UTC).isoformat()
     due = as_of + timedelta(days=14)
     year = as_of.year
     files = {name: directory / f"floor_{name}.copy" for name in FLOOR_COLUMNS}
@@ -552,16 +652,18 @@ def generate_floor_rows(directory: Path, invoices: int, lines: int, events: int,
             currency = rng.choice(currencies)
             start = as_of - timedelta(days=30 * ((i - 1) // n_contracts) + rng.randrange(28))
             number = f"BENCH-{year}-{i:06d}"
-            inv.write(_copy_text((i, 1, rng.randint(1, max(1, n_contracts // 2)), contract, 1, start,
+            inv.write(_copy_text((i, entity_id, rng.randint(1, max(1, n_contracts // 2)), contract, FLOOR_RUN_ID,
+                                  start,
                                   start + timedelta(days=30), number, year, i, as_of, due, currency, net, tax,
                                   net + tax, net + tax, "issued", None, now, now)))
             if i <= events:
                 payload = {"invoice_id": i, "number": number, "entity": "BENCH", "contract_id": contract,
                            "currency": currency, "total": str(net + tax)}
-                ev.write(_copy_text((i, "invoice.issued", json.dumps(payload), 1, 1, 0, now, None)))
+                ev.write(_copy_text((i, "invoice.issued", json.dumps(payload), entity_id, FLOOR_RUN_ID, 0, now,
+                                     None)))
         for i in range(invoices + 1, events + 1):  # run started/completed and any other events
-            ev.write(_copy_text((i, "billing_run.completed", json.dumps({"run_id": 1, "number": 1}), 1, 1, 0,
-                                 now, None)))
+            ev.write(_copy_text((i, "billing_run.completed", json.dumps({"run_id": FLOOR_RUN_ID, "number": 1}),
+                                 entity_id, FLOOR_RUN_ID, 0, now, None)))
     with open(files["invoice_lines"], "w") as out:
         position, previous = 0, None
         for j in range(lines):
@@ -575,17 +677,46 @@ def generate_floor_rows(directory: Path, invoices: int, lines: int, events: int,
     return files
 
 
-def measure_floor(bench: BenchDatabase, files: dict[str, Path], including: str, repeats: int) -> list[float]:
-    """Seconds to COPY the three files into scratch tables (one transaction, commit included)."""
-    prefix = "floor_" if including == "DEFAULTS" else "floor_idx_"
+FLOOR_VARIANTS = {
+    # name: (how the target tables are made, label)
+    "bare": ("LIKE {table} INCLUDING DEFAULTS", "scratch tables LIKE ... INCLUDING DEFAULTS (no indexes, no constraints)"),
+    "indexed": ("LIKE {table} INCLUDING ALL", "scratch tables LIKE ... INCLUDING ALL (the real indexes and CHECKs, no FKs)"),
+    "real": (None, "the real tables (indexes, CHECKs and foreign keys)"),
+}
+
+
+def _floor_billing_run(app, entity_id: int, as_of: date) -> None:
+    """The billing_runs row the floor's rows point at, made through the model so its defaults apply."""
+    from app.extensions import db
+    from app.models import BillingRun
+
+    with app.app_context():
+        db.session.add(BillingRun(id=FLOOR_RUN_ID, legal_entity_id=entity_id, number=1, as_of=as_of,
+                                  period_label=f"{as_of:%Y-%m}", status="completed", trigger="cli",
+                                  actor_type="system", actor_label="bench floor"))
+        db.session.commit()
+        db.session.remove()
+
+
+def measure_floor(app, bench: BenchDatabase, files: dict[str, Path], variant: str, entity_id: int, as_of: date,
+                  repeats: int) -> list[float]:
+    """Seconds to COPY the three files (one transaction, COMMIT included); the best of `repeats` counts."""
+    like = FLOOR_VARIANTS[variant][0]
+    targets = {table: (f"floor_{variant}_{table}" if like else table) for table in FLOOR_COLUMNS}
     times = []
     with psycopg.connect(bench.conninfo) as conn:
-        for table in FLOOR_COLUMNS:
-            conn.execute(f"DROP TABLE IF EXISTS {prefix}{table}")
-            conn.execute(f"CREATE TABLE {prefix}{table} (LIKE {table} INCLUDING {including})")
+        if like:
+            for table, target in targets.items():
+                conn.execute(f"DROP TABLE IF EXISTS {target}")
+                conn.execute(f"CREATE TABLE {target} ({like.format(table=table)})")
+        else:  # the real tables: empty them, and give the rows the billing run their foreign key needs
+            conn.execute("TRUNCATE " + ", ".join(RUN_TABLES) + " RESTART IDENTITY CASCADE")
+            conn.commit()
+            _floor_billing_run(app, entity_id, as_of)
         conn.commit()
         for _ in range(repeats):
-            conn.execute("TRUNCATE " + ", ".join(prefix + t for t in FLOOR_COLUMNS))
+            # CASCADE: later migrations add tables that reference invoices (all empty here)
+            conn.execute("TRUNCATE " + ", ".join(targets.values()) + ("" if like else " CASCADE"))
             conn.commit()
             conn.autocommit = True
             conn.execute("CHECKPOINT")
@@ -594,18 +725,25 @@ def measure_floor(bench: BenchDatabase, files: dict[str, Path], including: str, 
             with conn.cursor() as cur:
                 for table, columns in FLOOR_COLUMNS.items():
                     with open(files[table], "rb") as source, \
-                            cur.copy(f"COPY {prefix}{table} ({', '.join(columns)}) FROM STDIN") as copy:
+                            cur.copy(f"COPY {targets[table]} ({', '.join(columns)}) FROM STDIN") as copy:
                         while block := source.read(1 << 20):
                             copy.write(block)
             conn.commit()
             times.append(time.perf_counter() - started)
-        for table in FLOOR_COLUMNS:
-            conn.execute(f"DROP TABLE {prefix}{table}")
+        if like:
+            for target in targets.values():
+                conn.execute(f"DROP TABLE {target}")
+        else:
+            conn.execute("TRUNCATE " + ", ".join(RUN_TABLES) + " RESTART IDENTITY CASCADE")
         conn.commit()
     return times
 
 
 # ------------------------------------------------------------------ main
+def _loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def _terminate(signum, _frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -643,11 +781,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--redis points at db 0, which the benchmark would flush: use another db index (e.g. /9)")
 
     signal.signal(signal.SIGTERM, _terminate)
-    server_url = normalize_database_url(args.db)
-    bench = BenchDatabase(server_url, f"arbill_bench_{uuid.uuid4().hex[:10]}")
+    bench = BenchDatabase.new(args.db, "arbill_bench")
     rng = random.Random(args.seed)
     work_dir = Path(tempfile.mkdtemp(prefix="arbill_bench_"))
     created = False
+    keep_logs = True  # the workers' logs stay in work_dir unless the benchmark ends cleanly
     outcomes: dict[str, RunOutcome] = {}
     floor: dict[str, list[float]] = {}
     try:
@@ -661,9 +799,14 @@ def main(argv: list[str] | None = None) -> int:
 
         app = create_app(make_config(bench.sqlalchemy_url, args.redis))
         started = time.perf_counter()
-        with app.app_context():
-            upgrade()
-        say(f"migrated in {time.perf_counter() - started:.1f} s")
+        migration_log = io.StringIO()
+        try:  # alembic logs every migration to stderr: keep it unless something goes wrong
+            with app.app_context(), contextlib.redirect_stderr(migration_log):
+                upgrade()
+        except Exception:
+            sys.stderr.write(migration_log.getvalue())
+            raise
+        say(f"migrated in {time.perf_counter() - started:.1f} s; load average {_loadavg()}, {os.cpu_count()} CPUs")
         chunk_size = set_chunk_size(app, args.chunk_size)
         seeded = seed(app, bench, args.contracts, args.as_of, rng)
         say(f"seeded in {seeded.seconds:.1f} s (not measured): {seeded.customers:,} customers, "
@@ -699,13 +842,12 @@ def main(argv: list[str] | None = None) -> int:
                       (seeded.expected_invoices, seeded.expected_invoice_lines, seeded.expected_invoices + 2))
             say(f"\n[c] floor: COPY {counts[0]:,} invoices, {counts[1]:,} invoice lines, {counts[2]:,} events "
                 "(the run's row counts) with psycopg cursor.copy(), rows encoded beforehand, one transaction")
-            files = generate_floor_rows(work_dir, *counts, seeded.contracts, args.as_of, rng)
-            floor["bare"] = measure_floor(bench, files, "DEFAULTS", args.floor_repeats)
-            say(f"  LIKE ... INCLUDING DEFAULTS (no indexes, no constraints): best {min(floor['bare']):.2f} s "
-                f"of {', '.join(f'{t:.2f}' for t in floor['bare'])}")
-            floor["indexed"] = measure_floor(bench, files, "ALL", args.floor_repeats)
-            say(f"  LIKE ... INCLUDING ALL (real indexes + CHECKs, no FKs):  best {min(floor['indexed']):.2f} s "
-                f"of {', '.join(f'{t:.2f}' for t in floor['indexed'])}")
+            files = generate_floor_rows(work_dir, *counts, seeded.contracts, seeded.entity_id, args.as_of, rng)
+            for variant, (_like, label) in FLOOR_VARIANTS.items():
+                floor[variant] = measure_floor(app, bench, files, variant, seeded.entity_id, args.as_of,
+                                               args.floor_repeats)
+                say(f"  {variant:8} {min(floor[variant]):6.2f} s (best of {', '.join(f'{t:.2f}' for t in floor[variant])})"
+                    f"  into {label}")
             for path in files.values():
                 path.unlink()
 
@@ -715,17 +857,26 @@ def main(argv: list[str] | None = None) -> int:
         say(f"chunk size / workers                {chunk_size} / {args.workers}")
         say(f"due periods seeded                  {seeded.expected_invoices:,}")
         bare = min(floor["bare"]) if floor else None
-        indexed = min(floor["indexed"]) if floor else None
+        real = min(floor["real"]) if floor else None
         for key, label in (("inline", "inline"), ("fanned", f"fanned out over {args.workers} workers")):
             o = outcomes.get(key)
             if o is None:
                 continue
-            ratio = f", {o.seconds / bare:.1f}x the floor ({o.seconds / indexed:.1f}x the indexed floor)" if bare else ""
+            ratio = f", {o.seconds / bare:.1f}x the floor ({o.seconds / real:.1f}x COPY into the real tables)" if bare else ""
             say(f"{label + ':':35} {o.seconds:.2f} s, {seeded.contracts / o.seconds:,.0f} contracts/s, "
                 f"{o.invoices:,} invoices{ratio}; correctness {'OK' if not o.problems else 'PROBLEMS'}")
+        inline = outcomes.get("inline")
+        if inline is not None and "PostgreSQL backend" in inline.cpu:
+            # The inline run alternates between Python and PostgreSQL, so on an idle machine its wall time is
+            # close to the sum of the two CPU times: a figure that other work on the machine hardly moves.
+            cpu = inline.cpu["this process"] + inline.cpu["PostgreSQL backend"]
+            say(f"inline, CPU time (load-independent): {cpu:.2f} s = {inline.cpu['this process']:.2f} s Python + "
+                f"{inline.cpu['PostgreSQL backend']:.2f} s PostgreSQL, {seeded.contracts / cpu:,.0f} contracts per "
+                f"CPU-second" + (f", {cpu / bare:.1f}x the floor" if bare else ""))
         if bare:
             say(f"floor (COPY, no indexes):           {bare:.2f} s")
-            say(f"floor (COPY, with indexes):         {indexed:.2f} s")
+            say(f"COPY, scratch tables with indexes:  {min(floor['indexed']):.2f} s")
+            say(f"COPY into the real tables:          {real:.2f} s (indexes, CHECKs, foreign keys)")
         if "inline" in outcomes:
             say(f"peak RSS, this process (inline):    {outcomes['inline'].rss_self_mb:.0f} MB")
         if "fanned" in outcomes:
@@ -733,8 +884,10 @@ def main(argv: list[str] | None = None) -> int:
             say(f"peak RSS, one worker process:       {w['peak_single_mb']:.0f} MB "
                 f"(sum of all worker processes {w['peak_total_mb']:.0f} MB)")
         say(f"peak RSS, this process (overall):   {peak_rss_mb():.0f} MB")
+        say(f"load average now:                   {_loadavg()} ({os.cpu_count()} CPUs; other work skews the figures)")
         problems = [p for o in outcomes.values() for p in o.problems]
         say("correctness:                        " + ("OK" if not problems else "; ".join(problems)))
+        keep_logs = bool(problems)
         return 0
     except KeyboardInterrupt as interrupt:
         say(f"\ninterrupted ({interrupt or 'Ctrl-C'}): cleaning up")
@@ -763,8 +916,15 @@ def main(argv: list[str] | None = None) -> int:
             Redis.from_url(args.redis).flushdb()
         except Exception as error:  # noqa: BLE001
             say(f"could not flush {args.redis}: {error}")
-        for leftover in work_dir.glob("*.copy"):
-            leftover.unlink()
+        if keep_logs:
+            for leftover in work_dir.glob("*.copy"):
+                leftover.unlink()
+            if any(work_dir.iterdir()):
+                say(f"worker logs kept in {work_dir}")
+            else:
+                work_dir.rmdir()
+        else:
+            shutil.rmtree(work_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
