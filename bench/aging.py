@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.dialects import postgresql  # noqa: E402
 
-from benchlib import BenchDatabase, make_config  # noqa: E402
+from benchlib import BenchDatabase, clean_up, make_config  # noqa: E402
 
 BATCH = 20_000
 ADMIN_EMAIL = "bench-admin@example.com"
@@ -350,23 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if app is not None:
-            try:
-                from app.extensions import db
-
-                with app.app_context():
-                    db.session.remove()
-                    db.engine.dispose()
-            except Exception as error:  # noqa: BLE001 - cleanup goes on
-                say(f"could not close the app's connections: {error}")
-        if created and not args.keep_db:
-            try:
-                bench.drop()
-                say(f"dropped database {bench.name}")
-            except Exception as error:  # noqa: BLE001
-                say(f"could not drop database {bench.name}: {error}")
-        elif created:
-            say(f"kept database {bench.name} (--keep-db)")
+        clean_up(app, bench, created, args.keep_db, None, say)
 
 
 if __name__ == "__main__":

@@ -59,3 +59,33 @@ def make_config(database_url: str, redis_url: str, **overrides) -> TestingConfig
     for key, value in overrides.items():
         setattr(config, key, value)
     return config
+
+
+def clean_up(app, bench: BenchDatabase, created: bool, keep_db: bool, redis_url: str | None = None,
+             say=print) -> None:
+    """The end of every benchmark, also after an error or Ctrl-C: close the app's connections, drop
+    the database (unless --keep-db) and empty the benchmark's Redis db. Each step goes on if one fails."""
+    if app is not None:
+        try:
+            from app.extensions import db
+
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+        except Exception as error:  # noqa: BLE001 - cleanup goes on
+            say(f"could not close the app's connections: {error}")
+    if created and not keep_db:
+        try:
+            bench.drop()
+            say(f"dropped database {bench.name}")
+        except Exception as error:  # noqa: BLE001
+            say(f"could not drop database {bench.name}: {error}")
+    elif created:
+        say(f"kept database {bench.name} (--keep-db)")
+    if redis_url:
+        from redis import Redis
+
+        try:
+            Redis.from_url(redis_url).flushdb()
+        except Exception as error:  # noqa: BLE001
+            say(f"could not flush {redis_url}: {error}")

@@ -58,7 +58,7 @@ import psutil
 import psycopg
 from redis import Redis
 
-from benchlib import BenchDatabase, make_config
+from benchlib import BenchDatabase, clean_up, make_config
 
 # Tables a billing run writes; emptied before each measurement (the contracts stay).
 RUN_TABLES = ("invoice_lines", "invoices", "events", "billing_run_items", "billing_runs",
@@ -895,27 +895,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the cleanup
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        try:
-            from app.extensions import db
-
-            if "app" in locals():
-                with app.app_context():
-                    db.session.remove()
-                    db.engine.dispose()
-        except Exception as error:  # noqa: BLE001 - cleanup goes on
-            say(f"could not close the app's connections: {error}")
-        if created and not args.keep_db:
-            try:
-                bench.drop()
-                say(f"dropped database {bench.name}")
-            except Exception as error:  # noqa: BLE001
-                say(f"could not drop database {bench.name}: {error}")
-        elif created:
-            say(f"kept database {bench.name} (--keep-db)")
-        try:
-            Redis.from_url(args.redis).flushdb()
-        except Exception as error:  # noqa: BLE001
-            say(f"could not flush {args.redis}: {error}")
+        clean_up(locals().get("app"), bench, created, args.keep_db, args.redis, say)
         if keep_logs:
             for leftover in work_dir.glob("*.copy"):
                 leftover.unlink()

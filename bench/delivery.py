@@ -55,7 +55,7 @@ import psutil  # noqa: E402
 import psycopg  # noqa: E402
 from redis import Redis  # noqa: E402
 
-from benchlib import BenchDatabase, make_config  # noqa: E402
+from benchlib import BenchDatabase, clean_up, make_config  # noqa: E402
 
 AS_OF = date(2026, 11, 26)  # contracts start 2026-11-01, monthly: exactly one due period each
 RENDER_SAMPLE = 20
@@ -567,27 +567,7 @@ def main(argv: list[str] | None = None) -> int:
         if sink is not None:
             with contextlib.suppress(Exception):
                 sink.stop()
-        try:
-            from app.extensions import db
-
-            if "app" in locals():
-                with app.app_context():
-                    db.session.remove()
-                    db.engine.dispose()
-        except Exception as error:  # noqa: BLE001
-            say(f"could not close the app's connections: {error}")
-        if created and not args.keep_db:
-            try:
-                bench.drop()
-                say(f"dropped database {bench.name}")
-            except Exception as error:  # noqa: BLE001
-                say(f"could not drop database {bench.name}: {error}")
-        elif created:
-            say(f"kept database {bench.name} (--keep-db)")
-        try:
-            Redis.from_url(args.redis).flushdb()
-        except Exception as error:  # noqa: BLE001
-            say(f"could not flush {args.redis}: {error}")
+        clean_up(locals().get("app"), bench, created, args.keep_db, args.redis, say)
         if succeeded:
             shutil.rmtree(work_dir, ignore_errors=True)
         else:
