@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.numbers import format_decimal
-from flask import Flask, Response, g, has_request_context, make_response, render_template, request
+from flask import Flask, Response, g, has_request_context, make_response, redirect, render_template, request
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -46,6 +46,15 @@ def render(page: str, partial: str | None = None, **context: Any) -> Response:
     response = make_response(render_template(template, **context))
     response.vary.add("HX-Request")
     return response
+
+
+def go_to(url: str) -> Response:
+    """Send the browser to `url`: HX-Redirect for an HTMX request, else 303 See Other."""
+    if htmx:
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = url
+        return response
+    return redirect(url, 303)
 
 
 # ------------------------------------------------------------------ pagination

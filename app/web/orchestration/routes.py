@@ -1,17 +1,17 @@
 """Agents > Orchestration: thin views over app.agents.rules."""
 from __future__ import annotations
 
-from flask import Response, abort, current_app, flash, make_response, redirect, request, url_for
+from flask import Response, abort, current_app, flash, redirect, request, url_for
 from flask_login import current_user
 
 from app.agents import rules as service
 from app.agents.registry import AGENTS
 from app.audit import Actor
-from app.extensions import db, htmx
+from app.extensions import db
 from app.models import OrchestrationRule
 from app.records.validation import ValidationError
 from app.web.decorators import role_required
-from app.web.helpers import render
+from app.web.helpers import go_to, render
 from app.web.orchestration import bp
 
 
@@ -25,15 +25,6 @@ def _page(values: dict | None = None, errors: dict | None = None, status: int = 
                       max_depth=current_app.config.get("EVENT_CHAIN_MAX_DEPTH", 5))
     response.status_code = status
     return response
-
-
-def _go(url: str) -> Response:
-    """Send the browser to `url`: HX-Redirect for an HTMX request (hx-confirm), else 303 See Other."""
-    if htmx:
-        response = make_response("", 204)
-        response.headers["HX-Redirect"] = url
-        return response
-    return redirect(url, 303)
 
 
 @bp.get("")
@@ -93,4 +84,4 @@ def delete(rule_id: int):
     service.delete_rule(rule, Actor.for_user(current_user))
     db.session.commit()
     flash(f"Rule {label} deleted.", "success")
-    return _go(url_for("orchestration.index"))
+    return go_to(url_for("orchestration.index"))

@@ -1,7 +1,7 @@
 """Runs > Billing: thin views over app.billing.runs (actions) and app.billing.queries (reads)."""
 from __future__ import annotations
 
-from flask import Response, abort, flash, make_response, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from app.audit import Actor
@@ -11,7 +11,7 @@ from app.extensions import db, htmx
 from app.models import BillingRun
 from app.models.runs import ITEM_STATUSES, RUN_STATUSES
 from app.web.decorators import role_required
-from app.web.helpers import current_entity, paginate, render
+from app.web.helpers import current_entity, go_to, paginate, render
 from app.web.runs import bp
 from app.web.runs.presenters import run_helpers
 
@@ -19,15 +19,6 @@ TABS = (("contracts", "Contracts", "runs.contracts"), ("invoices", "Invoices", "
         ("audit", "Audit", "runs.audit"))
 
 bp.context_processor(run_helpers)
-
-
-def _go(url: str) -> Response:
-    """Send the browser to `url`: HX-Redirect for an HTMX request, else 303 See Other."""
-    if htmx:
-        response = make_response("", 204)
-        response.headers["HX-Redirect"] = url
-        return response
-    return redirect(url, 303)
 
 
 def _run_or_404(run_id: int) -> BillingRun:
@@ -108,9 +99,9 @@ def retry(run_id: int):
     except RunRefused as refused:
         db.session.rollback()
         flash(f"Nothing retried: {refused}.", "error")
-        return _go(url_for("runs.detail", run_id=run.id))
+        return go_to(url_for("runs.detail", run_id=run.id))
     flash(result.message, "success" if result.started else "info")
-    return _go(url_for("runs.detail", run_id=result.run.id))
+    return go_to(url_for("runs.detail", run_id=result.run.id))
 
 
 @bp.post("/<int:run_id>/cancel")
@@ -122,4 +113,4 @@ def cancel(run_id: int):
     else:
         db.session.refresh(run)
         flash(f"Run #{run.number} is {run.status.replace('_', ' ')}: only a pending run can be cancelled.", "error")
-    return _go(url_for("runs.detail", run_id=run.id))
+    return go_to(url_for("runs.detail", run_id=run.id))

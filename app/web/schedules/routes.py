@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, abort, flash, make_response, redirect, request, url_for
+from flask import Response, abort, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from app.audit import Actor
-from app.extensions import db, htmx
+from app.extensions import db
 from app.models import LegalEntity, ScheduledJob
 from app.models.types import utcnow
 from app.schedules.cron import ScheduleError, describe, next_fires, preset_to_cron, zone
@@ -15,7 +15,7 @@ from app.schedules.service import (ScheduleInput, create_schedule, delete_schedu
                                    set_schedule_enabled, update_schedule, when_in_words)
 from app.schedules.sync import sync_after_change
 from app.web.decorators import role_required
-from app.web.helpers import current_entity, render
+from app.web.helpers import current_entity, go_to, render
 from app.web.schedules import bp
 from app.web.schedules.forms import (NAME_MAX, PRESET_CHOICES, WEEKDAY_CHOICES, default_values, form_values,
                                      parse_start, schedule_values, to_preset)
@@ -31,15 +31,6 @@ bp.context_processor(schedule_helpers)
 def _schedule_or_404(schedule_id: int) -> ScheduledJob:
     # Any legal entity's schedule can be opened by its link; the list shows the current entity's.
     return db.session.get(ScheduledJob, schedule_id) or abort(404)
-
-
-def _go(url: str) -> Response:
-    """Send the browser to `url`: HX-Redirect for an HTMX request, else 303 See Other."""
-    if htmx:
-        response = make_response("", 204)
-        response.headers["HX-Redirect"] = url
-        return response
-    return redirect(url, 303)
 
 
 def _synced() -> None:
@@ -190,7 +181,7 @@ def _set_enabled(schedule_id: int, enabled: bool) -> Response:
         _synced()
     else:
         flash(f"Schedule “{schedule.name}” was already {word}.", "info")
-    return _go(_back(schedule))
+    return go_to(_back(schedule))
 
 
 @bp.post("/<int:schedule_id>/enable")
@@ -222,4 +213,4 @@ def delete(schedule_id: int):
     db.session.commit()
     flash(f"Schedule “{name}” deleted; its coming fires are cancelled. Past runs stay in Runs > Billing.", "success")
     _synced()
-    return _go(url_for("schedules.index"))
+    return go_to(url_for("schedules.index"))
