@@ -11,8 +11,8 @@ What it does, on a throw-away SQLite database in a temporary directory (deleted 
    invoices;
 2. loads the invoices with their lines, entity, customer and contract (untimed), warms up
    (`warm_up()`, then a few renders), then for each invoice, in this one
-   process: `build_cii_xml` (XML + XSD check) and `render_pdf` (Jinja HTML → WeasyPrint PDF/A-3b
-   → factur-x embedding). Nothing is stored;
+   process: `build_cii_xml` (XML + XSD check) and `render_pdf` (Jinja HTML → WeasyPrint layout →
+   WeasyPrint PDF/A-3b with the XML and the Factur-X XMP, app/documents/pdfa.py). Nothing is stored;
 3. prints invoices per second — by wall clock and by this process's CPU time (the figure for
    "one core" when other work shares the machine) —, the mean, median and p95 per invoice, the
    share of each step, the cold start (`warm_up()`: what a process pays once), the Python
@@ -209,7 +209,7 @@ def main() -> None:
 def report(count, lines, cold, wall, cpu, sizes, total_wall, total_cpu, timings) -> None:
     ms = lambda seconds: f"{seconds * 1000:.1f}"  # noqa: E731
     steps = {"XML (build + XSD check)": timings.xml, "HTML (Jinja)": timings.html,
-             "WeasyPrint (PDF/A-3b)": timings.weasyprint, "factur-x embedding": timings.embed}
+             "WeasyPrint layout": timings.layout, "WeasyPrint PDF/A-3b + XML": timings.pdf}
     measured = sum(steps.values())
     print(f"\nrendered {count} invoices ({min(lines)}-{max(lines)} lines, mean {statistics.mean(lines):.2f}) "
           f"in one process, Python {sys.version.split()[0]}")

@@ -1,4 +1,4 @@
-"""The invoice PDF: HTML (Jinja) → PDF/A-3b with WeasyPrint, then the e-invoice XML embedded.
+"""The invoice PDF: HTML (Jinja) → PDF/A-3b with the e-invoice XML embedded, by WeasyPrint (pdfa.py).
 
 Rendered in workers (an app context, no request): the template uses no `url_for`, no `request`,
 no context processor and no network; its stylesheet is parsed once per thread and the fonts are
@@ -7,20 +7,19 @@ the locally installed DejaVu. Money is formatted with Babel in the legal entity'
 """
 from __future__ import annotations
 
-import io
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from decimal import Decimal
 
 from babel.numbers import format_currency, format_decimal
 from flask import current_app
 
 from app.billing.money import round_money
-from app.documents.einvoice import FLAVOR, LEVEL, build_cii_xml, payment_terms_text
+from app.documents.einvoice import build_cii_xml, payment_terms_text
 from app.documents.facts import (
     POSTED_STATUSES,
     DocumentError,
@@ -42,14 +41,14 @@ class RenderTimings:
 
     xml: float = 0.0
     html: float = 0.0
-    weasyprint: float = 0.0
-    embed: float = 0.0
+    layout: float = 0.0  # WeasyPrint: parse, style, lay out
+    pdf: float = 0.0  # WeasyPrint: draw and write the PDF/A-3b with the XML and XMP (pdfa.py)
 
 
 def render_pdf(invoice: Invoice, xml: bytes | None = None, timings: RenderTimings | None = None) -> bytes:
     """The invoice as a PDF/A-3b with its EN 16931 XML embedded as factur-x.xml.
 
-    `xml` is the output of `build_cii_xml(invoice)` when the caller has it already.
+    `xml` is the output of `build_cii_xml(invoice)` (XSD-checked) when the caller has it already.
     """
     if invoice.status not in POSTED_STATUSES or not invoice.number:
         raise DocumentError("invoice is a draft: post it first")
@@ -60,39 +59,17 @@ def render_pdf(invoice: Invoice, xml: bytes | None = None, timings: RenderTiming
     after_xml = clock()
     html = render_document_html(invoice)
     after_html = clock()
-    visual = _weasyprint(html)
-    after_pdf = clock()
-    entity = invoice.legal_entity
-    pdf = embed_xml(visual, xml, lang=(entity.locale or "en_US").replace("_", "-"), metadata={
-        "author": entity.name,
-        "title": f"Invoice {invoice.number}",
-        "subject": f"Invoice {invoice.number} of {invoice.issue_date.isoformat()} from {entity.name} "
-                   f"to {invoice.customer.name}",
-        "keywords": f"Invoice, Factur-X, EN 16931, {invoice.number}",
-    })
+    document = _layout(html)
+    after_layout = clock()
+    from app.documents.pdfa import write_facturx_pdf  # imports WeasyPrint: not for every `flask` command
+
+    pdf = write_facturx_pdf(document, xml)
     if timings is not None:
         timings.xml += after_xml - started
         timings.html += after_html - after_xml
-        timings.weasyprint += after_pdf - after_html
-        timings.embed += clock() - after_pdf
+        timings.layout += after_layout - after_html
+        timings.pdf += clock() - after_layout
     return pdf
-
-
-def embed_xml(pdf: bytes, xml: bytes, *, lang: str, metadata: dict[str, str]) -> bytes:
-    """The PDF/A-3 with `xml` embedded as factur-x.xml (AFRelationship Data) and Factur-X XMP metadata.
-
-    Not `facturx.generate_from_binary`: in factur-x 7.8 it writes the new PDF into its temporary
-    file after the input's first bytes, so the result starts with a truncated copy of the input
-    PDF (a second `%PDF-` header inside, ~16 KiB of junk; akretion/factur-x#24). Writing to a
-    separate output file, as that issue suggests, gives a clean file.
-    """
-    import facturx  # imported here: a third of a second that `flask` commands should not pay
-
-    with tempfile.NamedTemporaryFile(prefix="arbill-invoice-", suffix=".pdf") as output:
-        facturx.generate_from_file(io.BytesIO(pdf), xml, flavor=FLAVOR, level=LEVEL, check_xsd=True,
-                                   pdf_metadata=dict(metadata), lang=lang, output_pdf_file=output.name)
-        output.seek(0)
-        return output.read()
 
 
 # ------------------------------------------------------------------ what the template shows
@@ -133,6 +110,13 @@ def document_context(invoice: Invoice) -> dict:
         "entity": entity,
         "customer": customer,
         "lang": locale.replace("_", "-"),
+        # the PDF's metadata (document information and XMP), read by WeasyPrint from the <head>
+        "meta": {
+            "subject": f"Invoice {invoice.number} of {invoice.issue_date.isoformat()} from {entity.name} "
+                       f"to {customer.name}",
+            "keywords": f"Invoice, Factur-X, EN 16931, {invoice.number}",
+            "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
         "entity_address": address_lines(entity.address),
         "customer_address": address_lines(customer.billing_address),
         "footer": {
@@ -225,10 +209,13 @@ def _without_universal_pseudo_rules(stylesheet: str) -> str:
     return _UNIVERSAL_PSEUDO_RULE.sub("", stylesheet)
 
 
-def _weasyprint(html: str) -> bytes:
+def _layout(html: str):
+    """The laid-out WeasyPrint Document of `html` (pdfa.py writes it)."""
+    from app.documents.pdfa import PDF_VARIANT
+
     html_class, css, fonts, fetcher = _weasyprint_setup()
-    return html_class(string=html, url_fetcher=fetcher).write_pdf(
-        stylesheets=[css], font_config=fonts, pdf_variant="pdf/a-3b")
+    return html_class(string=html, url_fetcher=fetcher).render(stylesheets=[css], font_config=fonts,
+                                                               pdf_variant=PDF_VARIANT)
 
 
 def warm_up() -> None:
@@ -240,6 +227,7 @@ def warm_up() -> None:
     import facturx  # noqa: F401
 
     from app.documents.facts import _country_names
+    from app.documents.pdfa import write_facturx_pdf
 
     _country_names()  # Babel's country names in six languages: ~45 ms a job if each horse loads them
-    _weasyprint("<p>Warm-up <b>0123456789,.€</b></p>")
+    write_facturx_pdf(_layout("<p>Warm-up <b>0123456789,.€</b></p>"), b"<x/>")

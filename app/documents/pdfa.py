@@ -1,0 +1,122 @@
+"""The Factur-X container: WeasyPrint writes the PDF/A-3b with the e-invoice XML attached, in one pass.
+
+What factur-x's `generate_from_file` added to WeasyPrint's PDF/A-3b in a second read/write pass
+(pypdf), WeasyPrint writes itself:
+
+- factur-x.xml as an embedded file (/Subtype text/xml, /Params with /CheckSum, /Size and dates),
+  its file specification with /AFRelationship /Data, listed in the catalog's /AF array and
+  /Names /EmbeddedFiles (WeasyPrint's `pdf/a-3b` variant does the /AF and /AFRelationship);
+- the XMP metadata with pdfaid part 3 / conformance B, dc:title, dc:creator, dc:description,
+  pdf:Keywords, xmp:CreatorTool and dates from the document's <head> (WeasyPrint), plus the
+  Factur-X PDF/A extension schema and its fx: properties (DocumentType INVOICE,
+  DocumentFileName factur-x.xml, Version 1.0, ConformanceLevel EN 16931), as factur-x writes them;
+- the document information (/Title, /Author, /Subject, /Keywords, /Creator, dates, /Lang) from the
+  same <head>, so that it matches the XMP as PDF/A requires; /PageMode /UseAttachments.
+
+tests/integration/test_documents.py reads the result back with factur-x and pypdf.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from xml.etree.ElementTree import SubElement, fromstring, register_namespace, tostring
+
+from weasyprint import Attachment, Document
+from weasyprint.pdf.metadata import NS as WEASYPRINT_NS
+from weasyprint.pdf.metadata import DocumentMetadata
+
+from app.documents.einvoice import FLAVOR, LEVEL
+
+PDF_VARIANT = "pdf/a-3b"
+XML_FILENAME, XML_DESCRIPTION = "factur-x.xml", "Factur-X XML file"
+# factur-x 7.8's values (generate_xmp_bytes, FACTURX_LEVEL2xmp) for flavor factur-x, level en16931
+FX = "urn:factur-x:pdfa:CrossIndustryDocument:invoice:1p0#"
+FX_PROPERTIES = {
+    "DocumentType": ("INVOICE", "The type of the hybrid document in capital letters, e.g. INVOICE or ORDER"),
+    "DocumentFileName": (XML_FILENAME, "The name of the embedded XML document"),
+    "Version": ("1.0", "The actual version of the standard applying to the embedded XML document"),
+    "ConformanceLevel": ({"en16931": "EN 16931"}[LEVEL], "The conformance level of the embedded XML document"),
+}
+assert FLAVOR == "factur-x"
+
+RDF = WEASYPRINT_NS["rdf"]
+NS = {
+    "pdfaExtension": "http://www.aiim.org/pdfa/ns/extension/",
+    "pdfaSchema": "http://www.aiim.org/pdfa/ns/schema#",
+    "pdfaProperty": "http://www.aiim.org/pdfa/ns/property#",
+    "fx": FX,
+}
+for _prefix, _uri in NS.items():
+    register_namespace(_prefix, _uri)
+
+
+def _element(parent, tag: str, text: str | None = None, **attributes: str):
+    prefix, name = tag.split(":")
+    uri = RDF if prefix == "rdf" else NS[prefix]
+    element = SubElement(parent, f"{{{uri}}}{name}", {f"{{{RDF}}}{k}": v for k, v in attributes.items()})
+    element.text = text
+    return element
+
+
+def _facturx_descriptions(rdf) -> None:
+    """Append the Factur-X extension schema and its fx: values to the rdf:RDF element `rdf`."""
+    description = _element(rdf, "rdf:Description", about="")
+    schema = _element(_element(_element(description, "pdfaExtension:schemas"), "rdf:Bag"), "rdf:li",
+                      parseType="Resource")
+    _element(schema, "pdfaSchema:schema", "Factur-X PDFA Extension Schema")
+    _element(schema, "pdfaSchema:namespaceURI", FX)
+    _element(schema, "pdfaSchema:prefix", "fx")
+    properties = _element(_element(schema, "pdfaSchema:property"), "rdf:Seq")
+    for name, (_value, meaning) in FX_PROPERTIES.items():
+        item = _element(properties, "rdf:li", parseType="Resource")
+        _element(item, "pdfaProperty:name", name)
+        _element(item, "pdfaProperty:valueType", "Text")
+        _element(item, "pdfaProperty:category", "external")
+        _element(item, "pdfaProperty:description", meaning)
+    values = _element(rdf, "rdf:Description", about="")
+    for name, (value, _meaning) in FX_PROPERTIES.items():
+        _element(values, f"fx:{name}", value)
+
+
+def _pdfaid_as_elements(rdf) -> None:
+    """pdfaid:part and pdfaid:conformance as elements, as factur-x writes them, not attributes.
+
+    The same RDF either way; the element form is what most Factur-X readers look for.
+    """
+    pdfaid = WEASYPRINT_NS["pdfaid"]
+    for description in rdf.iter(f"{{{RDF}}}Description"):
+        for name in ("part", "conformance"):
+            value = description.attrib.pop(f"{{{pdfaid}}}{name}", None)
+            if value is not None:
+                SubElement(description, f"{{{pdfaid}}}{name}").text = value
+
+
+class FacturXMetadata(DocumentMetadata):
+    """WeasyPrint's document metadata, whose XMP also carries the Factur-X extension schema."""
+
+    def generate_rdf_metadata(self, variant, version, conformance):
+        rdf = fromstring(super().generate_rdf_metadata(variant, version, conformance))
+        _pdfaid_as_elements(rdf)
+        _facturx_descriptions(rdf)
+        return tostring(rdf, encoding="utf-8")
+
+
+def write_facturx_pdf(document: Document, xml: bytes) -> bytes:
+    """The PDF/A-3b of a rendered `document` with `xml` embedded as its Factur-X e-invoice."""
+    metadata = document.metadata
+    document.metadata = FacturXMetadata(**vars(metadata))
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    attachment = Attachment(string=xml, name=XML_FILENAME, description=XML_DESCRIPTION, relationship="Data",
+                            created=now, modified=now)
+    return document.write_pdf(pdf_variant=PDF_VARIANT, attachments=[attachment], finisher=_finish)
+
+
+def _finish(_document: Document, pdf) -> None:
+    """Open the attachments pane, as factur-x does; list each attachment once in /AF."""
+    pdf.catalog["PageMode"] = "/UseAttachments"
+    # WeasyPrint 70's PDF/A variant adds each file specification to /AF twice (once from
+    # /EmbeddedFiles, once from the /Filespec objects): keep the first of each.
+    references = pdf.catalog.get("AF")
+    if references is not None:
+        unique = list(dict.fromkeys(references))
+        references.clear()
+        references.extend(unique)
