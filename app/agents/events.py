@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
 from app.audit import Actor, record
+from app.bulk import copy_rows
 from app.extensions import db
 from app.models import AgentDefinition, Event
 from app.models.types import utcnow
@@ -27,27 +29,25 @@ def max_chain_depth() -> int:
     return int(current_app.config.get("EVENT_CHAIN_MAX_DEPTH", 5))
 
 
+EVENT_COLUMNS = ("type", "payload", "legal_entity_id", "billing_run_id", "depth", "created_at")
+
+
 def event_row(type_: str, payload: dict[str, Any], *, legal_entity_id: int | None = None,
-              billing_run_id: int | None = None, depth: int = 0) -> dict[str, Any]:
-    """A row for a bulk insert into the outbox."""
-    return {
-        "type": type_,
-        "payload": payload,
-        "legal_entity_id": legal_entity_id,
-        "billing_run_id": billing_run_id,
-        "depth": depth,
-        "created_at": utcnow(),
-    }
+              billing_run_id: int | None = None, depth: int = 0,
+              created_at: datetime | None = None) -> tuple[Any, ...]:
+    """A row for the outbox, in EVENT_COLUMNS order (for emit_many)."""
+    return (type_, payload, legal_entity_id, billing_run_id, depth, created_at or utcnow())
 
 
 def emit(type_: str, payload: dict[str, Any], **kwargs: Any) -> None:
     """Add one event to the outbox in the current transaction."""
-    db.session.execute(insert(Event), [event_row(type_, payload, **kwargs)])
+    emit_many([event_row(type_, payload, **kwargs)])
 
 
-def emit_many(rows: list[dict[str, Any]]) -> None:
+def emit_many(rows: list[tuple[Any, ...]]) -> None:
+    """Add event_row()s to the outbox in the current transaction (COPY on PostgreSQL)."""
     if rows:
-        db.session.execute(insert(Event), rows)
+        copy_rows(Event.__table__, EVENT_COLUMNS, rows)
 
 
 @dataclass

@@ -6,21 +6,27 @@ write takes the entity's billing lock first (app/billing/ledger.py).
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from functools import partial
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
 from app.billing.ledger import EntityInfo, billed_period_starts, lock_entity, write_invoices
 from app.billing.money import LineInput
 from app.billing.planner import ContractPlan, ContractTerms, plan_contract
 from app.billing.run_end import finish_if_done
+from app.bulk import copy_rows, for_each_id
 from app.extensions import db
 from app.models import BillingRun, BillingRunItem, Contract, ContractLine, LegalEntity
 from app.models.types import utcnow
 
 log = logging.getLogger(__name__)
+
+ITEM_COLUMNS = ("billing_run_id", "contract_id", "status", "periods_billed", "invoice_ids", "periods", "totals",
+                "reason")
 
 
 def _entity_info(entity: LegalEntity) -> EntityInfo:
@@ -28,26 +34,32 @@ def _entity_info(entity: LegalEntity) -> EntityInfo:
 
 
 def load_terms(entity: LegalEntity, contract_ids: list[int], default_terms: int) -> dict[int, ContractTerms]:
-    """Snapshots of the contracts and their lines, read set-based."""
-    lines: dict[int, list[LineInput]] = {cid: [] for cid in contract_ids}
-    for row in db.session.execute(
-        select(ContractLine.contract_id, ContractLine.description, ContractLine.quantity, ContractLine.unit_price,
-               ContractLine.vat_rate)
-        .where(ContractLine.contract_id.in_(contract_ids)).order_by(ContractLine.contract_id, ContractLine.position)
-    ):
-        lines[row.contract_id].append(LineInput(row.description, row.quantity, row.unit_price, row.vat_rate))
-    terms = {}
-    for row in db.session.execute(
-        select(Contract.id, Contract.reference, Contract.customer_id, Contract.currency, Contract.frequency,
-               Contract.start_date, Contract.end_date, Contract.payment_terms_days)
-        .where(Contract.id.in_(contract_ids))
-    ):
-        days = row.payment_terms_days
-        if days is None:
-            days = entity.payment_terms_days if entity.payment_terms_days is not None else default_terms
-        terms[row.id] = ContractTerms(row.id, row.reference, row.customer_id, row.currency, row.frequency,
-                                      row.start_date, row.end_date, tuple(lines[row.id]), days)
-    return terms
+    """Snapshots of the contracts and their lines, read in one query."""
+    query = (
+        select(Contract.reference, Contract.customer_id, Contract.currency, Contract.frequency, Contract.start_date,
+               Contract.end_date, Contract.payment_terms_days, ContractLine.position, ContractLine.description,
+               ContractLine.quantity, ContractLine.unit_price, ContractLine.vat_rate)
+        .outerjoin(ContractLine, ContractLine.contract_id == Contract.id)
+    )
+    contracts, lines = {}, defaultdict(list)
+    for row in for_each_id(query, Contract.id, contract_ids):
+        contracts.setdefault(row.key, row)
+        if row.position is not None:
+            lines[row.key].append((row.position, LineInput(row.description, row.quantity, row.unit_price,
+                                                           row.vat_rate)))
+    fallback = entity.payment_terms_days if entity.payment_terms_days is not None else default_terms
+    return {
+        cid: ContractTerms(cid, row.reference, row.customer_id, row.currency, row.frequency, row.start_date,
+                           row.end_date, tuple(line for _position, line in sorted(lines[cid], key=itemgetter(0))),
+                           row.payment_terms_days if row.payment_terms_days is not None else fallback)
+        for cid, row in contracts.items()
+    }
+
+
+def recorded_contracts(run_id: int, contract_ids: list[int]) -> set[int]:
+    """The contracts of `contract_ids` that already have an outcome in the run."""
+    return {row.key for row in for_each_id(select(BillingRunItem.id).where(BillingRunItem.billing_run_id == run_id),
+                                           BillingRunItem.contract_id, contract_ids)}
 
 
 def process_chunk(run_id: int, contract_ids: list[int], settings: dict[str, Any]) -> None:
@@ -57,8 +69,7 @@ def process_chunk(run_id: int, contract_ids: list[int], settings: dict[str, Any]
         db.session.rollback()
         return
     entity = run.legal_entity
-    done = set(db.session.scalars(select(BillingRunItem.contract_id).where(
-        BillingRunItem.billing_run_id == run_id, BillingRunItem.contract_id.in_(contract_ids))))
+    done = recorded_contracts(run_id, contract_ids)
     todo = [cid for cid in contract_ids if cid not in done]  # a retried chunk job skips what it did
     terms = load_terms(entity, todo, settings["payment_terms_days"])
     billed = billed_period_starts(todo)
@@ -88,8 +99,7 @@ def _write_chunk(run_id: int, entity: EntityInfo, plans: list[ContractPlan], *, 
     # Under the entity lock, what others wrote meanwhile is visible: a duplicated chunk job finds its
     # contracts done, and a concurrent run's invoices are not billed again.
     lock_entity(entity.id)
-    recorded = set(db.session.scalars(select(BillingRunItem.contract_id).where(
-        BillingRunItem.billing_run_id == run_id, BillingRunItem.contract_id.in_([p.contract_id for p in plans]))))
+    recorded = recorded_contracts(run_id, [p.contract_id for p in plans])
     plans = [p for p in plans if p.contract_id not in recorded]
     if not dry_run and any(p.drafts for p in plans):
         fresh = billed_period_starts([p.contract_id for p in plans if p.drafts])
@@ -109,17 +119,12 @@ def _write_chunk(run_id: int, entity: EntityInfo, plans: list[ContractPlan], *, 
     invoice_ids: dict[int, list[int]] = {}
     for invoice in written:
         invoice_ids.setdefault(invoice.contract_id, []).append(invoice.id)
-    items = []
-    for plan in plans:
-        items.append({
-            "billing_run_id": run_id, "contract_id": plan.contract_id, "status": plan.status,
-            "periods_billed": len(plan.drafts), "invoice_ids": invoice_ids.get(plan.contract_id, []),
-            "periods": [d.period.start.isoformat() for d in plan.drafts],
-            "totals": {c: str(t) for c, t in plan.totals().items()},
-            "reason": plan.error or notes.get(plan.contract_id),
-        })
-    if items:
-        db.session.execute(insert(BillingRunItem), items)
+    copy_rows(BillingRunItem.__table__, ITEM_COLUMNS, (
+        (run_id, plan.contract_id, plan.status, len(plan.drafts), invoice_ids.get(plan.contract_id, []),
+         [d.period.start.isoformat() for d in plan.drafts], {c: str(t) for c, t in plan.totals().items()},
+         plan.error or notes.get(plan.contract_id))
+        for plan in plans
+    ))
     progressed = db.session.execute(
         update(BillingRun).where(BillingRun.id == run_id, BillingRun.status == "running").values(
             contracts_processed=BillingRun.contracts_processed + len(plans),

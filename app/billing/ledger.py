@@ -12,16 +12,25 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.agents.events import emit_many, event_row
 from app.billing.numbering import format_invoice_number
+from app.bulk import copy_rows, for_each_id, new_ids
 from app.billing.planner import InvoiceDraft
 from app.extensions import db
 from app.models import Invoice, InvoiceLine, InvoiceSequence, LegalEntity
 from app.models.types import utcnow
+
+
+INVOICE_COLUMNS = (
+    "id", "legal_entity_id", "customer_id", "contract_id", "billing_run_id", "period_start", "period_end",
+    "number", "sequence_year", "sequence_number", "issue_date", "due_date", "currency", "net_amount",
+    "tax_amount", "total_amount", "amount_due", "status", "created_at", "posted_at",
+)
+LINE_COLUMNS = ("invoice_id", "position", "description", "quantity", "unit_price", "vat_rate", "net_amount")
 
 
 @dataclass(frozen=True)
@@ -55,10 +64,9 @@ def lock_entity(entity_id: int) -> None:
 def billed_period_starts(contract_ids: list[int]) -> dict[int, set[date]]:
     """Contract id → the period starts it already has invoices for."""
     billed: dict[int, set[date]] = defaultdict(set)
-    for start in range(0, len(contract_ids), 1000):
-        chunk = contract_ids[start:start + 1000]
-        for contract_id, period_start in db.session.execute(
-            select(Invoice.contract_id, Invoice.period_start).where(Invoice.contract_id.in_(chunk))
+    for start in range(0, len(contract_ids), 5000):
+        for contract_id, period_start in for_each_id(
+            select(Invoice.period_start), Invoice.contract_id, contract_ids[start:start + 5000]
         ):
             billed[contract_id].add(period_start)
     return billed
@@ -91,7 +99,7 @@ def issued_payload(entity: EntityInfo, invoice_id: int, number: str, contract_id
 
 def write_invoices(entity: EntityInfo, drafts: list[InvoiceDraft], *, post: bool,
                    billing_run_id: int | None, depth: int = 0) -> list[WrittenInvoice]:
-    """Insert the drafts (set-based) in the current transaction; the caller holds the entity lock.
+    """Insert the drafts (COPY on PostgreSQL) in the current transaction; the caller holds the entity lock.
 
     With `post`, each invoice gets the next number of its issue year and an `invoice.issued`
     event; otherwise it stays a draft without a number.
@@ -110,29 +118,18 @@ def write_invoices(entity: EntityInfo, drafts: list[InvoiceDraft], *, post: bool
                 seq = first + offset
                 numbers[i] = (year, seq, format_invoice_number(entity.invoice_prefix, year, seq))
     now = utcnow()
-    rows = []
-    for draft, (year, seq, number) in zip(drafts, numbers):
-        amounts = draft.amounts
-        rows.append({
-            "legal_entity_id": entity.id, "customer_id": draft.customer_id, "contract_id": draft.contract_id,
-            "billing_run_id": billing_run_id, "period_start": draft.period.start, "period_end": draft.period.end,
-            "number": number, "sequence_year": year, "sequence_number": seq, "issue_date": draft.issue_date,
-            "due_date": draft.due_date, "currency": amounts.currency, "net_amount": amounts.net,
-            "tax_amount": amounts.tax, "total_amount": amounts.total, "amount_due": amounts.total,
-            "status": "issued" if post else "draft", "created_at": now, "posted_at": now if post else None,
-        })
-    ids = db.session.execute(
-        insert(Invoice).returning(Invoice.id, sort_by_parameter_order=True), rows
-    ).scalars().all()
-    line_rows = []
-    for invoice_id, draft in zip(ids, drafts):
-        for line in draft.amounts.lines:
-            line_rows.append({
-                "invoice_id": invoice_id, "position": line.position, "description": line.description,
-                "quantity": line.quantity, "unit_price": line.unit_price, "vat_rate": line.vat_rate,
-                "net_amount": line.net,
-            })
-    db.session.execute(insert(InvoiceLine), line_rows)
+    ids = new_ids(Invoice.__table__, len(drafts))
+    status, posted_at = ("issued", now) if post else ("draft", None)
+    copy_rows(Invoice.__table__, INVOICE_COLUMNS, (
+        (invoice_id, entity.id, d.customer_id, d.contract_id, billing_run_id, d.period.start, d.period.end,
+         number, year, seq, d.issue_date, d.due_date, d.amounts.currency, d.amounts.net, d.amounts.tax,
+         d.amounts.total, d.amounts.total, status, now, posted_at)
+        for invoice_id, d, (year, seq, number) in zip(ids, drafts, numbers)
+    ))
+    copy_rows(InvoiceLine.__table__, LINE_COLUMNS, (
+        (invoice_id, line.position, line.description, line.quantity, line.unit_price, line.vat_rate, line.net)
+        for invoice_id, d in zip(ids, drafts) for line in d.amounts.lines
+    ))
     written = [
         WrittenInvoice(invoice_id, d.contract_id, d.period.start, number, d.amounts.currency, d.amounts.total)
         for invoice_id, d, (_y, _s, number) in zip(ids, drafts, numbers)
@@ -140,7 +137,7 @@ def write_invoices(entity: EntityInfo, drafts: list[InvoiceDraft], *, post: bool
     if post:
         emit_many([
             event_row("invoice.issued", issued_payload(entity, w.id, w.number, w.contract_id, w.currency, w.total),
-                      legal_entity_id=entity.id, billing_run_id=billing_run_id, depth=depth)
+                      legal_entity_id=entity.id, billing_run_id=billing_run_id, depth=depth, created_at=now)
             for w in written
         ])
     return written
