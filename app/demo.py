@@ -11,13 +11,18 @@ from sqlalchemy import func, select
 from app.accounts import create_user
 from app.audit import Actor
 from app.extensions import db
-from app.models import LegalEntity, User
+from app.models import Customer, LegalEntity, User
 from app.records.entities import EntityInput, create_legal_entity
 from app.records.importer import COLUMNS, import_contracts
 
 DEMO_EMAIL = "admin@arbill.example"
 DEMO_PASSWORD = "arbill-demo"
 DEMO_ENTITY = "DE01"
+# The CSV has no address column; the invoices of the demo should still show where they go.
+DEMO_ADDRESSES = {
+    "Bolt": "Vana-Lõuna 15\n10134 Tallinn\nEstonia",
+    "Starship Technologies": "Ahtri 12\n10151 Tallinn\nEstonia",
+}
 
 
 class DemoAlreadyLoaded(RuntimeError):
@@ -71,4 +76,9 @@ def seed_demo(today: date) -> DemoResult:
     writer.writerows(rows)
     buffer.seek(0)
     result = import_contracts(buffer, actor)
+    entity_id = db.session.scalar(select(LegalEntity.id).where(LegalEntity.code == DEMO_ENTITY))
+    for customer in db.session.scalars(select(Customer).where(
+            Customer.legal_entity_id == entity_id, Customer.name.in_(DEMO_ADDRESSES))):
+        customer.billing_address = DEMO_ADDRESSES[customer.name]
+    db.session.flush()
     return DemoResult(DEMO_EMAIL, DEMO_PASSWORD, DEMO_ENTITY, result.contracts)

@@ -63,6 +63,7 @@ def test_demo_seed_creates_the_walkthrough_data_once(app, runner):
         assert admin.role == "admin" and admin.check_password(DEMO_PASSWORD)
         customers = sorted(c.name for c in db.session.scalars(select(Customer)))
         assert customers == ["Bolt", "Starship Technologies"]
+        assert all(c.billing_address and c.email for c in db.session.scalars(select(Customer)))  # printed on the invoices
         for contract in db.session.scalars(select(Contract)):
             assert contract.status == "active" and contract.frequency == "monthly" and contract.currency == "EUR"
             assert contract.start_date <= date.today()  # due in the current period
