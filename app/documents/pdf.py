@@ -7,6 +7,7 @@ the locally installed DejaVu. Money is formatted with Babel in the legal entity'
 """
 from __future__ import annotations
 
+import atexit
 import re
 import threading
 import time
@@ -171,6 +172,16 @@ def percent(rate: Decimal, locale: str) -> str:
 
 # ------------------------------------------------------------------ WeasyPrint
 _local = threading.local()
+
+
+@atexit.register
+def _release_weasyprint() -> None:
+    """Free the main thread's font configuration while Pango is still loaded.
+
+    Left to the interpreter's final clean-up, its font map is unreferenced after the libraries
+    have gone, and the process ends with a segmentation fault (exit status 139, after SIGTERM too).
+    """
+    vars(_local).clear()
 
 
 def _weasyprint_setup():
