@@ -13,15 +13,17 @@ Everything happens in the session's current transaction.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Integer, Select, Table, bindparam, func, insert, select, text, true
+from sqlalchemy import JSON, Date, DateTime, Row, Select, Table, bindparam, func, insert, select, text, true, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import Result
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, Label
+from sqlalchemy.types import TypeEngine
 
 from app.extensions import db
+
+SQLITE_BATCH = 1000  # keys per IN list: SQLite limits the parameters of one statement
 
 
 def is_postgresql() -> bool:
@@ -41,20 +43,41 @@ def copy_rows(table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]
         if rows:
             session.execute(insert(table), rows)
         return
-    json_at = [i for i, name in enumerate(columns) if isinstance(table.c[name].type, JSON)]
-    dumps = json.dumps
+    converters = [(i, _copy_converter(table.c[name].type)) for i, name in enumerate(columns)]
+    converters = [(i, convert) for i, convert in converters if convert is not None]
     cursor = session.connection().connection.driver_connection.cursor()
     with cursor, cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
         write = copy.write_row
-        if not json_at:
+        if not converters:
             for row in rows:
                 write(row)
             return
         for row in rows:
             row = list(row)
-            for i in json_at:
-                row[i] = dumps(row[i])
+            for i, convert in converters:
+                row[i] = convert(row[i])
             write(row)
+
+
+def _copy_converter(type_: TypeEngine) -> Callable[[Any], Any] | None:
+    """What turns a value into COPY text faster than psycopg's own dumper, if anything does.
+
+    JSON is dumped here; dates and timestamps (psycopg: 0.7 and 2.6 µs a value) are formatted once
+    per distinct value, since a chunk's rows share a few of them.
+    """
+    if isinstance(type_, JSON):
+        return json.dumps
+    if isinstance(type_, (Date, DateTime)) or isinstance(getattr(type_, "impl", None), DateTime):
+        formatted: dict[Any, str | None] = {None: None}
+
+        def iso(value: Any) -> str | None:
+            text_ = formatted.get(value)
+            if text_ is None and value is not None:
+                text_ = formatted[value] = value.isoformat()
+            return text_
+
+        return iso
+    return None
 
 
 def new_ids(table: Table, count: int) -> list[int]:
@@ -74,17 +97,34 @@ def new_ids(table: Table, count: int) -> list[int]:
     return list(range(last + 1, last + 1 + count))
 
 
-def for_each_id(query: Select, key: ColumnElement, ids: Sequence[int]) -> Result:
-    """`query` for each of `ids`: its rows where `key` equals the id, each led by that id as column `key`.
+def for_each_id(query: Select, key: ColumnElement, ids: Sequence[int]) -> list[Row]:
+    """`query` for each of `ids`: its rows where `key` equals the id, each led by that id as `key`."""
+    return for_each_key(query, (key.label("key"),), [(i,) for i in ids])
 
-    On PostgreSQL one index probe per id whatever the table's statistics say; elsewhere an IN list.
-    No order is guaranteed.
+
+def for_each_key(query: Select, keys: Sequence[Label], values: Sequence[Sequence[Any]]) -> list[Row]:
+    """`query` for each tuple of `values`: its rows where the columns `keys` equal the tuple, each
+    row led by the tuple's values (named like the labels of `keys`). No order is guaranteed.
+
+    On PostgreSQL one index probe per tuple whatever the table's statistics say; elsewhere IN lists.
     """
+    if not values:
+        return []
+    columns = [label.element for label in keys]
     if not is_postgresql():
-        return db.session.execute(query.where(key.in_(list(ids))).with_only_columns(
-            key.label("key"), *query.selected_columns, maintain_column_froms=True))
-    wanted = func.unnest(bindparam("ids", list(ids), type_=ARRAY(Integer))).table_valued("id").render_derived(name="wanted")
+        match = columns[0].in_ if len(columns) == 1 else tuple_(*columns).in_
+        found: list[Row] = []
+        for start in range(0, len(values), SQLITE_BATCH):
+            batch = values[start:start + SQLITE_BATCH]
+            found += db.session.execute(query.where(match([v[0] for v in batch] if len(columns) == 1 else batch))
+                                        .with_only_columns(*keys, *query.selected_columns, maintain_column_froms=True))
+        return found
+    arrays = [bindparam(f"keys_{i}", [v[i] for v in values], type_=ARRAY(column.type))
+              for i, column in enumerate(columns)]
+    wanted = func.unnest(*arrays).table_valued(*(label.name for label in keys)).render_derived(name="wanted")
     # OFFSET 0 keeps the planner from flattening the LATERAL subquery into a join it would plan as a
-    # hash join over a sequential scan; so the subquery runs once per id, by the index on `key`.
-    probe = query.where(key == wanted.c.id).offset(0).lateral("probe")
-    return db.session.execute(select(wanted.c.id.label("key"), *probe.c).select_from(wanted).join(probe, true()))
+    # hash join over a sequential scan; so the subquery runs once per tuple, by an index on `keys`.
+    probe = query.where(*(column == wanted.c[label.name] for column, label in zip(columns, keys)))
+    probe = probe.offset(0).lateral("probe")
+    return list(db.session.execute(
+        select(*wanted.c, *probe.c).select_from(wanted).join(probe, true())))

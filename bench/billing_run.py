@@ -220,7 +220,7 @@ def set_chunk_size(app, chunk_size: int | None) -> int:
         if chunk_size is not None:
             agent.configuration = {**(agent.configuration or {}), "chunk_size": chunk_size}
             db.session.commit()
-        size = int((agent.configuration or {}).get("chunk_size", 500))
+        size = int((agent.configuration or {}).get("chunk_size", 2000))
         db.session.remove()
     return size
 
@@ -757,7 +757,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/9",
                         help="Redis for the jobs; its db is FLUSHED (default redis://127.0.0.1:6379/9)")
     parser.add_argument("--chunk-size", type=int, default=None,
-                        help="the billing agent's chunk_size (10-10000; default: the agent's, 500)")
+                        help="the billing agent's chunk_size (10-10000; default: the agent's, 2000)")
     parser.add_argument("--as-of", type=date.fromisoformat, default=date(2026, 6, 15), help="the run's as-of date")
     parser.add_argument("--seed", type=int, default=42, help="random seed of the generated data")
     parser.add_argument("--modes", default="inline,fanned,floor", help="which measurements (default: all three)")

@@ -115,7 +115,7 @@ BILLING_RUN = AgentSpec(
                 "Give invoices their numbers and issue them immediately; off keeps them as drafts for review."),
         Setting("payment_terms_days", "Default payment terms (days)", "int", 14,
                 "Used when neither the contract nor the legal entity sets payment terms.", 0, 365),
-        Setting("chunk_size", "Contracts per chunk", "int", 500,
+        Setting("chunk_size", "Contracts per chunk", "int", 2000,
                 "Contracts billed per transaction and per worker job; larger is faster, smaller isolates more.", 10, 10000),
         Setting("as_of_offset_days", "As-of offset (days)", "int", 0,
                 "Bill periods starting up to this many days after today (negative: before).", -31, 31),

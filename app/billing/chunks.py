@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
-from app.billing.ledger import EntityInfo, billed_period_starts, lock_entity, write_invoices
+from app.billing.ledger import EntityInfo, billed_period_starts, invoiced_among, lock_entity, write_invoices
 from app.billing.money import LineInput
 from app.billing.planner import ContractPlan, ContractTerms, plan_contract
 from app.billing.run_end import finish_if_done
@@ -102,7 +102,7 @@ def _write_chunk(run_id: int, entity: EntityInfo, plans: list[ContractPlan], *, 
     recorded = recorded_contracts(run_id, [p.contract_id for p in plans])
     plans = [p for p in plans if p.contract_id not in recorded]
     if not dry_run and any(p.drafts for p in plans):
-        fresh = billed_period_starts([p.contract_id for p in plans if p.drafts])
+        fresh = invoiced_among(d for p in plans for d in p.drafts)
         checked = []
         for plan in plans:
             taken = fresh.get(plan.contract_id, set())

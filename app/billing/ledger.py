@@ -8,6 +8,7 @@ constraint on (contract, period start) stays the last line of defence.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -18,7 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.agents.events import emit_many, event_row
 from app.billing.numbering import format_invoice_number
-from app.bulk import copy_rows, for_each_id, new_ids
+from app.bulk import copy_rows, for_each_id, for_each_key, new_ids
 from app.billing.planner import InvoiceDraft
 from app.extensions import db
 from app.models import Invoice, InvoiceLine, InvoiceSequence, LegalEntity
@@ -64,12 +65,21 @@ def lock_entity(entity_id: int) -> None:
 def billed_period_starts(contract_ids: list[int]) -> dict[int, set[date]]:
     """Contract id → the period starts it already has invoices for."""
     billed: dict[int, set[date]] = defaultdict(set)
-    for start in range(0, len(contract_ids), 5000):
-        for contract_id, period_start in for_each_id(
-            select(Invoice.period_start), Invoice.contract_id, contract_ids[start:start + 5000]
-        ):
-            billed[contract_id].add(period_start)
+    for row in for_each_id(select(Invoice.period_start), Invoice.contract_id, contract_ids):
+        billed[row.key].add(row.period_start)
     return billed
+
+
+def invoiced_among(drafts: Iterable[InvoiceDraft]) -> dict[int, set[date]]:
+    """Contract id → the period starts, of those the drafts are for, that already have an invoice.
+
+    One probe of the (contract, period start) unique index per draft: cheap enough to run under the lock.
+    """
+    taken: dict[int, set[date]] = defaultdict(set)
+    keys = (Invoice.contract_id.label("contract_id"), Invoice.period_start.label("period_start"))
+    for row in for_each_key(select(Invoice.id), keys, [(d.contract_id, d.period.start) for d in drafts]):
+        taken[row.contract_id].add(row.period_start)
+    return taken
 
 
 def take_numbers(entity_id: int, year: int, count: int) -> int:

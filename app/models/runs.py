@@ -84,7 +84,8 @@ class BillingRunItem(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     billing_run_id: Mapped[int] = mapped_column(ForeignKey("billing_runs.id", ondelete="CASCADE"), index=True)
-    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"), index=True)
+    # Not indexed: items are read by run (the unique index above), never by contract alone.
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"))
     status: Mapped[str] = mapped_column(String(16))
     periods_billed: Mapped[int] = mapped_column(Integer, default=0)
     # Ids of the invoices created and the period starts they cover (ISO dates).

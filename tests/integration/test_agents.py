@@ -20,11 +20,11 @@ def test_agents_list_shows_the_billing_run_agent(runner, app):
 def test_configure_validates_and_audits(runner, app):
     result = runner.invoke(args=["agents", "configure", "billing_run", "auto_post=false", "chunk_size=200"])
     assert result.exit_code == 0, result.output
-    assert "auto_post: True → False" in result.output and "chunk_size: 500 → 200" in result.output
+    assert "auto_post: True → False" in result.output and "chunk_size: 2000 → 200" in result.output
     assert config(app) == {"auto_post": False, "payment_terms_days": 14, "chunk_size": 200, "as_of_offset_days": 0}
     with app.app_context():
         entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "agent.configured"))
-        assert entry.details["changes"]["chunk_size"] == {"old": 500, "new": 200}
+        assert entry.details["changes"]["chunk_size"] == {"old": 2000, "new": 200}
 
 
 def test_configure_refuses_invalid_values_and_changes_nothing(runner, app):
@@ -36,4 +36,4 @@ def test_configure_refuses_invalid_values_and_changes_nothing(runner, app):
     ]:
         result = runner.invoke(args=["agents", "configure", "billing_run", bad])
         assert result.exit_code == 1 and message in result.output, result.output
-    assert config(app)["chunk_size"] == 500
+    assert config(app)["chunk_size"] == 2000

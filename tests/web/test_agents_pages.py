@@ -212,7 +212,7 @@ def test_a_post_without_the_csrf_token_is_refused(app, client_as, demo):
 def test_the_configuration_form_is_generated_from_the_declared_settings(client_as, demo):
     html = client_as("admin").get("/agents/billing_run/configuration").get_data(as_text=True)
     assert 'type="checkbox" role="switch" id="setting-auto_post" name="auto_post" checked' in html
-    assert 'name="chunk_size" value="500"' in html and 'min="10"' in html and 'max="10000"' in html
+    assert 'name="chunk_size" value="2000"' in html and 'min="10"' in html and 'max="10000"' in html
     assert "Contracts per chunk" in html and "larger is faster, smaller isolates more" in html
     assert 'name="payment_terms_days" value="14"' in html and 'name="as_of_offset_days" value="0"' in html
     assert ">Save configuration</button>" in html and "<fieldset >" in html
@@ -228,7 +228,7 @@ def test_non_admins_see_the_configuration_read_only_and_cannot_save(app, client_
     assert client.post("/agents/billing_run/configuration", data=form, headers=HX).status_code == 403
     assert client.post("/agents/billing_run/enabled", data={"enabled": "0"}).status_code == 403
     with app.app_context():
-        assert agent().configuration["chunk_size"] == 500 and agent().enabled
+        assert agent().configuration["chunk_size"] == 2000 and agent().enabled
 
 
 def test_invalid_values_are_shown_inline_with_422_and_nothing_is_saved(app, client_as, demo):
@@ -241,7 +241,7 @@ def test_invalid_values_are_shown_inline_with_422_and_nothing_is_saved(app, clie
     assert 'name="chunk_size" value="5"' in html  # what was typed stays in the field
     assert "Nothing was saved" in html
     with app.app_context():
-        assert agent().configuration["chunk_size"] == 500
+        assert agent().configuration["chunk_size"] == 2000
         assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "agent.configured")) is None
 
 
@@ -250,19 +250,19 @@ def test_saving_shows_old_and_new_values_and_is_audited(app, client_as, demo):
     response = client_as("admin").post("/agents/billing_run/configuration", data=form, headers=HX)
     html = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert "Saved: auto_post on → off, chunk_size 500 → 200" in html
+    assert "Saved: auto_post on → off, chunk_size 2000 → 200" in html
     with app.app_context():
         config = agent().configuration
         assert config["chunk_size"] == 200 and config["auto_post"] is False
         entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "agent.configured"))
         admin = db.session.scalar(select(User).where(User.email == "admin@example.com"))
         assert entry.actor_user_id == admin.id and entry.actor_label == "admin@example.com"
-        assert entry.details["changes"]["chunk_size"] == {"old": 500, "new": 200}
+        assert entry.details["changes"]["chunk_size"] == {"old": 2000, "new": 200}
 
 
 def test_saving_without_javascript_redirects_with_the_message(app, client_as, demo):
     client = client_as("admin")
-    form = {"auto_post": "on", "payment_terms_days": "30", "chunk_size": "500", "as_of_offset_days": "0"}
+    form = {"auto_post": "on", "payment_terms_days": "30", "chunk_size": "2000", "as_of_offset_days": "0"}
     response = client.post("/agents/billing_run/configuration", data=form)
     assert response.status_code == 303 and response.headers["Location"] == "/agents/billing_run/configuration"
     html = client.get("/agents/billing_run/configuration").get_data(as_text=True)
