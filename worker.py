@@ -4,21 +4,41 @@
 
 Listens on the queues in priority order (billing, delivery, collection, default) unless queues
 are named. `--burst` works off what is queued and exits. SIGTERM finishes the current job, then stops.
+
+Delivery jobs run in this process, warm; the other queues' jobs in a forked work horse
+(docs/architecture.md, "Workers" says why).
 """
 from __future__ import annotations
 
 import argparse
+import gc
+import importlib
+import signal
 import sys
 
 from rq import Worker
+from rq.defaults import DEFAULT_WORKER_TTL
+from rq.job import Job
+from rq.queue import Queue
+from rq.worker import WorkerStatus
+from rq.worker.base import SHUTDOWN_SIGNAL
 
 from app import create_app
 from app.extensions import db
 from app.queues import QUEUES, get_redis
 
+# Short, idempotent, retried jobs whose cost is mostly what a fresh work horse has to load again
+# (an invoice render is ~70 ms warm, ~500 ms of CPU in a fresh fork): run in the worker itself.
+IN_PROCESS_QUEUES = frozenset({"delivery"})
+# What jobs import lazily; imported before forking, so that no work horse imports it again.
+JOB_MODULES = ("app.agents.jobs", "app.agents.billing_run", "app.agents.invoice_delivery",
+               "app.agents.payment_collection", "app.agents.events", "app.billing.runs", "app.billing.chunks",
+               "app.delivery.service", "app.documents.service", "app.payments.collection",
+               "app.schedules.service", "app.schedules.sync")
+
 
 class AppWorker(Worker):
-    """Runs each job in an app context; the forked work horse opens its own DB connections."""
+    """Runs each job in an app context; a forked work horse opens its own DB connections."""
 
     flask_app = None
 
@@ -35,6 +55,42 @@ class AppWorker(Worker):
             db.engine.dispose(close=False)
         return super().main_work_horse(job, queue)
 
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        if queue.name not in IN_PROCESS_QUEUES:
+            return super().execute_job(job, queue)
+        # As RQ's SimpleWorker does: the job's timeout still applies (SIGALRM in this process).
+        execution = self.prepare_execution(job)
+        self.perform_job(job, queue, execution)
+        self.set_state(WorkerStatus.IDLE)
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        if job.origin not in IN_PROCESS_QUEUES:
+            return super().get_heartbeat_ttl(job, working_time)
+        # Nothing beats while an in-process job runs: cover its whole timeout (SimpleWorker's rule).
+        return DEFAULT_WORKER_TTL if job.timeout == -1 else int(job.timeout or DEFAULT_WORKER_TTL) + 60
+
+    def kill_horse(self, sig: signal.Signals = SHUTDOWN_SIGNAL) -> None:
+        # A stop-job command for an in-process job finds no horse (pid 0 would be our own process group).
+        if self.horse_pid:
+            super().kill_horse(sig)
+
+
+def warm_up() -> None:
+    """Load now what jobs need, in the parent, so that no job (or forked work horse) loads it again."""
+    from sqlalchemy.orm import configure_mappers
+
+    from app.documents.warm import warm_up as warm_up_documents
+
+    for name in JOB_MODULES:
+        importlib.import_module(name)
+    configure_mappers()
+    # WeasyPrint, fonts, the stylesheet, the invoice template, the XSD, Babel's data: a real render.
+    warm_up_documents()
+    # What is loaded now stays: the collector need not scan it again, and a forked horse does
+    # not copy the pages it would touch doing so (copy-on-write).
+    gc.collect()
+    gc.freeze()
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Arbill RQ worker")
@@ -50,9 +106,6 @@ def main(argv: list[str] | None = None) -> int:
     AppWorker.flask_app = app
     with app.app_context():
         connection = get_redis()
-        # Parse the invoice stylesheet and fonts once here; every forked job inherits them.
-        from app.documents.pdf import warm_up
-
         warm_up()
     worker = AppWorker(args.queues, connection=connection, name=args.name)
     worker.work(burst=args.burst, with_scheduler=True, logging_level="INFO")

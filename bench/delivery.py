@@ -437,7 +437,8 @@ def measure_render(app, sample: int) -> tuple[list[float], list[float], int]:
     from sqlalchemy.orm import selectinload
 
     from app.documents.einvoice import build_cii_xml
-    from app.documents.pdf import render_pdf, warm_up
+    from app.documents.pdf import render_pdf
+    from app.documents.warm import warm_up
     from app.extensions import db
     from app.models import Invoice
 
@@ -602,16 +603,17 @@ def report(args, o: Delivery, c: Checks, workers: Workers, wall, cpu, sampled, l
     say(f"                                    by CPU: {c.documents:,} x {1000 * render_cpu:.0f} ms = "
         f"{c.documents * render_cpu:.1f} s of the workers' {o.worker_cpu:.1f} CPU-s: "
         f"{100 * c.documents * render_cpu / o.worker_cpu:.0f} %")
-    say(f"                                    (render measured warm in one process; a work horse is a fresh fork "
-        f"per job: worker CPU per invoice {1000 * o.worker_cpu / n:.0f} ms vs {1000 * render_cpu:.0f} ms warm render CPU)")
+    say(f"                                    (render measured warm in one process; delivery jobs run in the worker "
+        f"process, worker.py: worker CPU per invoice {1000 * o.worker_cpu / n:.0f} ms vs {1000 * render_cpu:.0f} ms "
+        f"warm render CPU)")
     say(f"checks: messages                    {c.messages:,} (expected {n:,})")
     say(f"        unique To addresses         {c.unique_to:,} (expected {n:,})")
     say(f"        exactly one PDF attachment  {c.one_pdf:,} of {c.messages:,} messages"
         + (f" (mean {statistics.mean(c.pdf_bytes) / 1024:.1f} KiB)" if c.pdf_bytes else ""))
     say(f"        invoice_deliveries          {c.deliveries}; invoice_documents {c.documents:,}")
     say(f"peak RSS, workers                   one process {mb(workers.peak_single):.0f} MB (worker main "
-        f"{mb(workers.peak_main):.0f} MB, work horse {mb(workers.peak_horse):.0f} MB, "
-        f"{len(workers.horses_seen):,} horses sampled)")
+        f"{mb(workers.peak_main):.0f} MB, child {mb(workers.peak_horse):.0f} MB, "
+        f"{len(workers.horses_seen):,} children sampled: work horses, RQ's scheduler)")
     say(f"                                    all worker processes together at most {mb(workers.peak_total):.0f} MB "
         f"({workers.peak_processes} processes: worker mains, work horses, RQ's scheduler)")
     say("correctness:                        " + ("OK" if not c.problems else "PROBLEMS: " + "; ".join(c.problems)))

@@ -10,7 +10,7 @@ What it does, on a throw-away SQLite database in a temporary directory (deleted 
    customers paying by SEPA direct debit), and bills them with one inline billing run: N issued
    invoices;
 2. loads the invoices with their lines, entity, customer and contract (untimed), warms up
-   (`warm_up()`, then a few renders), then for each invoice, in this one
+   (`warm_up()`, then a few renders, then `gc.freeze()` as worker.py does), then for each invoice, in this one
    process: `build_cii_xml` (XML + XSD check) and `render_pdf` (Jinja HTML → WeasyPrint layout →
    WeasyPrint PDF/A-3b with the XML and the Factur-X XMP, app/documents/pdfa.py). Nothing is stored;
 3. prints invoices per second — by wall clock and by this process's CPU time (the figure for
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import logging
 import pstats
 import random
@@ -158,7 +159,8 @@ def main() -> None:
     from flask_migrate import upgrade
 
     from app import create_app
-    from app.documents.pdf import RenderTimings, render_pdf, warm_up
+    from app.documents.pdf import RenderTimings, render_pdf
+    from app.documents.warm import warm_up
 
     with tempfile.TemporaryDirectory(prefix="arbill-bench-render-") as directory:
         config = TestingConfig()
@@ -181,6 +183,8 @@ def main() -> None:
             first = time.perf_counter() - c0
             for invoice in invoices[1:1 + args.warmup]:
                 render_pdf(invoice)
+            gc.collect()
+            gc.freeze()  # as worker.py does after its warm-up
 
             timings = RenderTimings()
             if args.profile:

@@ -243,18 +243,3 @@ def _layout(html: str):
     html_class, css, fonts, fetcher = _weasyprint_setup()
     return html_class(string=html, url_fetcher=fetcher).render(stylesheets=[css], font_config=fonts,
                                                                pdf_variant=PDF_VARIANT)
-
-
-def warm_up() -> None:
-    """Load WeasyPrint, Pango's fonts, the stylesheet and factur-x now rather than at the first invoice.
-
-    The first render in a process costs 1-3 s. RQ's worker forks a work horse per job: call this
-    in the worker's parent process (in an app context) so that every horse starts warm.
-    """
-    from app.documents.einvoice import xsd_schema
-    from app.documents.facts import _country_names
-    from app.documents.pdfa import write_facturx_pdf
-
-    xsd_schema()
-    _country_names()  # Babel's country names in six languages: ~45 ms a job if each horse loads them
-    write_facturx_pdf(_layout("<p>Warm-up <b>0123456789,.€</b></p>"), b"<x/>")
