@@ -11,6 +11,7 @@ from rq import Retry
 from app.queues import get_queue
 
 CHUNK_TIMEOUT = 30 * 60
+CHUNK_RETRIES = 2
 
 
 # ------------------------------------------------------------------ enqueueing
@@ -24,7 +25,7 @@ def enqueue_billing_chunk(run_id: int, contract_ids: list[int], settings: dict[s
     job = get_queue("billing").enqueue(
         billing_chunk_job, run_id, contract_ids, settings,
         job_id=f"billing-run-{run_id}-chunk-{contract_ids[0]}", job_timeout=CHUNK_TIMEOUT,
-        retry=Retry(max=2, interval=[5, 30]),
+        retry=Retry(max=CHUNK_RETRIES, interval=[5, 30]),
         description=f"billing run {run_id}: {len(contract_ids)} contracts from #{contract_ids[0]}",
     )
     return job.id
@@ -88,9 +89,13 @@ def billing_run_job(run_id: int) -> None:
 
 
 def billing_chunk_job(run_id: int, contract_ids: list[int], settings: dict[str, Any]) -> None:
+    from rq import get_current_job
+
     from app.billing.chunks import process_chunk
 
-    process_chunk(run_id, contract_ids, settings)
+    job = get_current_job()
+    first_attempt = job is not None and job.retries_left == CHUNK_RETRIES  # RQ counts retries down
+    process_chunk(run_id, contract_ids, settings, first_attempt=first_attempt)
 
 
 def relay_job() -> dict[str, int]:

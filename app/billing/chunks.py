@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
-from app.billing.ledger import EntityInfo, billed_period_starts, invoiced_among, lock_entity, write_invoices
+from app.billing.ledger import (EntityInfo, PreparedInvoices, billed_period_starts, invoiced_among, lock_entity,
+                                prepare_invoices, write_invoices)
 from app.billing.money import LineInput
 from app.billing.planner import ContractPlan, ContractTerms, plan_contract
 from app.billing.run_end import finish_if_done
@@ -41,19 +42,20 @@ def load_terms(entity: LegalEntity, contract_ids: list[int], default_terms: int)
                ContractLine.quantity, ContractLine.unit_price, ContractLine.vat_rate)
         .outerjoin(ContractLine, ContractLine.contract_id == Contract.id)
     )
-    contracts, lines = {}, defaultdict(list)
-    for row in for_each_id(query, Contract.id, contract_ids):
-        contracts.setdefault(row.key, row)
-        if row.position is not None:
-            lines[row.key].append((row.position, LineInput(row.description, row.quantity, row.unit_price,
-                                                           row.vat_rate)))
+    contracts: dict[int, tuple] = {}
+    lines: dict[int, list[tuple[int, LineInput]]] = defaultdict(list)
+    for cid, *contract, position, description, quantity, unit_price, vat_rate in for_each_id(
+            query, Contract.id, contract_ids):
+        contracts.setdefault(cid, contract)
+        if position is not None:
+            lines[cid].append((position, LineInput(description, quantity, unit_price, vat_rate)))
     fallback = entity.payment_terms_days if entity.payment_terms_days is not None else default_terms
-    return {
-        cid: ContractTerms(cid, row.reference, row.customer_id, row.currency, row.frequency, row.start_date,
-                           row.end_date, tuple(line for _position, line in sorted(lines[cid], key=itemgetter(0))),
-                           row.payment_terms_days if row.payment_terms_days is not None else fallback)
-        for cid, row in contracts.items()
-    }
+    terms = {}
+    for cid, (reference, customer_id, currency, frequency, start_date, end_date, days) in contracts.items():
+        ordered = tuple(line for _position, line in sorted(lines[cid], key=itemgetter(0)))
+        terms[cid] = ContractTerms(cid, reference, customer_id, currency, frequency, start_date, end_date, ordered,
+                                   days if days is not None else fallback)
+    return terms
 
 
 def recorded_contracts(run_id: int, contract_ids: list[int]) -> set[int]:
@@ -62,14 +64,19 @@ def recorded_contracts(run_id: int, contract_ids: list[int]) -> set[int]:
                                            BillingRunItem.contract_id, contract_ids)}
 
 
-def process_chunk(run_id: int, contract_ids: list[int], settings: dict[str, Any]) -> None:
-    """Bill one chunk of contracts: one transaction, redone contract by contract if it fails."""
+def process_chunk(run_id: int, contract_ids: list[int], settings: dict[str, Any], *,
+                  first_attempt: bool = False) -> None:
+    """Bill one chunk of contracts: one transaction, redone contract by contract if it fails.
+
+    A retried job first skips the contracts it already recorded; on a `first_attempt` there are none
+    to skip, and the check under the lock (`_recheck`) still catches a duplicated job.
+    """
     run = db.session.get(BillingRun, run_id)
     if run is None or run.status != "running":
         db.session.rollback()
         return
     entity = run.legal_entity
-    done = recorded_contracts(run_id, contract_ids)
+    done = set() if first_attempt else recorded_contracts(run_id, contract_ids)
     todo = [cid for cid in contract_ids if cid not in done]  # a retried chunk job skips what it did
     terms = load_terms(entity, todo, settings["payment_terms_days"])
     billed = billed_period_starts(todo)
@@ -94,43 +101,29 @@ def process_chunk(run_id: int, contract_ids: list[int], settings: dict[str, Any]
 
 def _write_chunk(run_id: int, entity: EntityInfo, plans: list[ContractPlan], *, post: bool, dry_run: bool,
                  depth: int = 0) -> None:
-    """Write the chunk's invoices, run items and progress in one transaction."""
-    notes: dict[int, str] = {}
-    # Under the entity lock, what others wrote meanwhile is visible: a duplicated chunk job finds its
-    # contracts done, and a concurrent run's invoices are not billed again.
+    """Write the chunk's invoices, run items and progress in one transaction.
+
+    The rows are built before the entity lock is taken, so other chunks' writes overlap with that;
+    under the lock only the re-checks, the ids and numbers, and the COPYs.
+    """
+    rows = _prepare(run_id, entity, plans, {}, post=post, dry_run=dry_run, depth=depth)
     lock_entity(entity.id)
-    recorded = recorded_contracts(run_id, [p.contract_id for p in plans])
-    plans = [p for p in plans if p.contract_id not in recorded]
-    if not dry_run and any(p.drafts for p in plans):
-        fresh = invoiced_among(d for p in plans for d in p.drafts)
-        checked = []
-        for plan in plans:
-            taken = fresh.get(plan.contract_id, set())
-            if plan.drafts and taken:
-                remaining = tuple(d for d in plan.drafts if d.period.start not in taken)
-                if len(remaining) < len(plan.drafts):
-                    notes[plan.contract_id] = (
-                        f"{len(plan.drafts) - len(remaining)} period(s) already invoiced by another run: nothing to do")
-                plan = ContractPlan(plan.contract_id, remaining, plan.error)
-            checked.append(plan)
-        plans = checked
-    drafts = [d for p in plans for d in p.drafts]
-    written = [] if dry_run else write_invoices(entity, drafts, post=post, billing_run_id=run_id, depth=depth)
-    invoice_ids: dict[int, list[int]] = {}
-    for invoice in written:
-        invoice_ids.setdefault(invoice.contract_id, []).append(invoice.id)
-    copy_rows(BillingRunItem.__table__, ITEM_COLUMNS, (
-        (run_id, plan.contract_id, plan.status, len(plan.drafts), invoice_ids.get(plan.contract_id, []),
-         [d.period.start.isoformat() for d in plan.drafts], {c: str(t) for c, t in plan.totals().items()},
-         plan.error or notes.get(plan.contract_id))
-        for plan in plans
-    ))
+    checked, notes = _recheck(run_id, plans, dry_run)
+    if checked is not plans:  # a duplicated job, or another run's invoices: build the rows again
+        plans, rows = checked, _prepare(run_id, entity, checked, notes, post=post, dry_run=dry_run, depth=depth)
+    invoices, items = rows
+    invoice_ids: dict[int, list[int]] = defaultdict(list)
+    for invoice in ([] if invoices is None else write_invoices(entity, invoices)):
+        invoice_ids[invoice.contract_id].append(invoice.id)
+    for item in items:
+        item[4] = invoice_ids.get(item[1], [])
+    copy_rows(BillingRunItem.__table__, ITEM_COLUMNS, items)
     progressed = db.session.execute(
         update(BillingRun).where(BillingRun.id == run_id, BillingRun.status == "running").values(
             contracts_processed=BillingRun.contracts_processed + len(plans),
             contracts_invoiced=BillingRun.contracts_invoiced + sum(1 for p in plans if p.drafts),
             contracts_failed=BillingRun.contracts_failed + sum(1 for p in plans if p.error),
-            invoices_created=BillingRun.invoices_created + len(drafts),
+            invoices_created=BillingRun.invoices_created + sum(len(p.drafts) for p in plans),
             heartbeat_at=utcnow(),
         )
     ).rowcount
@@ -138,6 +131,36 @@ def _write_chunk(run_id: int, entity: EntityInfo, plans: list[ContractPlan], *, 
         db.session.rollback()
         return
     db.session.commit()
+
+
+def _prepare(run_id: int, entity: EntityInfo, plans: list[ContractPlan], notes: dict[int, str], *, post: bool,
+             dry_run: bool, depth: int) -> tuple[PreparedInvoices | None, list[list[Any]]]:
+    """The invoice rows (none for a dry run) and the run items (invoice ids still open) of `plans`."""
+    drafts = [d for p in plans for d in p.drafts]
+    invoices = None if dry_run else prepare_invoices(entity, drafts, post=post, billing_run_id=run_id, depth=depth)
+    items = [[run_id, plan.contract_id, plan.status, len(plan.drafts), None,
+              [d.period.start.isoformat() for d in plan.drafts], {c: str(t) for c, t in plan.totals().items()},
+              plan.error or notes.get(plan.contract_id)] for plan in plans]
+    return invoices, items
+
+
+def _recheck(run_id: int, plans: list[ContractPlan], dry_run: bool) -> tuple[list[ContractPlan], dict[int, str]]:
+    """Under the entity lock, what others wrote meanwhile is visible: a duplicated chunk job finds its
+    contracts done, and a concurrent run's invoices are not billed again. Returns `plans` itself if
+    nothing changed, else the plans left and a note per contract whose periods were taken."""
+    notes: dict[int, str] = {}
+    recorded = recorded_contracts(run_id, [p.contract_id for p in plans])
+    checked = [p for p in plans if p.contract_id not in recorded]
+    taken = {} if dry_run else invoiced_among(d for p in checked for d in p.drafts)
+    if taken:
+        for i, plan in enumerate(checked):
+            periods = taken.get(plan.contract_id)
+            if periods:
+                remaining = tuple(d for d in plan.drafts if d.period.start not in periods)
+                notes[plan.contract_id] = (
+                    f"{len(plan.drafts) - len(remaining)} period(s) already invoiced by another run: nothing to do")
+                checked[i] = ContractPlan(plan.contract_id, remaining, plan.error)
+    return (plans if not recorded and not taken else checked), notes
 
 
 def _first_line(error: Any) -> str:

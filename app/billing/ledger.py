@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -101,56 +102,79 @@ def take_numbers(entity_id: int, year: int, count: int) -> int:
     return last - count + 1
 
 
-def issued_payload(entity: EntityInfo, invoice_id: int, number: str, contract_id: int, currency: str,
-                   total: Decimal) -> dict:
+def issued_payload(entity: EntityInfo, invoice_id: int | None, number: str | None, contract_id: int, currency: str,
+                   total: Decimal) -> dict[str, Any]:
     return {"invoice_id": invoice_id, "number": number, "entity": entity.code, "contract_id": contract_id,
             "currency": currency, "total": str(total)}
 
 
-def write_invoices(entity: EntityInfo, drafts: list[InvoiceDraft], *, post: bool,
-                   billing_run_id: int | None, depth: int = 0) -> list[WrittenInvoice]:
-    """Insert the drafts (COPY on PostgreSQL) in the current transaction; the caller holds the entity lock.
+@dataclass
+class PreparedInvoices:
+    """A chunk's invoice, line and event rows, built before the entity lock is taken.
 
-    With `post`, each invoice gets the next number of its issue year and an `invoice.issued`
-    event; otherwise it stays a draft without a number.
+    Only what depends on the lock is left open: the ids, the numbers and the events' payloads
+    (they carry both), which `write_invoices` fills in under it.
     """
+
+    drafts: list[InvoiceDraft]  # in numbering order: issue year, contract, period start
+    invoices: list[list[Any]]  # INVOICE_COLUMNS; id, number, sequence_year, sequence_number still None
+    lines: list[tuple[int, list[Any]]]  # (index into drafts, LINE_COLUMNS with invoice_id still None)
+    events: list[tuple[dict[str, Any], tuple[Any, ...]]]  # (payload without id and number, event_row)
+    post: bool
+
+
+def prepare_invoices(entity: EntityInfo, drafts: list[InvoiceDraft], *, post: bool, billing_run_id: int | None,
+                     depth: int = 0) -> PreparedInvoices:
+    """The rows for `write_invoices`; pure Python, no database."""
+    drafts = sorted(drafts, key=lambda d: (d.issue_date.year, d.contract_id, d.period.start))
+    now = utcnow()
+    status, posted_at = ("issued", now) if post else ("draft", None)
+    invoices, lines, events = [], [], []
+    for i, d in enumerate(drafts):
+        amounts = d.amounts
+        invoices.append([None, entity.id, d.customer_id, d.contract_id, billing_run_id, d.period.start, d.period.end,
+                         None, None, None, d.issue_date, d.due_date, amounts.currency, amounts.net, amounts.tax,
+                         amounts.total, amounts.total, status, now, posted_at])
+        lines.extend((i, [None, line.position, line.description, line.quantity, line.unit_price, line.vat_rate,
+                          line.net]) for line in amounts.lines)
+        if post:
+            payload = issued_payload(entity, None, None, d.contract_id, amounts.currency, amounts.total)
+            events.append((payload, event_row("invoice.issued", payload, legal_entity_id=entity.id,
+                                              billing_run_id=billing_run_id, depth=depth, created_at=now)))
+    return PreparedInvoices(drafts, invoices, lines, events, post)
+
+
+def write_invoices(entity: EntityInfo, prepared: PreparedInvoices) -> list[WrittenInvoice]:
+    """Write prepared invoices (COPY on PostgreSQL) in the current transaction; the caller holds the lock.
+
+    Posted, each invoice gets the next number of its issue year and an `invoice.issued` event;
+    otherwise it stays a draft without a number.
+    """
+    drafts = prepared.drafts
     if not drafts:
         return []
-    drafts = sorted(drafts, key=lambda d: (d.issue_date.year, d.contract_id, d.period.start))
-    numbers: list[tuple[int | None, int | None, str | None]] = [(None, None, None)] * len(drafts)
-    if post:
+    ids = new_ids(Invoice.__table__, len(drafts))
+    numbers: list[str | None] = [None] * len(drafts)
+    if prepared.post:
         by_year: dict[int, list[int]] = defaultdict(list)
         for i, draft in enumerate(drafts):
             by_year[draft.issue_date.year].append(i)
         for year in sorted(by_year):
             first = take_numbers(entity.id, year, len(by_year[year]))
-            for offset, i in enumerate(by_year[year]):
-                seq = first + offset
-                numbers[i] = (year, seq, format_invoice_number(entity.invoice_prefix, year, seq))
-    now = utcnow()
-    ids = new_ids(Invoice.__table__, len(drafts))
-    status, posted_at = ("issued", now) if post else ("draft", None)
-    copy_rows(Invoice.__table__, INVOICE_COLUMNS, (
-        (invoice_id, entity.id, d.customer_id, d.contract_id, billing_run_id, d.period.start, d.period.end,
-         number, year, seq, d.issue_date, d.due_date, d.amounts.currency, d.amounts.net, d.amounts.tax,
-         d.amounts.total, d.amounts.total, status, now, posted_at)
-        for invoice_id, d, (year, seq, number) in zip(ids, drafts, numbers)
-    ))
-    copy_rows(InvoiceLine.__table__, LINE_COLUMNS, (
-        (invoice_id, line.position, line.description, line.quantity, line.unit_price, line.vat_rate, line.net)
-        for invoice_id, d in zip(ids, drafts) for line in d.amounts.lines
-    ))
-    written = [
-        WrittenInvoice(invoice_id, d.contract_id, d.period.start, number, d.amounts.currency, d.amounts.total)
-        for invoice_id, d, (_y, _s, number) in zip(ids, drafts, numbers)
-    ]
-    if post:
-        emit_many([
-            event_row("invoice.issued", issued_payload(entity, w.id, w.number, w.contract_id, w.currency, w.total),
-                      legal_entity_id=entity.id, billing_run_id=billing_run_id, depth=depth, created_at=now)
-            for w in written
-        ])
-    return written
+            for seq, i in enumerate(by_year[year], start=first):
+                numbers[i] = format_invoice_number(entity.invoice_prefix, year, seq)
+                prepared.invoices[i][7:10] = numbers[i], year, seq
+    for row, invoice_id in zip(prepared.invoices, ids):
+        row[0] = invoice_id
+    for i, row in prepared.lines:
+        row[0] = ids[i]
+    for (payload, _row), invoice_id, number in zip(prepared.events, ids, numbers):
+        payload["invoice_id"], payload["number"] = invoice_id, number
+    copy_rows(Invoice.__table__, INVOICE_COLUMNS, prepared.invoices)
+    copy_rows(InvoiceLine.__table__, LINE_COLUMNS, (row for _i, row in prepared.lines))
+    emit_many([row for _payload, row in prepared.events])
+    return [WrittenInvoice(invoice_id, d.contract_id, d.period.start, number, d.amounts.currency, d.amounts.total)
+            for invoice_id, d, number in zip(ids, drafts, numbers)]
 
 
 def post_drafts(entity: EntityInfo, invoice_ids: list[int]) -> list[Invoice]:

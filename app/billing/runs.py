@@ -192,7 +192,7 @@ def execute_run(run_id: int, *, inline: bool = False) -> None:
             finish_if_done(run_id)
         elif inline or len(chunks) == 1:
             for chunk in chunks:
-                process_chunk(run_id, chunk, chunk_settings)
+                process_chunk(run_id, chunk, chunk_settings, first_attempt=True)
         else:
             from app.agents.jobs import enqueue_billing_chunk
 

@@ -153,8 +153,8 @@ def test_a_fanned_out_run_is_shared_by_workers(app, db_session):
     from app.agents.registry import BILLING_RUN  # noqa: F401
     from app.models import AgentDefinition
 
-    db.session.scalar(select(AgentDefinition)).configuration = {"auto_post": True, "payment_terms_days": 14,
-                                                                "chunk_size": 25, "as_of_offset_days": 0}
+    db.session.scalar(select(AgentDefinition).where(AgentDefinition.key == "billing_run")).configuration = {
+        "auto_post": True, "payment_terms_days": 14, "chunk_size": 25, "as_of_offset_days": 0}
     entity = make_entity()
     seed_contracts(entity, 100)
     run_id = start_billing_run(entity, AS_OF, "manual", CLI).run.id
@@ -244,8 +244,8 @@ def test_outbox_relay_survives_redis_outage_and_events_seen_twice_start_one_run(
 def test_a_worker_killed_mid_run_then_a_new_run_bills_what_is_missing(app, db_session):
     from app.models import AgentDefinition
 
-    db.session.scalar(select(AgentDefinition)).configuration = {"auto_post": True, "payment_terms_days": 14,
-                                                                "chunk_size": 10, "as_of_offset_days": 0}
+    db.session.scalar(select(AgentDefinition).where(AgentDefinition.key == "billing_run")).configuration = {
+        "auto_post": True, "payment_terms_days": 14, "chunk_size": 10, "as_of_offset_days": 0}
     entity = make_entity()
     seed_contracts(entity, 400)
     first = start_billing_run(entity, AS_OF, "manual", CLI).run.id
