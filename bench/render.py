@@ -10,9 +10,10 @@ What it does, on a throw-away SQLite database in a temporary directory (deleted 
    customers paying by SEPA direct debit), and bills them with one inline billing run: N issued
    invoices;
 2. loads the invoices with their lines, entity, customer and contract (untimed), warms up
-   (`warm_up()`, then a few renders, then `gc.freeze()` as worker.py does), then for each invoice, in this one
-   process: `build_cii_xml` (XML + XSD check) and `render_pdf` (Jinja HTML → WeasyPrint layout →
-   WeasyPrint PDF/A-3b with the XML and the Factur-X XMP, app/documents/pdfa.py). Nothing is stored;
+   (`warm_up()`, a few renders, then worker.py's `settle_heap()`: gc.freeze() and its GC
+   thresholds), then for each invoice, in this one process: `build_cii_xml` (XML + XSD check)
+   and `render_pdf` (Jinja HTML → WeasyPrint layout → WeasyPrint PDF/A-3b with the XML and the
+   Factur-X XMP, app/documents/pdfa.py). Nothing is stored;
 3. prints invoices per second — by wall clock and by this process's CPU time (the figure for
    "one core" when other work shares the machine) —, the mean, median and p95 per invoice, the
    share of each step, the cold start (`warm_up()`: what a process pays once), the Python
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import gc
 import logging
 import pstats
 import random
@@ -161,6 +161,7 @@ def main() -> None:
     from app import create_app
     from app.documents.pdf import RenderTimings, render_pdf
     from app.documents.warm import warm_up
+    from worker import settle_heap
 
     with tempfile.TemporaryDirectory(prefix="arbill-bench-render-") as directory:
         config = TestingConfig()
@@ -183,8 +184,7 @@ def main() -> None:
             first = time.perf_counter() - c0
             for invoice in invoices[1:1 + args.warmup]:
                 render_pdf(invoice)
-            gc.collect()
-            gc.freeze()  # as worker.py does after its warm-up
+            settle_heap()  # gc.freeze() and the collector's thresholds, as worker.py after its warm-up
 
             timings = RenderTimings()
             if args.profile:

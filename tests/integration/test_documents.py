@@ -216,6 +216,15 @@ def test_rendering_logs_no_weasyprint_warning(db_session, caplog, monkeypatch):
     assert [r.getMessage() for r in caplog.records if r.name.startswith("weasyprint")] == []
 
 
+def test_html_that_is_not_well_formed_xml_still_renders(app):
+    """The template's XHTML is parsed as XML; text XML refuses (a form feed) goes to the HTML parser."""
+    from app.documents.pdf import _layout
+
+    with app.app_context():
+        document = _layout("<html><body><p>Form\x0cfeed &amp; <b>bold</b></p></body></html>")
+    assert len(document.pages) == 1
+
+
 # ------------------------------------------------------------------ storing
 def test_the_document_is_rendered_once_and_stored(db_session, monkeypatch):
     entity = demo_entity()
