@@ -20,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.agents.events import emit_many, event_row
 from app.billing.numbering import format_invoice_number
-from app.bulk import copy_rows, for_each_id, for_each_key, new_ids
+from app.bulk import copy_rows, for_each_id, for_each_key, new_ids, reserve_ids
 from app.billing.planner import InvoiceDraft
 from app.extensions import db
 from app.models import Invoice, InvoiceLine, InvoiceSequence, LegalEntity
@@ -117,6 +117,7 @@ class PreparedInvoices:
     """
 
     drafts: list[InvoiceDraft]  # in numbering order: issue year, contract, period start
+    ids: list[int] | None  # reserved ahead where the database allows it (bulk.reserve_ids)
     invoices: list[list[Any]]  # INVOICE_COLUMNS; id, number, sequence_year, sequence_number still None
     lines: list[tuple[int, list[Any]]]  # (index into drafts, LINE_COLUMNS with invoice_id still None)
     events: list[tuple[dict[str, Any], tuple[Any, ...]]]  # (payload without id and number, event_row)
@@ -125,7 +126,7 @@ class PreparedInvoices:
 
 def prepare_invoices(entity: EntityInfo, drafts: list[InvoiceDraft], *, post: bool, billing_run_id: int | None,
                      depth: int = 0) -> PreparedInvoices:
-    """The rows for `write_invoices`; pure Python, no database."""
+    """The rows for `write_invoices`, and their ids where they can be reserved before the lock."""
     drafts = sorted(drafts, key=lambda d: (d.issue_date.year, d.contract_id, d.period.start))
     now = utcnow()
     status, posted_at = ("issued", now) if post else ("draft", None)
@@ -141,7 +142,7 @@ def prepare_invoices(entity: EntityInfo, drafts: list[InvoiceDraft], *, post: bo
             payload = issued_payload(entity, None, None, d.contract_id, amounts.currency, amounts.total)
             events.append((payload, event_row("invoice.issued", payload, legal_entity_id=entity.id,
                                               billing_run_id=billing_run_id, depth=depth, created_at=now)))
-    return PreparedInvoices(drafts, invoices, lines, events, post)
+    return PreparedInvoices(drafts, reserve_ids(Invoice.__table__, len(drafts)), invoices, lines, events, post)
 
 
 def write_invoices(entity: EntityInfo, prepared: PreparedInvoices) -> list[WrittenInvoice]:
@@ -153,7 +154,7 @@ def write_invoices(entity: EntityInfo, prepared: PreparedInvoices) -> list[Writt
     drafts = prepared.drafts
     if not drafts:
         return []
-    ids = new_ids(Invoice.__table__, len(drafts))
+    ids = prepared.ids if prepared.ids is not None else new_ids(Invoice.__table__, len(drafts))
     numbers: list[str | None] = [None] * len(drafts)
     if prepared.post:
         by_year: dict[int, list[int]] = defaultdict(list)
