@@ -24,19 +24,19 @@ from weasyprint import Attachment, Document
 from weasyprint.pdf.metadata import NS as WEASYPRINT_NS
 from weasyprint.pdf.metadata import DocumentMetadata
 
-from app.documents.einvoice import FLAVOR, LEVEL
+from app.documents.einvoice import LEVEL
 
 PDF_VARIANT = "pdf/a-3b"
 XML_FILENAME, XML_DESCRIPTION = "factur-x.xml", "Factur-X XML file"
-# factur-x 7.8's values (generate_xmp_bytes, FACTURX_LEVEL2xmp) for flavor factur-x, level en16931
+# What factur-x 7.8 writes for a Factur-X invoice (generate_xmp_bytes, FACTURX_LEVEL2xmp)
 FX = "urn:factur-x:pdfa:CrossIndustryDocument:invoice:1p0#"
-FX_PROPERTIES = {
+XMP_LEVEL = {"en16931": "EN 16931"}[LEVEL]
+FX_PROPERTIES = {  # name: (value, description in the extension schema)
     "DocumentType": ("INVOICE", "The type of the hybrid document in capital letters, e.g. INVOICE or ORDER"),
     "DocumentFileName": (XML_FILENAME, "The name of the embedded XML document"),
     "Version": ("1.0", "The actual version of the standard applying to the embedded XML document"),
-    "ConformanceLevel": ({"en16931": "EN 16931"}[LEVEL], "The conformance level of the embedded XML document"),
+    "ConformanceLevel": (XMP_LEVEL, "The conformance level of the embedded XML document"),
 }
-assert FLAVOR == "factur-x"
 
 RDF = WEASYPRINT_NS["rdf"]
 NS = {

@@ -123,6 +123,28 @@ def test_demo_invoice_is_a_pdf_a3_with_a_valid_embedded_en16931_xml(db_session):
     assert reader.metadata.author == "Arbill Demo GmbH"
 
 
+def test_the_pdf_carries_the_factur_x_xmp_and_the_associated_file(db_session):
+    """What factur-x's embedding wrote: the fx: extension schema and values, /AF with AFRelationship Data."""
+    invoice = one_invoice(demo_entity())
+    pdf = render_pdf(invoice)
+    assert facturx.get_facturx_xml_from_pdf(pdf, check_xsd=True)[0] == "factur-x.xml"
+    reader = PdfReader(BytesIO(pdf))
+    root = reader.trailer["/Root"]
+    xmp = etree.fromstring(root["/Metadata"].get_object().get_data().split(b"?>", 1)[1].rsplit(b"<?xpacket", 1)[0])
+    fx = {"fx": "urn:factur-x:pdfa:CrossIndustryDocument:invoice:1p0#",
+          "pdfaSchema": "http://www.aiim.org/pdfa/ns/schema#", "pdf": "http://ns.adobe.com/pdf/1.3/"}
+    assert [xmp.xpath(f"string(//fx:{name})", namespaces=fx) for name in
+            ("DocumentType", "DocumentFileName", "Version", "ConformanceLevel")] == \
+        ["INVOICE", "factur-x.xml", "1.0", "EN 16931"]
+    assert xmp.xpath("string(//pdfaSchema:namespaceURI)", namespaces=fx) == fx["fx"]
+    assert xmp.xpath("string(//pdfaSchema:prefix)", namespaces=fx) == "fx"
+    assert xmp.xpath("string(//@pdf:Producer | //pdf:Producer)", namespaces=fx) == reader.metadata["/Producer"]
+    [spec] = [ref.get_object() for ref in root["/AF"]]
+    assert spec["/F"] == "factur-x.xml" and spec["/AFRelationship"] == "/Data"
+    assert spec["/EF"]["/F"].get_object()["/Subtype"] == "/text/xml"
+    assert root["/Names"]["/EmbeddedFiles"]["/Names"][1].get_object() == spec
+
+
 def test_two_rates_give_two_vat_breakdowns_that_add_up_to_the_invoice_tax(db_session):
     entity = demo_entity()
     invoice = one_invoice(entity, lines=[("Hosting", "1", "100.00", "19"), ("Handbook", "3", "12.35", "7"),
