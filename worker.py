@@ -35,6 +35,9 @@ JOB_MODULES = ("app.agents.jobs", "app.agents.billing_run", "app.agents.invoice_
                "app.agents.payment_collection", "app.agents.events", "app.billing.runs", "app.billing.chunks",
                "app.delivery.service", "app.documents.service", "app.payments.collection",
                "app.schedules.service", "app.schedules.sync")
+# A render allocates ~200,000 short-lived objects: Python's default (700, 10, 10) makes ~300
+# young collections per invoice. Fewer of them: 4-5 % less CPU per render (bench/render.py).
+GC_THRESHOLD = (50_000, 20, 20)
 
 
 class AppWorker(Worker):
@@ -87,11 +90,6 @@ def warm_up() -> None:
     # WeasyPrint, fonts, the stylesheet, the invoice template, the XSD, Babel's data: a real render.
     warm_up_documents()
     settle_heap()
-
-
-# A render allocates ~200,000 short-lived objects: Python's default (700, 10, 10) makes ~300
-# young collections per invoice. Fewer of them: 4-5 % less CPU per render (bench/render.py).
-GC_THRESHOLD = (50_000, 20, 20)
 
 
 def settle_heap() -> None:
