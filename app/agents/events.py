@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select, update
 
 from app.audit import Actor, record
-from app.bulk import copy_rows
+from app.bulk import copy_rows, row_encoder
 from app.extensions import db
 from app.models import AgentDefinition, Event
 from app.models.types import utcnow
@@ -44,10 +45,16 @@ def emit(type_: str, payload: dict[str, Any], **kwargs: Any) -> None:
     emit_many([event_row(type_, payload, **kwargs)])
 
 
-def emit_many(rows: list[tuple[Any, ...]]) -> None:
-    """Add event_row()s to the outbox in the current transaction (COPY on PostgreSQL)."""
+def emit_many(rows: list[Sequence[Any]], *, encoded: bool = False) -> None:
+    """Add event_row()s to the outbox in the current transaction (COPY on PostgreSQL); `encoded`:
+    rows made by event_encoder() (bulk.row_encoder)."""
     if rows:
-        copy_rows(Event.__table__, EVENT_COLUMNS, rows)
+        copy_rows(Event.__table__, EVENT_COLUMNS, rows, encoded=encoded)
+
+
+def event_encoder() -> Callable[[Sequence[Any]], list[Any]]:
+    """Encodes event_row()s ahead of emit_many(..., encoded=True), e.g. before taking a lock."""
+    return row_encoder(Event.__table__, EVENT_COLUMNS)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from app.billing.ledger import (EntityInfo, PreparedInvoices, billed_period_star
 from app.billing.money import LineInput
 from app.billing.planner import ContractPlan, ContractTerms, plan_contract
 from app.billing.run_end import finish_if_done
-from app.bulk import copy_rows, for_each_id
+from app.bulk import copy_rows, for_each_id, json_encoder, row_encoder
 from app.extensions import db
 from app.models import BillingRun, BillingRunItem, Contract, ContractLine, LegalEntity
 from app.models.types import utcnow
@@ -115,9 +115,10 @@ def _write_chunk(run_id: int, entity: EntityInfo, plans: list[ContractPlan], *, 
     invoice_ids: dict[int, list[int]] = defaultdict(list)
     for invoice in ([] if invoices is None else write_invoices(entity, invoices)):
         invoice_ids[invoice.contract_id].append(invoice.id)
-    for item in items:
-        item[4] = invoice_ids.get(item[1], [])
-    copy_rows(BillingRunItem.__table__, ITEM_COLUMNS, items)
+    encode_json = json_encoder()
+    for plan, item in zip(plans, items):
+        item[4] = encode_json(invoice_ids.get(plan.contract_id, []))
+    copy_rows(BillingRunItem.__table__, ITEM_COLUMNS, items, encoded=True)
     progressed = db.session.execute(
         update(BillingRun).where(BillingRun.id == run_id, BillingRun.status == "running").values(
             contracts_processed=BillingRun.contracts_processed + len(plans),
@@ -135,12 +136,14 @@ def _write_chunk(run_id: int, entity: EntityInfo, plans: list[ContractPlan], *, 
 
 def _prepare(run_id: int, entity: EntityInfo, plans: list[ContractPlan], notes: dict[int, str], *, post: bool,
              dry_run: bool, depth: int) -> tuple[PreparedInvoices | None, list[list[Any]]]:
-    """The invoice rows (none for a dry run) and the run items (invoice ids still open) of `plans`."""
+    """The invoice rows (none for a dry run) and the run items of `plans`, encoded for COPY; the
+    items' invoice ids are still open."""
     drafts = [d for p in plans for d in p.drafts]
     invoices = None if dry_run else prepare_invoices(entity, drafts, post=post, billing_run_id=run_id, depth=depth)
-    items = [[run_id, plan.contract_id, plan.status, len(plan.drafts), None,
-              [d.period.start.isoformat() for d in plan.drafts], {c: str(t) for c, t in plan.totals().items()},
-              plan.error or notes.get(plan.contract_id)] for plan in plans]
+    encode = row_encoder(BillingRunItem.__table__, ITEM_COLUMNS)
+    items = [encode((run_id, plan.contract_id, plan.status, len(plan.drafts), None,
+                     [d.period.start.isoformat() for d in plan.drafts], {c: str(t) for c, t in plan.totals().items()},
+                     plan.error or notes.get(plan.contract_id))) for plan in plans]
     return invoices, items
 
 

@@ -18,9 +18,9 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from app.agents.events import emit_many, event_row
+from app.agents.events import emit_many, event_encoder, event_row
 from app.billing.numbering import format_invoice_number
-from app.bulk import copy_rows, for_each_id, for_each_key, new_ids, reserve_ids
+from app.bulk import copy_rows, for_each_id, for_each_key, json_encoder, new_ids, reserve_ids, row_encoder
 from app.billing.planner import InvoiceDraft
 from app.extensions import db
 from app.models import Invoice, InvoiceLine, InvoiceSequence, LegalEntity
@@ -118,9 +118,10 @@ class PreparedInvoices:
 
     drafts: list[InvoiceDraft]  # in numbering order: issue year, contract, period start
     ids: list[int] | None  # reserved ahead where the database allows it (bulk.reserve_ids)
-    invoices: list[list[Any]]  # INVOICE_COLUMNS; id, number, sequence_year, sequence_number still None
-    lines: list[tuple[int, list[Any]]]  # (index into drafts, LINE_COLUMNS with invoice_id still None)
-    events: list[tuple[dict[str, Any], tuple[Any, ...]]]  # (payload without id and number, event_row)
+    # Rows encoded for COPY (bulk.row_encoder), with those few values still open:
+    invoices: list[list[Any]]  # INVOICE_COLUMNS; id, number, sequence_year, sequence_number
+    lines: list[tuple[int, list[Any]]]  # (index into drafts, LINE_COLUMNS); invoice_id
+    events: list[tuple[dict[str, Any], list[Any]]]  # (payload without id and number, event row); payload
     post: bool
 
 
@@ -130,18 +131,21 @@ def prepare_invoices(entity: EntityInfo, drafts: list[InvoiceDraft], *, post: bo
     drafts = sorted(drafts, key=lambda d: (d.issue_date.year, d.contract_id, d.period.start))
     now = utcnow()
     status, posted_at = ("issued", now) if post else ("draft", None)
+    encode_invoice = row_encoder(Invoice.__table__, INVOICE_COLUMNS)
+    encode_line, encode_event = row_encoder(InvoiceLine.__table__, LINE_COLUMNS), event_encoder()
     invoices, lines, events = [], [], []
     for i, d in enumerate(drafts):
         amounts = d.amounts
-        invoices.append([None, entity.id, d.customer_id, d.contract_id, billing_run_id, d.period.start, d.period.end,
-                         None, None, None, d.issue_date, d.due_date, amounts.currency, amounts.net, amounts.tax,
-                         amounts.total, amounts.total, status, now, posted_at])
-        lines.extend((i, [None, line.position, line.description, line.quantity, line.unit_price, line.vat_rate,
-                          line.net]) for line in amounts.lines)
+        invoices.append(encode_invoice((
+            None, entity.id, d.customer_id, d.contract_id, billing_run_id, d.period.start, d.period.end, None, None,
+            None, d.issue_date, d.due_date, amounts.currency, amounts.net, amounts.tax, amounts.total, amounts.total,
+            status, now, posted_at)))
+        lines.extend((i, encode_line((None, line.position, line.description, line.quantity, line.unit_price,
+                                      line.vat_rate, line.net))) for line in amounts.lines)
         if post:
             payload = issued_payload(entity, None, None, d.contract_id, amounts.currency, amounts.total)
-            events.append((payload, event_row("invoice.issued", payload, legal_entity_id=entity.id,
-                                              billing_run_id=billing_run_id, depth=depth, created_at=now)))
+            events.append((payload, encode_event(event_row("invoice.issued", None, legal_entity_id=entity.id,
+                                                           billing_run_id=billing_run_id, depth=depth, created_at=now))))
     return PreparedInvoices(drafts, reserve_ids(Invoice.__table__, len(drafts)), invoices, lines, events, post)
 
 
@@ -169,11 +173,13 @@ def write_invoices(entity: EntityInfo, prepared: PreparedInvoices) -> list[Writt
         row[0] = invoice_id
     for i, row in prepared.lines:
         row[0] = ids[i]
-    for (payload, _row), invoice_id, number in zip(prepared.events, ids, numbers):
+    encode_json = json_encoder()
+    for (payload, row), invoice_id, number in zip(prepared.events, ids, numbers):
         payload["invoice_id"], payload["number"] = invoice_id, number
-    copy_rows(Invoice.__table__, INVOICE_COLUMNS, prepared.invoices)
-    copy_rows(InvoiceLine.__table__, LINE_COLUMNS, (row for _i, row in prepared.lines))
-    emit_many([row for _payload, row in prepared.events])
+        row[1] = encode_json(payload)
+    copy_rows(Invoice.__table__, INVOICE_COLUMNS, prepared.invoices, encoded=True)
+    copy_rows(InvoiceLine.__table__, LINE_COLUMNS, (row for _i, row in prepared.lines), encoded=True)
+    emit_many([row for _payload, row in prepared.events], encoded=True)
     return [WrittenInvoice(invoice_id, d.contract_id, d.period.start, number, d.amounts.currency, d.amounts.total)
             for invoice_id, d, number in zip(ids, drafts, numbers)]
 
