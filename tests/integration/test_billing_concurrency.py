@@ -14,6 +14,7 @@ from app import create_app
 from app.agents.events import emit, relay_outbox
 from app.audit import Actor
 from app.billing.chunks import process_chunk
+from app.billing.ledger import lock_entity
 from app.billing.runs import execute_run, start_billing_run, sweep_stale_runs
 from app.extensions import db
 from app.models import BillingRun, BillingRunItem, Contract, ContractLine, Customer, Event, Invoice
@@ -247,23 +248,25 @@ def test_a_worker_killed_mid_run_then_a_new_run_bills_what_is_missing(app, db_se
     db.session.scalar(select(AgentDefinition).where(AgentDefinition.key == "billing_run")).configuration = {
         "auto_post": True, "payment_terms_days": 14, "chunk_size": 10, "as_of_offset_days": 0}
     entity = make_entity()
-    seed_contracts(entity, 400)
+    seed_contracts(entity, 1000)
     first = start_billing_run(entity, AS_OF, "manual", CLI).run.id
     worker = run_worker("billing", burst=False)
-    processed = 0
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
+        # Look under the entity's billing lock: while the test holds it no chunk can commit, so the
+        # run cannot finish between this look and the kill, however busy the machine is.
+        lock_entity(entity.id)
         db.session.expire_all()
-        processed = db.session.get(BillingRun, first).contracts_processed
-        db.session.rollback()
-        if processed >= 20:
+        if db.session.get(BillingRun, first).contracts_processed >= 20:
             break
+        db.session.rollback()
         time.sleep(0.01)
     os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work horse, mid-run
     worker.wait(10)
+    db.session.rollback()  # release the lock
     db.session.expire_all()
     run = db.session.get(BillingRun, first)
-    assert run.status == "running" and 0 < run.contracts_processed < 400
+    assert run.status == "running" and 20 <= run.contracts_processed < 1000
     db.session.rollback()
 
     # Not stale yet: a new request is told the run is still going.
@@ -280,7 +283,7 @@ def test_a_worker_killed_mid_run_then_a_new_run_bills_what_is_missing(app, db_se
     execute_run(second.run.id, inline=True)
     # The dead run's remaining chunk jobs, picked up later, do nothing.
     assert run_worker("billing").wait(120) == 0
-    assert_billed_once_without_gaps(entity, 800)
+    assert_billed_once_without_gaps(entity, 2000)
     db.session.expire_all()
     assert db.session.get(BillingRun, second.run.id).status == "completed"
 
