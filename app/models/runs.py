@@ -83,7 +83,7 @@ class BillingRunItem(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    billing_run_id: Mapped[int] = mapped_column(ForeignKey("billing_runs.id", ondelete="CASCADE"), index=True)
+    billing_run_id: Mapped[int] = mapped_column(ForeignKey("billing_runs.id", ondelete="CASCADE"))  # led by the unique (run, contract)
     # Not indexed: items are read by run (the unique index above), never by contract alone.
     contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"))
     status: Mapped[str] = mapped_column(String(16))
