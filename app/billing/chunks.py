@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 ITEM_COLUMNS = ("billing_run_id", "contract_id", "status", "periods_billed", "invoice_ids", "periods", "totals",
                 "reason")
+INVOICE_IDS_AT = ITEM_COLUMNS.index("invoice_ids")  # known only once the invoices are written
 
 
 def _entity_info(entity: LegalEntity) -> EntityInfo:
@@ -117,7 +118,7 @@ def _write_chunk(run_id: int, entity: EntityInfo, plans: list[ContractPlan], *, 
         invoice_ids[invoice.contract_id].append(invoice.id)
     encode_json = json_encoder()
     for plan, item in zip(plans, items):
-        item[4] = encode_json(invoice_ids.get(plan.contract_id, []))
+        item[INVOICE_IDS_AT] = encode_json(invoice_ids.get(plan.contract_id, []))
     copy_rows(BillingRunItem.__table__, ITEM_COLUMNS, items, encoded=True)
     progressed = db.session.execute(
         update(BillingRun).where(BillingRun.id == run_id, BillingRun.status == "running").values(
