@@ -105,10 +105,12 @@ def relay_job() -> dict[str, int]:
     return {"dispatched": result.dispatched, "jobs": result.jobs, "stopped": result.stopped}
 
 
-def sweep_job() -> int:
+def sweep_job() -> dict[str, int]:
+    """Fail billing runs whose worker died, and report deliveries that lost their job."""
     from app.billing.runs import sweep_stale_runs
+    from app.delivery.service import fail_stuck_deliveries
 
-    return sweep_stale_runs()
+    return {"runs": sweep_stale_runs(), "deliveries": fail_stuck_deliveries()}
 
 
 def schedule_sync_job() -> dict[str, int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from babel.numbers import format_currency
 from sqlalchemy import select
@@ -22,6 +23,11 @@ from app.models.types import utcnow
 
 log = logging.getLogger(__name__)
 AGENT = Actor.system("Invoice Delivery Agent")
+# How long after its last retry was due a delivery may still be `sending`/`retrying` (a backlog on
+# the delivery queue delays jobs) before it is taken as stopped.
+STUCK_MARGIN = timedelta(hours=2)
+STUCK_REASON = ("the delivery job stopped without an outcome (its worker was stopped or crashed, or the job "
+                "queue lost it): check with the customer whether the e-mail arrived, then press Resend")
 
 
 @dataclass
@@ -116,6 +122,28 @@ def request_resend(invoice: Invoice, actor: Actor) -> InvoiceDelivery:
     record("invoice.resend_requested", "invoice", invoice.id, actor, legal_entity_id=invoice.legal_entity_id,
            billing_run_id=invoice.billing_run_id, number=invoice.number)
     return delivery
+
+
+def fail_stuck_deliveries(now: datetime | None = None) -> int:
+    """Report deliveries that ended without an outcome as failed, so a person sees them and can Resend.
+
+    A delivery still `sending` or `retrying` long after its last retry was due has lost its job (a
+    worker killed mid-send, Redis lost). Nothing is sent again automatically: the e-mail may have
+    left before the crash, and a customer must never get an invoice twice by our doing.
+    """
+    now = now or utcnow()
+    retry_minutes = sum(int(m) for m in str(settings()["retry_minutes"]).split(",") if m.strip())
+    cutoff = now - timedelta(minutes=retry_minutes) - STUCK_MARGIN
+    stuck = list(db.session.scalars(select(InvoiceDelivery).where(
+        InvoiceDelivery.status.in_(("sending", "retrying")), InvoiceDelivery.created_at < cutoff)))
+    sweep = Actor.system("stuck-delivery sweep")
+    for delivery in stuck:
+        invoice = db.session.get(Invoice, delivery.invoice_id)
+        delivery.status, delivery.error = "failed", STUCK_REASON
+        record("invoice.delivery_failed", "invoice", invoice.id, sweep, reason=STUCK_REASON, kind=delivery.kind,
+               legal_entity_id=invoice.legal_entity_id, billing_run_id=invoice.billing_run_id, number=invoice.number)
+    db.session.commit()
+    return len(stuck)
 
 
 def latest_delivery(invoice_id: int) -> InvoiceDelivery | None:

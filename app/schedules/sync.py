@@ -39,7 +39,7 @@ SYSTEM_JOBS = (
     SystemJob("system-outbox-relay", "* * * * *", "app.agents.jobs.relay_job",
               description="dispatch the event outbox"),
     SystemJob("system-stale-run-sweep", "*/5 * * * *", "app.agents.jobs.sweep_job",
-              description="fail billing runs whose worker died"),
+              description="fail billing runs whose worker died, report deliveries that lost their job"),
     SystemJob("system-schedule-sync", "* * * * *", "app.agents.jobs.schedule_sync_job",
               description="keep rq-scheduler in step with the schedules"),
     SystemJob("system-collection-retries", "15 * * * *", "app.agents.jobs.collection_retries_job",

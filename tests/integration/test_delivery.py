@@ -3,7 +3,7 @@ import io
 import os
 import subprocess
 import sys
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import facturx
@@ -16,9 +16,10 @@ from sqlalchemy import func, select
 from app.agents.events import relay_outbox
 from app.audit import Actor
 from app.billing.runs import execute_run, start_billing_run
-from app.delivery.service import DeliveryFailed, deliver_invoice, request_resend
+from app.delivery.service import DeliveryFailed, deliver_invoice, fail_stuck_deliveries, request_resend
 from app.extensions import db
 from app.models import AuditEntry, Event, Invoice, InvoiceDelivery
+from app.models.types import utcnow
 from app.queues import get_redis
 from tests.conftest import ROOT
 from tests.factories import make_contract, make_entity
@@ -141,3 +142,25 @@ def test_resend_sends_again_and_is_audited(app, db_session, mail_sink):
     assert len(mail_sink.messages()) == 2
     assert db.session.scalar(select(func.count()).select_from(AuditEntry)
                              .where(AuditEntry.action == "invoice.resend_requested", AuditEntry.actor_label == "ann@example.com")) == 1
+
+
+def test_a_delivery_whose_job_was_lost_is_reported_failed_and_nothing_is_sent(app, db_session, mail_sink):
+    entity, run = bill_walkthrough()
+    first, second = db.session.scalars(select(Invoice).order_by(Invoice.id)).all()
+    now = utcnow()
+    # The worker died mid-send hours ago (retries 1+5+30 minutes long past), and one is sending right now.
+    lost = InvoiceDelivery(invoice_id=first.id, kind="auto", status="sending", attempts=1,
+                           created_at=now - timedelta(hours=3))
+    current = InvoiceDelivery(invoice_id=second.id, kind="auto", status="sending", attempts=1,
+                              created_at=now - timedelta(minutes=5))
+    db.session.add_all([lost, current])
+    db.session.commit()
+
+    assert fail_stuck_deliveries(now) == 1
+    db.session.expire_all()
+    assert (lost.status, current.status) == ("failed", "sending")
+    assert "press Resend" in lost.error
+    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "invoice.delivery_failed"))
+    assert entry.subject_id == first.id and entry.billing_run_id == run.id and entry.actor_label == "stuck-delivery sweep"
+    assert fail_stuck_deliveries(now) == 0  # reported once
+    assert mail_sink.messages() == []  # never re-sent by the sweep: the e-mail may have left before the crash
