@@ -8,9 +8,9 @@ catches up, so every consumer must tolerate seeing an event twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select, update

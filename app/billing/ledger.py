@@ -20,8 +20,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.agents.events import emit_many, event_encoder, event_row
 from app.billing.numbering import format_invoice_number
-from app.bulk import copy_rows, for_each_id, for_each_key, json_encoder, new_ids, reserve_ids, row_encoder
 from app.billing.planner import InvoiceDraft
+from app.bulk import copy_rows, for_each_id, for_each_key, json_encoder, new_ids, reserve_ids, row_encoder
 from app.extensions import db
 from app.models import Invoice, InvoiceLine, InvoiceSequence, LegalEntity
 from app.models.types import utcnow

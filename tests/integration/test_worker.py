@@ -37,11 +37,9 @@ def test_an_in_process_job_still_times_out_and_the_worker_goes_on(app):
         queue = Queue("delivery", connection=get_redis())
         slow = queue.enqueue(time.sleep, 30, job_timeout=1)
         after = queue.enqueue(os.getpid)
-        started = time.monotonic()
         pid, status, output = run_worker("delivery")
         assert status == 0, output
-        assert time.monotonic() - started < 25
-        slow.refresh()
+        slow.refresh()  # cut off at its timeout (a 30 s sleep that ran through would be finished, not failed)
         assert slow.is_failed and "JobTimeoutException" in (slow.latest_result().exc_string or "")
         assert after.return_value(refresh=True) == pid
 
