@@ -145,6 +145,20 @@ def test_the_pdf_carries_the_factur_x_xmp_and_the_associated_file(db_session):
     assert root["/Names"]["/EmbeddedFiles"]["/Names"][1].get_object() == spec
 
 
+def test_the_pdf_has_a_file_identifier_over_its_content_and_every_stream_decodes(db_session):
+    """PDF/A requires a file identifier; pdfa.py has each object serialized once for the file and its MD5."""
+    pdf = render_pdf(one_invoice(demo_entity()))
+    reader = PdfReader(BytesIO(pdf), strict=True)
+    permanent, changing = reader.trailer["/ID"]
+    assert permanent == changing and len(permanent) == 32  # WeasyPrint: the MD5 of the objects, in hex
+    assert reader.xref_objStm and reader.trailer["/Size"] > 10
+    for number in range(1, reader.trailer["/Size"]):
+        stream = reader.get_object(number)
+        if hasattr(stream, "get_data"):
+            assert stream.get_data()  # inflates: the /Length and the /FlateDecode data agree
+    assert "Net total" in pdf_text(pdf)
+
+
 def test_two_rates_give_two_vat_breakdowns_that_add_up_to_the_invoice_tax(db_session):
     entity = demo_entity()
     invoice = one_invoice(entity, lines=[("Hosting", "1", "100.00", "19"), ("Handbook", "3", "12.35", "7"),
