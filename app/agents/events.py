@@ -80,11 +80,19 @@ def subscribers(event_type: str) -> list[str]:
 
 
 def relay_outbox(batch_size: int = 200, max_batches: int | None = None) -> RelayResult:
-    """Dispatch undispatched events, oldest first, in batches; returns what was done."""
-    from app.agents.jobs import enqueue_agent_event
+    """Dispatch undispatched events, oldest first, in batches; returns what was done.
+
+    A batch's jobs go to Redis in one pipeline before the batch is marked dispatched; if the commit
+    fails after that, the events are dispatched again later (consumers tolerate a second delivery).
+    """
+    from app.agents.jobs import enqueue_agent_event, retry_policy
+    from app.queues import get_redis
 
     result = RelayResult()
     batches = 0
+    limit = max_chain_depth()
+    agents_of: dict[str, list[str]] = {}  # event type → subscribed agents, looked up once per relay
+    retry_of: dict[str, Any] = {}  # agent → its RQ Retry
     while max_batches is None or batches < max_batches:
         batches += 1
         query = select(Event).where(Event.dispatched_at.is_(None)).order_by(Event.id).limit(batch_size)
@@ -94,8 +102,12 @@ def relay_outbox(batch_size: int = 200, max_batches: int | None = None) -> Relay
         if not events:
             db.session.rollback()
             break
-        cache: dict[str, list[str]] = {}
-        limit = max_chain_depth()
+        for event_type in {e.type for e in events} - agents_of.keys():
+            agents_of[event_type] = subscribers(event_type)
+            for key in agents_of[event_type]:
+                if key not in retry_of:
+                    retry_of[key] = retry_policy(key)
+        pipeline = get_redis().pipeline()
         for event in events:
             if event.depth > limit:
                 record("workflow.stopped", "event", event.id, Actor.system("relay"),
@@ -104,13 +116,13 @@ def relay_outbox(batch_size: int = 200, max_batches: int | None = None) -> Relay
                        reason=f"event chain deeper than {limit} steps: stopped so it cannot loop forever")
                 result.stopped += 1
                 continue
-            keys = cache.setdefault(event.type, subscribers(event.type))
-            for key in keys:
-                job_id = enqueue_agent_event(key, event.id)
+            for key in agents_of[event.type]:
+                job_id = enqueue_agent_event(key, event.id, retry_of[key], pipeline=pipeline)
                 record("workflow.step_fired", "event", event.id, Actor.system("relay"),
                        legal_entity_id=event.legal_entity_id, billing_run_id=event.billing_run_id,
                        event_type=event.type, agent=key, job_id=job_id)
                 result.jobs += 1
+        pipeline.execute()
         db.session.execute(
             update(Event).where(Event.id.in_([e.id for e in events])).values(dispatched_at=utcnow())
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from redis.client import Pipeline
 from rq import Retry
 
 from app.queues import get_queue
@@ -48,13 +49,15 @@ def retry_policy(agent_key: str) -> Retry | None:
     return Retry(max=len(minutes), interval=[m * 60 for m in minutes]) if minutes else None
 
 
-def enqueue_agent_event(agent_key: str, event_id: int) -> str:
+def enqueue_agent_event(agent_key: str, event_id: int, retry: Retry | None, *, pipeline: Pipeline | None = None) -> str:
+    """Enqueue the agent's job for the event, with `retry` (the agent's `retry_policy()`); with
+    `pipeline`, the job is enqueued when the caller executes that pipeline."""
     from app.agents.registry import get_spec
 
     spec = get_spec(agent_key)
     job = get_queue(spec.queue).enqueue(
         agent_event_job, agent_key, event_id, job_id=f"{agent_key}-event-{event_id}",
-        description=f"{spec.name} on event {event_id}", retry=retry_policy(agent_key),
+        description=f"{spec.name} on event {event_id}", retry=retry, pipeline=pipeline,
     )
     return job.id
 

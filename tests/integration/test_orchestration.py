@@ -36,6 +36,29 @@ def test_relay_enqueues_one_job_per_subscribed_agent_on_its_queue_and_audits_the
     assert sorted(s.details["agent"] for s in steps) == ["invoice_delivery", "payment_collection"]
 
 
+def test_a_relay_over_several_batches_enqueues_each_event_once_with_its_agents_retry_setting(db_session):
+    from rq.job import Job
+
+    from app.agents.service import current_configuration, get_agent
+
+    entity = make_entity()
+    delivery = get_agent("invoice_delivery")
+    delivery.configuration = {**current_configuration(delivery), "retry_minutes": "2,10"}
+    for n in range(7):
+        emit("invoice.issued", {"invoice_id": n, "number": f"X-{n}"}, legal_entity_id=entity.id)
+    db.session.commit()
+    result = relay_outbox(batch_size=3)  # three batches: 3 + 3 + 1 events
+    assert (result.dispatched, result.jobs) == (7, 14)
+    redis = get_redis()
+    delivery_jobs = [Job.fetch(job_id.decode(), connection=redis) for job_id in redis.lrange("rq:queue:delivery", 0, -1)]
+    assert sorted(job.args[1] for job in delivery_jobs) == sorted(e.id for e in db.session.scalars(select(Event)))
+    assert {(job.retries_left, tuple(job.retry_intervals)) for job in delivery_jobs} == {(2, (120, 600))}
+    assert redis.llen("rq:queue:collection") == 7
+    assert db.session.scalar(select(func.count()).select_from(AuditEntry)
+                             .where(AuditEntry.action == "workflow.step_fired")) == 14
+    assert relay_outbox().dispatched == 0  # all marked dispatched
+
+
 def test_a_chain_deeper_than_the_limit_is_stopped_and_reported(app, db_session):
     entity = make_entity()
     app.config["EVENT_CHAIN_MAX_DEPTH"] = 3
