@@ -106,8 +106,10 @@ def write_facturx_pdf(document: Document, xml: bytes) -> bytes:
     metadata = document.metadata
     document.metadata = FacturXMetadata(**vars(metadata))
     now = datetime.now(timezone.utc).replace(microsecond=0)
+    # The document's URL fetcher: nothing is fetched, but Attachment would otherwise build a
+    # urllib opener of its own for every invoice (0.4 ms).
     attachment = Attachment(string=xml, name=XML_FILENAME, description=XML_DESCRIPTION, relationship="Data",
-                            created=now, modified=now)
+                            created=now, modified=now, url_fetcher=document.url_fetcher)
     return document.write_pdf(pdf_variant=PDF_VARIANT, attachments=[attachment], finisher=_finish)
 
 
