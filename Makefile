@@ -24,7 +24,7 @@ $(STAMP): requirements.txt
 	mkdir -p instance
 
 # Debian libraries WeasyPrint needs (harfbuzz subsetting makes PDFs 3-7x faster).
-SYSTEM_LIBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
+SYSTEM_LIBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-liberation fonts-dejavu-core
 system-deps:
 	@missing=$$(for p in $(SYSTEM_LIBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -240,6 +240,20 @@ def test_jpy_amounts_have_no_decimals(db_session):
     assert "¥4,791" in text  # ja_JP's full-width ￥ is not in the embedded font: the plain ¥ is printed
 
 
+def test_characters_the_document_font_lacks_are_printed_from_the_fallback_font(db_session):
+    """Liberation Sans sets the invoice; the rupee sign and Hebrew, which it lacks, come from DejaVu Sans."""
+    entity = make_entity("IN01", name="Arbill India Pvt Ltd", country="IN", currency="INR", locale="en_IN",
+                         address="12 MG Road\n560001 Bengaluru\nIndia")
+    invoice = one_invoice(entity, lines=[("Plan", "1", "1000", "18")], customer="שלום Trading", currency="INR")
+    pdf = render_pdf(invoice)
+    text = pdf_text(pdf)
+    assert "₹1,180.00" in text and "שלום" in text, text
+    reader = PdfReader(BytesIO(pdf))
+    fonts = {font.get_object()["/BaseFont"].split("+", 1)[1]
+             for font in reader.pages[0]["/Resources"]["/Font"].values()}
+    assert {"Liberation-Sans", "Liberation-Sans-Bold", "DejaVu-Sans"} <= fonts, fonts
+
+
 def test_rendering_logs_no_weasyprint_warning(db_session, caplog, monkeypatch):
     """No missing glyph (.notdef), no CSS WeasyPrint ignores, no resource it could not fetch."""
     from app.documents import pdf as pdf_module
