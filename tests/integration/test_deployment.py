@@ -36,3 +36,14 @@ def test_compose_and_the_procfile_name_the_processes_the_image_knows():
     # The image's commands run the same programs as the Procfile.
     text = ENTRYPOINT.read_text()
     assert "exec python worker.py" in text and "exec flask scheduler run" in text and "wsgi:app" in text
+
+
+def test_the_image_installs_the_debian_packages_make_install_does():
+    """Fonts and the harfbuzz subsetter decide how the PDFs look and how fast they render: the image
+    and a machine set up by `make install` must have the same ones."""
+    makefile = (ROOT / "Makefile").read_text()
+    wanted = set(re.search(r"^SYSTEM_LIBS := (.+)$", makefile, re.M).group(1).split())
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    installed = set(re.search(r"apt-get install -y --no-install-recommends ([^\\\n]+)", dockerfile).group(1).split())
+    assert {"fonts-liberation", "libharfbuzz-subset0"} <= wanted
+    assert wanted <= installed, f"the Dockerfile does not install {sorted(wanted - installed)}"
