@@ -20,7 +20,6 @@ from sqlalchemy import (JSON, Date, DateTime, Numeric, Row, Select, String, Tabl
                         text, true, tuple_)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement, Label
-from sqlalchemy.types import TypeEngine
 
 from app.extensions import db
 
@@ -64,7 +63,7 @@ def row_encoder(table: Table, columns: Sequence[str]) -> Callable[[Sequence[Any]
     """
     if not is_postgresql():
         return list
-    # The encoder is one generated expression, `lambda row: [row[0], str(row[1]), dates[row[2]], …]`,
+    # The encoder is one generated expression, `lambda row: [row[0], str(row[1]), iso_2[row[2]], …]`,
     # as dataclasses and namedtuple generate theirs: a billing run encodes ~5 rows per contract, and a
     # loop calling a converter per value took twice as long.
     namespace: dict[str, Any] = {"str": str}
