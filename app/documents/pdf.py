@@ -2,8 +2,8 @@
 
 Rendered in workers (an app context, no request): the template uses no `url_for`, no `request`,
 no context processor and no network; its stylesheet is parsed once per thread and the fonts are
-the locally installed Liberation Sans, and DejaVu Sans for the characters it lacks (invoice.css). Money is formatted with Babel in the legal entity's locale
-(58,53 € for de_DE). bench/render.py measures it; the comments below say what made it faster.
+the locally installed Liberation Sans, and DejaVu Sans for the characters it lacks (invoice.css).
+Money is formatted with Babel in the legal entity's locale (58,53 € for de_DE). bench/render.py measures it; the comments below say what made it faster.
 """
 from __future__ import annotations
 
@@ -145,7 +145,8 @@ def document_context(invoice: Invoice) -> dict:
     }
 
 
-# Symbols some locales use that the embedded fonts (Liberation Sans, DejaVu Sans) lack, and their narrow equivalents:
+# Symbols some locales use that the embedded fonts (Liberation Sans, DejaVu Sans) lack, and their
+# narrow equivalents:
 # ja_JP writes the yen as U+FFE5 FULLWIDTH YEN SIGN.
 _FONT_SAFE = str.maketrans({"\uffe5": "\u00a5", "\uffe1": "\u00a3", "\uffe0": "\u00a2"})
 
