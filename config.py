@@ -37,8 +37,33 @@ def _bool(name: str, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+DEVELOPMENT_SECRET_KEY = "dev-only-not-secret"
+# Keys that have been printed in this repository or its docs: production refuses them.
+KNOWN_SECRET_KEYS = frozenset({DEVELOPMENT_SECRET_KEY, "change-me-before-production", "testing", "secret",
+                               "changeme", "change-me", "s3cret"})
+SECRET_KEY_MIN_BYTES = 32
+MAKE_A_SECRET_KEY = 'python3 -c "import secrets; print(secrets.token_urlsafe(48))"'
+
+
+def check_production_secret_key(secret: str | None) -> str:
+    """The SECRET_KEY production may start with, or RuntimeError saying what is wrong and how to make one."""
+    how = f"make one with: {MAKE_A_SECRET_KEY}"
+    if not secret:
+        raise RuntimeError(f"SECRET_KEY is not set: production refuses to start without it ({how})")
+    if secret != secret.strip() or not secret.strip():
+        raise RuntimeError(f"SECRET_KEY starts or ends with whitespace, or is blank: production refuses it ({how})")
+    if secret in KNOWN_SECRET_KEYS or secret.lower() in KNOWN_SECRET_KEYS:
+        raise RuntimeError(f"SECRET_KEY is a published default: anyone could forge sessions with it ({how})")
+    if len(secret.encode()) < SECRET_KEY_MIN_BYTES:
+        raise RuntimeError(f"SECRET_KEY is {len(secret.encode())} bytes long; production needs at least "
+                           f"{SECRET_KEY_MIN_BYTES} random bytes ({how})")
+    if len(set(secret)) < 8:
+        raise RuntimeError(f"SECRET_KEY repeats too few characters to be random ({how})")
+    return secret
+
+
 class Config:
-    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret")
+    SECRET_KEY = os.environ.get("SECRET_KEY", DEVELOPMENT_SECRET_KEY)
     SQLALCHEMY_DATABASE_URI = normalize_database_url(os.environ.get("DATABASE_URL") or default_database_url())
     SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
     REDIS_URL = os.environ.get("REDIS_URL") or default_redis_url()
@@ -58,7 +83,9 @@ class Config:
     MAIL_USE_SSL = _bool("MAIL_USE_SSL")
     MAIL_USERNAME = os.environ.get("MAIL_USERNAME")
     MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD")
-    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "billing@arbill.localhost")
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER") or "billing@arbill.localhost"
+    # Production refuses to hand invoices to Arbill's development mail sink (it delivers nothing).
+    MAIL_REFUSE_DEVELOPMENT_SINK = False
     # A billing run that has been `running` without progress for this long is considered dead.
     RUN_STALE_SECONDS = int(os.environ.get("RUN_STALE_SECONDS", "600"))
     # An event chain deeper than this is stopped and reported (loop guard).
@@ -76,11 +103,14 @@ class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
 
+    MAIL_REFUSE_DEVELOPMENT_SINK = True
+
     def __init__(self) -> None:
-        secret = os.environ.get("SECRET_KEY")
-        if not secret:
-            raise RuntimeError("SECRET_KEY is not set: production refuses to start without it")
-        self.SECRET_KEY = secret
+        self.SECRET_KEY = check_production_secret_key(os.environ.get("SECRET_KEY"))
+        if not (os.environ.get("MAIL_SERVER") or "").strip():
+            raise RuntimeError("MAIL_SERVER is not set: production sends invoices to customers and needs a real "
+                               "SMTP server (set MAIL_SERVER, MAIL_PORT and, if it asks for them, MAIL_USERNAME, "
+                               "MAIL_PASSWORD, MAIL_USE_TLS)")
 
 
 class TestingConfig(Config):

@@ -14,6 +14,11 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
+from app.delivery.mail import DEVELOPMENT_SINK_MARK
+
+# The sink says what it is in its greeting; production refuses to send through it (app/delivery/mail.py).
+IDENT = f"{DEVELOPMENT_SINK_MARK.decode()} (keeps every message locally, delivers nothing)"
+
 
 class MaildirHandler:
     def __init__(self, directory: Path):
@@ -30,7 +35,7 @@ class MaildirHandler:
 
 
 def start_sink(directory: Path, host: str = "127.0.0.1", port: int = 8025) -> Controller:
-    controller = Controller(MaildirHandler(directory), hostname=host, port=port)
+    controller = Controller(MaildirHandler(directory), hostname=host, port=port, ident=IDENT)
     controller.start()
     return controller
 

@@ -8,6 +8,10 @@ from email.utils import formatdate, make_msgid
 from flask import current_app
 
 
+# What the development mail sink (app/mailsink.py) says in its greeting.
+DEVELOPMENT_SINK_MARK = b"Arbill-development-mail-sink"
+
+
 class MailError(RuntimeError):
     """The SMTP server could not be reached or refused the message."""
 
@@ -31,7 +35,11 @@ def send(message: EmailMessage) -> None:
     config = current_app.config
     try:
         smtp_class = smtplib.SMTP_SSL if config["MAIL_USE_SSL"] else smtplib.SMTP
-        with smtp_class(config["MAIL_SERVER"], int(config["MAIL_PORT"]), timeout=30) as smtp:
+        with smtp_class(timeout=30) as smtp:
+            _code, greeting = smtp.connect(config["MAIL_SERVER"], int(config["MAIL_PORT"]))
+            if config.get("MAIL_REFUSE_DEVELOPMENT_SINK") and DEVELOPMENT_SINK_MARK in greeting:
+                raise MailError(f"SMTP {config['MAIL_SERVER']}:{config['MAIL_PORT']} is Arbill's development mail "
+                                "sink, which delivers nothing: set MAIL_SERVER to a real SMTP server")
             if config["MAIL_USE_TLS"] and not config["MAIL_USE_SSL"]:
                 smtp.starttls()
             if config.get("MAIL_USERNAME"):

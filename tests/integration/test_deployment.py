@@ -47,3 +47,13 @@ def test_the_image_installs_the_debian_packages_make_install_does():
     installed = set(re.search(r"apt-get install -y --no-install-recommends ([^\\\n]+)", dockerfile).group(1).split())
     assert {"fonts-liberation", "libharfbuzz-subset0"} <= wanted
     assert wanted <= installed, f"the Dockerfile does not install {sorted(wanted - installed)}"
+
+
+def test_compose_refuses_to_start_without_a_secret_key_or_a_mail_server():
+    """`docker compose up` without SECRET_KEY once started production with a key printed here."""
+    compose = (ROOT / "docker-compose.yml").read_text()
+    assert re.search(r"^    SECRET_KEY: \$\{SECRET_KEY:\?[^}]+\}$", compose, re.M)
+    assert re.search(r"^    MAIL_SERVER: \$\{MAIL_SERVER:\?[^}]+\}$", compose, re.M)
+    assert "change-me" not in compose
+    # The development mail sink is only started with the dev profile.
+    assert re.search(r"^  mail:\n(?:    .*\n)*?    profiles: \[dev\]", compose, re.M)

@@ -18,10 +18,37 @@ def test_production_refuses_to_start_without_secret_key(monkeypatch):
         config.config_from_env()
 
 
+GOOD_KEY = "Vq3h0Jm9ZkP2sXc7Rt4Lw8Ny1Bd6Fg5Ua0Ee3Ii9Oo2"
+
+
+@pytest.mark.parametrize("key", [
+    " ", "   ", "a", "short-but-not-blank", config.DEVELOPMENT_SECRET_KEY, "change-me-before-production",
+    "testing", "a" * 64, " " + GOOD_KEY, GOOD_KEY + "\n",
+])
+def test_production_refuses_default_blank_and_short_secret_keys(monkeypatch, key):
+    """A key anyone can read or guess lets anyone sign an admin session cookie."""
+    monkeypatch.setenv("ARBILL_ENV", "production")
+    monkeypatch.setenv("MAIL_SERVER", "smtp.example.com")
+    monkeypatch.setenv("SECRET_KEY", key)
+    with pytest.raises(RuntimeError, match="SECRET_KEY") as refused:
+        config.config_from_env()
+    assert "secrets.token_urlsafe" in str(refused.value), "the message says how to make a key"
+
+
+def test_production_refuses_to_start_without_a_real_mail_server(monkeypatch):
+    monkeypatch.setenv("SECRET_KEY", GOOD_KEY)
+    monkeypatch.delenv("MAIL_SERVER", raising=False)
+    with pytest.raises(RuntimeError, match="MAIL_SERVER"):
+        config.ProductionConfig()
+    monkeypatch.setenv("MAIL_SERVER", "smtp.example.com")
+    assert config.ProductionConfig().MAIL_REFUSE_DEVELOPMENT_SINK is True
+
+
 def test_production_uses_secure_cookies(monkeypatch):
-    monkeypatch.setenv("SECRET_KEY", "s3cret")
+    monkeypatch.setenv("SECRET_KEY", GOOD_KEY)
+    monkeypatch.setenv("MAIL_SERVER", "smtp.example.com")
     production = config.ProductionConfig()
-    assert production.SECRET_KEY == "s3cret"
+    assert production.SECRET_KEY == GOOD_KEY
     assert production.SESSION_COOKIE_SECURE and production.SESSION_COOKIE_HTTPONLY
     assert production.SESSION_COOKIE_SAMESITE == "Lax"
 
