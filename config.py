@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -76,6 +77,9 @@ class Config:
     # Failed logins: after LOGIN_MAX_FAILURES failures an account is locked for LOGIN_LOCK_SECONDS.
     LOGIN_MAX_FAILURES = int(os.environ.get("LOGIN_MAX_FAILURES", "5"))
     LOGIN_LOCK_SECONDS = int(os.environ.get("LOGIN_LOCK_SECONDS", "300"))
+    # Failed logins further apart than this start the count again.
+    LOGIN_FAILURE_DECAY_SECONDS = int(os.environ.get("LOGIN_FAILURE_DECAY_SECONDS", "900"))
+    REMEMBER_COOKIE_DURATION = timedelta(days=int(os.environ.get("REMEMBER_COOKIE_DAYS", "30")))
     # Mail (Flask-Mail's names). `make run` points these at its local mail sink.
     MAIL_SERVER = os.environ.get("MAIL_SERVER", "127.0.0.1")
     MAIL_PORT = int(os.environ.get("MAIL_PORT", "8025"))
@@ -104,6 +108,7 @@ class ProductionConfig(Config):
     REMEMBER_COOKIE_SECURE = True
 
     MAIL_REFUSE_DEVELOPMENT_SINK = True
+    DEMO_DATA_ALLOWED = False
 
     def __init__(self) -> None:
         self.SECRET_KEY = check_production_secret_key(os.environ.get("SECRET_KEY"))

@@ -1,17 +1,32 @@
-"""Accounts: creating users and checking logins, with throttling of repeated failures."""
+"""Accounts: creating users, the password rule, and checking logins with throttling of failures.
+
+A login attempt is counted before its password is checked, by one atomic UPDATE on the user's row:
+however many attempts arrive at once, at most LOGIN_MAX_FAILURES passwords are checked before the
+account is locked. Unknown addresses cost the same password hash and get the same answer.
+"""
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import case, or_, select, update
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.audit import Actor, record
 from app.extensions import db
 from app.models import User
 from app.models.accounts import ROLES
 from app.models.types import utcnow
+from app.records.validation import FieldError, parse_email
+
+PASSWORD_MIN_LENGTH = 12
+COMMON_PASSWORDS = Path(__file__).resolve().parent / "data" / "common-passwords.txt"
+# Every failed login gets this answer: it does not tell whether the address has an account or is locked.
+LOGIN_REFUSED = "E-mail or password is wrong. After {max} failed attempts an account is locked for {minutes} minute(s)."
 
 
 class AccountError(ValueError):
@@ -24,18 +39,58 @@ class LoginResult:
     error: str | None = None
 
 
+# ------------------------------------------------------------------ the rules
+def check_email(email: str) -> str:
+    """The address, normalised by the one address rule (app.records.validation.parse_email)."""
+    try:
+        address = parse_email(email)
+    except FieldError as error:
+        raise AccountError(str(error)) from None
+    if address is None:
+        raise AccountError("the e-mail address is required")
+    return address
+
+
+# Runs along the keyboard and the alphabet, forwards and backwards: "123456789012", "qwertyuiop".
+_SEQUENCES = ("01234567890123456789", "abcdefghijklmnopqrstuvwxyzabc", "qwertyuiopasdfghjklzxcvbnm",
+              "qwertzuiopasdfghjklyxcvbnm", "azertyuiopqsdfghjklmwxcvbn", "1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik9ol0p")
+_SEQUENCES = _SEQUENCES + tuple(s[::-1] for s in _SEQUENCES)
+
+
+@functools.cache
+def _common_passwords() -> frozenset[str]:
+    return frozenset(COMMON_PASSWORDS.read_text(encoding="utf-8").split())
+
+
+def check_password_rule(password: str, email: str) -> None:
+    """AccountError unless the password is at least 12 characters, not blank, not the e-mail address,
+    and not a common password (with or without digits and symbols around it)."""
+    if not password or not password.strip():
+        raise AccountError("the password cannot be blank")
+    if len(password) < PASSWORD_MIN_LENGTH:
+        raise AccountError(f"the password must be at least {PASSWORD_MIN_LENGTH} characters long "
+                           "(a few unrelated words make a good one)")
+    lowered = password.strip().lower()
+    if lowered in (email.lower(), email.lower().split("@")[0]):
+        raise AccountError("the password cannot be the e-mail address")
+    if len(set(lowered)) < 5:
+        raise AccountError("the password repeats too few different characters")
+    core = re.sub(r"^[\W\d_]+|[\W\d_]+$", "", lowered)
+    halves = {lowered[: len(lowered) // 2]} if lowered[: len(lowered) // 2] * 2 == lowered else set()
+    if {lowered, core, *halves} & _common_passwords() or any(lowered in run for run in _SEQUENCES):
+        raise AccountError("this password is one of the most common ones: choose another")
+
+
+# ------------------------------------------------------------------ users
 def find_user(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == email.strip().lower()))
 
 
 def create_user(email: str, role: str, password: str, actor: Actor | None = None) -> User:
-    email = email.strip().lower()
     if role not in ROLES:
         raise AccountError(f"role {role!r} is not one of {', '.join(ROLES)}")
-    if "@" not in email:
-        raise AccountError(f"{email!r} is not an e-mail address")
-    if len(password) < 8:
-        raise AccountError("the password must be at least 8 characters long")
+    email = check_email(email)
+    check_password_rule(password, email)
     if find_user(email) is not None:
         raise AccountError(f"a user with e-mail {email} already exists")
     user = User(email=email, role=role)
@@ -47,12 +102,16 @@ def create_user(email: str, role: str, password: str, actor: Actor | None = None
 
 
 def update_user(user: User, *, role: str, active: bool, password: str | None, actor: Actor) -> dict:
-    """Change a user's role, active flag or password; audited. An admin cannot demote or disable themselves."""
+    """Change a user's role, active flag or password; audited. An admin cannot demote or disable themselves.
+
+    Any of these changes ends the user's sessions: a stolen cookie does not outlive them."""
     if role not in ROLES:
         raise AccountError(f"role {role!r} is not one of {', '.join(ROLES)}")
     if actor.user_id == user.id and (role != user.role or not active):
         raise AccountError("you cannot change your own role or disable yourself: ask another admin")
     changes = {}
+    if password:
+        check_password_rule(password, user.email)
     if role != user.role:
         changes["role"] = {"old": user.role, "new": role}
         user.role = role
@@ -60,37 +119,101 @@ def update_user(user: User, *, role: str, active: bool, password: str | None, ac
         changes["active"] = {"old": user.active, "new": active}
         user.active = active
     if password:
-        if len(password) < 8:
-            raise AccountError("the password must be at least 8 characters long")
         user.set_password(password)
-        user.failed_logins, user.locked_until = 0, None
+        user.failed_logins, user.locked_until, user.last_failed_login_at = 0, None, None
         changes["password"] = {"old": "…", "new": "changed"}
     if changes:
+        user.end_sessions()
         record("user.updated", "user", user.id, actor, email=user.email, changes=changes)
     return changes
 
 
+def load_session_user(session_id: str) -> User | None:
+    """The user a session or remember-me cookie names ("id:version"), if that session is still valid."""
+    user_id, _, version = session_id.partition(":")
+    if not (user_id.isascii() and user_id.isdigit() and version.isascii() and version.isdigit()):
+        return None  # a cookie from before session versions, or a forged one
+    if int(user_id) > 2**31 - 1:
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or user.session_version != int(version) or not user.active:
+        return None
+    return user
+
+
+def log_out(user: User, actor: Actor) -> None:
+    """End every session of the user (this browser's and any copy of its cookies); the caller commits."""
+    user.end_sessions()
+    record("user.logout", "user", user.id, actor)
+
+
+# ------------------------------------------------------------------ logins
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash of the same method and cost as real ones, checked for unknown addresses."""
+    return generate_password_hash("no user has this password")
+
+
+def _refused() -> LoginResult:
+    config = current_app.config
+    minutes = max(1, config["LOGIN_LOCK_SECONDS"] // 60)
+    return LoginResult(None, LOGIN_REFUSED.format(max=config["LOGIN_MAX_FAILURES"], minutes=minutes))
+
+
+def _count_attempt(user_id: int, now: datetime) -> int | None:
+    """Count one login attempt atomically; its number since the counter last started, or None when the
+    account is locked. Attempts after a quiet period of LOGIN_FAILURE_DECAY_SECONDS start again at 1."""
+    quiet_since = now - timedelta(seconds=current_app.config["LOGIN_FAILURE_DECAY_SECONDS"])
+    counted = db.session.execute(
+        update(User)
+        .where(User.id == user_id, or_(User.locked_until.is_(None), User.locked_until <= now))
+        .values(failed_logins=case((or_(User.last_failed_login_at.is_(None),
+                                           User.last_failed_login_at < quiet_since), 1),
+                                      else_=User.failed_logins + 1),
+                last_failed_login_at=now)
+        .returning(User.failed_logins)
+        .execution_options(synchronize_session=False)
+    ).scalar()
+    db.session.commit()
+    return counted
+
+
 def authenticate(email: str, password: str) -> LoginResult:
-    """Check a login. After LOGIN_MAX_FAILURES failures the account is locked for a while."""
-    user = find_user(email)
-    generic = "E-mail or password is wrong."
+    """Check a login. After LOGIN_MAX_FAILURES failed attempts the account is locked for a while."""
+    config = current_app.config
+    try:
+        address = check_email(email)
+    except AccountError:
+        address = None
+    user = find_user(address) if address else None
     if user is None:
-        return LoginResult(None, generic)
+        check_password_hash(_dummy_hash(), password)  # the same work as for a known address
+        return _refused()
+    user_id, max_failures = user.id, config["LOGIN_MAX_FAILURES"]
+    db.session.rollback()  # nothing of the user's row is held while the password is hashed
     now = utcnow()
-    if user.locked_until is not None and user.locked_until > now:
-        minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
-        return LoginResult(None, f"Too many failed logins: try again in {minutes} minute(s).")
+    attempt = _count_attempt(user_id, now)
+    if attempt is None or attempt > max_failures:
+        check_password_hash(_dummy_hash(), password)
+        return _refused()  # locked, or more attempts at once than may be checked
+    user = db.session.get(User, user_id)
     if not user.check_password(password):
-        user.failed_logins += 1
-        if user.failed_logins >= current_app.config["LOGIN_MAX_FAILURES"]:
-            user.locked_until = now + timedelta(seconds=current_app.config["LOGIN_LOCK_SECONDS"])
-            user.failed_logins = 0
-            record("user.locked", "user", user.id, Actor.system("login throttle"), email=user.email)
-        db.session.commit()
-        return LoginResult(None, generic)
+        if attempt >= max_failures:
+            locked = db.session.execute(
+                update(User).where(User.id == user_id, or_(User.locked_until.is_(None), User.locked_until <= now))
+                .values(locked_until=now + timedelta(seconds=config["LOGIN_LOCK_SECONDS"]), failed_logins=0,
+                        last_failed_login_at=None)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if locked:
+                record("user.locked", "user", user_id, Actor.system("login throttle"), email=user.email)
+            db.session.commit()
+        return _refused()
     if not user.active:
         return LoginResult(None, "This account is disabled: ask an admin to enable it.")
-    user.failed_logins = 0
-    user.locked_until = None
+    db.session.execute(update(User).where(User.id == user_id)
+                       .values(failed_logins=0, last_failed_login_at=None, locked_until=None)
+                       .execution_options(synchronize_session=False))
     db.session.commit()
+    db.session.refresh(user)
     return LoginResult(user)

@@ -16,7 +16,7 @@ from app.records.entities import EntityInput, create_legal_entity
 from app.records.importer import COLUMNS, import_contracts
 
 DEMO_EMAIL = "admin@arbill.example"
-DEMO_PASSWORD = "arbill-demo"
+DEMO_PASSWORD = "arbill-demo-admin"  # published: production refuses to load the demo
 DEMO_ENTITY = "DE01"
 # The CSV has no address column; the invoices of the demo should still show where they go.
 DEMO_ADDRESSES = {

@@ -21,6 +21,7 @@ class User(UserMixin, db.Model):
     __table_args__ = (
         CheckConstraint(enum_check("role", ROLES), name="role"),
         CheckConstraint("email = lower(email)", name="email_lowercase"),
+        CheckConstraint("failed_logins >= 0", name="failed_logins_not_negative"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -28,8 +29,13 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default="viewer")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Sign-in attempts since the last success that were not (yet) proven right; decays after a quiet period.
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    last_failed_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # In the session and the remember-me cookie; bumped on password change, logout, role change and
+    # disabling, which ends every session the user had.
+    session_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     current_legal_entity_id: Mapped[int | None] = mapped_column(
         db.ForeignKey("legal_entities.id", ondelete="SET NULL")
     )
@@ -44,6 +50,14 @@ class User(UserMixin, db.Model):
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
+
+    def get_id(self) -> str:
+        """What Flask-Login keeps in the session and the remember-me cookie: id and session version."""
+        return f"{self.id}:{self.session_version}"
+
+    def end_sessions(self) -> None:
+        """Every session and remember-me cookie of this user stops working (the caller commits)."""
+        self.session_version = (self.session_version or 1) + 1
 
     @property
     def is_active(self) -> bool:  # Flask-Login: inactive users cannot log in

@@ -35,10 +35,10 @@ def register_blueprints(app: Flask) -> None:
     login_manager.login_message_category = "info"
 
     @login_manager.user_loader
-    def load_user(user_id: str):
-        from app.models import User
+    def load_user(session_id: str):
+        from app.accounts import load_session_user
 
-        return db.session.get(User, int(user_id))
+        return load_session_user(session_id)
 
     @app.errorhandler(403)
     def forbidden(_error):

@@ -10,12 +10,12 @@ from app.models import AuditEntry, Contract, Customer, LegalEntity, User
 
 
 def test_users_create_with_password(app, runner):
-    result = runner.invoke(args=["users", "create", "--email", "Ann@Example.com", "--role", "accountant", "--password", "long enough"])
+    result = runner.invoke(args=["users", "create", "--email", "Ann@Example.com", "--role", "accountant", "--password", "long enough pass"])
     assert result.exit_code == 0, result.output
     with app.app_context():
         user = db.session.scalar(select(User))
-        assert user.email == "ann@example.com" and user.role == "accountant" and user.check_password("long enough")
-        assert user.password_hash != "long enough"
+        assert user.email == "ann@example.com" and user.role == "accountant" and user.check_password("long enough pass")
+        assert user.password_hash != "long enough pass"
 
 
 def test_users_create_prompts_for_the_password(app, runner):
@@ -27,11 +27,11 @@ def test_users_create_prompts_for_the_password(app, runner):
 
 
 def test_users_create_refuses_duplicates_and_bad_roles(app, runner):
-    args = ["users", "create", "--email", "c@example.com", "--role", "admin", "--password", "long enough"]
+    args = ["users", "create", "--email", "c@example.com", "--role", "admin", "--password", "long enough pass"]
     assert runner.invoke(args=args).exit_code == 0
     again = runner.invoke(args=[*args[:3], "C@example.com", *args[4:]])
     assert again.exit_code == 1 and "already exists" in again.output
-    assert runner.invoke(args=[*args[:4], "--role", "owner", "--password", "long enough"]).exit_code != 0
+    assert runner.invoke(args=[*args[:4], "--role", "owner", "--password", "long enough pass"]).exit_code != 0
 
 
 def test_entities_add(app, runner):

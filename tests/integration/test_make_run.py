@@ -40,7 +40,7 @@ def test_run_starts_every_process_on_embedded_defaults_and_ctrl_c_stops_them(tmp
         else:
             raise AssertionError("no login page:\n" + (tmp_path / "run.log").read_text())
         output = (tmp_path / "run.log").read_text()
-        assert f"http://127.0.0.1:{port}/" in output and "admin@arbill.example / arbill-demo" in output
+        assert f"http://127.0.0.1:{port}/" in output and "admin@arbill.example / arbill-demo-admin" in output
         assert (tmp_path / "instance" / "arbill.db").exists() and (tmp_path / "instance" / "redis.sock").exists()
 
         # The demo admin can log in.

@@ -3,7 +3,7 @@ from urllib.parse import urlsplit
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from app.accounts import authenticate
+from app.accounts import authenticate, log_out
 from app.audit import Actor, record
 from app.extensions import db
 from app.web.auth import bp
@@ -39,7 +39,7 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
-    record("user.logout", "user", current_user.id, Actor.for_user(current_user))
+    log_out(current_user, Actor.for_user(current_user))
     db.session.commit()
     logout_user()
     flash("You are logged out.", "info")
