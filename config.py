@@ -92,6 +92,14 @@ class Config:
     MAIL_REFUSE_DEVELOPMENT_SINK = False
     # A billing run that has been `running` without progress for this long is considered dead.
     RUN_STALE_SECONDS = int(os.environ.get("RUN_STALE_SECONDS", "600"))
+    # A handed-on event not acted on by an agent after this long is looked at by the relay's watchdog:
+    # its job enqueued again when Redis lost it (flask events pending, /healthz).
+    EVENT_HANDLING_GRACE_SECONDS = int(os.environ.get("EVENT_HANDLING_GRACE_SECONDS", "120"))
+    # An e-mail attempt in flight longer than this lost its worker: outcome unknown (default: the
+    # delivery job's timeout + 60 s).
+    DELIVERY_IN_FLIGHT_SECONDS = int(os.environ.get("DELIVERY_IN_FLIGHT_SECONDS", "0")) or None
+    # An issued invoice not e-mailed after this many minutes is "undelivered" (invoice list, CLI, /healthz).
+    UNDELIVERED_AFTER_MINUTES = int(os.environ.get("UNDELIVERED_AFTER_MINUTES", "60"))
     # An event chain deeper than this is stopped and reported (loop guard).
     EVENT_CHAIN_MAX_DEPTH = int(os.environ.get("EVENT_CHAIN_MAX_DEPTH", "5"))
     # Where `make run`'s mail sink keeps what it received (the admin's "Mailbox (development)" page).

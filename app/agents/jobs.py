@@ -49,6 +49,10 @@ def retry_policy(agent_key: str) -> Retry | None:
     return Retry(max=len(minutes), interval=[m * 60 for m in minutes]) if minutes else None
 
 
+def agent_event_job_id(agent_key: str, event_id: int) -> str:
+    return f"{agent_key}-event-{event_id}"
+
+
 def enqueue_agent_event(agent_key: str, event_id: int, retry: Retry | None, *, pipeline: Pipeline | None = None) -> str:
     """Enqueue the agent's job for the event, with `retry` (the agent's `retry_policy()`); with
     `pipeline`, the job is enqueued when the caller executes that pipeline."""
@@ -56,16 +60,22 @@ def enqueue_agent_event(agent_key: str, event_id: int, retry: Retry | None, *, p
 
     spec = get_spec(agent_key)
     job = get_queue(spec.queue).enqueue(
-        agent_event_job, agent_key, event_id, job_id=f"{agent_key}-event-{event_id}",
-        description=f"{spec.name} on event {event_id}", retry=retry, pipeline=pipeline,
+        agent_event_job, agent_key, event_id, job_id=agent_event_job_id(agent_key, event_id),
+        description=f"{spec.name} on event {event_id}", retry=retry, pipeline=pipeline, job_timeout=spec.job_timeout,
     )
     return job.id
 
 
-def enqueue_resend(invoice_id: int, delivery_id: int) -> str:
-    job = get_queue("delivery").enqueue(resend_job, invoice_id, delivery_id, job_id=f"invoice-resend-{delivery_id}",
-                                        retry=retry_policy("invoice_delivery"),
-                                        description=f"resend invoice {invoice_id}")
+def resend_job_id(delivery_id: int) -> str:
+    return f"invoice-resend-{delivery_id}"
+
+
+def enqueue_resend(invoice_id: int, delivery_id: int, *, pipeline: Pipeline | None = None) -> str:
+    from app.agents.registry import INVOICE_DELIVERY
+
+    job = get_queue("delivery").enqueue(resend_job, invoice_id, delivery_id, job_id=resend_job_id(delivery_id),
+                                        retry=retry_policy("invoice_delivery"), job_timeout=INVOICE_DELIVERY.job_timeout,
+                                        description=f"resend invoice {invoice_id}", pipeline=pipeline)
     return job.id
 
 
@@ -102,18 +112,23 @@ def billing_chunk_job(run_id: int, contract_ids: list[int], settings: dict[str, 
 
 
 def relay_job() -> dict[str, int]:
-    from app.agents.events import relay_outbox
+    """Every minute: hand new events to their agents, and enqueue again what Redis lost."""
+    from app.agents.events import relay_outbox, requeue_unhandled
 
     result = relay_outbox()
-    return {"dispatched": result.dispatched, "jobs": result.jobs, "stopped": result.stopped}
+    watched = requeue_unhandled()
+    return {"dispatched": result.dispatched, "jobs": result.jobs, "stopped": result.stopped,
+            "requeued": watched.requeued, "failed": watched.failed}
 
 
 def sweep_job() -> dict[str, int]:
-    """Fail billing runs whose worker died, and report deliveries that lost their job."""
+    """Fail billing runs whose worker died; settle deliveries whose worker died mid-send; enqueue again
+    the resends whose job was lost."""
     from app.billing.runs import sweep_stale_runs
-    from app.delivery.service import fail_stuck_deliveries
+    from app.delivery.service import requeue_lost_resends, settle_lost_attempts
 
-    return {"runs": sweep_stale_runs(), "deliveries": fail_stuck_deliveries()}
+    return {"runs": sweep_stale_runs(), "deliveries_unknown": settle_lost_attempts(),
+            "resends_requeued": requeue_lost_resends()}
 
 
 def schedule_sync_job() -> dict[str, int]:
@@ -169,7 +184,11 @@ def agent_event_job(agent_key: str, event_id: int) -> Any:
     from app.extensions import db
     from app.models import Event
 
+    from app.agents.events import mark_handled
+
     event = db.session.get(Event, event_id)
     if event is None:
         return None
-    return handler_for(agent_key)(event)
+    outcome = handler_for(agent_key)(event)
+    mark_handled(event_id, agent_key)
+    return outcome

@@ -78,6 +78,8 @@ class AgentSpec:
     handler: str | None = None
     # A "days"-type setting holding the minutes after which a failed job is retried (RQ Retry).
     retry_setting: str | None = None
+    # Seconds one of its jobs may run before RQ stops it (None: RQ's default, 180).
+    job_timeout: int | None = None
 
     def defaults(self) -> dict[str, Any]:
         return {s.name: s.default for s in self.settings}
@@ -162,6 +164,7 @@ INVOICE_DELIVERY = AgentSpec(
     queue="delivery",
     handler="app.agents.invoice_delivery:on_event",
     retry_setting="retry_minutes",
+    job_timeout=180,
 )
 
 PAYMENT_COLLECTION = AgentSpec(

@@ -1,9 +1,15 @@
-"""The Invoice Delivery Agent's work: render the e-invoice and e-mail it, once per invoice.
+"""The Invoice Delivery Agent's work: render the e-invoice and e-mail it, exactly once per invoice.
 
-The automatic delivery of an invoice is one row (unique per invoice); once it is `sent`, a retried
-or duplicated job sends nothing. SMTP failures raise so that RQ retries with backoff; the last
-failure leaves the delivery `failed` with the error, visible on the invoice and in the run's audit.
-A customer without an e-mail address is reported, not retried. A person can press Resend.
+The automatic delivery of an invoice is one row (unique per invoice). An attempt is committed as
+*in flight* (`attempt_started_at`) before the message is handed to the SMTP server and cleared
+with its outcome, so whatever runs the delivery again — RQ's retry, a job that Redis lost and the
+relay's watchdog enqueued again, a duplicated event — never starts a second attempt while one may
+have reached the server: an attempt left in flight (its worker died) becomes `unknown`, shown as
+"outcome unknown — check, then Resend", and is never sent again by itself.
+
+SMTP failures raise so that RQ retries with backoff; the last failure leaves the delivery `failed`
+with the error. A customer without an e-mail address is reported, not retried. Any other error is
+recorded as a failed attempt with its reason. A person can press Resend, also for many at once.
 """
 from __future__ import annotations
 
@@ -12,22 +18,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from babel.numbers import format_currency
-from sqlalchemy import select
+from flask import current_app
+from sqlalchemy import and_, exists, select
 from sqlalchemy.exc import IntegrityError
 
 from app.audit import Actor, record
 from app.delivery.mail import MailError, build_message, send
 from app.extensions import db
 from app.models import AgentDefinition, Customer, Invoice, InvoiceDelivery
+from app.models.delivery import DELIVERY_IN_PROGRESS
 from app.models.types import utcnow
 
 log = logging.getLogger(__name__)
 AGENT = Actor.system("Invoice Delivery Agent")
-# How long after its last retry was due a delivery may still be `sending`/`retrying` (a backlog on
-# the delivery queue delays jobs) before it is taken as stopped.
-STUCK_MARGIN = timedelta(hours=2)
-STUCK_REASON = ("the delivery job stopped without an outcome (its worker was stopped or crashed, or the job "
-                "queue lost it): check with the customer whether the e-mail arrived, then press Resend")
+UNKNOWN_REASON = ("the delivery stopped while the e-mail was being handed to the SMTP server (its worker was "
+                  "stopped or crashed): it may or may not have arrived. Check with the customer, then press Resend")
 
 
 @dataclass
@@ -37,7 +42,8 @@ class DeliveryOutcome:
 
 
 class DeliveryFailed(RuntimeError):
-    """Sending failed; raised so that the job is retried."""
+    """Sending failed; raised so that the job is retried. The message carries ids only (it is shown in
+    the RQ dashboard and logs); the details are on the delivery and in the audit trail."""
 
 
 def settings() -> dict:
@@ -45,6 +51,15 @@ def settings() -> dict:
 
     agent = db.session.scalar(select(AgentDefinition).where(AgentDefinition.key == INVOICE_DELIVERY.key))
     return {**INVOICE_DELIVERY.defaults(), **((agent.configuration if agent else None) or {})}
+
+
+def in_flight_seconds() -> int:
+    """How long an attempt may be in flight before it is taken as lost: the delivery job's timeout
+    (after which RQ stops the job) and a minute; DELIVERY_IN_FLIGHT_SECONDS overrides it."""
+    from app.agents.registry import INVOICE_DELIVERY
+
+    configured = current_app.config.get("DELIVERY_IN_FLIGHT_SECONDS")
+    return int(configured) if configured else (INVOICE_DELIVERY.job_timeout or 180) + 60
 
 
 def _auto_delivery(invoice: Invoice) -> InvoiceDelivery:
@@ -65,51 +80,148 @@ def _auto_delivery(invoice: Invoice) -> InvoiceDelivery:
                                                                InvoiceDelivery.kind == "auto"))
 
 
+def _emailed_by_a_resend(invoice_id: int) -> InvoiceDelivery | None:
+    """A person's resend of the invoice that was sent or is in flight."""
+    return db.session.scalar(select(InvoiceDelivery).where(
+        InvoiceDelivery.invoice_id == invoice_id, InvoiceDelivery.kind == "resend",
+        (InvoiceDelivery.status == "sent") | InvoiceDelivery.attempt_started_at.is_not(None)).limit(1))
+
+
+def _audit(invoice: Invoice, delivery: InvoiceDelivery) -> dict:
+    return dict(legal_entity_id=invoice.legal_entity_id, billing_run_id=invoice.billing_run_id,
+                number=invoice.number, kind=delivery.kind, delivery_id=delivery.id)
+
+
 def deliver_invoice(invoice_id: int, *, delivery_id: int | None = None, final_attempt: bool = True) -> DeliveryOutcome:
-    """Send the invoice (the automatic delivery, or the resend `delivery_id`)."""
+    """Send the invoice (the automatic delivery, or the resend `delivery_id`), at most once at a time."""
     invoice = db.session.get(Invoice, invoice_id)
     if invoice is None or invoice.status not in ("issued", "paid"):
         return DeliveryOutcome("skipped", f"invoice #{invoice_id} is not issued")
-    delivery = db.session.get(InvoiceDelivery, delivery_id) if delivery_id else _auto_delivery(invoice)
+    if delivery_id is None:
+        other = _emailed_by_a_resend(invoice.id)
+        if other is not None:
+            db.session.commit()
+            return DeliveryOutcome("skipped", f"already e-mailed by delivery #{other.id}: nothing to do")
+        delivery = _auto_delivery(invoice)
+    else:
+        delivery = db.session.get(InvoiceDelivery, delivery_id)
+    db.session.commit()
     if delivery.status == "sent":
-        db.session.commit()
         return DeliveryOutcome("sent", "already sent: nothing to do")
+    if delivery.status == "unknown":
+        return DeliveryOutcome("unknown", f"delivery #{delivery.id}: outcome unknown, a person decides")
+
+    # Everything that can fail without side effects comes before the attempt is claimed.
     customer = db.session.get(Customer, invoice.customer_id)
-    audit = dict(legal_entity_id=invoice.legal_entity_id, billing_run_id=invoice.billing_run_id,
-                 number=invoice.number, kind=delivery.kind)
     if not customer.email:
-        delivery.status = "no_email"
-        delivery.error = f"customer {customer.name} has no e-mail address: add one on the customer page, then Resend"
-        record("invoice.delivery_failed", "invoice", invoice.id, AGENT, reason=delivery.error, **audit)
+        return _no_email(invoice, delivery, customer)
+    try:
+        from app.documents.service import get_or_render_document
+
+        document = get_or_render_document(invoice)
         db.session.commit()
-        return DeliveryOutcome("no_email", delivery.error)
+        subject, body = _texts(invoice, customer)
+        message_id = f"<invoice-{invoice.id}-{delivery.kind}-{delivery.id}@arbill>"
+        message = build_message(customer.email, subject, body, message_id=message_id,
+                                attachments=[(f"Invoice-{invoice.number}.pdf", "application/pdf", document.pdf)])
+    except Exception as error:  # noqa: BLE001 — a bad document or header: recorded, not retried
+        db.session.rollback()
+        log.exception("delivery %s of invoice %s could not be prepared", delivery.id, invoice.id)
+        return _failed_before_sending(invoice.id, delivery.id, f"could not be prepared: {type(error).__name__}: {error}")
 
-    delivery.attempts += 1
-    delivery.recipient = customer.email
-    delivery.message_id = f"<invoice-{invoice.id}-{delivery.kind}-{delivery.id}@arbill>"
-    db.session.commit()
-
-    from app.documents.service import get_or_render_document
-
-    document = get_or_render_document(invoice)
-    db.session.commit()
-    subject, body = _texts(invoice, customer)
-    message = build_message(customer.email, subject, body, message_id=delivery.message_id,
-                            attachments=[(f"Invoice-{invoice.number}.pdf", "application/pdf", document.pdf)])
+    claimed = _claim_attempt(invoice, delivery.id, customer.email, message_id)
+    if isinstance(claimed, DeliveryOutcome):
+        return claimed
+    delivery = claimed
     try:
         send(message)
     except MailError as error:
-        delivery.error = str(error)
-        delivery.status = "failed" if final_attempt else "retrying"
-        record("invoice.delivery_failed" if final_attempt else "invoice.delivery_retrying", "invoice", invoice.id,
-               AGENT, reason=str(error), attempt=delivery.attempts, **audit)
+        return _sending_failed(invoice, delivery, str(error), final_attempt)
+    except Exception as error:  # noqa: BLE001 — stopped mid-send (a timeout, …): it may have arrived
+        log.exception("delivery %s of invoice %s stopped mid-send", delivery.id, invoice.id)
+        db.session.rollback()
+        _mark_unknown(delivery.id, f"{UNKNOWN_REASON} ({type(error).__name__})", AGENT)
         db.session.commit()
-        raise DeliveryFailed(str(error)) from error
-    delivery.status, delivery.sent_at, delivery.error = "sent", utcnow(), None
-    record("invoice.delivered", "invoice", invoice.id, AGENT, recipient=customer.email, attempt=delivery.attempts,
-           **audit)
+        return DeliveryOutcome("unknown", f"delivery #{delivery.id}: outcome unknown")
+    delivery = db.session.get(InvoiceDelivery, delivery.id)
+    delivery.status, delivery.sent_at, delivery.error, delivery.attempt_started_at = "sent", utcnow(), None, None
+    record("invoice.delivered", "invoice", invoice.id, AGENT, recipient=delivery.recipient, attempt=delivery.attempts,
+           **_audit(invoice, delivery))
     db.session.commit()
-    return DeliveryOutcome("sent", f"sent to {customer.email}")
+    return DeliveryOutcome("sent", f"sent to {delivery.recipient}")
+
+
+def _claim_attempt(invoice: Invoice, delivery_id: int, recipient: str, message_id: str):
+    """Mark an attempt in flight and commit it, under the delivery's row lock; the delivery, or the
+    outcome when there is nothing to send (sent already, another attempt in flight, outcome unknown)."""
+    delivery = db.session.scalar(select(InvoiceDelivery).where(InvoiceDelivery.id == delivery_id).with_for_update())
+    if delivery.status == "sent":
+        db.session.commit()
+        return DeliveryOutcome("sent", "already sent: nothing to do")
+    if delivery.status == "unknown":
+        db.session.commit()
+        return DeliveryOutcome("unknown", f"delivery #{delivery.id}: outcome unknown, a person decides")
+    if delivery.attempt_started_at is not None:
+        if delivery.attempt_started_at > utcnow() - timedelta(seconds=in_flight_seconds()):
+            db.session.commit()
+            return DeliveryOutcome("in_flight", f"delivery #{delivery.id}: an attempt is in flight")
+        _mark_unknown(delivery.id, UNKNOWN_REASON, AGENT)
+        db.session.commit()
+        return DeliveryOutcome("unknown", f"delivery #{delivery.id}: outcome unknown, a person decides")
+    if delivery.kind == "auto" and _emailed_by_a_resend(invoice.id) is not None:
+        db.session.commit()
+        return DeliveryOutcome("skipped", "already e-mailed by a resend: nothing to do")
+    delivery.attempts += 1
+    delivery.status, delivery.recipient, delivery.message_id = "sending", recipient, message_id
+    delivery.attempt_started_at = utcnow()
+    db.session.commit()
+    return delivery
+
+
+def _no_email(invoice: Invoice, delivery: InvoiceDelivery, customer: Customer) -> DeliveryOutcome:
+    if delivery.status in ("sent", "unknown") or delivery.attempt_started_at is not None:
+        return DeliveryOutcome(delivery.status, "nothing to do")
+    delivery.status = "no_email"
+    delivery.error = f"customer {customer.name} has no e-mail address: add one on the customer page, then Resend"
+    record("invoice.delivery_failed", "invoice", invoice.id, AGENT, reason=delivery.error, **_audit(invoice, delivery))
+    db.session.commit()
+    return DeliveryOutcome("no_email", delivery.error)
+
+
+def _failed_before_sending(invoice_id: int, delivery_id: int, reason: str) -> DeliveryOutcome:
+    invoice = db.session.get(Invoice, invoice_id)
+    delivery = db.session.scalar(select(InvoiceDelivery).where(InvoiceDelivery.id == delivery_id).with_for_update())
+    if delivery.status in ("sent", "unknown") or delivery.attempt_started_at is not None:
+        db.session.commit()
+        return DeliveryOutcome(delivery.status, "nothing to do")
+    delivery.attempts += 1
+    delivery.status, delivery.error = "failed", reason
+    record("invoice.delivery_failed", "invoice", invoice.id, AGENT, reason=reason, attempt=delivery.attempts,
+           **_audit(invoice, delivery))
+    db.session.commit()
+    return DeliveryOutcome("failed", f"delivery #{delivery.id} failed before sending")
+
+
+def _sending_failed(invoice: Invoice, delivery: InvoiceDelivery, reason: str, final_attempt: bool) -> DeliveryOutcome:
+    """The SMTP server was not reached or refused the message: nothing left; retried unless final."""
+    db.session.rollback()
+    delivery = db.session.get(InvoiceDelivery, delivery.id)
+    delivery.error, delivery.attempt_started_at = reason, None
+    delivery.status = "failed" if final_attempt else "retrying"
+    record("invoice.delivery_failed" if final_attempt else "invoice.delivery_retrying", "invoice", invoice.id,
+           AGENT, reason=reason, attempt=delivery.attempts, **_audit(invoice, delivery))
+    db.session.commit()
+    raise DeliveryFailed(f"delivery #{delivery.id} of invoice #{invoice.id}: attempt {delivery.attempts} failed "
+                         "(the reason is on the invoice page)")
+
+
+def _mark_unknown(delivery_id: int, reason: str, actor: Actor) -> None:
+    """An attempt in flight whose outcome will never be known (the caller commits)."""
+    delivery = db.session.get(InvoiceDelivery, delivery_id)
+    invoice = db.session.get(Invoice, delivery.invoice_id)
+    delivery.status, delivery.error, delivery.attempt_started_at = "unknown", reason, None
+    record("invoice.delivery_unknown", "invoice", invoice.id, actor, reason=reason, attempt=delivery.attempts,
+           **_audit(invoice, delivery))
 
 
 def request_resend(invoice: Invoice, actor: Actor) -> InvoiceDelivery:
@@ -120,35 +232,126 @@ def request_resend(invoice: Invoice, actor: Actor) -> InvoiceDelivery:
     db.session.add(delivery)
     db.session.flush()
     record("invoice.resend_requested", "invoice", invoice.id, actor, legal_entity_id=invoice.legal_entity_id,
-           billing_run_id=invoice.billing_run_id, number=invoice.number)
+           billing_run_id=invoice.billing_run_id, number=invoice.number, delivery_id=delivery.id)
     return delivery
 
 
-def fail_stuck_deliveries(now: datetime | None = None) -> int:
-    """Report deliveries that ended without an outcome as failed, so a person sees them and can Resend.
-
-    A delivery still `sending` or `retrying` long after its last retry was due has lost its job (a
-    worker killed mid-send, Redis lost). Nothing is sent again automatically: the e-mail may have
-    left before the crash, and a customer must never get an invoice twice by our doing.
-    """
+def settle_lost_attempts(now: datetime | None = None) -> int:
+    """Deliveries whose attempt has been in flight longer than any job may run lost their worker
+    mid-send: their outcome is unknown. Nothing is sent again: the e-mail may have left."""
     now = now or utcnow()
-    retry_minutes = sum(int(m) for m in str(settings()["retry_minutes"]).split(",") if m.strip())
-    cutoff = now - timedelta(minutes=retry_minutes) - STUCK_MARGIN
-    stuck = list(db.session.scalars(select(InvoiceDelivery).where(
-        InvoiceDelivery.status.in_(("sending", "retrying")), InvoiceDelivery.created_at < cutoff)))
-    sweep = Actor.system("stuck-delivery sweep")
-    for delivery in stuck:
-        invoice = db.session.get(Invoice, delivery.invoice_id)
-        delivery.status, delivery.error = "failed", STUCK_REASON
-        record("invoice.delivery_failed", "invoice", invoice.id, sweep, reason=STUCK_REASON, kind=delivery.kind,
-               legal_entity_id=invoice.legal_entity_id, billing_run_id=invoice.billing_run_id, number=invoice.number)
+    cutoff = now - timedelta(seconds=in_flight_seconds())
+    lost = list(db.session.scalars(select(InvoiceDelivery.id).where(
+        InvoiceDelivery.attempt_started_at.is_not(None), InvoiceDelivery.attempt_started_at < cutoff)))
+    watchdog = Actor.system("delivery watchdog")
+    for delivery_id in lost:
+        _mark_unknown(delivery_id, UNKNOWN_REASON, watchdog)
     db.session.commit()
-    return len(stuck)
+    return len(lost)
+
+
+def requeue_lost_resends(now: datetime | None = None) -> int:
+    """Enqueue again the resends a person asked for whose job Redis lost (not started, not retrying)."""
+    from rq.job import Job
+
+    from app.agents.events import ALIVE, handling_grace_seconds
+    from app.agents.jobs import resend_job_id
+    from app.queues import get_redis
+
+    now = now or utcnow()
+    waiting = list(db.session.scalars(select(InvoiceDelivery).where(
+        InvoiceDelivery.kind == "resend", InvoiceDelivery.status.in_(DELIVERY_IN_PROGRESS),
+        InvoiceDelivery.attempt_started_at.is_(None),
+        InvoiceDelivery.created_at < now - timedelta(seconds=handling_grace_seconds()))))
+    if not waiting:
+        db.session.rollback()
+        return 0
+    jobs = Job.fetch_many([resend_job_id(d.id) for d in waiting], connection=get_redis())
+    lost = [d for d, job in zip(waiting, jobs)
+            if job is None or getattr(job.get_status(refresh=False), "value", None) not in ALIVE]
+    watchdog = Actor.system("delivery watchdog")
+    for delivery in lost:
+        invoice = db.session.get(Invoice, delivery.invoice_id)
+        record("invoice.resend_requeued", "invoice", invoice.id, watchdog,
+               reason="Redis lost the resend's job (Redis restarted or was flushed)", **_audit(invoice, delivery))
+    db.session.commit()
+    enqueue_resends(lost)
+    return len(lost)
 
 
 def latest_delivery(invoice_id: int) -> InvoiceDelivery | None:
     return db.session.scalar(select(InvoiceDelivery).where(InvoiceDelivery.invoice_id == invoice_id)
                              .order_by(InvoiceDelivery.id.desc()).limit(1))
+
+
+# ------------------------------------------------------------------ invoices not e-mailed
+# What the invoice list's "E-mail" filter offers: not e-mailed at all, and two kinds of it.
+DELIVERY_FILTERS = {
+    "undelivered": "Not e-mailed",
+    "unknown": "Outcome unknown",
+    "failed": "Delivery failed",
+}
+
+
+def undelivered_minutes() -> int:
+    """An issued invoice not e-mailed after this many minutes counts as undelivered (UNDELIVERED_AFTER_MINUTES)."""
+    return int(current_app.config.get("UNDELIVERED_AFTER_MINUTES", 60))
+
+
+def delivery_condition(kind: str, now: datetime | None = None, older_than_minutes: int | None = None):
+    """SQL for invoices that were issued more than `older_than_minutes` ago and never e-mailed (`undelivered`);
+    `unknown`/`failed` narrow it to those whose delivery's outcome is unknown / which failed."""
+    now = now or utcnow()
+    minutes = undelivered_minutes() if older_than_minutes is None else older_than_minutes
+    sent = exists().where(InvoiceDelivery.invoice_id == Invoice.id, InvoiceDelivery.status == "sent")
+    condition = and_(Invoice.status.in_(("issued", "paid")), Invoice.posted_at < now - timedelta(minutes=minutes),
+                     ~sent)
+    statuses = {"unknown": ("unknown",), "failed": ("failed", "no_email")}.get(kind)
+    if statuses:
+        condition = and_(condition, exists().where(InvoiceDelivery.invoice_id == Invoice.id,
+                                                   InvoiceDelivery.status.in_(statuses)))
+    return condition
+
+
+@dataclass
+class BulkResend:
+    requested: list[InvoiceDelivery]
+    in_progress: int = 0  # a delivery of theirs is still queued or being retried
+    no_email: int = 0  # their customer has no e-mail address
+
+
+def request_bulk_resend(legal_entity_id: int, actor: Actor, kind: str = "undelivered",
+                        older_than_minutes: int | None = None, now: datetime | None = None) -> BulkResend:
+    """A resend for every invoice of the entity matching the `kind` filter, except those whose delivery is
+    still in progress and those whose customer has no address (both counted). The caller commits, then
+    enqueues them (`enqueue_resends`); a resend whose job is lost is enqueued again by the sweep."""
+    invoices = db.session.scalars(
+        select(Invoice).join(Customer, Customer.id == Invoice.customer_id)
+        .where(Invoice.legal_entity_id == legal_entity_id, delivery_condition(kind, now, older_than_minutes))
+        .order_by(Invoice.id))
+    result = BulkResend([])
+    for invoice in invoices:
+        busy = db.session.scalar(select(InvoiceDelivery.id).where(
+            InvoiceDelivery.invoice_id == invoice.id,
+            InvoiceDelivery.status.in_(DELIVERY_IN_PROGRESS)).limit(1))
+        if busy is not None:
+            result.in_progress += 1
+        elif not invoice.customer.email:
+            result.no_email += 1
+        else:
+            result.requested.append(request_resend(invoice, actor))
+    return result
+
+
+def enqueue_resends(deliveries: list[InvoiceDelivery]) -> None:
+    """Hand committed resends to the delivery queue in one pipeline."""
+    from app.agents.jobs import enqueue_resend
+    from app.queues import get_redis
+
+    pipeline = get_redis().pipeline()
+    for delivery in deliveries:
+        enqueue_resend(delivery.invoice_id, delivery.id, pipeline=pipeline)
+    pipeline.execute()
 
 
 def _texts(invoice: Invoice, customer: Customer) -> tuple[str, str]:

@@ -4,7 +4,7 @@ from app.models.agents import AgentDefinition, OrchestrationRule, ScheduledJob, 
 from app.models.audit import AuditEntry
 from app.models.contracts import Contract, ContractLine
 from app.models.delivery import InvoiceDelivery, InvoiceDocument
-from app.models.events import Event
+from app.models.events import Event, EventHandling
 from app.models.invoices import Invoice, InvoiceLine, InvoiceSequence
 from app.models.parties import Customer, LegalEntity
 from app.models.payments import Collection, Payment, SepaBatch, SepaBatchItem
@@ -26,6 +26,7 @@ __all__ = [
     "ContractLine",
     "Customer",
     "Event",
+    "EventHandling",
     "Invoice",
     "InvoiceLine",
     "InvoiceSequence",

@@ -10,7 +10,11 @@ from app.extensions import db
 from app.models.types import UTCDateTime, enum_check, utcnow
 
 DELIVERY_KINDS = ("auto", "resend")
-DELIVERY_STATUSES = ("sending", "sent", "retrying", "failed", "no_email")
+# sending: waiting for or in an attempt; unknown: an attempt may have reached the SMTP server but its
+# outcome was never recorded (a worker died mid-send): never sent again by itself, a person checks.
+DELIVERY_STATUSES = ("sending", "sent", "retrying", "failed", "no_email", "unknown")
+# A delivery that has not reached a final outcome yet.
+DELIVERY_IN_PROGRESS = ("sending", "retrying")
 
 
 class InvoiceDocument(db.Model):
@@ -33,6 +37,7 @@ class InvoiceDelivery(db.Model):
     __table_args__ = (
         CheckConstraint(enum_check("kind", DELIVERY_KINDS), name="kind"),
         CheckConstraint(enum_check("status", DELIVERY_STATUSES), name="status"),
+        CheckConstraint("attempt_started_at IS NULL OR status = 'sending'", name="in_flight_is_sending"),
         Index("uq_invoice_deliveries_one_auto_per_invoice", "invoice_id", unique=True,
               postgresql_where=text("kind = 'auto'"), sqlite_where=text("kind = 'auto'")),
     )
@@ -47,4 +52,7 @@ class InvoiceDelivery(db.Model):
     error: Mapped[str | None] = mapped_column(Text)
     requested_by: Mapped[str] = mapped_column(String(200), default="system")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Set (and committed) just before the message is handed to the SMTP server, cleared with the outcome:
+    # while it is set, an attempt is in flight and nobody may start another.
+    attempt_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
-from app.models.types import JSONType, UTCDateTime, utcnow
+from app.models.types import JSONType, UTCDateTime, enum_check, utcnow
 
 
 class Event(db.Model):
@@ -35,3 +35,35 @@ class Event(db.Model):
 
     def __repr__(self) -> str:
         return f"<Event {self.id} {self.type}>"
+
+
+HANDLING_STATUSES = ("pending", "done", "failed")
+
+
+class EventHandling(db.Model):
+    """Whether a subscribed agent has acted on an event: written by the relay when it hands the event on,
+    marked done by the agent's job when it has acted. An event is done when each of its handlings is,
+    not when Redis took a job: the relay's watchdog enqueues again what Redis lost (app/agents/events.py)."""
+
+    __tablename__ = "event_handlings"
+    __table_args__ = (
+        UniqueConstraint("event_id", "agent_key"),
+        CheckConstraint(enum_check("status", HANDLING_STATUSES), name="status"),
+        CheckConstraint("enqueues >= 0", name="enqueues_not_negative"),
+        # The watchdog reads the pending ones, oldest first; done ones are never read by it.
+        Index("ix_event_handlings_pending", "enqueued_at",
+              postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))  # led by the unique
+    agent_key: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    # When the agent's job was last handed to Redis (NULL: handing it on failed, do it again now).
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    enqueues: Mapped[int] = mapped_column(Integer, default=1)
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    error: Mapped[str | None] = mapped_column(Text)
+
+    def __repr__(self) -> str:
+        return f"<EventHandling event {self.event_id} {self.agent_key} {self.status}>"

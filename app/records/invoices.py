@@ -18,6 +18,7 @@ from app.agents.events import emit
 from app.audit import Actor, record
 from app.billing.ledger import EntityInfo, lock_entity, post_drafts
 from app.billing.money import LineInput, VatSubtotal, compute_invoice, round_money
+from app.delivery.service import DELIVERY_FILTERS, delivery_condition
 from app.extensions import db
 from app.models import AuditEntry, BillingRun, Collection, Customer, Invoice, InvoiceDelivery, Payment
 from app.models.invoices import INVOICE_STATUSES
@@ -131,6 +132,10 @@ def invoice_history(invoice: Invoice) -> list[HistoryEntry]:
             text = f"e-mailed to {details.get('recipient')}"
         elif entry.action in ("invoice.delivery_failed", "invoice.delivery_retrying"):
             text = f"{'delivery failed' if entry.action.endswith('failed') else 'delivery will be retried'}: {details.get('reason')}"
+        elif entry.action == "invoice.delivery_unknown":
+            text = f"delivery outcome unknown: {details.get('reason')}"
+        elif entry.action == "invoice.resend_requeued":
+            text = f"resend queued again: {details.get('reason')}"
         elif entry.action == "payment.recorded":
             text = f"payment of {details.get('amount')} {details.get('currency')} received {details.get('received_on')}"
         elif entry.action.startswith("collection."):
@@ -157,6 +162,8 @@ class InvoiceFilters:
     overdue: bool = False
     period_from: date | None = None
     period_to: date | None = None
+    # "undelivered", "unknown" or "failed": issued, not e-mailed after UNDELIVERED_AFTER_MINUTES
+    delivery: str | None = None
     errors: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -168,6 +175,8 @@ class InvoiceFilters:
         customer = (args.get("customer") or "").strip()
         filters.customer_id = int(customer) if customer.isdigit() else None
         filters.overdue = (args.get("overdue") or "") in {"1", "on", "true", "yes"}
+        delivery = (args.get("delivery") or "").strip()
+        filters.delivery = delivery if delivery in DELIVERY_FILTERS else None
         for name in ("period_from", "period_to"):
             try:
                 setattr(filters, name, v.parse_optional_date(args.get(name)))
@@ -189,6 +198,8 @@ def _conditions(entity: LegalEntity, filters: InvoiceFilters, today: date | None
         conditions.append(Invoice.period_start >= filters.period_from)
     if filters.period_to:
         conditions.append(Invoice.period_start <= filters.period_to)
+    if filters.delivery:
+        conditions.append(delivery_condition(filters.delivery))
     return conditions
 
 

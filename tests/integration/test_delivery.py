@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 from app.agents.events import relay_outbox
 from app.audit import Actor
 from app.billing.runs import execute_run, start_billing_run
-from app.delivery.service import DeliveryFailed, deliver_invoice, fail_stuck_deliveries, request_resend
+from app.delivery.service import DeliveryFailed, deliver_invoice, request_resend, settle_lost_attempts
 from app.extensions import db
-from app.models import AuditEntry, Event, Invoice, InvoiceDelivery
+from app.models import AuditEntry, Customer, Event, Invoice, InvoiceDelivery
 from app.models.types import utcnow
 from app.queues import get_redis
 from tests.conftest import ROOT
@@ -144,23 +144,54 @@ def test_resend_sends_again_and_is_audited(app, db_session, mail_sink):
                              .where(AuditEntry.action == "invoice.resend_requested", AuditEntry.actor_label == "ann@example.com")) == 1
 
 
-def test_a_delivery_whose_job_was_lost_is_reported_failed_and_nothing_is_sent(app, db_session, mail_sink):
+def test_an_attempt_left_in_flight_becomes_outcome_unknown_and_nothing_is_sent(app, db_session, mail_sink):
+    """A worker died while handing the e-mail to the SMTP server: it may have arrived. The watchdog
+    reports the outcome as unknown, once; nothing sends it again by itself."""
     entity, run = bill_walkthrough()
     first, second = db.session.scalars(select(Invoice).order_by(Invoice.id)).all()
     now = utcnow()
-    # The worker died mid-send hours ago (retries 1+5+30 minutes long past), and one is sending right now.
     lost = InvoiceDelivery(invoice_id=first.id, kind="auto", status="sending", attempts=1,
-                           created_at=now - timedelta(hours=3))
+                           attempt_started_at=now - timedelta(minutes=10), created_at=now - timedelta(minutes=10))
     current = InvoiceDelivery(invoice_id=second.id, kind="auto", status="sending", attempts=1,
-                              created_at=now - timedelta(minutes=5))
+                              attempt_started_at=now - timedelta(seconds=5), created_at=now - timedelta(seconds=5))
     db.session.add_all([lost, current])
     db.session.commit()
 
-    assert fail_stuck_deliveries(now) == 1
+    assert settle_lost_attempts(now) == 1
     db.session.expire_all()
-    assert (lost.status, current.status) == ("failed", "sending")
-    assert "press Resend" in lost.error
-    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "invoice.delivery_failed"))
-    assert entry.subject_id == first.id and entry.billing_run_id == run.id and entry.actor_label == "stuck-delivery sweep"
-    assert fail_stuck_deliveries(now) == 0  # reported once
-    assert mail_sink.messages() == []  # never re-sent by the sweep: the e-mail may have left before the crash
+    assert (lost.status, current.status) == ("unknown", "sending")
+    assert "Check with the customer, then press Resend" in lost.error
+    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "invoice.delivery_unknown"))
+    assert entry.subject_id == first.id and entry.billing_run_id == run.id and entry.actor_label == "delivery watchdog"
+    assert settle_lost_attempts(now) == 0  # reported once
+    # Whatever runs the delivery again (RQ's retry, a re-queued event) sends nothing: a person decides.
+    assert deliver_invoice(first.id).status == "unknown"
+    assert deliver_invoice(second.id).status == "in_flight"  # another worker is on it right now
+    assert mail_sink.messages() == []
+
+
+def test_an_unexpected_error_is_recorded_as_a_failed_attempt_with_its_reason(app, db_session, mail_sink):
+    """A customer name with a line break once stopped the delivery with a ValueError and left it `sending`."""
+    bill_walkthrough()
+    invoice = db.session.scalar(select(Invoice).order_by(Invoice.id))
+    # Written past the field rules (which refuse it now), as rows from before them may be.
+    db.session.execute(Customer.__table__.update().where(Customer.id == invoice.customer_id)
+                       .values(email="c-1001@example.com\r\nBcc: everyone@example.com"))
+    db.session.commit()
+    outcome = deliver_invoice(invoice.id)
+    assert outcome.status == "failed"
+    delivery = db.session.scalar(select(InvoiceDelivery))
+    assert delivery.status == "failed" and delivery.attempt_started_at is None and delivery.attempts == 1
+    assert "could not be prepared" in delivery.error and "ValueError" in delivery.error
+    assert mail_sink.messages() == []
+
+
+def test_a_resend_e_mails_again_but_a_late_automatic_delivery_does_not(app, db_session, mail_sink):
+    """The watchdog may enqueue the automatic delivery again after a person resent the invoice."""
+    bill_walkthrough()
+    invoice = db.session.scalar(select(Invoice).order_by(Invoice.id))
+    delivery = request_resend(invoice, Actor("user", "ann@example.com", None))
+    db.session.commit()
+    assert deliver_invoice(invoice.id, delivery_id=delivery.id).status == "sent"
+    assert deliver_invoice(invoice.id).status == "skipped"
+    assert len(mail_sink.messages()) == 1

@@ -1,8 +1,10 @@
 from flask import jsonify
 from rq import Worker
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
+from app.agents.events import pending_summary
 from app.extensions import csrf, db
+from app.models import InvoiceDelivery
 from app.queues import get_redis
 from app.schedules.sync import scheduler_alive
 from app.web.ops import bp
@@ -11,11 +13,16 @@ from app.web.ops import bp
 @bp.get("/healthz")
 @csrf.exempt
 def healthz():
-    """Database, Redis, live workers, scheduler: 200 when the database and Redis answer, else 503."""
+    """Database, Redis, live workers, scheduler, events not acted on: 200 when the database and Redis
+    answer, else 503."""
     report: dict = {}
     try:
         db.session.execute(text("SELECT 1"))
         report["database"] = "ok"
+        # Events an agent has not acted on past the grace period (flask events pending lists them).
+        report["events_pending"], report["oldest_pending_event_age_s"] = pending_summary()
+        report["deliveries_outcome_unknown"] = db.session.scalar(
+            select(func.count()).select_from(InvoiceDelivery).where(InvoiceDelivery.status == "unknown"))
     except Exception as error:  # noqa: BLE001
         report["database"] = f"error: {type(error).__name__}"
     finally:

@@ -13,6 +13,7 @@ from app.models.invoices import INVOICE_STATUSES
 from app.records import invoices as service
 from app.records.contracts import plain_number
 from app.records.customers import entity_customers
+from app.delivery.service import DELIVERY_FILTERS, undelivered_minutes
 from app.records.validation import FieldError, ValidationError, parse_date, parse_price
 from app.reports.dashboard import entity_today
 from app.web.decorators import role_required
@@ -40,7 +41,32 @@ def invoices():
         totals = service.invoice_totals(entity, filters, today)
     return render("records/invoices.html", "records/_invoices_table.html", entity=entity, listing=listing,
                   totals=totals, filters=filters, statuses=INVOICE_STATUSES, today=today,
-                  customers=entity_customers(entity) if entity else [], is_overdue=service.is_overdue)
+                  customers=entity_customers(entity) if entity else [], is_overdue=service.is_overdue,
+                  delivery_filters=DELIVERY_FILTERS, undelivered_minutes=undelivered_minutes())
+
+
+@bp.post("/invoices/resend")
+@role_required("accountant")
+def invoices_resend():
+    """Resend every invoice the E-mail filter shows (not e-mailed, outcome unknown, failed)."""
+    from app.delivery.service import enqueue_resends, request_bulk_resend
+
+    entity = current_entity()
+    kind = request.args.get("delivery", "undelivered")
+    if entity is None or kind not in DELIVERY_FILTERS:
+        abort(404)
+    result = request_bulk_resend(entity.id, Actor.for_user(current_user), kind)
+    db.session.commit()
+    notes = [f"{count} {what}" for count, what in ((result.in_progress, "still being sent or retried"),
+                                                   (result.no_email, "without a customer e-mail address")) if count]
+    try:
+        enqueue_resends(result.requested)
+        flash(f"{len(result.requested)} invoice(s) will be e-mailed again"
+              + (f"; left alone: {', '.join(notes)}" if notes else "") + ".", "success")
+    except Exception:  # noqa: BLE001 - Redis down: the requests are on record, the sweep enqueues them later
+        flash(f"{len(result.requested)} resend(s) recorded, but the job queue (Redis) is unreachable: they are sent "
+              "when it is back.", "error")
+    return redirect(url_for("records.invoices", delivery=kind))
 
 
 @bp.get("/invoices/<int:invoice_id>")
@@ -55,7 +81,8 @@ def render_detail(invoice: Invoice, errors: dict | None = None, reason: str = ""
                       vat=service.vat_summary(invoice), history=service.invoice_history(invoice),
                       run=service.billing_run_of(invoice), overdue=service.is_overdue(invoice, today),
                       errors=errors or {}, reason=reason, plain=plain_number, today=today,
-                      money_flow=service.delivery_and_payment(invoice), payment_form=payment_form or {})
+                      money_flow=service.delivery_and_payment(invoice), payment_form=payment_form or {},
+                      undelivered_minutes=undelivered_minutes())
     return unprocessable(response) if errors else response
 
 
