@@ -184,6 +184,11 @@ def _hand_to_redis(jobs: list[tuple[str, int]], retry_of: "_Retries") -> None:
         raise
 
 
+class NotActedYet(Exception):
+    """Raised by an agent's handler when another job is acting on the event right now (e.g. an e-mail in
+    flight): the handling stays pending, and the watchdog looks at it again after the grace period."""
+
+
 def mark_handled(event_id: int, agent_key: str) -> None:
     """The agent has acted on the event (its job calls this when its handler returns) and commits."""
     db.session.execute(update(EventHandling)

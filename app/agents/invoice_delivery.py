@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from rq import get_current_job
 
+from app.agents.events import NotActedYet
 from app.delivery.service import deliver_invoice
 from app.models import Event
 
@@ -16,4 +17,7 @@ def is_final_attempt() -> bool:
 def on_event(event: Event) -> str | None:
     if event.type != "invoice.issued" or "invoice_id" not in (event.payload or {}):
         return None  # an event this agent does not act on
-    return deliver_invoice(int(event.payload["invoice_id"]), final_attempt=is_final_attempt()).message
+    outcome = deliver_invoice(int(event.payload["invoice_id"]), final_attempt=is_final_attempt())
+    if outcome.status == "in_flight":  # another job is handing the e-mail to the SMTP server right now
+        raise NotActedYet(outcome.message)
+    return outcome.message

@@ -184,11 +184,14 @@ def agent_event_job(agent_key: str, event_id: int) -> Any:
     from app.extensions import db
     from app.models import Event
 
-    from app.agents.events import mark_handled
+    from app.agents.events import NotActedYet, mark_handled
 
     event = db.session.get(Event, event_id)
     if event is None:
         return None
-    outcome = handler_for(agent_key)(event)
+    try:
+        outcome = handler_for(agent_key)(event)
+    except NotActedYet as waiting:
+        return str(waiting)
     mark_handled(event_id, agent_key)
     return outcome
