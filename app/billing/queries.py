@@ -139,5 +139,15 @@ def describe(entry: AuditEntry, locale: str = "en_US") -> str:
         return f"Workflow step: event {d.get('event_type')} → {_agent_name(d.get('agent'))}, job {d.get('job_id')}"
     if action == "workflow.stopped":
         return f"Workflow stopped at event {d.get('event_type')}: {d.get('reason')}"
+    if action == "workflow.step_requeued":
+        return (f"Workflow step queued again: event {d.get('event_type')} → {_agent_name(d.get('agent'))}, "
+                f"because {d.get('reason')}")
+    if action == "workflow.step_failed":
+        return f"Workflow step failed for good: event {d.get('event_type')} → {_agent_name(d.get('agent'))}"
+    if action == "invoice.delivery_unknown":
+        return (f"Invoice {d.get('number')}: delivery outcome unknown (its worker stopped mid-send); "
+                "check with the customer, then Resend")
+    if action == "invoice.resend_requeued":
+        return f"Invoice {d.get('number')}: resend queued again, because {d.get('reason')}"
     details = ", ".join(f"{k} {v}" for k, v in d.items())
     return f"{action.replace('_', ' ').replace('.', ': ', 1)} by {who}" + (f" ({details})" if details else "")
