@@ -213,6 +213,19 @@ class WatchResult:
 
 
 ALIVE = frozenset({"queued", "started", "scheduled", "deferred"})
+
+
+def job_statuses(job_ids: list[str]) -> list[str | None]:
+    """RQ's status of each job ("queued", "failed", …), None for a job Redis does not have; one pipeline
+    of HGETs (fetching whole jobs cost 0.7 ms each, and a backlog is looked at every minute)."""
+    from rq.job import Job
+
+    from app.queues import get_redis
+
+    pipeline = get_redis().pipeline(transaction=False)
+    for job_id in job_ids:
+        pipeline.hget(Job.key_for(job_id), "status")
+    return [status.decode() if status is not None else None for status in pipeline.execute()]
 GIVEN_UP = frozenset({"failed", "stopped", "canceled"})
 
 
@@ -222,10 +235,6 @@ def requeue_unhandled(now: datetime | None = None, batch_size: int = 1000) -> Wa
     up on (failed after its retries, stopped by a person) marks its handling failed, shown by
     `flask events pending` and /healthz; a job still queued or running is left alone. Idempotent: every
     agent does nothing when it sees an event a second time."""
-    from rq.job import Job
-
-    from app.queues import get_redis
-
     now = now or utcnow()
     cutoff = now - timedelta(seconds=handling_grace_seconds())
     result = WatchResult()
@@ -244,12 +253,9 @@ def requeue_unhandled(now: datetime | None = None, batch_size: int = 1000) -> Wa
             db.session.rollback()
             break
         last_id = rows[-1][0].id
-        jobs = Job.fetch_many([agent_event_job_id(h.agent_key, h.event_id) for h, _ in rows],
-                              connection=get_redis())
+        statuses = job_statuses([agent_event_job_id(h.agent_key, h.event_id) for h, _ in rows])
         again: list[tuple[str, int]] = []
-        for (handling, event), job in zip(rows, jobs):
-            status = job.get_status(refresh=False) if job is not None else None
-            status = getattr(status, "value", status)
+        for (handling, event), status in zip(rows, statuses):
             where = dict(legal_entity_id=event.legal_entity_id, billing_run_id=event.billing_run_id,
                          event_type=event.type, agent=handling.agent_key)
             if status in ALIVE and handling.enqueued_at is not None:
@@ -263,7 +269,7 @@ def requeue_unhandled(now: datetime | None = None, batch_size: int = 1000) -> Wa
                 result.failed += 1
                 continue
             reason = ("handing the job to Redis had failed" if handling.enqueued_at is None
-                      else "Redis lost the job (Redis restarted or was flushed)" if job is None
+                      else "Redis lost the job (Redis restarted or was flushed)" if status is None
                       else f"the job ended ({status}) before the agent had acted")
             handling.enqueued_at, handling.enqueues = now, handling.enqueues + 1
             record("workflow.step_requeued", "event", event.id, watchdog, reason=reason,

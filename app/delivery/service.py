@@ -252,11 +252,8 @@ def settle_lost_attempts(now: datetime | None = None) -> int:
 
 def requeue_lost_resends(now: datetime | None = None) -> int:
     """Enqueue again the resends a person asked for whose job Redis lost (not started, not retrying)."""
-    from rq.job import Job
-
-    from app.agents.events import ALIVE, handling_grace_seconds
+    from app.agents.events import ALIVE, handling_grace_seconds, job_statuses
     from app.agents.jobs import resend_job_id
-    from app.queues import get_redis
 
     now = now or utcnow()
     waiting = list(db.session.scalars(select(InvoiceDelivery).where(
@@ -266,9 +263,8 @@ def requeue_lost_resends(now: datetime | None = None) -> int:
     if not waiting:
         db.session.rollback()
         return 0
-    jobs = Job.fetch_many([resend_job_id(d.id) for d in waiting], connection=get_redis())
-    lost = [d for d, job in zip(waiting, jobs)
-            if job is None or getattr(job.get_status(refresh=False), "value", None) not in ALIVE]
+    statuses = job_statuses([resend_job_id(d.id) for d in waiting])
+    lost = [d for d, status in zip(waiting, statuses) if status not in ALIVE]
     watchdog = Actor.system("delivery watchdog")
     for delivery in lost:
         invoice = db.session.get(Invoice, delivery.invoice_id)
