@@ -1,3 +1,5 @@
+{#- rq-dashboard 0.9.0's scripts/jobs.js (BSD licence: LICENSE in this folder), changed by Arbill:
+    the queue name (from the URL) is written as a JSON string, like every other value here. -#}
 (function($) {
     var $raw_tpl = $('script[name=job-row]').html();
     var template = _.template($raw_tpl);
@@ -200,7 +202,7 @@
 
     $('#select-queue').on('mouseleave', function() {
         if ($(this).val() == '') {
-            $(this).val('{{ queue.name }}');
+            $(this).val({{ queue.name|tojson }});
         }
     });
 

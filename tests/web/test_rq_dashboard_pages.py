@@ -1,0 +1,58 @@
+"""What protects the RQ dashboard at /rq (app/web/ops/rq.py); a real Redis and real RQ workers.
+
+The browser's side (what an admin sees, what runs) is tests/browser/test_rq_dashboard.py.
+"""
+from __future__ import annotations
+
+import re
+from ipaddress import ip_address
+
+import pytest
+from rq import Queue, SimpleWorker
+
+from app.queues import get_redis
+
+SCRIPT_TAG = re.compile(r"<script\b[^>]*>")
+
+
+@pytest.fixture
+def redis(app):
+    with app.app_context():
+        yield get_redis()
+
+
+@pytest.fixture
+def failed_job(redis):
+    """A job of the queue `default` that a real worker failed."""
+    queue = Queue("default", connection=redis)
+    job = queue.enqueue(ip_address, "not an address")
+    SimpleWorker([queue], connection=redis).work(burst=True)
+    assert job.get_status(refresh=True) == "failed"
+    return job
+
+
+def dashboard_pages(job_id: str) -> list[str]:
+    return ["/rq/", "/rq/0/view/workers", "/rq/0/view/jobs", "/rq/0/view/jobs/default/failed/8/asc/1",
+            f"/rq/0/view/job/{job_id}"]
+
+
+def test_dashboard_pages_run_only_the_scripts_they_name_with_a_fresh_nonce(admin_client, failed_job):
+    nonces = set()
+    for url in dashboard_pages(failed_job.id):
+        response = admin_client.get(url)
+        assert response.status_code == 200, url
+        policy = dict(d.strip().split(" ", 1) for d in response.headers["Content-Security-Policy"].split(";"))
+        nonce, = re.fullmatch(r"'nonce-([\w-]{16,})' 'unsafe-eval'", policy["script-src"]).groups()
+        assert policy["object-src"] == "'none'" and policy["base-uri"] == "'none'", url
+        scripts = SCRIPT_TAG.findall(response.get_data(as_text=True))
+        runnable = [tag for tag in scripts if 'type="text/template"' not in tag]
+        assert runnable and all(f'nonce="{nonce}"' in tag for tag in runnable), (url, runnable)
+        nonces.add(nonce)
+    assert len(nonces) == len(dashboard_pages(failed_job.id))  # one per response
+
+
+def test_the_dashboards_client_side_templates_escape_every_value(admin_client, failed_job):
+    # Underscore templates: <%= value %> inserts the value as markup, <%- value %> as text.
+    for url in dashboard_pages(failed_job.id):
+        page = admin_client.get(url).get_data(as_text=True)
+        assert "<%=" not in page, url
