@@ -7,17 +7,21 @@ in an SMTP refusal), and the dashboard builds its pages from them in the browser
 - its templates that show job data are overridden by escaping copies (app/templates/rq_dashboard/);
 - a Content-Security-Policy runs only the scripts this response named with its nonce, so markup that
   slips into a page cannot run a script on our origin;
-- its actions carry our CSRF token (CSRFProtect checks every POST of the app).
+- every action is a POST carrying our CSRF token (CSRFProtect checks every POST of the app);
+- a job id that Redis does not know is a 404.
 """
 from __future__ import annotations
 
 import secrets
 
 import rq_dashboard
-from flask import Flask, abort, g, redirect, request, url_for
+from flask import Flask, abort, current_app, g, redirect, request, url_for
 from flask_login import current_user
+from rq.job import Job
 from rq_dashboard.web import setup_rq_connection
 
+# The dashboard's views that change something (its names for them).
+ACTIONS = frozenset({"requeue_all", "requeue_job_view", "delete_job_view", "empty_queue", "compact_queue"})
 # 'unsafe-eval': the dashboard compiles its own client-side templates with underscore's _.template
 # (new Function). No data reaches it: job data is passed to the compiled templates as values.
 CONTENT_SECURITY_POLICY = (
@@ -32,6 +36,18 @@ def _admins_only():
     if not current_user.can("admin"):
         abort(403)
     return None
+
+
+def _actions_are_posts():
+    """rq-dashboard's "requeue all" also answers a GET, which any page can make an admin's browser send."""
+    if (request.endpoint or "").rpartition(".")[2] in ACTIONS and request.method != "POST":
+        abort(405, valid_methods=["POST"])
+
+
+def _unknown_jobs_are_not_found():
+    job_id = (request.view_args or {}).get("job_id")
+    if job_id is not None and not Job.exists(job_id, connection=current_app.redis_conn):
+        abort(404)
 
 
 def _new_csp_nonce() -> None:
@@ -55,8 +71,10 @@ def mount_rq_dashboard(app: Flask) -> None:
     app.config.setdefault("RQ_DASHBOARD_POLL_INTERVAL", 2500)
     setup_rq_connection(app)
     app.register_blueprint(rq_dashboard.blueprint, url_prefix="/rq")
-    # On this app only (the blueprint object is shared): the role check runs before the dashboard's own hooks.
+    # On this app only (the blueprint object is shared): the nonce and the role check come before the
+    # dashboard's own hooks, the other checks after them (its hook picks the Redis connection they use).
     name = rq_dashboard.blueprint.name
     app.before_request_funcs.setdefault(name, [])[:0] = [_new_csp_nonce, _admins_only]
+    app.before_request_funcs[name] += [_actions_are_posts, _unknown_jobs_are_not_found]
     app.after_request_funcs.setdefault(name, []).append(_content_security_policy)
     app.template_context_processors.setdefault(name, []).append(lambda: {"csp_nonce": _csp_nonce()})
