@@ -104,7 +104,9 @@ def deliver_invoice(invoice_id: int, *, delivery_id: int | None = None, final_at
         record("invoice.delivery_failed" if final_attempt else "invoice.delivery_retrying", "invoice", invoice.id,
                AGENT, reason=str(error), attempt=delivery.attempts, **audit)
         db.session.commit()
-        raise DeliveryFailed(str(error)) from error
+        # Ids only for RQ (Redis, /rq, the worker's log), without the chained error: the answer can quote the address.
+        raise DeliveryFailed(f"delivery {delivery.id} of invoice {invoice.id} failed: "
+                             "the invoice page has the SMTP server's answer") from None
     delivery.status, delivery.sent_at, delivery.error = "sent", utcnow(), None
     record("invoice.delivered", "invoice", invoice.id, AGENT, recipient=customer.email, attempt=delivery.attempts,
            **audit)

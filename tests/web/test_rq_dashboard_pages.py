@@ -4,15 +4,29 @@ The browser's side (what an admin sees, what runs) is tests/browser/test_rq_dash
 """
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from datetime import date
 from ipaddress import ip_address
 
 import pytest
+from aiosmtpd.controller import Controller
+from markupsafe import escape
 from rq import Queue, SimpleWorker
 from rq.job import Job
 from rq.registry import FailedJobRegistry
+from sqlalchemy import select
 
+from app.agents.jobs import enqueue_agent_event
+from app.audit import Actor
+from app.billing.runs import execute_run, start_billing_run
+from app.extensions import db
+from app.models import Event, Invoice, InvoiceDelivery
 from app.queues import get_redis
+from tests.conftest import ROOT, free_port
+from tests.factories import make_contract, make_entity
 
 SCRIPT_TAG = re.compile(r"<script\b[^>]*>")
 
@@ -114,3 +128,53 @@ def test_compact_without_our_csrf_token_is_refused(admin_client, redis):
 ])
 def test_an_unknown_job_is_not_found(admin_client, method, url):
     assert getattr(admin_client, method)(url).status_code == 404
+
+
+# ---------------------------------------------------------------- what a failed delivery leaves in RQ
+EMAIL = '"<img/src/onerror=alert(document.domain)>"@x.example'  # a valid address, quoted local part
+
+
+class RefusingRecipients:
+    """An SMTP server that refuses every recipient, quoting the address as Postfix does."""
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 (aiosmtpd's name)
+        return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown in local recipient table"
+
+
+@pytest.fixture
+def refusing_smtp():
+    controller = Controller(RefusingRecipients(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller
+    controller.stop()
+
+
+def test_a_refused_recipient_reaches_rq_as_ids_and_our_invoice_page_as_text(app, admin_client, redis, refusing_smtp):
+    with app.app_context():
+        entity = make_entity()
+        contract = make_contract(entity, "C-1", start=date(2026, 11, 1))
+        contract.customer.email = EMAIL
+        db.session.commit()
+        run = start_billing_run(entity, date(2026, 11, 26), "cli", Actor.system("test"), enqueue=False).run
+        execute_run(run.id, inline=True)
+        invoice_id, = db.session.scalars(select(Invoice.id)).all()
+        issued = db.session.scalar(select(Event.id).where(Event.type == "invoice.issued"))
+        job_id = enqueue_agent_event("invoice_delivery", issued, retry=None)  # as the relay does, its last attempt
+
+    env = {**os.environ, "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(refusing_smtp.port)}
+    worker = subprocess.run([sys.executable, "worker.py", "--burst", "delivery"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=180)
+    assert worker.returncode == 0, worker.stdout + worker.stderr
+
+    # RQ (its Redis, the dashboard, the worker's log) has the ids, never the address.
+    job = admin_client.get(f"/rq/0/data/job/{job_id}.json").get_json()
+    assert job["status"] == "failed"
+    assert f"DeliveryFailed: delivery 1 of invoice {invoice_id} failed" in job["exc_info"]
+    for text in (job["exc_info"], job["description"], worker.stdout + worker.stderr):
+        assert "x.example" not in text and "onerror" not in text
+    # Our tables and our (escaped) invoice page keep the server's answer.
+    with app.app_context():
+        delivery, = db.session.scalars(select(InvoiceDelivery)).all()
+        assert delivery.status == "failed" and EMAIL in delivery.error and "User unknown" in delivery.error
+    page = admin_client.get(f"/invoices/{invoice_id}").get_data(as_text=True)
+    assert str(escape(EMAIL)) in page and EMAIL not in page
