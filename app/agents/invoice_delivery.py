@@ -15,9 +15,10 @@ def is_final_attempt() -> bool:
 
 
 def on_event(event: Event) -> str | None:
+    """The delivery's status (the job's result in RQ: its message can name the customer)."""
     if event.type != "invoice.issued" or "invoice_id" not in (event.payload or {}):
         return None  # an event this agent does not act on
     outcome = deliver_invoice(int(event.payload["invoice_id"]), final_attempt=is_final_attempt())
     if outcome.status == "in_flight":  # another job is handing the e-mail to the SMTP server right now
         raise NotActedYet(outcome.message)
-    return outcome.message
+    return outcome.status

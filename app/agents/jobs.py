@@ -1,18 +1,54 @@
 """The RQ jobs: thin wrappers that call services, and the functions that enqueue them.
 
 Workers run every job inside an application context (worker.py).
+
+What reaches RQ carries ids and numbers only: RQ keeps a job's description, arguments, result and
+error in Redis, shows them on the dashboard (/rq) and logs them, and an error's text can quote a
+customer's data (an SMTP refusal quotes the address, a database error the row). So descriptions
+and results name ids, and an error leaves a job as `JobFailed` (see `ids_only`); the services keep
+the full story in our tables and audit, shown on our own pages.
 """
 from __future__ import annotations
 
-from typing import Any
+from functools import wraps
+from typing import Any, Callable
 
 from redis.client import Pipeline
 from rq import Retry
+from rq.timeouts import BaseTimeoutException
 
 from app.queues import get_queue
 
 CHUNK_TIMEOUT = 30 * 60
 CHUNK_RETRIES = 2
+
+
+class JobFailed(RuntimeError):
+    """A job's error as RQ gets it: which job failed and the error's type, with its stack, without its text."""
+
+
+def _text_is_ids_only(error: Exception) -> bool:
+    from app.delivery.service import DeliveryFailed
+
+    return isinstance(error, (DeliveryFailed, BaseTimeoutException))
+
+
+def ids_only(subject: str) -> Callable:
+    """Decorate a job: an error it raises reaches RQ as `JobFailed("<subject> failed: <error type>")`,
+    the subject formatted with the job's arguments (e.g. "billing run {0}"). Errors written to carry
+    ids only (and RQ's own timeouts) pass as they are."""
+    def decorate(job: Callable) -> Callable:
+        @wraps(job)
+        def run(*args, **kwargs):
+            try:
+                return job(*args, **kwargs)
+            except Exception as error:
+                if _text_is_ids_only(error):
+                    raise
+                failed = JobFailed(f"{subject.format(*args, **kwargs)} failed: {type(error).__name__}")
+                raise failed.with_traceback(error.__traceback__) from None
+        return run
+    return decorate
 
 
 # ------------------------------------------------------------------ enqueueing
@@ -79,13 +115,15 @@ def enqueue_resend(invoice_id: int, delivery_id: int, *, pipeline: Pipeline | No
     return job.id
 
 
+@ids_only("delivery {1} (a resend) of invoice {0}")
 def resend_job(invoice_id: int, delivery_id: int) -> str:
     from app.agents.invoice_delivery import is_final_attempt
     from app.delivery.service import deliver_invoice
 
-    return deliver_invoice(invoice_id, delivery_id=delivery_id, final_attempt=is_final_attempt()).message
+    return deliver_invoice(invoice_id, delivery_id=delivery_id, final_attempt=is_final_attempt()).status
 
 
+@ids_only("SEPA retries")
 def collection_retries_job() -> int:
     """Daily (hourly, to be safe): present the SEPA retries whose day has come, per entity's today."""
     from app.models.types import utcnow
@@ -95,12 +133,14 @@ def collection_retries_job() -> int:
 
 
 # ------------------------------------------------------------------ the jobs
+@ids_only("billing run {0}")
 def billing_run_job(run_id: int) -> None:
     from app.billing.runs import execute_run
 
     execute_run(run_id)
 
 
+@ids_only("billing run {0}: chunk from contract {1[0]}")
 def billing_chunk_job(run_id: int, contract_ids: list[int], settings: dict[str, Any]) -> None:
     from rq import get_current_job
 
@@ -111,6 +151,7 @@ def billing_chunk_job(run_id: int, contract_ids: list[int], settings: dict[str, 
     process_chunk(run_id, contract_ids, settings, first_attempt=first_attempt)
 
 
+@ids_only("outbox relay")
 def relay_job() -> dict[str, int]:
     """Every minute: hand new events to their agents, and enqueue again what Redis lost."""
     from app.agents.events import relay_outbox, requeue_unhandled
@@ -121,6 +162,7 @@ def relay_job() -> dict[str, int]:
             "requeued": watched.requeued, "failed": watched.failed}
 
 
+@ids_only("sweep of stale runs and deliveries")
 def sweep_job() -> dict[str, int]:
     """Fail billing runs whose worker died; settle deliveries whose worker died mid-send; enqueue again
     the resends whose job was lost."""
@@ -131,6 +173,7 @@ def sweep_job() -> dict[str, int]:
             "resends_requeued": requeue_lost_resends()}
 
 
+@ids_only("schedule sync")
 def schedule_sync_job() -> dict[str, int]:
     from app.schedules.sync import sync_schedules
 
@@ -138,6 +181,7 @@ def schedule_sync_job() -> dict[str, int]:
     return {"added": result.added, "replaced": result.replaced, "kept": result.kept, "cancelled": result.cancelled}
 
 
+@ids_only("schedule {0} at {1}")
 def fire_schedule_job(schedule_id: int, slot_iso: str) -> str:
     """One scheduled fire: trigger the agent for this slot; once this job is done, schedule the next slot.
 
@@ -159,7 +203,7 @@ def fire_schedule_job(schedule_id: int, slot_iso: str) -> str:
         import logging
 
         logging.getLogger(__name__).exception("schedule %s slot %s failed", schedule_id, slot_iso)
-        message = f"failed: {error}"
+        message = f"failed: {type(error).__name__}"
     current = get_current_job()
     if current is None:
         reschedule_job(schedule_id, slot_iso)
@@ -170,6 +214,7 @@ def fire_schedule_job(schedule_id: int, slot_iso: str) -> str:
     return message
 
 
+@ids_only("schedule {0}: next slot after {1}")
 def reschedule_job(schedule_id: int, after_iso: str) -> None:
     from datetime import datetime
 
@@ -178,6 +223,7 @@ def reschedule_job(schedule_id: int, after_iso: str) -> None:
     schedule_next_slot(schedule_id, datetime.fromisoformat(after_iso))
 
 
+@ids_only("{0} on event {1}")
 def agent_event_job(agent_key: str, event_id: int) -> Any:
     """Run an agent for an event; agents tolerate seeing an event twice."""
     from app.agents.registry import handler_for

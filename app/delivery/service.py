@@ -211,8 +211,9 @@ def _sending_failed(invoice: Invoice, delivery: InvoiceDelivery, reason: str, fi
     record("invoice.delivery_failed" if final_attempt else "invoice.delivery_retrying", "invoice", invoice.id,
            AGENT, reason=reason, attempt=delivery.attempts, **_audit(invoice, delivery))
     db.session.commit()
-    raise DeliveryFailed(f"delivery #{delivery.id} of invoice #{invoice.id}: attempt {delivery.attempts} failed "
-                         "(the reason is on the invoice page)")
+    # Ids only for RQ (Redis, /rq, the worker's log), without the chained error: the answer can quote the address.
+    raise DeliveryFailed(f"delivery {delivery.id} of invoice {invoice.id} failed: "
+                         "the invoice page has the SMTP server's answer") from None
 
 
 def _mark_unknown(delivery_id: int, reason: str, actor: Actor) -> None:

@@ -94,7 +94,7 @@ def sync_schedules(connection: Redis | None = None, now: datetime | None = None)
         else:
             result.added += 1
         sched.enqueue_at(slot, fire_schedule_job, *args, job_id=job_id, queue_name="billing",
-                         job_description=f"schedule #{schedule.id} {schedule.name} at {slot.isoformat()}")
+                         job_description=f"schedule #{schedule.id} at {slot.isoformat()}")  # ids only: RQ shows it
     for job_id, (job, _when) in existing.items():
         if job_id.startswith(PREFIX) and job_id not in wanted:
             sched.cancel(job)
@@ -121,7 +121,7 @@ def schedule_next_slot(schedule_id: int, after: datetime) -> None:
     if job_id in sched:
         sched.cancel(job_id)
     sched.enqueue_at(slot, fire_schedule_job, schedule.id, slot.isoformat(), job_id=job_id, queue_name="billing",
-                     job_description=f"schedule #{schedule.id} {schedule.name} at {slot.isoformat()}")
+                     job_description=f"schedule #{schedule.id} at {slot.isoformat()}")  # ids only: RQ shows it
 
 
 def _sync_system_jobs(sched: Scheduler, existing: dict[str, tuple[Job, datetime]]) -> None:
