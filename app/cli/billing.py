@@ -1,5 +1,4 @@
 import time
-from datetime import date
 
 import click
 from flask.cli import AppGroup
@@ -12,6 +11,7 @@ from app.extensions import db
 from app.models import BillingRun, BillingRunItem, Contract
 from app.models.runs import ACTIVE_RUN_STATUSES
 from app.records.entities import get_legal_entity_by_code
+from app.records.validation import FieldError, parse_optional_date
 
 group = AppGroup("billing", help="The Billing Run Agent.")
 
@@ -59,9 +59,9 @@ def run(code, as_of, dry_run, inline, wait, timeout, as_json):
     """Start a billing run for a legal entity."""
     entity = entity_or_fail(code)
     try:
-        as_of_date = date.fromisoformat(as_of) if as_of else None
-    except ValueError:
-        fail(f"--as-of {as_of!r} is not a date (use YYYY-MM-DD)")
+        as_of_date = parse_optional_date(as_of)
+    except FieldError as error:
+        fail(f"--as-of: {error}")
     try:
         result = start_billing_run(entity, as_of_date, "cli", Actor.system("cli"), dry_run, enqueue=not inline)
     except RunRefused as refused:
