@@ -7,6 +7,10 @@ from app.extensions import db, login_manager
 
 
 def register_blueprints(app: Flask) -> None:
+    from app.web import input
+
+    input.init_app(app)  # the URL converters first: routes bind them when they are added
+
     from app.web.agents import bp as agents_bp
     from app.web.auth import bp as auth_bp
     from app.web.collections import bp as collections_bp
@@ -49,7 +53,13 @@ def register_blueprints(app: Flask) -> None:
         return render_template("errors/404.html"), 404
 
     from flask_wtf.csrf import CSRFError
+    from werkzeug.exceptions import BadRequest
 
     @app.errorhandler(CSRFError)
     def csrf_error(error):
         return render_template("errors/400.html", reason=error.description), 400
+
+    @app.errorhandler(BadRequest)
+    def bad_request(error):
+        custom = error.description != BadRequest.description
+        return render_template("errors/400.html", reason=error.description if custom else None), 400

@@ -20,6 +20,7 @@ from app.records.validation import ValidationError
 from app.reports.dashboard import entity_today
 from app.web.decorators import role_required
 from app.web.helpers import current_entity, paginate, render
+from app.web.input import arg_choice, arg_id, arg_search, arg_whole_number
 from app.web.records import bp
 from app.web.records.customers import unprocessable
 
@@ -65,9 +66,8 @@ def render_form(entity, contract, data, lines, errors):
 @role_required("viewer")
 def contracts():
     entity = current_entity()
-    search = request.args.get("q", "").strip()
-    status = request.args.get("status", "")
-    status = status if status in CONTRACT_STATUSES else ""
+    search = arg_search()
+    status = arg_choice("status", CONTRACT_STATUSES)
     listing = paginate(service.contract_query(entity, search, status)) if entity else None
     return render("records/contracts.html", "records/_contracts_table.html", entity=entity, listing=listing, q=search,
                   status=status, statuses=CONTRACT_STATUSES)
@@ -80,8 +80,9 @@ def contract_new():
     if entity is None:
         flash("Add a legal entity first: contracts belong to one.", "error")
         return redirect(url_for("records.contracts"))
+    customer_id = arg_id("customer")
     data, lines, errors = {"currency": entity.currency, "frequency": "monthly",
-                           "customer_id": request.args.get("customer", "")}, [], {}
+                           "customer_id": str(customer_id or "")}, [], {}
     if request.method == "POST":
         data, lines = form_data()
         try:
@@ -100,10 +101,7 @@ def contract_new():
 @role_required("accountant")
 def contract_line_row():
     """One more empty line row for the contract form (the "Add line" button, via HTMX)."""
-    try:
-        number = min(max(int(request.args.get("n", "1")), 1), 999)
-    except ValueError:
-        number = 1
+    number = arg_whole_number("n", 1, minimum=1, maximum=999)
     return render("records/_line_row_added.html", n=number, line={}, errors={})
 
 
