@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from app.audit import Actor
 from app.billing.runs import RunRefused, execute_run, start_billing_run, sweep_stale_runs
-from app.cli.common import echo_json, fail
+from app.cli.common import ID, echo_json, fail
 from app.extensions import db
 from app.models import BillingRun, BillingRunItem, Contract
 from app.models.runs import ACTIVE_RUN_STATUSES
@@ -117,7 +117,7 @@ def runs(code, as_json):
 
 
 @group.command("show")
-@click.argument("run_number", type=int)
+@click.argument("run_number", type=ID)
 @click.option("--entity", "code", required=True)
 @click.option("--json", "as_json", is_flag=True)
 def show(run_number, code, as_json):
