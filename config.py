@@ -102,6 +102,10 @@ class Config:
     UNDELIVERED_AFTER_MINUTES = int(os.environ.get("UNDELIVERED_AFTER_MINUTES", "60"))
     # An event chain deeper than this is stopped and reported (loop guard).
     EVENT_CHAIN_MAX_DEPTH = int(os.environ.get("EVENT_CHAIN_MAX_DEPTH", "5"))
+    # The largest request the web app reads, uploads included (bytes); a larger one is refused with 413.
+    MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(8 * 1024 * 1024)))
+    # Rows a CSV import through the web app takes; a larger file is refused (`flask contracts import` has no cap).
+    IMPORT_MAX_ROWS = int(os.environ.get("IMPORT_MAX_ROWS", "10000"))
     # Where `make run`'s mail sink keeps what it received (the admin's "Mailbox (development)" page).
     MAILBOX_DIR = os.environ.get("MAILBOX_DIR", str(INSTANCE_DIR / "mailbox"))
     TESTING = False

@@ -107,6 +107,18 @@ def _as_is(value: Any) -> Any:
     return value
 
 
+def savepoint():
+    """A savepoint inside the session's current transaction (`db.session.begin_nested()`).
+
+    SQLite: the driver (pysqlite) opens a transaction only before a write, so a SAVEPOINT issued
+    before any write would itself be the outermost transaction and releasing it would commit. A
+    write that changes nothing opens the transaction first (and takes the database's write lock).
+    """
+    if not is_postgresql():
+        db.session.execute(text("UPDATE legal_entities SET id = id WHERE 0"))
+    return db.session.begin_nested()
+
+
 def new_ids(table: Table, count: int) -> list[int]:
     """`count` unused ids for new rows of `table`, in increasing order.
 
@@ -142,7 +154,8 @@ def for_each_id(query: Select, key: ColumnElement, ids: Sequence[int]) -> list[R
 def for_each_key(query: Select, keys: Sequence[Label], values: Sequence[Sequence[Any]]) -> list[Row]:
     """`query` for each tuple of `values`: its rows where the columns `keys` equal the tuple, each
     row led by the tuple's values (named like the labels of `keys`). No order is guaranteed. The
-    values are ints or dates (written into array literals with str()).
+    values are ints or dates (written into array literals with str()) or strings (bound as an
+    array, which psycopg quotes: a name may hold a comma or a brace).
 
     On PostgreSQL one index probe per tuple whatever the table's statistics say; elsewhere IN lists.
     """
@@ -158,7 +171,9 @@ def for_each_key(query: Select, keys: Sequence[Label], values: Sequence[Sequence
                                         .with_only_columns(*keys, *query.selected_columns, maintain_column_froms=True))
         return found
     # Each key column as one array literal: psycopg's list dumper is pure Python (~3 us a value).
-    arrays = [cast(bindparam(f"keys_{i}", "{" + ",".join([str(v[i]) for v in values]) + "}", type_=String),
+    arrays = [bindparam(f"keys_{i}", [v[i] for v in values], type_=ARRAY(column.type))
+              if isinstance(values[0][i], str) else
+              cast(bindparam(f"keys_{i}", "{" + ",".join([str(v[i]) for v in values]) + "}", type_=String),
                    ARRAY(column.type))
               for i, column in enumerate(columns)]
     wanted = func.unnest(*arrays).table_valued(*(label.name for label in keys)).render_derived(name="wanted")

@@ -1,5 +1,4 @@
 import time
-from datetime import date
 
 import click
 from flask.cli import AppGroup
@@ -7,11 +6,12 @@ from sqlalchemy import select
 
 from app.audit import Actor
 from app.billing.runs import RunRefused, execute_run, start_billing_run, sweep_stale_runs
-from app.cli.common import echo_json, fail
+from app.cli.common import ID, echo_json, fail
 from app.extensions import db
 from app.models import BillingRun, BillingRunItem, Contract
 from app.models.runs import ACTIVE_RUN_STATUSES
 from app.records.entities import get_legal_entity_by_code
+from app.records.validation import FieldError, parse_optional_date
 
 group = AppGroup("billing", help="The Billing Run Agent.")
 
@@ -59,9 +59,9 @@ def run(code, as_of, dry_run, inline, wait, timeout, as_json):
     """Start a billing run for a legal entity."""
     entity = entity_or_fail(code)
     try:
-        as_of_date = date.fromisoformat(as_of) if as_of else None
-    except ValueError:
-        fail(f"--as-of {as_of!r} is not a date (use YYYY-MM-DD)")
+        as_of_date = parse_optional_date(as_of)
+    except FieldError as error:
+        fail(f"--as-of: {error}")
     try:
         result = start_billing_run(entity, as_of_date, "cli", Actor.system("cli"), dry_run, enqueue=not inline)
     except RunRefused as refused:
@@ -117,7 +117,7 @@ def runs(code, as_json):
 
 
 @group.command("show")
-@click.argument("run_number", type=int)
+@click.argument("run_number", type=ID)
 @click.option("--entity", "code", required=True)
 @click.option("--json", "as_json", is_flag=True)
 def show(run_number, code, as_json):

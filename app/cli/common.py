@@ -9,6 +9,11 @@ from typing import Any, NoReturn
 
 import click
 
+from app.records.validation import ID_MAX
+
+# An id or a number on the command line: within PostgreSQL's integer, else click says so (exit 2).
+ID = click.IntRange(1, ID_MAX)
+
 
 def fail(message: str) -> NoReturn:
     """Print one line a person can act on and exit 1."""

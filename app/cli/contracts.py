@@ -13,12 +13,10 @@ group = AppGroup("contracts", help="Recurring contracts.")
 def import_(csv_file: str) -> None:
     """Import contracts from a CSV file: all rows or none."""
     try:
-        with open(csv_file, newline="", encoding="utf-8-sig") as stream:
+        with open(csv_file, "rb") as stream:  # read row by row; the importer decodes UTF-8 line by line
             result = import_contracts(stream)
     except FileNotFoundError:
         fail(f"{csv_file}: no such file")
-    except UnicodeDecodeError as error:
-        fail(f"{csv_file}: not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8 CSV")
     except ImportFailed as failure:
         db.session.rollback()
         for message in failure.errors:

@@ -3,7 +3,7 @@ from flask.cli import AppGroup
 
 from app.audit import Actor
 from app.cli.billing import entity_or_fail
-from app.cli.common import echo_json, fail
+from app.cli.common import ID, echo_json, fail
 from app.extensions import db
 from app.models import ScheduledJob
 from app.models.types import utcnow
@@ -67,7 +67,7 @@ def list_(code, as_json):
 
 
 @group.command("remove")
-@click.argument("schedule_id", type=int)
+@click.argument("schedule_id", type=ID)
 def remove(schedule_id):
     """Delete a schedule; its rq-scheduler job is cancelled."""
     schedule = db.session.get(ScheduledJob, schedule_id)

@@ -12,7 +12,7 @@ import csv
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import TextIO
+from typing import IO
 
 from app.audit import Actor, record
 from app.billing.money import round_money
@@ -21,6 +21,8 @@ from app.models import Invoice, SepaBatchItem
 from app.payments.collection import record_outcome
 from app.payments.ledger import PaymentError
 from app.payments.sepa import item_by_end_to_end_id
+from app.records import validation as v
+from app.records.importer import NotReadable, text_lines
 
 COLUMNS = ("end_to_end_id", "outcome", "date", "reason")
 OUTCOMES = ("collected", "returned")
@@ -71,11 +73,18 @@ def check_answer(outcome: str, date_text: str, reason: str) -> tuple[dict[str, s
         errors["date"] = "date is required (YYYY-MM-DD)"
     else:
         try:
-            on_date = date.fromisoformat(text)
+            on_date = v.check_date_range(date.fromisoformat(text))
+        except v.FieldError as error:
+            errors["date"] = str(error)
         except ValueError:
             errors["date"] = f"{text!r} is not an ISO date (YYYY-MM-DD)"
     if outcome == "returned" and not (reason or "").strip():
         errors["reason"] = "say why the debit was returned (e.g. MD06, AC04, AM04 insufficient funds)"
+    else:
+        try:
+            v.parse_optional_text(reason, "the reason", v.ONE_LINE_TEXT_MAX)
+        except v.FieldError as error:
+            errors["reason"] = str(error)
     return errors, on_date
 
 
@@ -134,9 +143,19 @@ class _Row:
     reason: str
 
 
-def _read(stream: TextIO, errors: list[str]) -> list[_Row]:
+def _read(stream: IO[bytes] | IO[str], errors: list[str], max_rows: int | None = None) -> list[_Row]:
     """Every good row; append `line N: column: reason` for every problem of every other row."""
-    reader = csv.DictReader(stream)
+    reader = csv.DictReader(text_lines(stream))
+    try:
+        return _read_rows(reader, errors, max_rows)
+    except NotReadable as error:
+        errors.append(error.message)
+    except csv.Error as error:
+        errors.append(f"line {reader.line_num}: not a readable CSV row ({error}); nothing after it was read")
+    return []
+
+
+def _read_rows(reader: csv.DictReader, errors: list[str], max_rows: int | None) -> list[_Row]:
     header = [(h or "").strip().lower() for h in (reader.fieldnames or [])]
     missing = [c for c in COLUMNS if c not in header]
     if missing:
@@ -146,16 +165,24 @@ def _read(stream: TextIO, errors: list[str]) -> list[_Row]:
     reader.fieldnames = header
     rows: list[_Row] = []
     seen: dict[str, int] = {}
+    count = 0
+    ended = reader.line_num
     for raw in reader:
+        line, ended = ended + 1, reader.line_num  # a row starts on the line after the last one ended
         values = {c: (raw.get(c) or "").strip() for c in COLUMNS}
         if not any(values.values()):
             continue  # a blank line
-        line = reader.line_num
+        count += 1
+        if max_rows is not None and count > max_rows:
+            errors[:] = [f"the file has more than {max_rows:,} rows, the most an import here takes; "
+                         "split it into smaller files"]
+            return []
         end_to_end_id = values["end_to_end_id"]
         problems, _ = check_answer(values["outcome"], values["date"], values["reason"])
         item = None
-        if not end_to_end_id:
-            problems["end_to_end_id"] = "end-to-end id is required"
+        bad_id = _bad_end_to_end_id(end_to_end_id)
+        if bad_id:
+            problems["end_to_end_id"] = bad_id
         elif end_to_end_id in seen:
             problems["end_to_end_id"] = f"{end_to_end_id} appears again (first on line {seen[end_to_end_id]})"
         else:
@@ -175,14 +202,23 @@ def _read(stream: TextIO, errors: list[str]) -> list[_Row]:
     return rows
 
 
-def import_results(stream: TextIO, actor: Actor) -> ImportSummary:
-    """Apply a bank result file: all rows or none (see the module's docstring).
+def _bad_end_to_end_id(text: str) -> str | None:
+    """Why `text` cannot be an end-to-end id, or None (SEPA: one line, at most 35 characters)."""
+    try:
+        v.parse_name(text, "end-to-end id", v.column_length(SepaBatchItem.end_to_end_id))
+    except v.FieldError as error:
+        return str(error)
+    return None
+
+
+def import_results(stream: IO[bytes] | IO[str], actor: Actor, *, max_rows: int | None = None) -> ImportSummary:
+    """Apply a bank result file (bytes or text): all rows or none (see the module's docstring).
 
     Runs in the caller's transaction, which commits; raises ResultImportFailed listing every bad
-    line, and then nothing has changed.
+    line, and then nothing has changed. `max_rows` (the web app's cap) refuses a longer file.
     """
     errors: list[str] = []
-    rows = _read(stream, errors)
+    rows = _read(stream, errors, max_rows)
     if errors:
         raise ResultImportFailed(errors)
     summary = ImportSummary()

@@ -35,7 +35,7 @@ def clean_lines(lines: list[dict[str, str]]) -> tuple[list[dict], dict[str, str]
     """Clean line rows; a row with every field blank is ignored. Errors are keyed `lines-N-field` (N from 1)."""
     errors: dict[str, str] = {}
     clean_rows: list[dict] = []
-    parsers = {"description": lambda s: v.required(s, "description"),
+    parsers = {"description": v.parse_line_description,
                "quantity": lambda s: v.parse_quantity(v.required(s, "quantity")),
                "unit_price": lambda s: v.parse_price(v.required(s, "unit price")),
                "vat_rate": lambda s: v.parse_rate(v.required(s, "VAT rate"))}
@@ -60,7 +60,7 @@ def clean_contract(entity: LegalEntity, data: dict[str, str], lines: list[dict[s
     fields = v.Fields(data)
     clean, errors, take = fields.clean, fields.errors, fields.take
 
-    take("reference", lambda s: v.parse_name(s, "contract reference", 64))
+    take("reference", v.parse_contract_reference)
     take("customer_id", lambda s: _customer_of(entity, s).id)
     take("currency", lambda s: v.parse_currency(v.required(s, "currency")))
     take("frequency", lambda s: v.parse_frequency(v.required(s, "frequency")))
@@ -96,8 +96,10 @@ def clean_contract(entity: LegalEntity, data: dict[str, str], lines: list[dict[s
 
 
 def _customer_of(entity: LegalEntity, value: str | None) -> Customer:
-    text = v.required(value, "customer")
-    customer = db.session.get(Customer, int(text)) if text.isdigit() else None
+    try:
+        customer = db.session.get(Customer, v.parse_id(value, "customer"))
+    except v.FieldError:
+        customer = None
     if customer is None or customer.legal_entity_id != entity.id:
         raise v.FieldError(f"choose a customer of {entity.code} (add one under Records > Customers first)")
     return customer

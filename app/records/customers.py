@@ -26,9 +26,9 @@ def clean_customer(entity: LegalEntity, data: dict[str, str], customer: Customer
     fields = v.Fields(data)
     clean, errors, take = fields.clean, fields.errors, fields.take
 
-    take("name", lambda s: v.parse_name(s, "customer name", 200))
-    take("email", lambda s: v.check_length(v.parse_email(s), "e-mail address", 254))
-    take("billing_address", lambda s: v.parse_optional_text(s, "billing address", 2000))
+    take("name", v.parse_customer_name)
+    take("email", v.parse_customer_email)
+    take("billing_address", lambda s: v.parse_address(s, "billing address"))
     take("vat_id", v.parse_vat_id)
     try:
         clean.update(v.parse_payment_details({key: data.get(key) for key in

@@ -45,12 +45,12 @@ def validate_entity_input(data: EntityInput) -> dict:
     clean, errors, take = fields.clean, fields.errors, fields.take
 
     take("code", v.parse_code, data.code)
-    take("name", lambda s: v.required(s, "name"), data.name)
+    take("name", v.parse_entity_name, data.name)
     take("country", v.parse_country, data.country)
     take("currency", v.parse_currency, data.currency)
     take("timezone", v.parse_timezone, data.timezone or "UTC")
-    clean["vat_id"] = v.optional(data.vat_id)
-    clean["address"] = v.optional(data.address)
+    take("vat_id", v.parse_vat_id, data.vat_id)
+    take("address", v.parse_address, data.address)
     take("finance_email", v.parse_email, data.finance_email)
     if v.optional(data.iban):
         take("iban", v.parse_iban, data.iban)

@@ -1,23 +1,34 @@
-"""The contracts CSV importer: all or nothing, every bad row named.
+"""The contracts CSV importer: all or nothing, every bad row named, memory flat however long the file.
 
 One row is one contract line; rows sharing `entity` + `contract_ref` form one contract. A customer
-is found by name within the entity, or created. If any row is invalid nothing is written and
-`ImportFailed.errors` lists every problem as "line N: column: reason".
+is found by name within the entity, or created.
+
+The file is read row by row from its stream (an upload's or a file's, never read whole): each row
+is checked as it comes, and rows are written in batches of BATCH_ROWS inside a savepoint of the
+caller's transaction. What stays in memory is what later rows are checked against: per contract
+and per customer the values every one of their rows must repeat, not the rows. If any row is
+invalid the savepoint is rolled back, nothing is written, and `ImportFailed.errors` lists the
+problems as "line N: column: reason" in line order (the first MAX_MESSAGES, then "… and K more").
 """
 from __future__ import annotations
 
+import codecs
 import csv
+import heapq
 import io
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Iterable, TextIO
+from typing import IO, Iterable, Iterator
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
+from app import bulk
 from app.audit import Actor, record
 from app.extensions import db
 from app.models import Contract, ContractLine, Customer, LegalEntity
+from app.models.types import utcnow
 from app.records import validation as v
 
 COLUMNS = (
@@ -28,12 +39,18 @@ COLUMNS = (
 # Columns that describe the contract (or its customer) and must agree on every row of one contract.
 CONTRACT_COLUMNS = ("customer", "currency", "frequency", "start_date", "end_date")
 CUSTOMER_COLUMNS = ("customer_email", "payment_method", "iban", "mandate_reference", "mandate_date")
+BATCH_ROWS = 1000  # rows checked against the database and written together
+MAX_MESSAGES = 100  # problems listed; the rest are counted
+CLI_HINT = "flask contracts import FILE"
 
 
 class ImportFailed(ValueError):
-    def __init__(self, errors: list[str]):
+    """Nothing was imported; `errors` lists what to fix, `count` how many problems there were in all."""
+
+    def __init__(self, errors: list[str], count: int | None = None):
         self.errors = errors
-        super().__init__(f"{len(errors)} problem(s); nothing was imported")
+        self.count = len(errors) if count is None else count
+        super().__init__(f"{self.count} problem(s); nothing was imported")
 
 
 @dataclass
@@ -43,54 +60,313 @@ class ImportResult:
     customers: int
 
 
-@dataclass
+class _Missing:
+    """A column whose value was invalid on a row: it is not compared with other rows."""
+
+    def __repr__(self) -> str:
+        return "(invalid)"
+
+
+MISSING = _Missing()
+
+
+class _Contract:
+    """What the rows of one contract are checked against, and where its lines go."""
+
+    __slots__ = ("entity", "reference", "first_line", "values", "id", "positions")
+
+    def __init__(self, entity: LegalEntity, reference: str, first_line: int, values: tuple):
+        self.entity, self.reference, self.first_line, self.values = entity, reference, first_line, values
+        self.id: int | None = None
+        self.positions = 0
+
+
+class _Customer:
+    """A customer named by the file: an existing one (its payment method) or a new one (its first row's details)."""
+
+    __slots__ = ("first_line", "details", "id", "existing_method")
+
+    def __init__(self, first_line: int, details: tuple | None, id: int | None = None,
+                 existing_method: str | None = None):
+        self.first_line, self.details, self.id, self.existing_method = first_line, details, id, existing_method
+
+
 class _Row:
-    line: int
-    values: dict
-    entity: LegalEntity | None = None
+    """One row waiting for its batch: its line, entity and clean values (some missing if they were invalid)."""
+
+    __slots__ = ("line", "entity", "clean", "method_given")
+
+    def __init__(self, line: int, entity: LegalEntity, clean: dict, method_given: bool):
+        self.line, self.entity, self.clean, self.method_given = line, entity, clean, method_given
 
 
-@dataclass
-class _ContractDraft:
-    entity: LegalEntity
-    reference: str
-    first: _Row
-    rows: list[_Row] = field(default_factory=list)
+class _Problems:
+    """The first `limit` problems in line order, and how many there were in all (a file may have
+    a million bad rows: keeping every message is what must not happen)."""
+
+    def __init__(self, limit: int = MAX_MESSAGES):
+        self.limit, self.count, self._heap, self._order = limit, 0, [], 0
+
+    def add(self, line: int, message: str) -> None:
+        self.count += 1
+        self._order += 1
+        item = (-line, -self._order, message)  # the heap's root is the latest problem kept
+        if len(self._heap) < self.limit:
+            heapq.heappush(self._heap, item)
+        elif item > self._heap[0]:
+            heapq.heapreplace(self._heap, item)
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def messages(self) -> list[str]:
+        kept = [message for _line, _order, message in sorted(self._heap, reverse=True)]
+        if self.count > len(kept):
+            kept.append(f"… and {self.count - len(kept):,} more problem(s) after these")
+        return kept
 
 
-def parse_csv(stream: TextIO) -> tuple[list[_Row], list[str]]:
-    """Read the file; return rows (with raw text values) and header problems."""
-    reader = csv.DictReader(stream)
-    header = [h.strip().lower() for h in (reader.fieldnames or [])]
-    missing = [c for c in COLUMNS if c not in header]
-    if missing:
-        return [], [f"line 1: header: missing column(s) {', '.join(missing)}"]
-    reader.fieldnames = header
-    rows = []
-    for raw in reader:
-        if not any((value or "").strip() for key, value in raw.items() if key is not None):
-            continue  # blank line
-        rows.append(_Row(line=reader.line_num, values={c: (raw.get(c) or "").strip() for c in COLUMNS}))
-    return rows, []
+class NotReadable(Exception):
+    """The stream cannot be read on as CSV text from this line on; `message` says so, naming the line."""
+
+    def __init__(self, line: int, message: str):
+        self.line, self.message = line, message
+        super().__init__(message)
 
 
-def _validate_row(row: _Row, entities: dict[str, LegalEntity], errors: list[str]) -> dict:
-    """Parse one row's values; append 'line N: column: reason' for each bad one."""
-    raw = row.values
+def text_lines(stream: Iterable[bytes] | Iterable[str]) -> Iterator[str]:
+    """The stream's lines as text, one at a time. Bytes are decoded as UTF-8 line by line (a BOM
+    dropped), so a decoding error names its line; a lone CR ends a line too, as a text file read
+    with newline="" does."""
+    number = 0
+    for chunk in stream:
+        if isinstance(chunk, str):
+            number += 1
+            yield chunk.removeprefix("\ufeff") if number == 1 else chunk
+            continue
+        for raw in _CR_LINE.split(chunk) if b"\r" in chunk[:-2] else (chunk,):
+            if not raw:
+                continue
+            number += 1
+            if number == 1:
+                raw = raw.removeprefix(codecs.BOM_UTF8)
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise NotReadable(number, f"line {number}: the file is not UTF-8 text ({error.reason} at byte "
+                                           f"{error.start + 1} of the line); save it as UTF-8 CSV") from None
+
+
+_CR_LINE = re.compile(rb"(?<=\r)(?!\n)")  # after a CR that no LF follows
+
+
+def import_contracts(stream: IO[bytes] | IO[str] | Iterable[str], actor: Actor | None = None, *,
+                     max_rows: int | None = None) -> ImportResult:
+    """Import the CSV `stream` (bytes or text) in the caller's transaction, or nothing.
+
+    Raises ImportFailed listing the problems; then nothing was written. `max_rows` (the web app's
+    cap) refuses a longer file without reading past the cap.
+    """
+    run = _Import(max_rows)
+    savepoint = bulk.savepoint()
+    try:
+        run.read(stream)
+    except BaseException:
+        savepoint.rollback()
+        raise
+    if run.problems:
+        savepoint.rollback()
+        raise ImportFailed(run.problems.messages(), run.problems.count)
+    savepoint.commit()
+    for entity_id, count in run.contracts_per_entity().items():
+        record(
+            "contracts.imported", "legal_entity", entity_id, actor or Actor.system("cli"),
+            legal_entity_id=entity_id, contracts=count,
+            references=heapq.nsmallest(50, (ref for eid, ref in run.contracts if eid == entity_id)),
+        )
+    return ImportResult(contracts=len(run.contracts), lines=run.lines_written, customers=run.customers_created)
+
+
+def import_contracts_text(text: str, actor: Actor | None = None) -> ImportResult:
+    return import_contracts(io.StringIO(text, newline=""), actor)
+
+
+class _Import:
+    """One import's state: the problems, the contracts and customers seen, the rows of the batch."""
+
+    def __init__(self, max_rows: int | None):
+        self.max_rows = max_rows
+        self.problems = _Problems()
+        self.entities = {e.code: e for e in db.session.scalars(select(LegalEntity))}
+        self.contracts: dict[tuple[int, str], _Contract] = {}
+        self.customers: dict[tuple[int, str], _Customer] = {}
+        self.batch: list[_Row] = []
+        self.lines_written = self.customers_created = 0
+
+    def contracts_per_entity(self) -> dict[int, int]:
+        counts: dict[int, int] = {}
+        for entity_id, _reference in self.contracts:
+            counts[entity_id] = counts.get(entity_id, 0) + 1
+        return counts
+
+    # -------------------------------------------------------------- reading
+    def read(self, stream) -> None:
+        reader = csv.reader(text_lines(stream))
+        rows = 0
+        try:
+            header = [h.strip().lower() for h in next(reader, [])]
+            missing = [c for c in COLUMNS if c not in header]
+            if missing:
+                self.problems.add(1, f"line 1: header: missing column(s) {', '.join(missing)}")
+                return
+            index = [header.index(c) for c in COLUMNS]
+            ended = reader.line_num
+            for cells in reader:
+                line, ended = ended + 1, reader.line_num  # a row starts on the line after the last one ended
+                if not any(cell.strip() for cell in cells):
+                    continue  # a blank line
+                rows += 1
+                if self.max_rows is not None and rows > self.max_rows:
+                    self.problems = _Problems()  # the cap is the one thing to say: the rest was not read
+                    self.problems.add(line, (
+                        f"the file has more than {self.max_rows:,} rows, the most an import here takes; "
+                        f"import it on the command line instead: {CLI_HINT}"))
+                    return
+                raw = {c: (cells[i] if i < len(cells) else "").strip() for c, i in zip(COLUMNS, index)}
+                self.take(line, raw)
+        except NotReadable as error:
+            self.problems.add(error.line, error.message)
+            return
+        except csv.Error as error:
+            self.problems.add(reader.line_num, f"line {reader.line_num}: not a readable CSV row ({error}); "
+                                               "nothing after it was read")
+            return
+        self.flush()
+        if not rows and not self.problems:
+            self.problems.add(2, "the file has a header but no rows")
+
+    def take(self, line: int, raw: dict[str, str]) -> None:
+        """Check one row on its own; queue it for the checks against other rows and the database."""
+        entity, clean, errors = _check_row(raw, self.entities)
+        for column, message in errors.items():
+            self.problems.add(line, f"line {line}: {column}: {message}")
+        if entity is not None and "contract_ref" in clean:
+            self.batch.append(_Row(line, entity, clean, bool(raw["payment_method"])))
+            if len(self.batch) >= BATCH_ROWS:
+                self.flush()
+
+    # -------------------------------------------------------------- a batch: across rows, then written
+    def flush(self) -> None:
+        batch, self.batch = self.batch, []
+        if not batch:
+            return
+        new_refs = {(r.entity.id, r.clean["contract_ref"]) for r in batch} - self.contracts.keys()
+        existing_refs = _existing_refs(new_refs)
+        new_names = {(r.entity.id, r.clean["customer"]) for r in batch if "customer" in r.clean} - self.customers.keys()
+        existing_customers = _existing_customers(new_names)
+        new_contracts: list[_Contract] = []
+        new_customers: list[tuple[tuple[int, str], _Customer, dict]] = []
+        for row in batch:
+            self._check_contract(row, existing_refs, new_contracts)
+            if "customer" in row.clean:
+                self._check_customer(row, existing_customers, new_customers)
+        if not self.problems:
+            self._write(batch, new_contracts, new_customers)
+
+    def _check_contract(self, row: _Row, existing_refs: set, new_contracts: list[_Contract]) -> None:
+        key = (row.entity.id, row.clean["contract_ref"])
+        values = tuple(row.clean.get(c, MISSING) for c in CONTRACT_COLUMNS)
+        contract = self.contracts.get(key)
+        if contract is None:
+            self.contracts[key] = contract = _Contract(row.entity, key[1], row.line, values)
+            new_contracts.append(contract)
+            if key in existing_refs:
+                self.problems.add(row.line, f"line {row.line}: contract_ref: contract {key[1]} already exists "
+                                            f"in {row.entity.code}")
+            return
+        for column, mine, first in zip(CONTRACT_COLUMNS, values, contract.values):
+            if mine is not MISSING and first is not MISSING and mine != first:
+                self.problems.add(row.line, (
+                    f"line {row.line}: {column}: {_show(mine)} differs from contract {contract.reference}'s "
+                    f"{_show(first)} (line {contract.first_line}); every line of a contract repeats the "
+                    f"contract's {column}"))
+
+    def _check_customer(self, row: _Row, existing: dict[tuple[int, str], tuple[int, str]],
+                        new_customers: list) -> None:
+        clean = row.clean
+        key = (row.entity.id, clean["customer"])
+        customer = self.customers.get(key)
+        if customer is None:
+            found = existing.get(key)
+            if found is not None:
+                customer = _Customer(row.line, None, *found)
+            else:
+                customer = _Customer(row.line, tuple(clean.get(c, MISSING) for c in CUSTOMER_COLUMNS))
+                new_customers.append((key, customer, clean))
+            self.customers[key] = customer
+            if customer.details is not None:
+                return
+        if customer.details is None:  # an existing customer: the file cannot change how it pays
+            method = clean.get("payment_method")
+            if method is not None and method != customer.existing_method and (row.method_given or method != "manual"):
+                self.problems.add(row.line, (
+                    f"line {row.line}: payment_method: customer {key[1]} already exists with payment method "
+                    f"{customer.existing_method}; change it on the customer's page, not by import"))
+            return
+        for column, first in zip(CUSTOMER_COLUMNS, customer.details):
+            mine = clean.get(column, MISSING)
+            if mine is not MISSING and first is not MISSING and mine != first:
+                self.problems.add(row.line, (
+                    f"line {row.line}: {column}: {_show(mine)} differs from {_show(first)} given for customer "
+                    f"{key[1]} on line {customer.first_line}"))
+
+    def _write(self, batch: list[_Row], new_contracts: list[_Contract],
+               new_customers: list[tuple[tuple[int, str], _Customer, dict]]) -> None:
+        """Insert the batch's new customers and contracts, then its lines (set-based, in the savepoint)."""
+        now = utcnow()
+        if new_customers:
+            ids = _insert(Customer.__table__, CUSTOMER_TABLE_COLUMNS, [
+                (key[0], key[1], clean.get("customer_email"), clean["payment_method"], clean.get("iban"),
+                 clean.get("mandate_reference"), clean.get("mandate_date"), now)
+                for key, _customer, clean in new_customers])
+            for (_key, customer, _clean), new_id in zip(new_customers, ids):
+                customer.id = new_id
+            self.customers_created += len(ids)
+        if new_contracts:
+            ids = _insert(Contract.__table__, CONTRACT_TABLE_COLUMNS, [
+                (c.entity.id, self.customers[(c.entity.id, c.values[0])].id, c.reference, "active", *c.values[1:], now)
+                for c in new_contracts])
+            for contract, new_id in zip(new_contracts, ids):
+                contract.id = new_id
+        lines = []
+        for row in batch:
+            contract = self.contracts[(row.entity.id, row.clean["contract_ref"])]
+            contract.positions += 1
+            clean = row.clean
+            lines.append((contract.id, contract.positions, clean["description"], clean["quantity"],
+                          clean["unit_price"], clean["tax_rate"]))
+        bulk.copy_rows(ContractLine.__table__, LINE_TABLE_COLUMNS, lines)
+        self.lines_written += len(lines)
+
+
+def _check_row(raw: dict[str, str], entities: dict[str, LegalEntity]) -> tuple[LegalEntity | None, dict, dict]:
+    """One row's entity, clean values and problems ({column: reason}), by the field rules of every form."""
     fields = v.Fields(raw)
     clean, take = fields.clean, fields.take
 
+    entity = None
     code = raw["entity"].upper()
     if not code:
         fields.errors["entity"] = "value is required"
     elif code not in entities:
-        fields.errors["entity"] = f"unknown legal entity {code!r} (add it with `flask entities add`)"
+        shown = code if len(code) <= 40 else code[:40] + "…"
+        fields.errors["entity"] = f"unknown legal entity {shown!r} (add it with `flask entities add`)"
     else:
-        row.entity = entities[code]
-    take("contract_ref", lambda s: v.required(s, "contract reference"))
-    take("customer", lambda s: v.required(s, "customer name"))
-    take("customer_email", v.parse_email)
-    take("description", lambda s: v.required(s, "description"))
+        entity = entities[code]
+    take("contract_ref", v.parse_contract_reference)
+    take("customer", v.parse_customer_name)
+    take("customer_email", v.parse_customer_email)
+    take("description", v.parse_line_description)
     take("quantity", v.parse_quantity)
     take("unit_price", v.parse_price)
     take("currency", v.parse_currency)
@@ -104,174 +380,42 @@ def _validate_row(row: _Row, entities: dict[str, LegalEntity], errors: list[str]
         clean.update(v.parse_payment_details(raw))
     except v.ValidationError as error:
         fields.errors.update(error.errors)
-    errors.extend(f"line {row.line}: {column}: {message}" for column, message in fields.errors.items())
-    return clean
+    return entity, clean, fields.errors
 
 
-def import_contracts(stream: TextIO, actor: Actor | None = None) -> ImportResult:
-    """Validate every row, then write everything in the caller's transaction, or nothing."""
-    rows, errors = parse_csv(stream)
-    if errors:
-        raise ImportFailed(errors)
-    if not rows:
-        raise ImportFailed(["the file has a header but no rows"])
-
-    entities = {e.code: e for e in db.session.scalars(select(LegalEntity))}
-    cleaned: list[tuple[_Row, dict]] = [(row, _validate_row(row, entities, errors)) for row in rows]
-
-    contracts: dict[tuple[int, str], _ContractDraft] = {}
-    customers_seen: dict[tuple[int, str], tuple[_Row, dict]] = {}
-    for row, clean in cleaned:
-        if row.entity is None or "contract_ref" not in clean:
-            continue
-        key = (row.entity.id, clean["contract_ref"])
-        draft = contracts.get(key)
-        if draft is None:
-            contracts[key] = _ContractDraft(row.entity, clean["contract_ref"], row, [row])
-        else:
-            draft.rows.append(row)
-    clean_by_row = {id(row): clean for row, clean in cleaned}
-
-    # Rows of one contract must agree on the contract's fields.
-    for draft in contracts.values():
-        first = clean_by_row[id(draft.first)]
-        for row in draft.rows[1:]:
-            clean = clean_by_row[id(row)]
-            for column in CONTRACT_COLUMNS:
-                if column in first and column in clean and clean[column] != first[column]:
-                    errors.append(
-                        f"line {row.line}: {column}: {_show(clean[column])} differs from contract "
-                        f"{draft.reference}'s {_show(first[column])} (line {draft.first.line}); "
-                        f"every line of a contract repeats the contract's {column}"
-                    )
-
-    # Contract references that already exist.
-    for key in _existing_refs(contracts):
-        draft = contracts[key]
-        errors.append(
-            f"line {draft.first.line}: contract_ref: contract {draft.reference} already exists in {draft.entity.code}"
-        )
-
-    # Customers: found by name within the entity, or created once; details must agree.
-    existing_customers = _existing_customers({(d.entity.id, clean_by_row[id(d.first)].get("customer")) for d in contracts.values()})
-    for row, clean in cleaned:
-        if row.entity is None or "customer" not in clean:
-            continue
-        key = (row.entity.id, clean["customer"])
-        customer = existing_customers.get(key)
-        if customer is not None:
-            method = clean.get("payment_method")
-            if method is not None and method != customer.payment_method and (row.values["payment_method"] or method != "manual"):
-                errors.append(
-                    f"line {row.line}: payment_method: customer {customer.name} already exists with payment "
-                    f"method {customer.payment_method}; change it on the customer's page, not by import"
-                )
-            continue
-        seen = customers_seen.get(key)
-        if seen is None:
-            customers_seen[key] = (row, clean)
-            continue
-        first_row, first_clean = seen
-        for column in CUSTOMER_COLUMNS:
-            if column in first_clean and column in clean and clean[column] != first_clean[column]:
-                errors.append(
-                    f"line {row.line}: {column}: {_show(clean[column])} differs from {_show(first_clean[column])} "
-                    f"given for customer {clean['customer']} on line {first_row.line}"
-                )
-
-    if errors:
-        raise ImportFailed(sorted(errors, key=_line_number))  # stable: columns stay in file order
-
-    # Everything is valid: write it.
-    created_customers: dict[tuple[int, str], Customer] = {}
-    for key, (_row, clean) in customers_seen.items():
-        customer = Customer(
-            legal_entity_id=key[0],
-            name=clean["customer"],
-            email=clean.get("customer_email"),
-            payment_method=clean["payment_method"],
-            iban=clean.get("iban"),
-            mandate_reference=clean.get("mandate_reference"),
-            mandate_date=clean.get("mandate_date"),
-        )
-        db.session.add(customer)
-        created_customers[key] = customer
-    db.session.flush()
-
-    line_count = 0
-    for (entity_id, reference), draft in contracts.items():
-        first = clean_by_row[id(draft.first)]
-        customer = existing_customers.get((entity_id, first["customer"])) or created_customers[(entity_id, first["customer"])]
-        contract = Contract(
-            legal_entity_id=entity_id,
-            customer_id=customer.id,
-            reference=reference,
-            status="active",
-            currency=first["currency"],
-            frequency=first["frequency"],
-            start_date=first["start_date"],
-            end_date=first["end_date"],
-        )
-        for position, row in enumerate(draft.rows, start=1):
-            clean = clean_by_row[id(row)]
-            contract.lines.append(
-                ContractLine(
-                    position=position,
-                    description=clean["description"],
-                    quantity=clean["quantity"],
-                    unit_price=clean["unit_price"],
-                    vat_rate=clean["tax_rate"],
-                )
-            )
-            line_count += 1
-        db.session.add(contract)
-    db.session.flush()
-    result = ImportResult(contracts=len(contracts), lines=line_count, customers=len(created_customers))
-    for entity_id in {key[0] for key in contracts}:
-        record(
-            "contracts.imported", "legal_entity", entity_id, actor or Actor.system("cli"),
-            legal_entity_id=entity_id,
-            contracts=sum(1 for key in contracts if key[0] == entity_id),
-            references=sorted(ref for eid, ref in contracts if eid == entity_id)[:50],
-        )
-    return result
+# The columns the importer writes, in the order of the tuples `_write` makes.
+CUSTOMER_TABLE_COLUMNS = ("legal_entity_id", "name", "email", "payment_method", "iban", "mandate_reference",
+                          "mandate_date", "created_at")
+CONTRACT_TABLE_COLUMNS = ("legal_entity_id", "customer_id", "reference", "status", "currency", "frequency",
+                          "start_date", "end_date", "created_at")  # currency … end_date: CONTRACT_COLUMNS[1:]
+LINE_TABLE_COLUMNS = ("contract_id", "position", "description", "quantity", "unit_price", "vat_rate")
 
 
-def import_contracts_text(text: str, actor: Actor | None = None) -> ImportResult:
-    return import_contracts(io.StringIO(text), actor)
+def _insert(table, columns: tuple[str, ...], rows: list[tuple]) -> list[int]:
+    """Insert `rows` (tuples in `columns` order); their new ids, in order. PostgreSQL: ids from the
+    sequence, rows by COPY (app.bulk); SQLite: one INSERT … RETURNING, the database numbering them."""
+    ids = bulk.reserve_ids(table, len(rows))
+    if ids is None:
+        statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        return list(db.session.execute(statement, [dict(zip(columns, row)) for row in rows]).scalars())
+    bulk.copy_rows(table, ("id", *columns), [(new_id, *row) for new_id, row in zip(ids, rows)])
+    return ids
 
 
-def _existing_refs(contracts: dict) -> set:
-    by_entity: dict[int, list[str]] = {}
-    for entity_id, reference in contracts:
-        by_entity.setdefault(entity_id, []).append(reference)
-    found = set()
-    for entity_id, refs in by_entity.items():
-        for start in range(0, len(refs), 1000):
-            chunk = refs[start:start + 1000]
-            found.update(
-                (entity_id, ref)
-                for ref in db.session.scalars(
-                    select(Contract.reference).where(Contract.legal_entity_id == entity_id, Contract.reference.in_(chunk))
-                )
-            )
-    return found
+# Lookups by (entity, reference) and (entity, name) probe the unique indexes once per key (app.bulk):
+# the tables grow in this transaction, and without statistics an IN list was planned as a sequential
+# scan per batch, which made a long import quadratic.
+def _existing_refs(keys: set[tuple[int, str]]) -> set[tuple[int, str]]:
+    rows = bulk.for_each_key(select(Contract.id), (Contract.legal_entity_id.label("entity_id"),
+                                                   Contract.reference.label("reference")), sorted(keys))
+    return {(row.entity_id, row.reference) for row in rows}
 
 
-def _existing_customers(keys: Iterable[tuple[int, str | None]]) -> dict[tuple[int, str], Customer]:
-    by_entity: dict[int, set[str]] = {}
-    for entity_id, name in keys:
-        if name:
-            by_entity.setdefault(entity_id, set()).add(name)
-    found: dict[tuple[int, str], Customer] = {}
-    for entity_id, names in by_entity.items():
-        names_list = sorted(names)
-        for start in range(0, len(names_list), 1000):
-            for customer in db.session.scalars(
-                select(Customer).where(Customer.legal_entity_id == entity_id, Customer.name.in_(names_list[start:start + 1000]))
-            ):
-                found[(entity_id, customer.name)] = customer
-    return found
+def _existing_customers(keys: set[tuple[int, str]]) -> dict[tuple[int, str], tuple[int, str]]:
+    """(entity id, name) → (id, payment method) of the customers that exist."""
+    rows = bulk.for_each_key(select(Customer.id, Customer.payment_method),
+                             (Customer.legal_entity_id.label("entity_id"), Customer.name.label("name")), sorted(keys))
+    return {(row.entity_id, row.name): (row.id, row.payment_method) for row in rows}
 
 
 def _show(value) -> str:
@@ -280,10 +424,3 @@ def _show(value) -> str:
     if isinstance(value, (date, Decimal)):
         return str(value)
     return repr(value) if isinstance(value, str) else str(value)
-
-
-def _line_number(message: str) -> int:
-    try:
-        return int(message.split(":", 1)[0].removeprefix("line "))
-    except ValueError:
-        return 0

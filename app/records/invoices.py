@@ -49,7 +49,7 @@ def void_invoice(invoice: Invoice, reason: str | None, actor: Actor) -> Invoice:
     """Issued → void: nothing is due any more; the number stays used (the sequence keeps no gap)."""
     errors: dict[str, str] = {}
     try:
-        reason = v.parse_name(reason, "a reason", 500)
+        reason = v.parse_multiline_text(v.required(reason, "a reason"), "the reason", v.ONE_LINE_TEXT_MAX)
     except v.FieldError as error:
         errors["reason"] = f"{error}: say why the invoice is voided (it stays on record)"
     refusal = _void_refusal(invoice)
@@ -172,8 +172,11 @@ class InvoiceFilters:
         filters = cls()
         status = (args.get("status") or "").strip()
         filters.status = status if status in INVOICE_STATUSES else None
-        customer = (args.get("customer") or "").strip()
-        filters.customer_id = int(customer) if customer.isdigit() else None
+        if (args.get("customer") or "").strip():
+            try:
+                filters.customer_id = v.parse_id(args.get("customer"), "customer")
+            except v.FieldError as error:
+                filters.errors["customer"] = str(error)
         filters.overdue = (args.get("overdue") or "") in {"1", "on", "true", "yes"}
         delivery = (args.get("delivery") or "").strip()
         filters.delivery = delivery if delivery in DELIVERY_FILTERS else None

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.billing.money import CurrencyError, minor_unit
 from app.billing.periods import FREQUENCIES
+from app.models import Contract, Customer, LegalEntity, Payment
 from app.models.parties import PAYMENT_METHODS
 
 
@@ -64,6 +65,53 @@ def optional(value: str | None) -> str | None:
     return text or None
 
 
+# ------------------------------------------------------------------ characters and lengths
+# C0 and C1 control characters (NUL, TAB, CR, LF, ESC, DEL, NEL …) and the Unicode line and paragraph
+# separators: none belongs in a one-line value. In an e-mail header CR/LF end the header, PostgreSQL
+# refuses NUL in text, and a tab or a line break in a name shows up on an invoice as a broken line.
+_NOT_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# A multi-line text (an address) keeps its line breaks (CR, LF) and tabs, and refuses the rest.
+_NOT_MULTILINE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+_CHARACTER_NAMES = {"\x00": "a NUL character", "\t": "a tab", "\n": "a line break (LF)",
+                    "\r": "a line break (CR)", "\x85": "a line break (NEL, U+0085)",
+                    "\u2028": "a line separator (U+2028)", "\u2029": "a paragraph separator (U+2029)"}
+# A one-line value stored in a Text column (a line description, a reason) still has a length limit.
+ONE_LINE_TEXT_MAX = 500
+MULTILINE_TEXT_MAX = 2000
+
+
+def character_name(character: str) -> str:
+    """How an error message names a character: "a line break (LF)", "the control character U+001B"."""
+    return _CHARACTER_NAMES.get(character, f"the control character U+{ord(character):04X}")
+
+
+def control_character(text: str, *, multiline: bool = False) -> tuple[int, str] | None:
+    """The first character `text` must not contain, as (1-based position, character), or None."""
+    match = (_NOT_MULTILINE if multiline else _NOT_ONE_LINE).search(text)
+    return (match.start() + 1, match.group()) if match else None
+
+
+def one_line(text: str | None, what: str = "value", *, multiline: bool = False) -> str | None:
+    """`text` unchanged, or FieldError when it holds a control character (line breaks allowed if `multiline`)."""
+    if text is None:
+        return None
+    found = control_character(text, multiline=multiline)
+    if found is not None:
+        position, character = found
+        rule = "may hold only plain text, tabs and line breaks" if multiline else "must be one line of plain text"
+        raise FieldError(f"{what} contains {character_name(character)} at character {position}; it {rule}")
+    return text
+
+
+def column_length(column) -> int:
+    """The characters a String column holds (`Customer.name` → 200): field rules read it from the model,
+    so the two cannot drift."""
+    length = column.expression.type.length
+    if length is None:
+        raise TypeError(f"{column} has no length; give the field rule one (e.g. ONE_LINE_TEXT_MAX)")
+    return length
+
+
 def parse_decimal(value: str | None, *, minimum: Decimal | None = None, maximum: Decimal | None = None) -> Decimal:
     text = required(value)
     try:
@@ -94,12 +142,26 @@ def parse_rate(value: str | None) -> Decimal:
     return rate
 
 
+# Dates a person enters: far enough either way for any contract, near enough that date arithmetic
+# (periods, due dates, aging windows) never leaves Python's calendar (years 1-9999).
+DATE_MIN, DATE_MAX = date(1900, 1, 1), date(2999, 12, 31)
+
+
+def check_date_range(day: date) -> date:
+    """`day` unchanged, or FieldError when it is outside DATE_MIN..DATE_MAX."""
+    if not DATE_MIN <= day <= DATE_MAX:
+        raise FieldError(f"{day.isoformat()} is outside the dates Arbill takes ({DATE_MIN} to {DATE_MAX})")
+    return day
+
+
 def parse_date(value: str | None) -> date:
     text = required(value)
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
-        raise FieldError(f"{text!r} is not a date (use YYYY-MM-DD)") from None
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        raise FieldError(f"{shown!r} is not a date (use YYYY-MM-DD)") from None
+    return check_date_range(day)
 
 
 def parse_optional_date(value: str | None) -> date | None:
@@ -226,12 +288,78 @@ def check_length(text: str | None, what: str, max_length: int) -> str | None:
 
 def parse_name(value: str | None, what: str, max_length: int) -> str:
     """A required one-line name or reference, at most `max_length` characters."""
-    return check_length(required(value, what), what, max_length)
+    return check_length(one_line(required(value, what), what), what, max_length)
 
 
-def parse_optional_text(value: str | None, what: str, max_length: int | None = None) -> str | None:
-    text = optional(value)
-    return check_length(text, what, max_length) if max_length else text
+def parse_optional_text(value: str | None, what: str, max_length: int) -> str | None:
+    """An optional one-line text, at most `max_length` characters."""
+    return check_length(one_line(optional(value), what), what, max_length)
+
+
+def parse_multiline_text(value: str | None, what: str, max_length: int = MULTILINE_TEXT_MAX) -> str | None:
+    """An optional text of several lines (an address), at most `max_length` characters."""
+    return check_length(one_line(optional(value), what, multiline=True), what, max_length)
+
+
+def parse_whole_number(value: str | None, what: str = "value", *, minimum: int = 0,
+                       maximum: int = 2**31 - 1) -> int:
+    """A whole number within minimum..maximum, written with the digits 0-9 only.
+
+    `str.isdigit()` is no test: it is true for '²' and '١٢', which `int()` refuses or reads as 12.
+    """
+    text = required(value, what)
+    if not re.fullmatch(r"[0-9]{1,20}", text):
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        raise FieldError(f"{shown!r} is not a whole number (use the digits 0-9)")
+    number = int(text)
+    if not minimum <= number <= maximum:
+        raise FieldError(f"{number} is outside {minimum}-{maximum}")
+    return number
+
+
+ID_MAX = 2**31 - 1  # ids are PostgreSQL integers
+
+
+def parse_id(value: str | None, what: str = "id") -> int:
+    """A record id as a form or a query string has it: 1 to 2,147,483,647 (PostgreSQL's integer)."""
+    number = parse_whole_number(value, what, maximum=10**20)
+    if not 1 <= number <= ID_MAX:
+        raise FieldError(f"{number} is not an id (ids run from 1 to {ID_MAX})")
+    return number
+
+
+# ------------------------------------------------------------------ the fields of records, one rule each
+# Each names the field as the person knows it and bounds it by its column: the forms, the CSV
+# importer and the CLI all call these, so a value one of them accepts fits the database.
+def parse_customer_name(value: str | None) -> str:
+    return parse_name(value, "customer name", column_length(Customer.name))
+
+
+def parse_customer_email(value: str | None) -> str | None:
+    """An e-mail address (parse_email's rule) that is one line and fits the column."""
+    return check_length(one_line(parse_email(value), "e-mail address"), "e-mail address",
+                        column_length(Customer.email))
+
+
+def parse_contract_reference(value: str | None) -> str:
+    return parse_name(value, "contract reference", column_length(Contract.reference))
+
+
+def parse_line_description(value: str | None) -> str:
+    return parse_name(value, "description", ONE_LINE_TEXT_MAX)
+
+
+def parse_entity_name(value: str | None) -> str:
+    return parse_name(value, "name", column_length(LegalEntity.name))
+
+
+def parse_address(value: str | None, what: str = "address") -> str | None:
+    return parse_multiline_text(value, what, MULTILINE_TEXT_MAX)
+
+
+def parse_payment_reference(value: str | None) -> str:
+    """The reference of a payment received (a bank statement's text): optional, one line."""
+    return parse_optional_text(value, "reference", column_length(Payment.reference)) or ""
 
 
 def parse_vat_id(value: str | None) -> str | None:
@@ -259,7 +387,7 @@ def parse_payment_terms(value: str | None) -> int | None:
     return days
 
 
-MANDATE_REFERENCE_MAX = 35  # SEPA: a mandate reference has at most 35 characters
+MANDATE_REFERENCE_MAX = column_length(Customer.mandate_reference)  # SEPA: at most 35 characters
 
 
 def parse_payment_details(raw: dict[str, str | None]) -> dict:
@@ -279,7 +407,7 @@ def parse_payment_details(raw: dict[str, str | None]) -> dict:
     else:
         clean["iban"] = None
     if sepa:
-        take("mandate_reference", lambda s: check_length(
+        take("mandate_reference", lambda s: parse_name(
             required(s, "mandate reference (needed for sepa_debit)"), "mandate reference", MANDATE_REFERENCE_MAX))
         take("mandate_date", lambda s: parse_date(required(s, "mandate date (needed for sepa_debit)")))
     else:

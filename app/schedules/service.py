@@ -12,9 +12,13 @@ from app.audit import Actor, record
 from app.extensions import db
 from app.models import AgentDefinition, LegalEntity, ScheduledJob, ScheduleFire
 from app.models.types import utcnow
+from app.records.validation import FieldError, column_length, one_line
 from app.schedules.cron import Preset, ScheduleError, describe, next_fires, preset_to_cron, slots_between
 
 log = logging.getLogger(__name__)
+
+NAME_MAX = column_length(ScheduledJob.name)
+CRON_MAX = column_length(ScheduledJob.cron)
 
 
 @dataclass(frozen=True)
@@ -42,11 +46,29 @@ def _agent(key: str) -> AgentDefinition:
     return agent
 
 
-def _name(name: str, fallback: str) -> str:
-    name = name.strip() or fallback
-    if len(name) > 200:
-        raise ScheduleError(f"the name is {len(name)} characters long; keep it under 200")
+def check_name(name: str) -> str:
+    """The schedule's name as given, or ScheduleError: one line of text, at most NAME_MAX characters."""
+    try:
+        one_line(name, "the name")
+    except FieldError as error:
+        raise ScheduleError(str(error)) from None
+    if len(name) > NAME_MAX:
+        raise ScheduleError(f"at most {NAME_MAX} characters (this has {len(name)})")
     return name
+
+
+def _name(name: str, fallback: str) -> str:
+    return check_name(name.strip() or fallback)
+
+
+def schedule_cron(preset: Preset) -> tuple[str, bool]:
+    """The preset's cron expression (and whether it fires on the first business day only), or
+    ScheduleError, also when it is too long to store."""
+    cron, first_business_day = preset_to_cron(preset)
+    if len(cron) > CRON_MAX:
+        raise ScheduleError(f"the cron expression is {len(cron)} characters long; at most {CRON_MAX} fit "
+                            "(use ranges such as 0-30 rather than listing every value)")
+    return cron, first_business_day
 
 
 def _params(preset: Preset) -> dict:
@@ -62,7 +84,7 @@ def preset_of(schedule: ScheduledJob) -> Preset:
 
 def create_schedule(entity: LegalEntity, data: ScheduleInput, actor: Actor) -> ScheduledJob:
     agent = _agent(data.agent_key)
-    cron, first_business_day = preset_to_cron(data.preset)
+    cron, first_business_day = schedule_cron(data.preset)
     name = _name(data.name, describe(cron, entity.timezone, first_business_day))
     schedule = ScheduledJob(agent_id=agent.id, legal_entity_id=entity.id, name=name, cron=cron,
                             preset=data.preset.kind, preset_params=_params(data.preset),
@@ -75,7 +97,7 @@ def create_schedule(entity: LegalEntity, data: ScheduleInput, actor: Actor) -> S
 
 
 def update_schedule(schedule: ScheduledJob, data: ScheduleInput, actor: Actor) -> dict:
-    cron, first_business_day = preset_to_cron(data.preset)
+    cron, first_business_day = schedule_cron(data.preset)
     new = {"name": _name(data.name, describe(cron, schedule.legal_entity.timezone, first_business_day)),
            "cron": cron, "preset": data.preset.kind, "preset_params": _params(data.preset),
            "first_business_day": first_business_day}

@@ -1,12 +1,16 @@
 """The web app: blueprints as packages, one per area of the admin."""
 from __future__ import annotations
 
-from flask import Flask, render_template
+from flask import Flask, current_app, render_template
 
 from app.extensions import db, login_manager
 
 
 def register_blueprints(app: Flask) -> None:
+    from app.web import input
+
+    input.init_app(app)  # the URL converters first: routes bind them when they are added
+
     from app.web.agents import bp as agents_bp
     from app.web.auth import bp as auth_bp
     from app.web.collections import bp as collections_bp
@@ -49,7 +53,27 @@ def register_blueprints(app: Flask) -> None:
         return render_template("errors/404.html"), 404
 
     from flask_wtf.csrf import CSRFError
+    from werkzeug.exceptions import BadRequest
 
     @app.errorhandler(CSRFError)
     def csrf_error(error):
         return render_template("errors/400.html", reason=error.description), 400
+
+    @app.errorhandler(BadRequest)
+    def bad_request(error):
+        custom = error.description != BadRequest.description
+        return render_template("errors/400.html", reason=error.description if custom else None), 400
+
+    @app.errorhandler(413)
+    def too_large(_error):
+        return render_template("errors/413.html", limit=size_in_words(current_app.config.get("MAX_CONTENT_LENGTH"))), 413
+
+
+def size_in_words(size: int | None) -> str:
+    """8388608 → "8 MB" (MiB, as a person reads a file size); None → "limit"."""
+    if not size:
+        return "limit"
+    for unit, factor in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
+        if size >= factor:
+            return f"{size / factor:.3g} {unit}"
+    return f"{size} bytes"

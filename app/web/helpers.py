@@ -79,11 +79,10 @@ class Page:
 
 
 def paginate(query, per_page: int = 25) -> Page:
-    """Page `query` (a select) by the `page` request argument."""
-    try:
-        number = max(1, int(request.args.get("page", 1)))
-    except ValueError:
-        number = 1
+    """Page `query` (a select) by the `page` request argument (a bad one is a 400: app.web.input)."""
+    from app.web.input import arg_page
+
+    number = arg_page()
     total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
     rows = db.session.execute(query.limit(per_page).offset((number - 1) * per_page))
     items = [row[0] if len(row) == 1 else row for row in rows]

@@ -126,3 +126,38 @@ def test_a_debit_larger_than_what_is_still_due_is_refused_before_anything_is_wri
     assert failure.value.errors == {"end_to_end_id": f"debit {item.end_to_end_id} (58.53 EUR) is more than the "
                                                      f"10.00 still due on {invoice.number}"}
     assert item.status == "pending"
+
+
+def test_cells_that_cannot_be_an_id_or_a_reason_are_named_not_looked_up(db_session):
+    """A NUL in an id was a PostgreSQL DataError in the lookup; a line break in a reason, a broken line."""
+    sepa_world(customers=("Bolt",))
+    item, = items()
+    with pytest.raises(ResultImportFailed) as failure:
+        import_results(csv(
+            "DE01-2026\x00-1,collected,2026-12-01,",
+            f"{'X' * 36},collected,2026-12-01,",
+            f'{item.end_to_end_id},returned,2026-12-01,"AM04\rinsufficient funds"',
+            f"{item.end_to_end_id}-2,collected,9999-12-31,",
+        ), ACTOR)
+    assert failure.value.errors == [
+        "line 2: end_to_end_id: end-to-end id contains a NUL character at character 10; it must be one line of "
+        "plain text",
+        "line 3: end_to_end_id: end-to-end id is 36 characters long; at most 35 fit",
+        "line 4: reason: the reason contains a line break (CR) at character 5; it must be one line of plain text",
+        f"line 6: end_to_end_id: no debit with the end-to-end id {item.end_to_end_id}-2",  # the CR ended line 4
+        "line 6: date: 9999-12-31 is outside the dates Arbill takes (1900-01-01 to 2999-12-31)",
+    ]
+    db.session.rollback()
+    assert [i.status for i in items()] == ["pending"]
+
+
+def test_a_result_file_longer_than_the_cap_is_refused(db_session):
+    sepa_world(customers=("Bolt", "Starship Technologies"))
+    first, second = items()
+    rows = (f"{first.end_to_end_id},collected,2026-12-01,", f"{second.end_to_end_id},collected,2026-12-01,")
+    with pytest.raises(ResultImportFailed) as failure:
+        import_results(csv(*rows), ACTOR, max_rows=1)
+    assert failure.value.errors == ["the file has more than 1 rows, the most an import here takes; "
+                                    "split it into smaller files"]
+    db.session.rollback()
+    assert [i.status for i in items()] == ["pending", "pending"]

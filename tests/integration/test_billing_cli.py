@@ -71,6 +71,10 @@ def test_billing_run_refuses_bad_input_with_exit_1(app, runner):
     assert bad_date.exit_code == 1 and "is not a date (use YYYY-MM-DD)" in bad_date.output
     missing = runner.invoke(args=["billing", "show", "9", "--entity", "DE01"])
     assert missing.exit_code == 1 and "has no run #9" in missing.output
+    far = runner.invoke(args=["billing", "show", "99999999999", "--entity", "DE01"])  # past PostgreSQL's integer
+    assert far.exit_code == 2 and "99999999999 is not in the range 1<=x<=2147483647" in far.output
+    late = runner.invoke(args=["billing", "run", "--entity", "DE01", "--as-of", "9999-12-31", "--inline"])
+    assert late.exit_code == 1 and "9999-12-31 is outside the dates Arbill takes" in late.output
 
 
 def test_a_second_run_while_one_is_pending_is_refused(app, runner):

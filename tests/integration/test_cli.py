@@ -54,6 +54,16 @@ def test_entities_add_refuses_bad_input_with_one_line(app, runner):
         assert db.session.scalar(select(func.count()).select_from(LegalEntity)) == 0
 
 
+def test_entities_add_refuses_a_line_break_in_the_name(app, runner):
+    result = runner.invoke(args=["entities", "add", "--code", "X1", "--name", "Demo\r\nGmbH", "--country", "DE",
+                                 "--currency", "EUR", "--address", "Ring 1\nBerlin"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines == ["Error: name: name contains a line break (CR) at character 5; it must be one line of plain text"]
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(LegalEntity)) == 0
+
+
 def test_demo_seed_creates_the_walkthrough_data_once(app, runner):
     result = runner.invoke(args=["demo", "seed"])
     assert result.exit_code == 0, result.output

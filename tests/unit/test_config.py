@@ -67,3 +67,19 @@ def test_create_app_binds_without_touching_the_database(tmp_path):
     assert {"auth", "main"} <= set(app.blueprints)
     assert {"users", "entities", "contracts", "demo", "db"} <= set(app.cli.commands)
     assert not (tmp_path / "never-created.db").exists()
+
+
+def test_upload_limits_come_from_the_environment():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(config.__file__).resolve().parent
+    show = "import config; print(config.Config.MAX_CONTENT_LENGTH, config.Config.IMPORT_MAX_ROWS)"
+    env = {k: v for k, v in os.environ.items() if k not in ("MAX_CONTENT_LENGTH", "IMPORT_MAX_ROWS")}
+    default = subprocess.run([sys.executable, "-c", show], cwd=root, env=env, capture_output=True, text=True)
+    assert default.stdout.split() == [str(8 * 1024 * 1024), "10000"]
+    env.update(MAX_CONTENT_LENGTH="1048576", IMPORT_MAX_ROWS="500")
+    chosen = subprocess.run([sys.executable, "-c", show], cwd=root, env=env, capture_output=True, text=True)
+    assert chosen.stdout.split() == ["1048576", "500"]

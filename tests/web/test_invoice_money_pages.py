@@ -74,6 +74,12 @@ def test_partial_then_full_payment_closes_the_invoice_and_the_aging_follows(app,
     ({"amount": "-1", "received_on": "2026-11-28"}, "-1 is negative"),
     ({"amount": "ten", "received_on": "2026-11-28"}, "is not a number"),
     ({"amount": "10", "received_on": "28.11.2026"}, "is not a date"),
+    ({"amount": "10", "received_on": "9999-12-31"}, "9999-12-31 is outside the dates Arbill takes"),
+    # A reference longer than its column was a StringDataRightTruncation on PostgreSQL; CR/LF a broken line.
+    ({"amount": "10", "received_on": "2026-11-28", "reference": "R" * 141},
+     "reference is 141 characters long; at most 140 fit"),
+    ({"amount": "10", "received_on": "2026-11-28", "reference": "SEPA\r\nCT 4711"},
+     "reference contains a line break (CR) at character 5"),
 ])
 def test_a_bad_payment_is_refused_inline_and_changes_nothing(app, client_as, invoice_id, data, message):
     response = client_as("accountant").post(f"/invoices/{invoice_id}/payments", data=data)

@@ -269,3 +269,67 @@ def test_no_period_after_the_end_date_is_listed(app, client_as):
     html = client_as("viewer").get(f"/contracts/{contract_id}").get_data(as_text=True)
     assert html.count("upcoming") == 3  # weeks starting on day 10, 17 and 24
     assert "No invoices yet" in html
+
+
+@pytest.fixture
+def limits(app):
+    """Set MAX_CONTENT_LENGTH / IMPORT_MAX_ROWS for one test; the app's values come back afterwards."""
+    saved = {key: app.config[key] for key in ("MAX_CONTENT_LENGTH", "IMPORT_MAX_ROWS")}
+    yield app.config.update
+    app.config.update(saved)
+
+
+def test_an_upload_larger_than_max_content_length_is_413_and_imports_nothing(app, client_as, world, limits):
+    limits(MAX_CONTENT_LENGTH=4096)
+    before = counts(app)
+    rows = [f"DE01,BIG-{n},Acme GmbH,,Hosting,1,49.00,EUR,19,monthly,2026-01-31,,,,," for n in range(100)]
+    response = upload(client_as("accountant"), rows)
+    assert response.status_code == 413
+    html = response.get_data(as_text=True)
+    assert "413 · Too large" in html and "4 KB" in html and "flask contracts import FILE" in html
+    assert counts(app) == before
+
+
+def test_a_file_with_more_rows_than_the_cap_is_refused_and_points_to_the_cli(app, client_as, world, limits):
+    limits(IMPORT_MAX_ROWS=3)
+    before = counts(app)
+    assert upload(client_as("accountant"), GOOD[:3]).status_code == 302  # three rows: within the cap
+    imported = counts(app)
+    assert imported != before
+    more = [row.replace("N-", "M-") for row in GOOD]
+    response = upload(client_as("accountant"), more)
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "Nothing was imported: 1 problem." in html
+    assert ("the file has more than 3 rows, the most an import here takes; import it on the command line instead: "
+            "flask contracts import FILE") in html
+    assert counts(app) == imported
+
+
+def test_a_bad_row_after_many_batches_imports_nothing(app, client_as, world, monkeypatch):
+    from app.records import importer
+
+    monkeypatch.setattr(importer, "BATCH_ROWS", 2)
+    before = counts(app)
+    rows = [f"DE01,B-{n},Acme GmbH,,Hosting,1,49.00,EUR,19,monthly,2026-01-31,,,,," for n in range(9)]
+    response = upload(client_as("accountant"), [*rows, "DE01,B-X,Acme GmbH,,Hosting,1,49.00,EUR,19,monthly,2026-01-31,"
+                                                       "2025-01-01,,,,"])
+    assert response.status_code == 422
+    assert "line 11: end_date: 2025-01-01 is before start_date 2026-01-31" in response.get_data(as_text=True)
+    assert counts(app) == before
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("reference", "C-9\r\nX", "contract reference contains a line break (CR) at character 4"),
+    ("reference", "R" * 65, "contract reference is 65 characters long; at most 64 fit"),
+    ("lines-1-description", "Hosting\nBcc: x@example.com", "description contains a line break (LF) at character 8"),
+    ("lines-1-description", "Hosting\u2029plan", "description contains a paragraph separator (U+2029) at character 8"),
+    ("customer_id", "²", "choose a customer of DE01"),
+    ("customer_id", "99999999999", "choose a customer of DE01"),
+])
+def test_contract_form_refuses_control_characters_lengths_and_bad_ids(app, client_as, world, field, value, message):
+    before = counts(app)
+    response = client_as("accountant").post("/contracts/new", data={**form(world["bolt"]), field: value})
+    assert response.status_code == 422
+    assert message in response.get_data(as_text=True)
+    assert counts(app) == before

@@ -183,3 +183,36 @@ def test_script_in_a_customer_name_is_escaped_everywhere(app, client_as):
     assert XSS not in partial and XSS_ESCAPED in partial
     invalid = client.post("/customers/new", data={"name": XSS, "email": XSS}).get_data(as_text=True)
     assert XSS not in invalid and XSS_ESCAPED in invalid
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("name", "Bolt\r\nBcc: all@example.com", "customer name contains a line break (CR) at character 5; it must be one "
+                                             "line of plain text"),
+    ("name", "Bolt\tOÜ", "customer name contains a tab at character 5"),
+    ("name", "Bolt\x1b[2J", "customer name contains the control character U+001B at character 5"),
+    ("name", "Bolt\x85OÜ", "customer name contains a line break (NEL, U+0085) at character 5"),
+    ("name", "Bolt\u2028OÜ", "customer name contains a line separator (U+2028) at character 5"),
+    ("name", "B" * 201, "customer name is 201 characters long; at most 200 fit"),
+    ("email", "ap\x01@bolt.example", "e-mail address contains the control character U+0001 at character 3"),
+    ("billing_address", "Ahtri 12\x07", "billing address contains the control character U+0007 at character 9; it "
+                                        "may hold only plain text, tabs and line breaks"),
+    ("mandate_reference", "M-1\n2", "mandate reference contains a line break (LF) at character 4"),
+])
+def test_one_line_fields_refuse_control_characters(app, client_as, world, field, value, message):
+    data = {"name": "Acme GmbH", "payment_method": "manual", field: value}
+    for url in ("/customers/new", f"/customers/{world['bolt']}/edit"):
+        response = client_as("accountant").post(url, data=data)
+        assert response.status_code == 422, url
+        assert message in response.get_data(as_text=True).replace("&#39;", "'"), url
+    assert count_customers(app) == 2
+    with app.app_context():
+        assert db.session.get(Customer, world["bolt"]).name == "Bolt"
+
+
+def test_a_billing_address_keeps_its_line_breaks(app, client_as, world):
+    response = client_as("accountant").post(f"/customers/{world['bolt']}/edit", data={
+        "name": "Bolt", "payment_method": "manual", "billing_address": "Vana-Lõuna 15\r\n10134 Tallinn\tEstonia"})
+    assert response.status_code == 302
+    with app.app_context():
+        assert db.session.get(Customer, world["bolt"]).billing_address == "Vana-Lõuna 15\r\n10134 Tallinn\tEstonia"
+

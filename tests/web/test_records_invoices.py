@@ -149,6 +149,18 @@ def test_void_needs_a_reason_and_keeps_the_number(app, client_as, world):
             "accountant@example.com"
 
 
+def test_a_void_reason_may_have_lines_but_no_control_characters_and_a_limit(app, client_as, world):
+    client = client_as("accountant")
+    for reason, message in (("x" * 501, "the reason is 501 characters long; at most 500 fit"),
+                            ("Wrong customer\x1b", "the reason contains the control character U+001B at character 15")):
+        refused = client.post(f"/invoices/{world['issued']}/void", data={"reason": reason})
+        assert refused.status_code == 422 and message in refused.get_data(as_text=True)
+        assert invoice(app, world["issued"]).status == "issued"
+    done = client.post(f"/invoices/{world['issued']}/void", data={"reason": "Wrong customer;\r\nsee ticket 12"})
+    assert done.status_code == 302
+    assert invoice(app, world["issued"]).void_reason == "Wrong customer;\r\nsee ticket 12"
+
+
 def test_paid_invoice_cannot_be_voided(app, client_as, world):
     with app.app_context():
         paid = db.session.get(Invoice, world["issued"])

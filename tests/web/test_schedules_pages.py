@@ -186,6 +186,9 @@ def test_a_name_is_kept_and_the_form_is_prefilled_on_edit(app, client_as, entity
     (form(kind="hourly"), "choose how often the schedule fires"),
     (form(agent_key="invoice_delivery"), "choose an agent that can be scheduled"),
     (form(name="x" * 201), "at most 200 characters"),
+    (form(name="Weekly\r\nbilling"), "the name contains a line break (CR) at character 7"),
+    (form(kind="cron", cron=",".join(str(m) for m in range(60)) + " * * * *"),
+     "the cron expression is 177 characters long; at most 120 fit"),
 ])
 def test_invalid_input_comes_back_inline_with_422_and_nothing_is_saved(app, client_as, entity, data, message):
     response = client_as("accountant").post("/schedules/new", data=data)

@@ -44,6 +44,21 @@ def test_admin_creates_and_edits_a_legal_entity(app, admin_client):
         assert audit.details["changes"]["name"] == {"old": "Arbill Österreich GmbH", "new": "Arbill AT"}
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("name", "Arbill\nGmbH", "name contains a line break (LF) at character 7; it must be one line of plain text"),
+    ("name", "A" * 201, "name is 201 characters long; at most 200 fit"),
+    ("address", "Ring 1\x00", "NUL character"),
+    ("address", "Ring 1\x0b1010 Wien", "address contains the control character U+000B at character 7"),
+    ("vat_id", "ATU" + "1" * 40, "is not a VAT id"),
+])
+def test_entity_fields_refuse_control_characters_and_overlong_values(app, admin_client, field, value, message):
+    response = admin_client.post("/settings/entities/new", data={**ENTITY, field: value})
+    assert response.status_code in (400, 422)
+    assert message in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(LegalEntity)) is None
+
+
 def test_invalid_entity_shows_every_error_inline_and_saves_nothing(app, admin_client):
     response = admin_client.post("/settings/entities/new", data={**ENTITY, "currency": "EUX", "timezone": "Mars/Base",
                                                                  "payment_terms_days": "soon"})

@@ -1,10 +1,9 @@
 """Collections > Batches: thin views over app.payments (sepa, collection, results)."""
 from __future__ import annotations
 
-import io
 import re
 
-from flask import Response, abort, flash, make_response, redirect, request, url_for
+from flask import Response, abort, current_app, flash, make_response, redirect, request, url_for
 from flask_login import current_user
 
 from app.audit import Actor
@@ -127,18 +126,14 @@ def results(batch_id: int):
         errors = ["choose the bank's result file (CSV) to import"]
     else:
         try:
-            text = upload.read().decode("utf-8-sig")
-        except UnicodeDecodeError as error:
-            errors = [f"{upload.filename}: not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8 CSV"]
+            summary = import_results(upload.stream, Actor.for_user(current_user),
+                                     max_rows=current_app.config["IMPORT_MAX_ROWS"])
+        except ResultImportFailed as failure:
+            db.session.rollback()
+            errors = failure.errors
         else:
-            try:
-                summary = import_results(io.StringIO(text, newline=""), Actor.for_user(current_user))
-            except ResultImportFailed as failure:
-                db.session.rollback()
-                errors = failure.errors
-            else:
-                db.session.commit()
-                flash(f"Imported {summary.rows} result{'s' if summary.rows != 1 else ''}: {summary.collected} "
-                      f"collected, {summary.returned} returned.", "success")
-                return redirect(url_for("collections.batch", batch_id=batch.id), 303)
+            db.session.commit()
+            flash(f"Imported {summary.rows} result{'s' if summary.rows != 1 else ''}: {summary.collected} "
+                  f"collected, {summary.returned} returned.", "success")
+            return redirect(url_for("collections.batch", batch_id=batch.id), 303)
     return _batch_page(_batch_or_404(batch_id), import_errors=errors, status=422)

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import io
 
-from flask import abort, current_app, request, send_file
+from flask import abort, current_app, send_file
 
 from app.web.decorators import role_required
 from app.web.helpers import Page, render
+from app.web.input import arg_page
 from app.web.mailbox import bp
 from app.web.mailbox.reader import message_path, message_paths, read_message, text_body
 
@@ -28,10 +29,7 @@ def _message_or_404(name: str):
 @role_required("admin")
 def index():
     paths = message_paths(_folder())
-    try:
-        number = max(1, int(request.args.get("page", 1)))
-    except ValueError:
-        number = 1
+    number = arg_page()
     chosen = paths[(number - 1) * PER_PAGE: number * PER_PAGE]
     listing = Page([read_message(p) for p in chosen], number, PER_PAGE, len(paths))
     return render("mailbox/index.html", listing=listing, folder=_folder())

@@ -6,7 +6,9 @@ from flask_login import current_user, login_required
 from app.audit import Actor, record
 from app.extensions import db
 from app.models import LegalEntity
+from app.records.validation import FieldError, parse_id
 from app.web.helpers import render
+from app.web.input import bad_request
 from app.web.main import bp
 
 
@@ -26,11 +28,11 @@ def home():
 def switch_entity():
     """Remember the user's legal entity, then go back where they were."""
     try:
-        entity = db.session.get(LegalEntity, int(request.form.get("entity", "")))
-    except ValueError:
-        entity = None
+        entity = db.session.get(LegalEntity, parse_id(request.form.get("entity"), "legal entity"))
+    except FieldError as error:
+        bad_request(f"legal entity: {error}.")
     if entity is None:
-        abort(400)
+        abort(404)
     current_user.current_legal_entity_id = entity.id
     record("user.switched_entity", "user", current_user.id, Actor.for_user(current_user),
            legal_entity_id=entity.id, code=entity.code)

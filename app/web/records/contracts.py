@@ -1,10 +1,9 @@
 """Contract pages: list, detail with periods, create/edit with lines, pause/resume/end, CSV import."""
 from __future__ import annotations
 
-import io
 import re
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, request, url_for
 from flask_login import current_user
 
 from app.audit import Actor
@@ -15,11 +14,12 @@ from app.models.contracts import CONTRACT_STATUSES
 from app.records import contracts as service
 from app.records.customers import entity_customers
 from app.records.invoices import is_overdue
-from app.records.importer import COLUMNS, ImportFailed, import_contracts
+from app.records.importer import CLI_HINT, COLUMNS, ImportFailed, import_contracts
 from app.records.validation import ValidationError
 from app.reports.dashboard import entity_today
 from app.web.decorators import role_required
 from app.web.helpers import current_entity, paginate, render
+from app.web.input import arg_choice, arg_id, arg_search, arg_whole_number
 from app.web.records import bp
 from app.web.records.customers import unprocessable
 
@@ -65,9 +65,8 @@ def render_form(entity, contract, data, lines, errors):
 @role_required("viewer")
 def contracts():
     entity = current_entity()
-    search = request.args.get("q", "").strip()
-    status = request.args.get("status", "")
-    status = status if status in CONTRACT_STATUSES else ""
+    search = arg_search()
+    status = arg_choice("status", CONTRACT_STATUSES)
     listing = paginate(service.contract_query(entity, search, status)) if entity else None
     return render("records/contracts.html", "records/_contracts_table.html", entity=entity, listing=listing, q=search,
                   status=status, statuses=CONTRACT_STATUSES)
@@ -80,8 +79,9 @@ def contract_new():
     if entity is None:
         flash("Add a legal entity first: contracts belong to one.", "error")
         return redirect(url_for("records.contracts"))
+    customer_id = arg_id("customer")
     data, lines, errors = {"currency": entity.currency, "frequency": "monthly",
-                           "customer_id": request.args.get("customer", "")}, [], {}
+                           "customer_id": str(customer_id or "")}, [], {}
     if request.method == "POST":
         data, lines = form_data()
         try:
@@ -100,10 +100,7 @@ def contract_new():
 @role_required("accountant")
 def contract_line_row():
     """One more empty line row for the contract form (the "Add line" button, via HTMX)."""
-    try:
-        number = min(max(int(request.args.get("n", "1")), 1), 999)
-    except ValueError:
-        number = 1
+    number = arg_whole_number("n", 1, minimum=1, maximum=999)
     return render("records/_line_row_added.html", n=number, line={}, errors={})
 
 
@@ -177,29 +174,28 @@ def contract_end(contract_id: int):
 @bp.route("/contracts/import", methods=["GET", "POST"])
 @role_required("accountant")
 def contracts_import():
+    """The upload is read row by row from its stream (Werkzeug spools a large one to disk); at most
+    IMPORT_MAX_ROWS rows, and MAX_CONTENT_LENGTH bytes (larger: 413)."""
     errors: list[str] = []
+    count = 0
+    max_rows = current_app.config["IMPORT_MAX_ROWS"]
     if request.method == "POST":
         upload = request.files.get("file")
         if upload is None or not upload.filename:
-            errors = ["choose a CSV file to import"]
+            errors, count = ["choose a CSV file to import"], 1
         else:
             try:
-                text = upload.read().decode("utf-8-sig")
-            except UnicodeDecodeError as error:
-                errors = [f"{upload.filename}: not UTF-8 text ({error.reason} at byte {error.start}); "
-                          "save it as UTF-8 CSV"]
+                result = import_contracts(upload.stream, Actor.for_user(current_user), max_rows=max_rows)
+            except ImportFailed as failure:
+                db.session.rollback()
+                errors, count = failure.errors, failure.count
             else:
-                try:
-                    result = import_contracts(io.StringIO(text, newline=""), Actor.for_user(current_user))
-                except ImportFailed as failure:
-                    db.session.rollback()
-                    errors = failure.errors
-                else:
-                    db.session.commit()
-                    flash(f"Imported {_count(result.contracts, 'contract')} with {_count(result.lines, 'line')}; "
-                          f"created {_count(result.customers, 'customer')}.", "success")
-                    return redirect(url_for("records.contracts"))
-    response = render("records/contracts_import.html", columns=COLUMNS, errors=errors)
+                db.session.commit()
+                flash(f"Imported {_count(result.contracts, 'contract')} with {_count(result.lines, 'line')}; "
+                      f"created {_count(result.customers, 'customer')}.", "success")
+                return redirect(url_for("records.contracts"))
+    response = render("records/contracts_import.html", columns=COLUMNS, errors=errors, problem_count=count,
+                      max_rows=max_rows, cli_hint=CLI_HINT)
     return unprocessable(response) if errors else response
 
 

@@ -14,6 +14,7 @@ from app.records.validation import ValidationError
 from app.reports.dashboard import entity_today
 from app.web.decorators import role_required
 from app.web.helpers import current_entity, paginate, render
+from app.web.input import arg_search
 from app.web.records import bp
 
 
@@ -37,7 +38,7 @@ def unprocessable(response):
 @role_required("viewer")
 def customers():
     entity = current_entity()
-    search = request.args.get("q", "").strip()
+    search = arg_search()
     listing = paginate(service.customer_query(entity, search)) if entity else None
     return render("records/customers.html", "records/_customers_table.html", entity=entity, listing=listing, q=search)
 

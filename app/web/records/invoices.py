@@ -7,14 +7,14 @@ from flask import abort, flash, redirect, request, send_file, url_for
 from flask_login import current_user
 
 from app.audit import Actor
-from app.extensions import db
+from app.extensions import db, htmx
 from app.models import Invoice
 from app.models.invoices import INVOICE_STATUSES
 from app.records import invoices as service
 from app.records.contracts import plain_number
 from app.records.customers import entity_customers
 from app.delivery.service import DELIVERY_FILTERS, undelivered_minutes
-from app.records.validation import FieldError, ValidationError, parse_date, parse_price
+from app.records.validation import FieldError, ValidationError, parse_date, parse_payment_reference, parse_price
 from app.reports.dashboard import entity_today
 from app.web.decorators import role_required
 from app.web.helpers import current_entity, paginate, render
@@ -39,10 +39,13 @@ def invoices():
     if entity:
         listing = paginate(service.invoice_query(entity, filters, today))
         totals = service.invoice_totals(entity, filters, today)
-    return render("records/invoices.html", "records/_invoices_table.html", entity=entity, listing=listing,
-                  totals=totals, filters=filters, statuses=INVOICE_STATUSES, today=today,
-                  customers=entity_customers(entity) if entity else [], is_overdue=service.is_overdue,
-                  delivery_filters=DELIVERY_FILTERS, undelivered_minutes=undelivered_minutes())
+    response = render("records/invoices.html", "records/_invoices_table.html", entity=entity, listing=listing,
+                      totals=totals, filters=filters, statuses=INVOICE_STATUSES, today=today,
+                      customers=entity_customers(entity) if entity else [], is_overdue=service.is_overdue,
+                      delivery_filters=DELIVERY_FILTERS, undelivered_minutes=undelivered_minutes())
+    if filters.errors and not htmx:  # the page says which filter it ignored; HTMX swaps only 2xx answers
+        response.status_code = 400
+    return response
 
 
 @bp.post("/invoices/resend")
@@ -170,9 +173,13 @@ def invoice_payment(invoice_id: int):
         received_on = parse_date(form["received_on"])
     except FieldError as error:
         errors["received_on"] = str(error)
+    try:
+        reference = parse_payment_reference(form["reference"])
+    except FieldError as error:
+        errors["reference"] = str(error)
     if not errors:
         try:
-            record_payment(invoice.id, amount, received_on, form["reference"], Actor.for_user(current_user))
+            record_payment(invoice.id, amount, received_on, reference, Actor.for_user(current_user))
         except PaymentError as error:
             errors["amount"] = str(error)
     if errors:

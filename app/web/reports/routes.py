@@ -15,6 +15,7 @@ from app.reports.aging import (BUCKET_KEYS, BUCKETS, aging_csv_rows, aging_repor
                                default_as_of, DSO_WINDOW_DAYS, TOP_CUSTOMERS)
 from app.reports.chart import bar_chart
 from app.web.decorators import role_required
+from app.records.validation import FieldError, check_date_range
 from app.web.helpers import current_entity, render
 from app.web.reports import bp
 
@@ -26,7 +27,9 @@ def _as_of(entity: LegalEntity) -> tuple[date, str, str | None]:
         today = default_as_of(entity)
         return today, today.isoformat(), None
     try:
-        return date.fromisoformat(text), text, None
+        return check_date_range(date.fromisoformat(text)), text, None
+    except FieldError as error:
+        return default_as_of(entity), text, f"As-of date: {error}."
     except ValueError:
         return (default_as_of(entity), text,
                 f"“{text}” is not a date: enter the as-of date as YYYY-MM-DD, e.g. 2026-11-26.")

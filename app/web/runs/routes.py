@@ -12,6 +12,7 @@ from app.models import BillingRun
 from app.models.runs import ITEM_STATUSES, RUN_STATUSES
 from app.web.decorators import role_required
 from app.web.helpers import current_entity, go_to, paginate, render
+from app.web.input import arg_choice
 from app.web.runs import bp
 from app.web.runs.presenters import run_helpers
 
@@ -31,8 +32,7 @@ def _run_or_404(run_id: int) -> BillingRun:
 @login_required
 def index():
     entity = current_entity()
-    status = request.args.get("status", "")
-    status = status if status in RUN_STATUSES else ""
+    status = arg_choice("status", RUN_STATUSES)
     pager = paginate(runs_query(entity.id, status or None)) if entity else None
     return render("runs/index.html", "runs/_table.html", entity=entity, pager=pager, status=status)
 
@@ -54,8 +54,7 @@ def _detail(run_id: int, tab: str):
                "tabs": [(key, label, url_for(endpoint, run_id=run.id)) for key, label, endpoint in TABS],
                "self_url": request.full_path.rstrip("?")}
     if tab == "contracts":
-        status = request.args.get("status", "")
-        context["item_status"] = status if status in ITEM_STATUSES else ""
+        context["item_status"] = arg_choice("status", ITEM_STATUSES)
         context["pager"] = paginate(run_items_query(run.id, context["item_status"] or None))
     elif tab == "invoices":
         context["pager"] = paginate(run_invoices_query(run.id))

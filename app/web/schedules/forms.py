@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from app.models import ScheduledJob
+from app.records.validation import FieldError, check_date_range
 from app.schedules.cron import PRESETS, WEEKDAYS, Preset, ScheduleError
 from app.schedules.service import preset_of
 
@@ -16,7 +17,6 @@ PRESET_CHOICES = (
     ("cron", "Raw cron expression"),
 )
 WEEKDAY_CHOICES = tuple((number, name[:3]) for number, name in enumerate(WEEKDAYS))  # 0 = Mon
-NAME_MAX = 200  # the column's length
 
 
 def default_values(agent_key: str = "") -> dict[str, Any]:
@@ -70,6 +70,9 @@ def parse_start(text: str, tz) -> datetime | None:
         return None
     try:
         start = datetime.fromisoformat(text)
+        check_date_range(start.date())
+    except FieldError as error:
+        raise ScheduleError(f"start: {error}") from None
     except ValueError:
         raise ScheduleError(f"start {text!r} is not an ISO 8601 date-time (e.g. 2026-03-28T00:00)") from None
     return start if start.tzinfo else start.replace(tzinfo=tz)

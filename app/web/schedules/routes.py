@@ -10,15 +10,16 @@ from app.audit import Actor
 from app.extensions import db
 from app.models import LegalEntity, ScheduledJob
 from app.models.types import utcnow
+from app.records.validation import FieldError, parse_id
 from app.schedules.cron import ScheduleError, describe, next_fires, preset_to_cron, zone
-from app.schedules.service import (ScheduleInput, create_schedule, delete_schedule, list_schedules,
-                                   set_schedule_enabled, update_schedule, when_in_words)
+from app.schedules.service import (ScheduleInput, check_name, create_schedule, delete_schedule, list_schedules,
+                                   schedule_cron, set_schedule_enabled, update_schedule, when_in_words)
 from app.schedules.sync import sync_after_change
 from app.web.decorators import role_required
 from app.web.helpers import current_entity, go_to, render
 from app.web.schedules import bp
-from app.web.schedules.forms import (NAME_MAX, PRESET_CHOICES, WEEKDAY_CHOICES, default_values, form_values,
-                                     parse_start, schedule_values, to_preset)
+from app.web.schedules.forms import (PRESET_CHOICES, WEEKDAY_CHOICES, default_values, form_values, parse_start,
+                                     schedule_values, to_preset)
 from app.schedules.service import schedulable_agents
 from app.web.schedules.presenters import (in_zone, recent_fires, schedule_helpers,
                                           schedule_view)
@@ -66,9 +67,10 @@ def _preview(values: dict[str, Any], entity: LegalEntity | None, start_text: str
 def preview():
     """The preview partial for the form's current values (`start`: ISO date-time, default now)."""
     entity = current_entity()
-    entity_id = request.form.get("entity_id", "")
-    if entity_id.isdigit():
-        entity = db.session.get(LegalEntity, int(entity_id)) or entity
+    try:
+        entity = db.session.get(LegalEntity, parse_id(request.form.get("entity_id"))) or entity
+    except FieldError:
+        pass  # none or not an id: the current entity
     result = _preview(form_values(request.form), entity, request.form.get("start", "").strip())
     return render("schedules/_preview.html", "schedules/_preview.html", preview=result, entity=entity)
 
@@ -105,10 +107,12 @@ def _check(values: dict[str, Any], agent_keys: set[str] | None) -> dict[str, str
     errors: dict[str, str] = {}
     if agent_keys is not None and values["agent_key"] not in agent_keys:
         errors["agent_key"] = "choose an agent that can be scheduled"
-    if len(values["name"]) > NAME_MAX:
-        errors["name"] = f"at most {NAME_MAX} characters (this has {len(values['name'])})"
     try:
-        preset_to_cron(to_preset(values))
+        check_name(values["name"])
+    except ScheduleError as error:
+        errors["name"] = str(error)
+    try:
+        schedule_cron(to_preset(values))
     except ScheduleError as error:
         errors["when"] = str(error)
     return errors
