@@ -142,7 +142,7 @@ def test_a_session_cookie_from_before_session_versions_is_not_accepted(app, clie
 ])
 def test_an_address_the_cli_accepts_is_one_that_can_log_in(app, runner, client, address):
     result = runner.invoke(args=["users", "create", "--email", address, "--role", "admin", "--password", PASSWORD])
-    assert result.exit_code == 1 and "is not an e-mail address" in result.output
+    assert result.exit_code == 1 and "e-mail address" in result.output
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(User)) == 0
 
