@@ -59,8 +59,15 @@ class Config:
     MAIL_USERNAME = os.environ.get("MAIL_USERNAME")
     MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD")
     MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "billing@arbill.localhost")
-    # A billing run that has been `running` without progress for this long is considered dead.
-    RUN_STALE_SECONDS = int(os.environ.get("RUN_STALE_SECONDS", "600"))
+    # Crash detection (app/billing/supervision.py): a busy worker reports every WORKER_HEARTBEAT_SECONDS;
+    # a billing job whose worker has not reported for WORKER_LOST_SECONDS is re-queued (at most
+    # RUN_MAX_REQUEUES times per chunk); the scheduler looks every RUN_SUPERVISE_SECONDS.
+    WORKER_HEARTBEAT_SECONDS = int(os.environ.get("WORKER_HEARTBEAT_SECONDS", "10"))
+    WORKER_LOST_SECONDS = int(os.environ.get("WORKER_LOST_SECONDS", "30"))
+    RUN_SUPERVISE_SECONDS = int(os.environ.get("RUN_SUPERVISE_SECONDS", "15"))
+    RUN_MAX_REQUEUES = int(os.environ.get("RUN_MAX_REQUEUES", "3"))
+    # A billing run with no job left alive in Redis and no progress for this long is failed.
+    RUN_STALE_SECONDS = int(os.environ.get("RUN_STALE_SECONDS", "120"))
     # An event chain deeper than this is stopped and reported (loop guard).
     EVENT_CHAIN_MAX_DEPTH = int(os.environ.get("EVENT_CHAIN_MAX_DEPTH", "5"))
     # Where `make run`'s mail sink keeps what it received (the admin's "Mailbox (development)" page).

@@ -16,18 +16,26 @@ CHUNK_RETRIES = 2
 
 
 # ------------------------------------------------------------------ enqueueing
-def enqueue_billing_run(run_id: int) -> str:
+def enqueue_billing_run(run_id: int, *, pipeline: Pipeline | None = None) -> str:
     job = get_queue("billing").enqueue(billing_run_job, run_id, job_id=f"billing-run-{run_id}",
-                                       job_timeout=CHUNK_TIMEOUT, description=f"billing run {run_id}")
+                                       job_timeout=CHUNK_TIMEOUT, description=f"billing run {run_id}",
+                                       pipeline=pipeline)
     return job.id
 
 
-def enqueue_billing_chunk(run_id: int, contract_ids: list[int], settings: dict[str, Any]) -> str:
+def chunk_job_id(run_id: int, first_contract_id: int) -> str:
+    return f"billing-run-{run_id}-chunk-{first_contract_id}"
+
+
+def enqueue_billing_chunk(run_id: int, contract_ids: list[int], settings: dict[str, Any], *, requeues: int = 0,
+                          pipeline: Pipeline | None = None) -> str:
+    """`requeues`: how often the supervisor put this chunk back (app/billing/supervision.py)."""
     job = get_queue("billing").enqueue(
         billing_chunk_job, run_id, contract_ids, settings,
-        job_id=f"billing-run-{run_id}-chunk-{contract_ids[0]}", job_timeout=CHUNK_TIMEOUT,
-        retry=Retry(max=CHUNK_RETRIES, interval=[5, 30]),
-        description=f"billing run {run_id}: {len(contract_ids)} contracts from #{contract_ids[0]}",
+        job_id=chunk_job_id(run_id, contract_ids[0]), job_timeout=CHUNK_TIMEOUT,
+        retry=Retry(max=CHUNK_RETRIES, interval=[5, 30]), meta={"requeues": requeues} if requeues else None,
+        description=f"billing run {run_id}: contracts #{contract_ids[0]}–#{contract_ids[-1]} ({len(contract_ids)})",
+        pipeline=pipeline,
     )
     return job.id
 
@@ -97,7 +105,8 @@ def billing_chunk_job(run_id: int, contract_ids: list[int], settings: dict[str, 
     from app.billing.chunks import process_chunk
 
     job = get_current_job()
-    first_attempt = job is not None and job.retries_left == CHUNK_RETRIES  # RQ counts retries down
+    # RQ counts retries down; a chunk put back by the supervisor may have done part of its work too.
+    first_attempt = job is not None and job.retries_left == CHUNK_RETRIES and not job.meta.get("requeues")
     process_chunk(run_id, contract_ids, settings, first_attempt=first_attempt)
 
 
@@ -109,11 +118,13 @@ def relay_job() -> dict[str, int]:
 
 
 def sweep_job() -> dict[str, int]:
-    """Fail billing runs whose worker died, and report deliveries that lost their job."""
-    from app.billing.runs import sweep_stale_runs
+    """Look after the billing runs (the scheduler does it every RUN_SUPERVISE_SECONDS too), and report
+    deliveries that lost their job."""
+    from app.billing.supervision import supervise_runs
     from app.delivery.service import fail_stuck_deliveries
 
-    return {"runs": sweep_stale_runs(), "deliveries": fail_stuck_deliveries()}
+    runs = supervise_runs()
+    return {"runs_requeued": runs.requeued, "runs_failed": runs.failed, "deliveries": fail_stuck_deliveries()}
 
 
 def schedule_sync_job() -> dict[str, int]:
