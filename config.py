@@ -68,6 +68,8 @@ class Config:
     RUN_MAX_REQUEUES = int(os.environ.get("RUN_MAX_REQUEUES", "3"))
     # A billing run with no job left alive in Redis and no progress for this long is failed.
     RUN_STALE_SECONDS = int(os.environ.get("RUN_STALE_SECONDS", "120"))
+    # Worker and scheduler wait for an unreachable Redis, retrying with back-off up to this many seconds.
+    REDIS_RETRY_MAX_SECONDS = int(os.environ.get("REDIS_RETRY_MAX_SECONDS", "30"))
     # An event chain deeper than this is stopped and reported (loop guard).
     EVENT_CHAIN_MAX_DEPTH = int(os.environ.get("EVENT_CHAIN_MAX_DEPTH", "5"))
     # Where `make run`'s mail sink keeps what it received (the admin's "Mailbox (development)" page).
