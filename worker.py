@@ -50,6 +50,7 @@ GC_THRESHOLD = (50_000, 20, 20)
 # An idle worker renews its key every WORKER_TTL - 15 s and the key outlives it by 60 s: a dead idle
 # worker leaves the list of live workers (/healthz, the RQ dashboard) within about two minutes.
 WORKER_TTL = 60
+SCHEDULER_CHECK_SECONDS = 15
 
 
 class QuietRQScheduler(RQScheduler):
@@ -77,6 +78,7 @@ class AppWorker(Worker):
     def __init__(self, *args, redis_retry_max: float = 30.0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._prepared_job_id: str | None = None  # the job whose execution RQ has recorded
+        self._scheduler_checked_at = 0.0
         # RQ retries a dequeue that lost its connection itself; the same cap for its back-off.
         self.max_connection_wait_time = redis_retry_max
         self.outage = RedisOutage(self.connection, f"Worker {self.name}", self.log, max_delay=redis_retry_max,
@@ -132,6 +134,7 @@ class AppWorker(Worker):
                 if not self.connection.exists(self.key):
                     self.register_birth()
                     self.connection.hset(self.key, "state", self.get_state())
+                self._scheduler_checked_at = 0.0  # look now
                 self._keep_scheduler_running()
                 return
             except REDIS_DOWN as error:
@@ -139,11 +142,17 @@ class AppWorker(Worker):
                     return
 
     def _keep_scheduler_running(self) -> None:
-        """RQ restarts its scheduler process only every 10 minutes; a Redis outage ends it at once
-        (also one the worker itself did not notice, being busy with a job meanwhile)."""
-        if self._shutdown_requested_date is not None:  # stopping: the scheduler process was stopped on purpose
+        """RQ's scheduler process moves due retries (a chunk's) onto their queues; one worker runs it.
+        RQ starts it again, or takes it over from a dead worker once that one's locks expire, only
+        every 10 minutes; a Redis outage ends it at once (also one this worker did not notice, being
+        busy meanwhile). Look every SCHEDULER_CHECK_SECONDS."""
+        if self._shutdown_requested_date is not None or self.scheduler is None:  # stopping: stopped on purpose
             return
-        if self.scheduler is not None and self.scheduler._process is not None and not self.scheduler._process.is_alive():
+        now = time.monotonic()
+        if now - self._scheduler_checked_at < SCHEDULER_CHECK_SECONDS:
+            return
+        self._scheduler_checked_at = now
+        if not (self.scheduler._process and self.scheduler._process.is_alive()):
             self.scheduler.acquire_locks(auto_start=True)
 
     def bootstrap(self, *args, **kwargs) -> None:
