@@ -18,7 +18,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import current_app
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -204,17 +203,17 @@ def execute_run(run_id: int, *, inline: bool = False) -> None:
     db.session.commit()
     try:
         try:
-            chunks = _record_chunks(run, inline=inline)
+            chunks, chunk_settings = _record_chunks(run, inline=inline)
         except IntegrityError:  # a duplicate of this job recorded them first
             db.session.rollback()
             return
         if not chunks:
             finish_if_done(run_id)
         elif inline:
-            for chunk in chunks:
-                process_chunk(run_id, chunk.contract_ids, chunk.settings, first_attempt=True)
+            for contract_ids in chunks:
+                process_chunk(run_id, contract_ids, chunk_settings, first_attempt=True)
         else:
-            _enqueue_chunks(run_id, chunks)
+            _enqueue_chunks(run_id, chunks, chunk_settings)
     except Exception as error:
         db.session.rollback()
         log.exception("billing run %s failed", run_id)
@@ -222,8 +221,9 @@ def execute_run(run_id: int, *, inline: bool = False) -> None:
         raise
 
 
-def _record_chunks(run: BillingRun, *, inline: bool) -> list[BillingRunChunk]:
-    """List the run's contracts, split them into chunks of the agent's chunk_size and record those."""
+def _record_chunks(run: BillingRun, *, inline: bool) -> tuple[list[list[int]], dict[str, Any]]:
+    """List the run's contracts, split them into chunks of the agent's chunk_size and record those:
+    the chunks' contract ids and the settings they are billed with."""
     from app.agents.jobs import chunk_job_id
 
     settings = agent_settings()
@@ -233,20 +233,19 @@ def _record_chunks(run: BillingRun, *, inline: bool) -> list[BillingRunChunk]:
     ids = list(db.session.scalars(query.order_by(Contract.id)))
     size = int(settings["chunk_size"])
     chunk_settings = {"auto_post": bool(settings["auto_post"]), "payment_terms_days": int(settings["payment_terms_days"])}
-    chunks = [BillingRunChunk(billing_run_id=run.id, first_contract_id=part[0], last_contract_id=part[-1],
-                              size=len(part), contract_ids=part, settings=chunk_settings, requeues=0,
-                              job_id=None if inline else chunk_job_id(run.id, part[0]))
-              for part in (ids[i:i + size] for i in range(0, len(ids), size))]
+    chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
+    db.session.add_all(BillingRunChunk(billing_run_id=run.id, first_contract_id=part[0], last_contract_id=part[-1],
+                                       size=len(part), contract_ids=part, settings=chunk_settings, requeues=0,
+                                       job_id=None if inline else chunk_job_id(run.id, part[0])) for part in chunks)
     run.contracts_total = len(ids)
-    db.session.add_all(chunks)
     if chunks and not inline:
         record("billing_run.fanned_out", "billing_run", run.id, Actor.system("billing worker"),
                legal_entity_id=run.legal_entity_id, billing_run_id=run.id, chunks=len(chunks), chunk_size=size)
     db.session.commit()
-    return chunks
+    return chunks, chunk_settings
 
 
-def _enqueue_chunks(run_id: int, chunks: list[BillingRunChunk]) -> None:
+def _enqueue_chunks(run_id: int, chunks: list[list[int]], settings: dict[str, Any]) -> None:
     """One chunk job per chunk, sent to Redis at once. If Redis fails here, the chunks are recorded:
     the supervisor enqueues their jobs once Redis answers."""
     from app.agents.jobs import enqueue_billing_chunk
@@ -254,8 +253,8 @@ def _enqueue_chunks(run_id: int, chunks: list[BillingRunChunk]) -> None:
 
     try:
         with get_redis().pipeline() as pipe:
-            for chunk in chunks:
-                enqueue_billing_chunk(run_id, chunk.contract_ids, chunk.settings, pipeline=pipe)
+            for contract_ids in chunks:
+                enqueue_billing_chunk(run_id, contract_ids, settings, pipeline=pipe)
             pipe.execute()
     except REDIS_DOWN as error:
         log.warning("run %s: its chunk jobs could not be enqueued (%s); the supervisor will", run_id, error)
