@@ -90,8 +90,6 @@ class Config:
     MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER") or "billing@arbill.localhost"
     # Production refuses to hand invoices to Arbill's development mail sink (it delivers nothing).
     MAIL_REFUSE_DEVELOPMENT_SINK = False
-    # A billing run that has been `running` without progress for this long is considered dead.
-    RUN_STALE_SECONDS = int(os.environ.get("RUN_STALE_SECONDS", "600"))
     # A handed-on event not acted on by an agent after this long is looked at by the relay's watchdog:
     # its job enqueued again when Redis lost it (flask events pending, /healthz).
     EVENT_HANDLING_GRACE_SECONDS = int(os.environ.get("EVENT_HANDLING_GRACE_SECONDS", "120"))
@@ -100,6 +98,17 @@ class Config:
     DELIVERY_IN_FLIGHT_SECONDS = int(os.environ.get("DELIVERY_IN_FLIGHT_SECONDS", "0")) or None
     # An issued invoice not e-mailed after this many minutes is "undelivered" (invoice list, CLI, /healthz).
     UNDELIVERED_AFTER_MINUTES = int(os.environ.get("UNDELIVERED_AFTER_MINUTES", "60"))
+    # Crash detection (app/billing/supervision.py): a busy worker reports every WORKER_HEARTBEAT_SECONDS;
+    # a billing job whose worker has not reported for WORKER_LOST_SECONDS is re-queued (at most
+    # RUN_MAX_REQUEUES times per chunk); the scheduler looks every RUN_SUPERVISE_SECONDS.
+    WORKER_HEARTBEAT_SECONDS = int(os.environ.get("WORKER_HEARTBEAT_SECONDS", "10"))
+    WORKER_LOST_SECONDS = int(os.environ.get("WORKER_LOST_SECONDS", "30"))
+    RUN_SUPERVISE_SECONDS = int(os.environ.get("RUN_SUPERVISE_SECONDS", "15"))
+    RUN_MAX_REQUEUES = int(os.environ.get("RUN_MAX_REQUEUES", "3"))
+    # A billing run with no job left alive in Redis and no progress for this long is failed.
+    RUN_STALE_SECONDS = int(os.environ.get("RUN_STALE_SECONDS", "120"))
+    # Worker and scheduler wait for an unreachable Redis, retrying with back-off up to this many seconds.
+    REDIS_RETRY_MAX_SECONDS = int(os.environ.get("REDIS_RETRY_MAX_SECONDS", "30"))
     # An event chain deeper than this is stopped and reported (loop guard).
     EVENT_CHAIN_MAX_DEPTH = int(os.environ.get("EVENT_CHAIN_MAX_DEPTH", "5"))
     # The largest request the web app reads, uploads included (bytes); a larger one is refused with 413.

@@ -290,3 +290,24 @@ def mail_sink(app, tmp_path):
     yield sink
     sink.stop()
     app.config.update(saved)
+
+
+# ---------------------------------------------------------------- real processes and a Redis of our own
+@pytest.fixture
+def private_redis(tmp_path):
+    """A redis-server of the test's own on a free port, which the test may stop and start again (empty)."""
+    from tests.processes import RedisServer
+
+    server = RedisServer(tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def processes(tmp_path):
+    """Starts real workers and schedulers (tests/processes.py); kills what is left at the end."""
+    from tests.processes import Processes
+
+    started = Processes(tmp_path)
+    yield started
+    started.close()

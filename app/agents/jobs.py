@@ -52,18 +52,26 @@ def ids_only(subject: str) -> Callable:
 
 
 # ------------------------------------------------------------------ enqueueing
-def enqueue_billing_run(run_id: int) -> str:
+def enqueue_billing_run(run_id: int, *, pipeline: Pipeline | None = None) -> str:
     job = get_queue("billing").enqueue(billing_run_job, run_id, job_id=f"billing-run-{run_id}",
-                                       job_timeout=CHUNK_TIMEOUT, description=f"billing run {run_id}")
+                                       job_timeout=CHUNK_TIMEOUT, description=f"billing run {run_id}",
+                                       pipeline=pipeline)
     return job.id
 
 
-def enqueue_billing_chunk(run_id: int, contract_ids: list[int], settings: dict[str, Any]) -> str:
+def chunk_job_id(run_id: int, first_contract_id: int) -> str:
+    return f"billing-run-{run_id}-chunk-{first_contract_id}"
+
+
+def enqueue_billing_chunk(run_id: int, contract_ids: list[int], settings: dict[str, Any], *, requeues: int = 0,
+                          pipeline: Pipeline | None = None) -> str:
+    """`requeues`: how often the supervisor put this chunk back (app/billing/supervision.py)."""
     job = get_queue("billing").enqueue(
         billing_chunk_job, run_id, contract_ids, settings,
-        job_id=f"billing-run-{run_id}-chunk-{contract_ids[0]}", job_timeout=CHUNK_TIMEOUT,
-        retry=Retry(max=CHUNK_RETRIES, interval=[5, 30]),
-        description=f"billing run {run_id}: {len(contract_ids)} contracts from #{contract_ids[0]}",
+        job_id=chunk_job_id(run_id, contract_ids[0]), job_timeout=CHUNK_TIMEOUT,
+        retry=Retry(max=CHUNK_RETRIES, interval=[5, 30]), meta={"requeues": requeues} if requeues else None,
+        description=f"billing run {run_id}: contracts #{contract_ids[0]}–#{contract_ids[-1]} ({len(contract_ids)})",
+        pipeline=pipeline,
     )
     return job.id
 
@@ -147,7 +155,8 @@ def billing_chunk_job(run_id: int, contract_ids: list[int], settings: dict[str, 
     from app.billing.chunks import process_chunk
 
     job = get_current_job()
-    first_attempt = job is not None and job.retries_left == CHUNK_RETRIES  # RQ counts retries down
+    # RQ counts retries down; a chunk put back by the supervisor may have done part of its work too.
+    first_attempt = job is not None and job.retries_left == CHUNK_RETRIES and not job.meta.get("requeues")
     process_chunk(run_id, contract_ids, settings, first_attempt=first_attempt)
 
 
@@ -164,13 +173,14 @@ def relay_job() -> dict[str, int]:
 
 @ids_only("sweep of stale runs and deliveries")
 def sweep_job() -> dict[str, int]:
-    """Fail billing runs whose worker died; settle deliveries whose worker died mid-send; enqueue again
-    the resends whose job was lost."""
-    from app.billing.runs import sweep_stale_runs
+    """Look after the billing runs (the scheduler does it every RUN_SUPERVISE_SECONDS too); settle
+    deliveries whose worker died mid-send; enqueue again the resends whose job was lost."""
+    from app.billing.supervision import supervise_runs
     from app.delivery.service import requeue_lost_resends, settle_lost_attempts
 
-    return {"runs": sweep_stale_runs(), "deliveries_unknown": settle_lost_attempts(),
-            "resends_requeued": requeue_lost_resends()}
+    runs = supervise_runs()
+    return {"runs_requeued": runs.requeued, "runs_failed": runs.failed,
+            "deliveries_unknown": settle_lost_attempts(), "resends_requeued": requeue_lost_resends()}
 
 
 @ids_only("schedule sync")

@@ -131,6 +131,10 @@ def describe(entry: AuditEntry, locale: str = "en_US") -> str:
         if d.get("duration_s") is not None:
             text += f" (in {d['duration_s']:.1f} s)"
         return text
+    if action == "billing_run.chunk_requeued":
+        return f"Re-queued {d.get('contracts') or 'a chunk'}: {d.get('reason') or 'its job was gone'}"
+    if action == "billing_run.job_requeued":
+        return f"Re-queued the run job: {d.get('reason') or 'its job was gone'}"
     if action == "billing_run.failed":
         return f"Failed: {d.get('reason') or 'no reason given'}"
     if action == "billing_run.cancelled":

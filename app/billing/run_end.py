@@ -62,7 +62,10 @@ def run_totals(run: BillingRun) -> dict[str, str]:
 
 
 def fail_run(run_id: int, reason: str, actor: Actor | None = None) -> bool:
-    """Mark a pending or running run failed with a reason a person can act on."""
+    """Mark a pending or running run failed with a reason a person can act on.
+
+    The invoices its chunks committed stay: their total is recorded as a completed run's is (a chunk
+    that commits later finds the run failed and keeps nothing)."""
     failed = db.session.execute(
         update(BillingRun).where(BillingRun.id == run_id, BillingRun.status.in_(ACTIVE_RUN_STATUSES))
         .values(status="failed", error=reason, finished_at=utcnow())
@@ -71,8 +74,10 @@ def fail_run(run_id: int, reason: str, actor: Actor | None = None) -> bool:
         db.session.rollback()
         return False
     run = db.session.get(BillingRun, run_id)
+    run.totals = run_totals(run)
     record("billing_run.failed", "billing_run", run.id, actor or Actor.system("billing worker"),
-           legal_entity_id=run.legal_entity_id, billing_run_id=run.id, reason=reason)
+           legal_entity_id=run.legal_entity_id, billing_run_id=run.id, reason=reason,
+           invoices=run.invoices_created, totals=run.totals)
     emit("billing_run.failed", {"run_id": run.id, "number": run.number, "reason": reason},
          legal_entity_id=run.legal_entity_id, billing_run_id=run.id, depth=run.event_depth)
     db.session.commit()

@@ -4,6 +4,8 @@
     execute_run()        the run job: claims the run, lists the contracts, splits them into chunks
     process_chunk()      bills one chunk in one transaction (app/billing/chunks.py)
     finish_if_done()     the last chunk to commit completes the run, exactly once (app/billing/run_end.py)
+    supervise_runs()     re-queues what dead workers and Redis lost, fails runs whose work is gone
+                         (app/billing/supervision.py)
 
 Only the `billing_run` agent's configuration and the database decide what happens; Redis only
 carries the jobs.
@@ -16,8 +18,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.agents.events import emit
@@ -27,9 +28,10 @@ from app.billing.chunks import process_chunk
 from app.billing.periods import period_label
 from app.billing.run_end import fail_run, finish_if_done
 from app.extensions import db
-from app.models import AgentDefinition, BillingRun, BillingRunItem, Contract, LegalEntity
+from app.models import AgentDefinition, BillingRun, BillingRunChunk, BillingRunItem, Contract, LegalEntity
 from app.models.runs import ACTIVE_RUN_STATUSES, RUN_TRIGGERS
 from app.models.types import utcnow
+from app.queues import REDIS_DOWN
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +92,7 @@ def start_billing_run(
         raise RunRefused("the Billing Run Agent is disabled: enable it under Agents > Definitions")
     settings = agent_settings()
     as_of = as_of or default_as_of(entity, settings)
-    sweep_stale_runs(entity.id)
+    _look_after_runs_of(entity.id)
 
     for _attempt in range(5):
         existing = _existing_for(entity, dry_run, trigger_ref)
@@ -159,48 +161,59 @@ def active_run(entity_id: int) -> BillingRun | None:
         BillingRun.dry_run.is_(False)))
 
 
+def _look_after_runs_of(entity_id: int) -> None:
+    """Before a new run is refused because one is active: is that one's work still alive?"""
+    from app.billing.supervision import supervise_runs
+
+    try:
+        supervise_runs(entity_id)
+    except REDIS_DOWN as error:  # cannot tell; the scheduler looks again once Redis is back
+        db.session.rollback()
+        log.warning("could not look after the runs of entity %s: Redis is unreachable (%s)", entity_id, error)
+
+
 # ------------------------------------------------------------------ the run job
 def execute_run(run_id: int, *, inline: bool = False) -> None:
-    """Claim a pending run, list its contracts and bill them in chunks (fanned out unless inline)."""
+    """Claim the run, list its contracts, record them as chunks and bill those (by chunk jobs, or here).
+
+    The chunks are recorded (billing_run_chunks) before their jobs are enqueued, so the supervisor
+    can put back a chunk job that a dead worker or Redis lost. A run job re-queued because it was
+    lost before the chunks were recorded resumes the run it had claimed; with chunks recorded, a
+    run job (e.g. a duplicate) has nothing to do.
+    """
+    previous = db.session.scalar(select(BillingRun.status).where(BillingRun.id == run_id))
+    has_chunks = select(BillingRunChunk.id).where(BillingRunChunk.billing_run_id == BillingRun.id).exists()
+    now = utcnow()
     claimed = db.session.execute(
-        update(BillingRun).where(BillingRun.id == run_id, BillingRun.status == "pending")
-        .values(status="running", started_at=utcnow(), heartbeat_at=utcnow())
+        update(BillingRun)
+        .where(BillingRun.id == run_id,
+               or_(BillingRun.status == "pending", (BillingRun.status == "running") & ~has_chunks))
+        .values(status="running", started_at=func.coalesce(BillingRun.started_at, now), heartbeat_at=now)
     ).rowcount
-    if not claimed:  # cancelled, or a duplicate job: nothing to do
+    if not claimed:  # cancelled, failed, or already split into chunks: nothing to do
         db.session.rollback()
         return
     run = db.session.get(BillingRun, run_id)
     entity = run.legal_entity
-    record("billing_run.started", "billing_run", run.id, Actor.system("billing worker"),
-           legal_entity_id=entity.id, billing_run_id=run.id)
-    emit("billing_run.started", {"run_id": run.id, "number": run.number, "entity": entity.code},
-         legal_entity_id=entity.id, billing_run_id=run.id, depth=run.event_depth)
+    if previous == "pending":
+        record("billing_run.started", "billing_run", run.id, Actor.system("billing worker"),
+               legal_entity_id=entity.id, billing_run_id=run.id)
+        emit("billing_run.started", {"run_id": run.id, "number": run.number, "entity": entity.code},
+             legal_entity_id=entity.id, billing_run_id=run.id, depth=run.event_depth)
     db.session.commit()
     try:
-        settings = agent_settings()
-        query = select(Contract.id).where(Contract.legal_entity_id == entity.id, Contract.status == "active")
-        if run.contract_ids is not None:
-            query = query.where(Contract.id.in_(run.contract_ids))
-        ids = list(db.session.scalars(query.order_by(Contract.id)))
-        run.contracts_total = len(ids)
-        db.session.commit()
-        size = int(settings["chunk_size"])
-        chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
-        chunk_settings = {"auto_post": bool(settings["auto_post"]),
-                          "payment_terms_days": int(settings["payment_terms_days"])}
+        try:
+            chunks, chunk_settings = _record_chunks(run, inline=inline)
+        except IntegrityError:  # a duplicate of this job recorded them first
+            db.session.rollback()
+            return
         if not chunks:
             finish_if_done(run_id)
-        elif inline or len(chunks) == 1:
-            for chunk in chunks:
-                process_chunk(run_id, chunk, chunk_settings, first_attempt=True)
+        elif inline:
+            for contract_ids in chunks:
+                process_chunk(run_id, contract_ids, chunk_settings, first_attempt=True)
         else:
-            from app.agents.jobs import enqueue_billing_chunk
-
-            for chunk in chunks:
-                enqueue_billing_chunk(run_id, chunk, chunk_settings)
-            record("billing_run.fanned_out", "billing_run", run_id, Actor.system("billing worker"),
-                   legal_entity_id=entity.id, billing_run_id=run_id, chunks=len(chunks), chunk_size=size)
-            db.session.commit()
+            _enqueue_chunks(run_id, chunks, chunk_settings)
     except Exception as error:
         db.session.rollback()
         log.exception("billing run %s failed", run_id)
@@ -208,24 +221,43 @@ def execute_run(run_id: int, *, inline: bool = False) -> None:
         raise
 
 
-def sweep_stale_runs(entity_id: int | None = None, now: datetime | None = None) -> int:
-    """Fail runs that have been running without progress for longer than RUN_STALE_SECONDS."""
-    now = now or utcnow()
-    limit = timedelta(seconds=current_app.config["RUN_STALE_SECONDS"])
-    query = select(BillingRun).where(BillingRun.status == "running",
-                                     func.coalesce(BillingRun.heartbeat_at, BillingRun.started_at) < now - limit)
-    if entity_id is not None:
-        query = query.where(BillingRun.legal_entity_id == entity_id)
-    stale = list(db.session.scalars(query))
-    count = 0
-    for run in stale:
-        last = run.heartbeat_at or run.started_at
-        minutes = int((now - last).total_seconds() // 60)
-        count += fail_run(run.id, (
-            f"no progress for {minutes} minute(s) since {last:%Y-%m-%d %H:%M} UTC: the worker running it "
-            "probably stopped. Its finished chunks are kept; a new run bills whatever is still missing."
-        ), Actor.system("stale-run sweep"))
-    return count
+def _record_chunks(run: BillingRun, *, inline: bool) -> tuple[list[list[int]], dict[str, Any]]:
+    """List the run's contracts, split them into chunks of the agent's chunk_size and record those:
+    the chunks' contract ids and the settings they are billed with."""
+    from app.agents.jobs import chunk_job_id
+
+    settings = agent_settings()
+    query = select(Contract.id).where(Contract.legal_entity_id == run.legal_entity_id, Contract.status == "active")
+    if run.contract_ids is not None:
+        query = query.where(Contract.id.in_(run.contract_ids))
+    ids = list(db.session.scalars(query.order_by(Contract.id)))
+    size = int(settings["chunk_size"])
+    chunk_settings = {"auto_post": bool(settings["auto_post"]), "payment_terms_days": int(settings["payment_terms_days"])}
+    chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
+    db.session.add_all(BillingRunChunk(billing_run_id=run.id, first_contract_id=part[0], last_contract_id=part[-1],
+                                       size=len(part), contract_ids=part, settings=chunk_settings, requeues=0,
+                                       job_id=None if inline else chunk_job_id(run.id, part[0])) for part in chunks)
+    run.contracts_total = len(ids)
+    if chunks and not inline:
+        record("billing_run.fanned_out", "billing_run", run.id, Actor.system("billing worker"),
+               legal_entity_id=run.legal_entity_id, billing_run_id=run.id, chunks=len(chunks), chunk_size=size)
+    db.session.commit()
+    return chunks, chunk_settings
+
+
+def _enqueue_chunks(run_id: int, chunks: list[list[int]], settings: dict[str, Any]) -> None:
+    """One chunk job per chunk, sent to Redis at once. If Redis fails here, the chunks are recorded:
+    the supervisor enqueues their jobs once Redis answers."""
+    from app.agents.jobs import enqueue_billing_chunk
+    from app.queues import get_redis
+
+    try:
+        with get_redis().pipeline() as pipe:
+            for contract_ids in chunks:
+                enqueue_billing_chunk(run_id, contract_ids, settings, pipeline=pipe)
+            pipe.execute()
+    except REDIS_DOWN as error:
+        log.warning("run %s: its chunk jobs could not be enqueued (%s); the supervisor will", run_id, error)
 
 
 def cancel_run(run: BillingRun, actor: Actor) -> bool:

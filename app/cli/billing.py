@@ -5,7 +5,8 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from app.audit import Actor
-from app.billing.runs import RunRefused, execute_run, start_billing_run, sweep_stale_runs
+from app.billing.runs import RunRefused, execute_run, start_billing_run
+from app.billing.supervision import supervise_runs
 from app.cli.common import ID, echo_json, fail
 from app.extensions import db
 from app.models import BillingRun, BillingRunItem, Contract
@@ -145,5 +146,9 @@ def show(run_number, code, as_json):
 
 @group.command("sweep")
 def sweep():
-    """Mark runs failed that have been running without progress past RUN_STALE_SECONDS."""
-    click.echo(f"{sweep_stale_runs()} stale run(s) marked failed.")
+    """Look after pending and running runs now, as the scheduler does every RUN_SUPERVISE_SECONDS.
+
+    Re-queues the chunks of dead workers and those Redis lost; fails runs that have no live job
+    and no progress for RUN_STALE_SECONDS."""
+    result = supervise_runs()
+    click.echo(f"{result.requeued} job(s) re-queued, {result.failed} run(s) failed, {result.finished} completed.")

@@ -1,27 +1,33 @@
+import logging
+
 import click
 from flask.cli import AppGroup
-from rq_scheduler import Scheduler
 
-from app.queues import get_redis
-from app.schedules.sync import HEARTBEAT_KEY, sync_schedules
+from app.queues import REDIS_DOWN, get_redis
+from app.schedules.process import HeartbeatScheduler, SchedulerProcess
+from app.schedules.sync import sync_schedules
+
+__all__ = ["HeartbeatScheduler", "group"]
 
 group = AppGroup("scheduler", help="The rq-scheduler process.")
-
-
-class HeartbeatScheduler(Scheduler):
-    """rq-scheduler that leaves a heartbeat in Redis on every pass, for /healthz."""
-
-    def enqueue_jobs(self):
-        self.connection.set(HEARTBEAT_KEY, "alive", ex=max(30, int(self._interval) * 3))
-        return super().enqueue_jobs()
 
 
 @group.command("run")
 @click.option("--interval", default=5, show_default=True, help="Seconds between checks for due jobs.")
 @click.option("--burst", is_flag=True, help="Sync, enqueue what is due now, then exit.")
 def run(interval: int, burst: bool) -> None:
-    """Sync the schedules into rq-scheduler, then run it: due jobs move onto their queues."""
-    result = sync_schedules()
+    """Sync the schedules into rq-scheduler, then run it: due jobs move onto their queues.
+
+    Also looks after running billing runs (re-queues the jobs of dead workers) and rides out Redis outages.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    process = SchedulerProcess(queue_name="default", connection=get_redis(), interval=interval)
+    while True:
+        try:
+            result = sync_schedules()
+            break
+        except REDIS_DOWN as error:
+            process.outage.wait(error)
     click.echo(f"schedules synced: {result.added} added, {result.replaced} replaced, {result.kept} kept, "
                f"{result.cancelled} cancelled; checking every {interval}s")
-    HeartbeatScheduler(queue_name="default", connection=get_redis(), interval=interval).run(burst=burst)
+    process.run(burst=burst)

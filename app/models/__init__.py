@@ -8,7 +8,7 @@ from app.models.events import Event, EventHandling
 from app.models.invoices import Invoice, InvoiceLine, InvoiceSequence
 from app.models.parties import Customer, LegalEntity
 from app.models.payments import Collection, Payment, SepaBatch, SepaBatchItem
-from app.models.runs import BillingRun, BillingRunItem
+from app.models.runs import BillingRun, BillingRunChunk, BillingRunItem
 
 __all__ = [
     "Collection",
@@ -21,6 +21,7 @@ __all__ = [
     "AgentDefinition",
     "AuditEntry",
     "BillingRun",
+    "BillingRunChunk",
     "BillingRunItem",
     "Contract",
     "ContractLine",

@@ -95,3 +95,33 @@ class BillingRunItem(db.Model):
     reason: Mapped[str | None] = mapped_column(Text)
 
     run: Mapped[BillingRun] = relationship(back_populates="items")
+
+
+class BillingRunChunk(db.Model):
+    """One chunk of a billing run: its contracts, the settings it bills them with, the RQ job carrying it.
+
+    Written before the job is enqueued, so the database knows a run's outstanding work even when
+    Redis lost it; the supervisor (app/billing/supervision.py) re-queues a chunk whose job a dead
+    worker abandoned or Redis lost. A chunk is done when each of its contracts has a run item.
+    """
+
+    __tablename__ = "billing_run_chunks"
+    __table_args__ = (
+        UniqueConstraint("billing_run_id", "first_contract_id"),
+        CheckConstraint("first_contract_id <= last_contract_id AND size > 0", name="contracts"),
+        CheckConstraint("requeues >= 0", name="requeues_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    billing_run_id: Mapped[int] = mapped_column(ForeignKey("billing_runs.id", ondelete="CASCADE"))  # led by the unique
+    # The run's contracts are chunked in id order, so a chunk holds every contract of the run in
+    # first..last: its run items are those of the run with contract ids in that range.
+    first_contract_id: Mapped[int] = mapped_column(Integer)
+    last_contract_id: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Integer)
+    contract_ids: Mapped[list[int]] = mapped_column(JSONType)
+    settings: Mapped[dict] = mapped_column(JSONType)
+    # None when billed in the process that ran the run (`flask billing run --inline`): no job to look after.
+    job_id: Mapped[str | None] = mapped_column(String(80))
+    requeues: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 PREFIX = "schedule-"
 HEARTBEAT_KEY = "arbill:scheduler:heartbeat"
+# Set by every sync: when it is missing, Redis lost the schedules (restarted empty, or flushed).
+SYNCED_KEY = "arbill:scheduler:synced"
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ SYSTEM_JOBS = (
     SystemJob("system-outbox-relay", "* * * * *", "app.agents.jobs.relay_job",
               description="dispatch the event outbox"),
     SystemJob("system-stale-run-sweep", "*/5 * * * *", "app.agents.jobs.sweep_job",
-              description="fail billing runs whose worker died, report deliveries that lost their job"),
+              description="look after billing runs, report deliveries that lost their job"),
     SystemJob("system-schedule-sync", "* * * * *", "app.agents.jobs.schedule_sync_job",
               description="keep rq-scheduler in step with the schedules"),
     SystemJob("system-collection-retries", "15 * * * *", "app.agents.jobs.collection_retries_job",
@@ -101,6 +103,7 @@ def sync_schedules(connection: Redis | None = None, now: datetime | None = None)
             job.delete()
             result.cancelled += 1
     _sync_system_jobs(sched, existing)
+    sched.connection.set(SYNCED_KEY, now.isoformat())
     return result
 
 

