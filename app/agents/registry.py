@@ -143,6 +143,18 @@ def check_mail_template(template: str) -> None:
         raise ValueError(f"unknown placeholder {{{unknown[0]}}}: use {', '.join('{' + p + '}' for p in MAIL_PLACEHOLDERS)}")
 
 
+def check_subject_template(template: str) -> None:
+    """A subject is one header line: no line breaks or other control characters (they would break the
+    e-mail's headers), and the placeholders of check_mail_template."""
+    from app.records.validation import FieldError, one_line
+
+    try:
+        one_line(template, "the subject")
+    except FieldError as error:
+        raise ValueError(str(error)) from None
+    check_mail_template(template)
+
+
 INVOICE_DELIVERY = AgentSpec(
     key="invoice_delivery",
     name="Invoice Delivery Agent",
@@ -153,7 +165,7 @@ INVOICE_DELIVERY = AgentSpec(
     trigger_events=("invoice.issued", "manual.trigger"),
     settings=(
         Setting("subject_template", "E-mail subject", "text", "Invoice {number} from {entity_name}",
-                "Placeholders: " + ", ".join("{" + p + "}" for p in MAIL_PLACEHOLDERS), validator=check_mail_template),
+                "Placeholders: " + ", ".join("{" + p + "}" for p in MAIL_PLACEHOLDERS), validator=check_subject_template),
         Setting("body_template", "E-mail text", "text",
                 "Dear {customer_name},\n\nplease find attached invoice {number} for the period {period_start} to "
                 "{period_end}, total {total}, due on {due_date}.\n\nKind regards,\n{entity_name}",

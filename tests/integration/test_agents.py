@@ -3,6 +3,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import AgentDefinition, AuditEntry
+from app.records.validation import ValidationError
 
 
 def config(app):
@@ -37,3 +38,18 @@ def test_configure_refuses_invalid_values_and_changes_nothing(runner, app):
         result = runner.invoke(args=["agents", "configure", "billing_run", bad])
         assert result.exit_code == 1 and message in result.output, result.output
     assert config(app)["chunk_size"] == 2000
+
+
+def test_the_e_mail_subject_must_be_one_line(runner, app):
+    """A line break in the subject would break the e-mail's headers on every delivery."""
+    from app.agents.registry import INVOICE_DELIVERY
+
+    spec = INVOICE_DELIVERY
+    try:
+        spec.validate_configuration({"subject_template": "Invoice {number}\r\nBcc: all@example.com"})
+    except ValidationError as error:
+        assert "line break" in error.errors["subject_template"]
+    else:
+        raise AssertionError("a subject with a line break was accepted")
+    assert spec.validate_configuration({"subject_template": "Rechnung {number}"})["subject_template"] == \
+        "Rechnung {number}"
