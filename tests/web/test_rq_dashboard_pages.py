@@ -178,3 +178,16 @@ def test_a_refused_recipient_reaches_rq_as_ids_and_our_invoice_page_as_text(app,
         assert delivery.status == "failed" and EMAIL in delivery.error and "User unknown" in delivery.error
     page = admin_client.get(f"/invoices/{invoice_id}").get_data(as_text=True)
     assert str(escape(EMAIL)) in page and EMAIL not in page
+
+
+@pytest.mark.parametrize("url", ["/rq/5/view/queues", "/rq/1/data/queues.json", "/rq/7/view/job/x"])
+def test_an_unknown_redis_instance_is_not_found(admin_client, url):
+    assert admin_client.get(url).status_code == 404
+
+
+def test_actions_on_a_job_or_queue_that_cannot_take_them_are_conflicts_not_errors(admin_client, redis):
+    queue = Queue("default", connection=redis)
+    job = queue.enqueue(ip_address, "127.0.0.1")  # queued, not failed: it cannot be requeued
+    assert admin_client.post(f"/rq/job/{job.id}/requeue").status_code == 409
+    assert admin_client.post("/rq/queue/no-such-queue/compact").status_code in (200, 409)
+    assert queue.count == 1

@@ -44,6 +44,23 @@ def _actions_are_posts():
         abort(405, valid_methods=["POST"])
 
 
+def _unknown_instances_are_not_found():
+    """The dashboard raises LookupError (a 500) for an instance number beyond its Redis URLs."""
+    number = (request.view_args or {}).get("instance_number")
+    if number is not None and number >= len(current_app.config["RQ_DASHBOARD_REDIS_URL"]):
+        abort(404)
+
+
+def _not_now(error):
+    """What RQ or Redis refuse to do with a job or queue as it is now (requeue a job that is not failed,
+    compact a queue that does not exist): 409 on the dashboard's pages, the usual 500 elsewhere."""
+    from werkzeug.exceptions import Conflict, InternalServerError
+
+    if request.blueprint != rq_dashboard.blueprint.name:
+        return InternalServerError(original_exception=error)
+    return Conflict("the job or queue is not in a state that allows this: reload the page")
+
+
 def _unknown_jobs_are_not_found():
     job_id = (request.view_args or {}).get("job_id")
     if job_id is not None and not Job.exists(job_id, connection=current_app.redis_conn):
@@ -74,7 +91,12 @@ def mount_rq_dashboard(app: Flask) -> None:
     # On this app only (the blueprint object is shared): the nonce and the role check come before the
     # dashboard's own hooks, the other checks after them (its hook picks the Redis connection they use).
     name = rq_dashboard.blueprint.name
-    app.before_request_funcs.setdefault(name, [])[:0] = [_new_csp_nonce, _admins_only]
+    app.before_request_funcs.setdefault(name, [])[:0] = [_new_csp_nonce, _admins_only, _unknown_instances_are_not_found]
     app.before_request_funcs[name] += [_actions_are_posts, _unknown_jobs_are_not_found]
     app.after_request_funcs.setdefault(name, []).append(_content_security_policy)
     app.template_context_processors.setdefault(name, []).append(lambda: {"csp_nonce": _csp_nonce()})
+    from redis.exceptions import ResponseError
+    from rq.exceptions import InvalidJobOperation
+
+    for refused in (ResponseError, InvalidJobOperation):
+        app.register_error_handler(refused, _not_now)
