@@ -207,8 +207,7 @@ def parse_email(value: str | None) -> str | None:
     text = one_line(optional(value), "e-mail address")
     if text is None:
         return None
-    if len(text) > EMAIL_MAX_LENGTH:
-        raise FieldError(f"the e-mail address is {len(text)} characters long; at most {EMAIL_MAX_LENGTH} fit")
+    check_length(text, "e-mail address", EMAIL_MAX_LENGTH)
     try:
         address = validate_email(text, check_deliverability=False, allow_quoted_local=False,
                                  allow_domain_literal=False, allow_display_name=False, allow_empty_local=False)

@@ -47,7 +47,7 @@ def test_wrong_password_shows_an_error(page: Page, demo_data):
     log_in(page, demo_data.admin_email, "not-the-password")
 
     expect_login_page(page)
-    expect(page.get_by_role("alert")).to_have_text("E-mail or password is wrong.")
+    expect(page.get_by_role("alert")).to_contain_text("E-mail or password is wrong.")
     expect(page.get_by_role("heading", name="Dashboard")).to_have_count(0)
 
 

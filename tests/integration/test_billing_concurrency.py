@@ -13,14 +13,14 @@ from rq.registry import StartedJobRegistry
 from sqlalchemy import func, insert, select
 
 from app import create_app
-from app.agents.events import emit, relay_outbox
+from app.agents.events import emit, relay_outbox, requeue_unhandled
 from app.audit import Actor
 from app.billing.chunks import process_chunk
 from app.billing.ledger import lock_entity
 from app.billing.runs import start_billing_run
 from app.billing.supervision import supervise_runs
 from app.extensions import db
-from app.models import BillingRun, BillingRunItem, Contract, ContractLine, Customer, Event, Invoice
+from app.models import BillingRun, BillingRunItem, Contract, ContractLine, Customer, Event, EventHandling, Invoice
 from app.queues import get_redis
 from tests.conftest import ROOT, make_config
 from tests.factories import make_contract, make_entity
@@ -185,11 +185,13 @@ def test_outbox_relay_survives_redis_outage_and_events_seen_twice_start_one_run(
         with pytest.raises(Exception):
             relay_outbox()
         db.session.rollback()
-        assert db.session.scalar(select(func.count()).select_from(Event).where(Event.dispatched_at.is_(None))) == 1
+        # The event is on record as handed to the billing agent, its job as not enqueued.
+        handling = db.session.scalar(select(EventHandling))
+        assert (handling.agent_key, handling.status, handling.enqueued_at) == ("billing_run", "pending", None)
 
         private_redis.start()
-        result = relay_outbox()
-        assert (result.dispatched, result.jobs) == (1, 1)
+        assert relay_outbox().dispatched == 0
+        assert requeue_unhandled().requeued == 1  # the watchdog does not wait for the grace period here
         env = {**os.environ, "REDIS_URL": private_redis.url}
         assert run_worker("billing", "default", env=env).wait(120) == 0
         db.session.expire_all()
@@ -204,6 +206,8 @@ def test_outbox_relay_survives_redis_outage_and_events_seen_twice_start_one_run(
         assert run_worker("billing", "default", env=env).wait(120) == 0
         db.session.expire_all()
         assert db.session.scalar(select(func.count()).select_from(BillingRun)) == 1
+        assert {h.status for h in db.session.scalars(select(EventHandling)
+                                                     .where(EventHandling.agent_key == "billing_run"))} == {"done"}
         assert db.session.scalar(select(func.count()).select_from(Invoice)) == 1
         db.session.remove()
 

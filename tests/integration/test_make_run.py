@@ -47,7 +47,7 @@ def test_run_starts_every_process_on_embedded_defaults_and_ctrl_c_stops_them(tmp
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
         page = opener.open(f"{base}/login").read().decode()
         token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
-        data = urlencode({"csrf_token": token, "email": "admin@arbill.example", "password": "arbill-demo"}).encode()
+        data = urlencode({"csrf_token": token, "email": "admin@arbill.example", "password": "arbill-demo-admin"}).encode()
         dashboard = opener.open(f"{base}/login", data=data).read().decode()
         assert "Dashboard" in dashboard and "admin@arbill.example" in dashboard
 
