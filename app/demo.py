@@ -12,8 +12,9 @@ from app.accounts import create_user
 from app.audit import Actor
 from app.extensions import db
 from app.models import Customer, LegalEntity, User
-from app.records.entities import EntityInput, create_legal_entity
+from app.records.entities import EntityInput, create_legal_entity, get_legal_entity_by_code
 from app.records.importer import COLUMNS, import_contracts
+from app.records.taxcodes import add_code
 
 DEMO_EMAIL = "admin@arbill.example"
 DEMO_PASSWORD = "arbill-demo-admin"  # published: production refuses to load the demo
@@ -61,6 +62,9 @@ def seed_demo(today: date) -> DemoResult:
         ),
         actor,
     )
+    # The walkthrough's example rate: not one of Germany's, so the demo entity has a code for it.
+    entity = get_legal_entity_by_code(DEMO_ENTITY)
+    add_code(entity, {"code": "DE_VAT_19_45", "rate": "19.45", "category": "S"}, actor)
     start = today.replace(day=1).isoformat()
     rows = [
         {"entity": DEMO_ENTITY, "contract_ref": "C-1001", "customer": "Bolt", "customer_email": "ap@bolt.example",

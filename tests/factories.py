@@ -5,8 +5,10 @@ from datetime import date
 from decimal import Decimal
 
 from app.extensions import db
-from app.models import Contract, ContractLine, Customer, LegalEntity
+from app.audit import Actor
+from app.models import Contract, ContractLine, Customer, LegalEntity, TaxCode
 from app.records.entities import EntityInput, create_legal_entity
+from app.records.taxcodes import add_code
 
 
 def make_entity(code: str = "DE01", **kwargs) -> LegalEntity:
@@ -16,6 +18,11 @@ def make_entity(code: str = "DE01", **kwargs) -> LegalEntity:
     entity = create_legal_entity(EntityInput(**values))
     db.session.flush()
     return entity
+
+
+def add_tax_code(entity: LegalEntity, code: str, rate: str, category: str = "S", **kwargs) -> TaxCode:
+    """A tax code beside the country's defaults, e.g. the walkthrough's 19.45 % (not a German rate)."""
+    return add_code(entity, {"code": code, "rate": rate, "category": category, **kwargs}, Actor.system("test"))
 
 
 def make_contract(entity: LegalEntity, reference: str, *, start: date, frequency: str = "monthly",

@@ -21,7 +21,8 @@ from app.billing.planner import ContractPlan, ContractTerms, plan_contract
 from app.billing.run_end import finish_if_done
 from app.bulk import copy_rows, for_each_id, json_encoder, row_encoder
 from app.extensions import db
-from app.models import BillingRun, BillingRunItem, Contract, ContractLine, LegalEntity
+from app.billing.vat import TaxTreatment
+from app.models import BillingRun, BillingRunItem, Contract, ContractLine, Customer, LegalEntity, TaxCode
 from app.models.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -39,23 +40,36 @@ def load_terms(entity: LegalEntity, contract_ids: list[int], default_terms: int)
     """Snapshots of the contracts and their lines, read in one query."""
     query = (
         select(Contract.reference, Contract.customer_id, Contract.currency, Contract.frequency, Contract.start_date,
-               Contract.end_date, Contract.payment_terms_days, ContractLine.position, ContractLine.description,
-               ContractLine.quantity, ContractLine.unit_price, ContractLine.vat_rate)
+               Contract.end_date, Contract.payment_terms_days, Customer.vat_id, ContractLine.position,
+               ContractLine.description, ContractLine.quantity, ContractLine.unit_price, ContractLine.vat_rate,
+               TaxCode.code, TaxCode.rate, TaxCode.category, TaxCode.reason, TaxCode.reason_code, TaxCode.note)
+        .join(Customer, Customer.id == Contract.customer_id)
         .outerjoin(ContractLine, ContractLine.contract_id == Contract.id)
+        .outerjoin(TaxCode, TaxCode.id == ContractLine.tax_code_id)
     )
     contracts: dict[int, tuple] = {}
     lines: dict[int, list[tuple[int, LineInput]]] = defaultdict(list)
-    for cid, *contract, position, description, quantity, unit_price, vat_rate in for_each_id(
-            query, Contract.id, contract_ids):
+    treatments: dict[tuple, TaxTreatment] = {}  # one object per code: the invoice rows share it
+    for row in for_each_id(query, Contract.id, contract_ids):
+        cid, contract = row[0], row[1:9]
+        position, description, quantity, unit_price, vat_rate, code, code_rate = row[9:16]
+        treatment = tuple(row[16:])
         contracts.setdefault(cid, contract)
-        if position is not None:
-            lines[cid].append((position, LineInput(description, quantity, unit_price, vat_rate)))
+        if position is None:
+            continue
+        tax = None
+        if code is not None:
+            tax = treatments.get((code, *treatment))
+            if tax is None:
+                tax = treatments[(code, *treatment)] = TaxTreatment(treatment[0], code, *treatment[1:])
+            vat_rate = code_rate  # the code's rate is the line's (the line keeps a copy of it)
+        lines[cid].append((position, LineInput(description, quantity, unit_price, vat_rate, tax)))
     fallback = entity.payment_terms_days if entity.payment_terms_days is not None else default_terms
     terms = {}
-    for cid, (reference, customer_id, currency, frequency, start_date, end_date, days) in contracts.items():
+    for cid, (reference, customer_id, currency, frequency, start_date, end_date, days, buyer_vat_id) in contracts.items():
         ordered = tuple(line for _position, line in sorted(lines[cid], key=itemgetter(0)))
         terms[cid] = ContractTerms(cid, reference, customer_id, currency, frequency, start_date, end_date, ordered,
-                                   days if days is not None else fallback)
+                                   days if days is not None else fallback, buyer_vat_id, entity.vat_id)
     return terms
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from app.agents.events import emit_many, event_encoder, event_row
 from app.billing.numbering import format_invoice_number
 from app.billing.planner import InvoiceDraft
+from app.billing.vat import TaxTreatment
 from app.bulk import copy_rows, for_each_id, for_each_key, json_encoder, new_ids, reserve_ids, row_encoder
 from app.extensions import db
 from app.models import Invoice, InvoiceLine, InvoiceSequence, LegalEntity
@@ -32,7 +33,8 @@ INVOICE_COLUMNS = (
     "number", "sequence_year", "sequence_number", "issue_date", "due_date", "currency", "net_amount",
     "tax_amount", "total_amount", "amount_due", "status", "created_at", "posted_at",
 )
-LINE_COLUMNS = ("invoice_id", "position", "description", "quantity", "unit_price", "vat_rate", "net_amount")
+LINE_COLUMNS = ("invoice_id", "position", "description", "quantity", "unit_price", "vat_rate", "net_amount",
+                "vat_category", "tax_code", "exemption_reason", "exemption_reason_code", "tax_note")
 
 
 @dataclass(frozen=True)
@@ -141,12 +143,18 @@ def prepare_invoices(entity: EntityInfo, drafts: list[InvoiceDraft], *, post: bo
             None, d.issue_date, d.due_date, amounts.currency, amounts.net, amounts.tax, amounts.total, amounts.total,
             status, now, posted_at)))
         lines.extend((i, encode_line((None, line.position, line.description, line.quantity, line.unit_price,
-                                      line.vat_rate, line.net))) for line in amounts.lines)
+                                      line.vat_rate, line.net, *_snapshot(line.treatment))))
+                     for line in amounts.lines)
         if post:
             payload = issued_payload(entity, None, None, d.contract_id, amounts.currency, amounts.total)
             events.append((payload, encode_event(event_row("invoice.issued", None, legal_entity_id=entity.id,
                                                            billing_run_id=billing_run_id, depth=depth, created_at=now))))
     return PreparedInvoices(drafts, reserve_ids(Invoice.__table__, len(drafts)), invoices, lines, events, post)
+
+
+def _snapshot(treatment: TaxTreatment) -> tuple:
+    """The tax code as the invoice line keeps it: LINE_COLUMNS from vat_category on."""
+    return treatment.category, treatment.code, treatment.reason, treatment.reason_code, treatment.note
 
 
 def write_invoices(entity: EntityInfo, prepared: PreparedInvoices) -> list[WrittenInvoice]:

@@ -23,6 +23,8 @@ from decimal import (
     Overflow,
 )
 
+from app.billing.vat import TaxTreatment, code_problems
+
 # ISO 4217 List One (published 2026-01-01): active currency codes and the
 # number of digits of their minor unit. Withdrawn codes (ANG, BGN, CUC, HRK,
 # SLL, ZWL, ...) are not listed.
@@ -125,12 +127,16 @@ def round_money(amount: Decimal, currency: str) -> Decimal:
 
 @dataclass(frozen=True)
 class LineInput:
-    """One line to bill: ``quantity`` x ``unit_price`` at ``vat_rate`` percent."""
+    """One line to bill: ``quantity`` x ``unit_price`` at ``vat_rate`` percent, taxed as ``tax`` says.
+
+    Without ``tax`` (a line from before tax codes) the category is implied by the rate: S, or Z at 0 %.
+    """
 
     description: str
     quantity: Decimal
     unit_price: Decimal
     vat_rate: Decimal | None
+    tax: TaxTreatment | None = None
 
     def __post_init__(self) -> None:
         _check_line_types("LineInput", self)
@@ -146,20 +152,26 @@ class LineAmount:
     unit_price: Decimal
     vat_rate: Decimal
     net: Decimal
+    treatment: TaxTreatment = TaxTreatment("S")
 
 
 @dataclass(frozen=True)
 class VatSubtotal:
-    """VAT breakdown for one rate: ``taxable`` (BT-116) and ``tax`` (BT-117)."""
+    """VAT breakdown (BG-23) for one category and rate: ``taxable`` (BT-116) and ``tax`` (BT-117)."""
 
     rate: Decimal
     taxable: Decimal
     tax: Decimal
+    treatment: TaxTreatment = TaxTreatment("S")
+
+    @property
+    def category(self) -> str:
+        return self.treatment.category
 
 
 @dataclass(frozen=True)
 class InvoiceAmounts:
-    """Every amount on an invoice; ``vat`` is sorted by rate."""
+    """Every amount on an invoice; ``vat`` is sorted by rate, then category."""
 
     currency: str
     lines: tuple[LineAmount, ...]
@@ -199,6 +211,10 @@ def _line_errors(number: int, line: LineInput) -> list[str]:
         errors.append(f"{where}: VAT rate is not a finite number ({rate})")
     elif rate < 0 or rate > 100:
         errors.append(f"{where}: VAT rate {rate} is outside 0-100")
+    elif line.tax is not None:
+        problem = code_problems(line.tax.category, rate, line.tax.reason, line.tax.reason_code)
+        errors.extend(f"{where}: tax code {line.tax.code or ''}: {text}".replace("code :", "code:")
+                      for text in problem.values())
     return errors
 
 
@@ -220,20 +236,32 @@ def compute_invoice(lines: Sequence[LineInput], currency: str) -> InvoiceAmounts
 
     zero = _round(Decimal(0), quantum)
     amounts: list[LineAmount] = []
-    taxable_by_rate: dict[Decimal, Decimal] = {}
+    # One breakdown per category and rate (BR-CO-17); rates equal in value (19 and 19.00) share one,
+    # keyed by the first seen, and so does its exemption reason, which must be the same on every line.
+    taxable_by_key: dict[tuple[str, Decimal], Decimal] = {}
+    treatment_by_key: dict[tuple[str, Decimal], tuple[int, TaxTreatment]] = {}
     for number, line in enumerate(lines, start=1):
         rate = line.vat_rate
         assert rate is not None  # validated above
+        treatment = line.tax or TaxTreatment.implied(rate)
         net = _round(_EXACT.multiply(line.quantity, line.unit_price), quantum)
         amounts.append(
-            LineAmount(number, line.description, line.quantity, line.unit_price, rate, net)
+            LineAmount(number, line.description, line.quantity, line.unit_price, rate, net, treatment)
         )
-        # Rates equal in value (19 and 19.00) share one subtotal, keyed by the first seen.
-        taxable_by_rate[rate] = _EXACT.add(taxable_by_rate.get(rate, zero), net)
+        key = (treatment.category, rate)
+        first = treatment_by_key.setdefault(key, (number, treatment))
+        if (first[1].reason, first[1].reason_code) != (treatment.reason, treatment.reason_code):
+            errors.append(f"line {number}: its tax code {treatment.code} gives category {treatment.category} at "
+                          f"{rate}% another exemption reason than line {first[0]} ({first[1].code}): "
+                          "one invoice states one reason per category and rate; use one tax code for both")
+        taxable_by_key[key] = _EXACT.add(taxable_by_key.get(key, zero), net)
+    if errors:
+        raise LineError(errors)
 
     subtotals = tuple(
-        VatSubtotal(rate, taxable, _round(_EXACT.multiply(taxable, rate).scaleb(-2, _EXACT), quantum))
-        for rate, taxable in sorted(taxable_by_rate.items(), key=lambda item: item[0])
+        VatSubtotal(rate, taxable, _round(_EXACT.multiply(taxable, rate).scaleb(-2, _EXACT), quantum),
+                    treatment_by_key[(category, rate)][1])
+        for (category, rate), taxable in sorted(taxable_by_key.items(), key=lambda item: (item[0][1], item[0][0]))
     )
     net_total = zero
     for amount in amounts:

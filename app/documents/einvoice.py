@@ -18,7 +18,6 @@ from app.documents.facts import (
     DocumentError,
     POSTED_STATUSES,
     PostalAddress,
-    category,
     checked_amounts,
     compact_iban,
     is_country,
@@ -111,6 +110,8 @@ def build_cii_xml(invoice: Invoice) -> bytes:
     _el(document, "ram:ID", invoice.number)  # BT-1
     _el(document, "ram:TypeCode", "380")  # BT-3: commercial invoice
     _date(document, "ram:IssueDateTime", invoice.issue_date)  # BT-2
+    for note in tax_notes(amounts):
+        _el(_el(document, "ram:IncludedNote"), "ram:Content", note)  # BT-22: the tax code's wording
 
     transaction = _el(root, "rsm:SupplyChainTradeTransaction")
     for line, computed in zip(invoice.lines, amounts.lines):
@@ -124,8 +125,9 @@ def build_cii_xml(invoice: Invoice) -> bytes:
         settlement = _el(item, "ram:SpecifiedLineTradeSettlement")
         tax = _el(settlement, "ram:ApplicableTradeTax")
         _el(tax, "ram:TypeCode", "VAT")
-        _el(tax, "ram:CategoryCode", category(computed.vat_rate))  # BT-151
-        _el(tax, "ram:RateApplicablePercent", _plain(computed.vat_rate, 2))  # BT-152
+        _el(tax, "ram:CategoryCode", computed.treatment.category)  # BT-151
+        if computed.treatment.category != "O":  # BR-O-05: a line not subject to VAT states no rate
+            _el(tax, "ram:RateApplicablePercent", _plain(computed.vat_rate, 2))  # BT-152
         _el(_el(settlement, "ram:SpecifiedTradeSettlementLineMonetarySummation"),
             "ram:LineTotalAmount", fmt.money(computed.net))  # BT-131
 
@@ -135,21 +137,28 @@ def build_cii_xml(invoice: Invoice) -> bytes:
     _address(seller, parse_address(entity.address, entity.country))
     if entity.finance_email:
         _el(_el(seller, "ram:URIUniversalCommunication"), "ram:URIID", entity.finance_email, schemeID="EM")  # BT-34
-    if entity.vat_id:
+    # BR-O-02..04: an invoice not subject to VAT states no VAT identifiers.
+    not_subject = {subtotal.category for subtotal in amounts.vat} == {"O"}
+    if entity.vat_id and not not_subject:
         _el(_el(seller, "ram:SpecifiedTaxRegistration"), "ram:ID", entity.vat_id, schemeID="VA")  # BT-31
     buyer = _el(agreement, "ram:BuyerTradeParty")
     _el(buyer, "ram:Name", customer.name)  # BT-44
-    _address(buyer, parse_address(customer.billing_address, entity.country))
+    buyer_address = parse_address(customer.billing_address, entity.country)
+    _address(buyer, buyer_address)
     if customer.email:
         _el(_el(buyer, "ram:URIUniversalCommunication"), "ram:URIID", customer.email, schemeID="EM")  # BT-49
-    if customer.vat_id:
+    if customer.vat_id and not not_subject:
         _el(_el(buyer, "ram:SpecifiedTaxRegistration"), "ram:ID", customer.vat_id, schemeID="VA")  # BT-48
     if invoice.contract is not None:
         _el(_el(agreement, "ram:ContractReferencedDocument"), "ram:IssuerAssignedID",
             invoice.contract.reference)  # BT-12
 
     # BT-72 is not stated; the invoicing period (BT-73/74) below dates the service.
-    _el(transaction, "ram:ApplicableHeaderTradeDelivery")
+    delivery = _el(transaction, "ram:ApplicableHeaderTradeDelivery")
+    if any(subtotal.category == "K" for subtotal in amounts.vat):
+        # BR-IC-12: an intra-community supply states the country it goes to (BT-80): the buyer's.
+        ship_to = _el(delivery, "ram:ShipToTradeParty")
+        _el(_el(ship_to, "ram:PostalTradeAddress"), "ram:CountryID", buyer_address.country)  # BT-80
 
     settlement = _el(transaction, "ram:ApplicableHeaderTradeSettlement")
     if kind == "debit" and entity.sepa_creditor_id:
@@ -168,12 +177,18 @@ def build_cii_xml(invoice: Invoice) -> bytes:
     else:
         _el(means, "ram:TypeCode", NOT_DEFINED)  # BT-81
     for subtotal in amounts.vat:
+        treatment = subtotal.treatment
         tax = _el(settlement, "ram:ApplicableTradeTax")
         _el(tax, "ram:CalculatedAmount", fmt.money(subtotal.tax))  # BT-117
         _el(tax, "ram:TypeCode", "VAT")
+        if treatment.reason:
+            _el(tax, "ram:ExemptionReason", treatment.reason)  # BT-120
         _el(tax, "ram:BasisAmount", fmt.money(subtotal.taxable))  # BT-116
-        _el(tax, "ram:CategoryCode", category(subtotal.rate))  # BT-118
-        _el(tax, "ram:RateApplicablePercent", _plain(subtotal.rate, 2))  # BT-119
+        _el(tax, "ram:CategoryCode", treatment.category)  # BT-118
+        if treatment.reason_code:
+            _el(tax, "ram:ExemptionReasonCode", treatment.reason_code)  # BT-121
+        if treatment.category != "O":  # BR-O-09 .. BR-O-10: no rate for what is outside the scope of VAT
+            _el(tax, "ram:RateApplicablePercent", _plain(subtotal.rate, 2))  # BT-119
     period = _el(settlement, "ram:BillingSpecifiedPeriod")
     _date(period, "ram:StartDateTime", invoice.period_start)  # BT-73
     _date(period, "ram:EndDateTime", invoice.period_end)  # BT-74
@@ -192,6 +207,16 @@ def build_cii_xml(invoice: Invoice) -> bytes:
     xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
     check_xsd(xml, invoice.number)
     return xml
+
+
+def tax_notes(amounts) -> list[str]:
+    """The wording of the invoice's tax codes (reverse charge, exemption...), each once, as printed."""
+    notes: list[str] = []
+    for subtotal in amounts.vat:
+        note = subtotal.treatment.note
+        if note and note not in notes:
+            notes.append(note)
+    return notes
 
 
 def payment_terms_text(invoice: Invoice) -> str:

@@ -29,10 +29,7 @@ def checked_amounts(invoice: Invoice) -> InvoiceAmounts:
     """
     if not invoice.lines:
         raise DocumentError(f"invoice {invoice.number or invoice.id} has no lines")
-    amounts = compute_invoice(
-        [LineInput(line.description, line.quantity, line.unit_price, line.vat_rate) for line in invoice.lines],
-        invoice.currency,
-    )
+    amounts = compute_invoice(line_inputs(invoice), invoice.currency)
     stored = tuple(round_money(Decimal(v), invoice.currency)
                    for v in (invoice.net_amount, invoice.tax_amount, invoice.total_amount))
     if (amounts.net, amounts.tax, amounts.total) != stored:
@@ -46,9 +43,10 @@ def checked_amounts(invoice: Invoice) -> InvoiceAmounts:
     return amounts
 
 
-def category(rate: Decimal) -> str:
-    """EN 16931 VAT category: S (standard) for a positive rate, Z (zero rated) for 0 %."""
-    return "S" if rate > 0 else "Z"
+def line_inputs(invoice: Invoice) -> list[LineInput]:
+    """The invoice's lines as billing computes them: with the tax treatment each was issued with."""
+    return [LineInput(line.description, line.quantity, line.unit_price, line.vat_rate, line.treatment)
+            for line in invoice.lines]
 
 
 # ------------------------------------------------------------------ addresses

@@ -20,6 +20,7 @@ from babel.numbers import format_currency, format_decimal
 from flask import current_app
 
 from app.billing.money import round_money
+from app.billing.vat import TaxTreatment
 from app.documents.einvoice import build_cii_xml, payment_terms_text
 from app.documents.facts import (
     POSTED_STATUSES,
@@ -132,12 +133,13 @@ def document_context(invoice: Invoice) -> dict:
         "lines": [
             {"position": line.position, "description": line.description,
              "quantity": format_decimal(line.quantity.normalize(), locale=locale),
-             "unit_price": money(line.unit_price, exact=True), "vat": percent(line.vat_rate, locale),
+             "unit_price": money(line.unit_price, exact=True), "vat": line_vat(computed.treatment, line.vat_rate, locale),
              "net": money(computed.net)}
             for line, computed in zip(invoice.lines, amounts.lines)
         ],
-        "vat": [{"rate": percent(s.rate, locale), "taxable": money(s.taxable), "tax": money(s.tax)}
-                for s in amounts.vat],
+        "vat": [{"label": breakdown_label(s.treatment, s.rate, locale), "taxable": money(s.taxable),
+                 "tax": money(s.tax)} for s in amounts.vat],
+        "tax_notes": printed_tax_notes(amounts),
         "net": money(amounts.net),
         "tax": money(amounts.tax),
         "total": total,
@@ -164,6 +166,38 @@ def _money_formatter(currency: str, locale: str) -> Callable[..., str]:
         return text.translate(_FONT_SAFE)
 
     return money
+
+
+# How a VAT breakdown row names its category beside the rate (EN 16931 category names, shortened).
+CATEGORY_LABELS = {"S": "", "Z": "zero rated", "E": "exempt", "AE": "reverse charge", "K": "intra-community supply",
+                   "G": "export", "O": "not subject to VAT", "L": "IGIC", "M": "IPSI"}
+
+
+def line_vat(treatment: TaxTreatment, rate: Decimal, locale: str) -> str:
+    """A line's VAT column: 19 %, or 0 % AE for a category other than standard; O states no rate."""
+    if treatment.category == "O":
+        return "O"
+    text = percent(rate, locale)
+    return text if treatment.category == "S" else f"{text} {treatment.category}"
+
+
+def breakdown_label(treatment: TaxTreatment, rate: Decimal, locale: str) -> str:
+    """"VAT 19 %", "VAT 0 % reverse charge", "Not subject to VAT": a breakdown row, before "on <taxable>"."""
+    if treatment.category == "O":
+        return "Not subject to VAT"
+    label = CATEGORY_LABELS.get(treatment.category, treatment.category)
+    return f"VAT {percent(rate, locale)}" + (f" {label}" if label else "")
+
+
+def printed_tax_notes(amounts) -> list[str]:
+    """The tax codes' wording, and the exemption reason where it says more (the legal basis), each once."""
+    notes: list[str] = []
+    for subtotal in amounts.vat:
+        treatment = subtotal.treatment
+        for text in (treatment.note, treatment.reason):
+            if text and not any(text in note for note in notes):
+                notes.append(text)
+    return notes
 
 
 def percent(rate: Decimal, locale: str) -> str:

@@ -9,6 +9,7 @@ from app.models.invoices import Invoice, InvoiceLine, InvoiceSequence
 from app.models.parties import Customer, LegalEntity
 from app.models.payments import Collection, Payment, SepaBatch, SepaBatchItem
 from app.models.runs import BillingRun, BillingRunChunk, BillingRunItem
+from app.models.taxes import TaxCode
 
 __all__ = [
     "Collection",
@@ -34,5 +35,6 @@ __all__ = [
     "LegalEntity",
     "ScheduleFire",
     "ScheduledJob",
+    "TaxCode",
     "User",
 ]

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.billing.periods import FREQUENCIES
 from app.extensions import db
 from app.models.parties import Customer, LegalEntity
+from app.models.taxes import TaxCode
 from app.models.types import Quantity, Rate, UnitPrice, UTCDateTime, enum_check, utcnow
 
 CONTRACT_STATUSES = ("active", "paused", "ended")
@@ -64,6 +65,10 @@ class ContractLine(db.Model):
     description: Mapped[str] = mapped_column(Text)
     quantity: Mapped[Decimal] = mapped_column(Quantity)
     unit_price: Mapped[Decimal] = mapped_column(UnitPrice)
+    # The rate of the line's tax code, kept beside it (a code's rate never changes once a line uses it).
     vat_rate: Mapped[Decimal | None] = mapped_column(Rate)
+    # A line from before tax codes has none: billing then implies S, or Z at 0 %.
+    tax_code_id: Mapped[int | None] = mapped_column(ForeignKey("tax_codes.id"), index=True)
 
     contract: Mapped[Contract] = relationship(back_populates="lines")
+    tax_code: Mapped[TaxCode | None] = relationship()

@@ -7,6 +7,7 @@ from decimal import Decimal
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.billing.vat import CATEGORY_CODES, TaxTreatment
 from app.extensions import db
 from app.models.contracts import Contract
 from app.models.parties import Customer, LegalEntity
@@ -71,6 +72,8 @@ class InvoiceLine(db.Model):
     __table_args__ = (
         UniqueConstraint("invoice_id", "position"),
         CheckConstraint("vat_rate >= 0 AND vat_rate <= 100", name="vat_rate_range"),
+        CheckConstraint(enum_check("vat_category", CATEGORY_CODES), name="vat_category"),
+        CheckConstraint("vat_category IN ('S', 'L', 'M') OR vat_rate = 0", name="rate_of_category"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -81,8 +84,19 @@ class InvoiceLine(db.Model):
     unit_price: Mapped[Decimal] = mapped_column(UnitPrice)
     vat_rate: Mapped[Decimal] = mapped_column(Rate)
     net_amount: Mapped[Decimal] = mapped_column(Money)
+    # The tax code as it was when the invoice was made: an issued invoice never changes.
+    vat_category: Mapped[str] = mapped_column(String(2), default="S")  # BT-151
+    tax_code: Mapped[str | None] = mapped_column(String(32))
+    exemption_reason: Mapped[str | None] = mapped_column(Text)  # BT-120
+    exemption_reason_code: Mapped[str | None] = mapped_column(String(32))  # BT-121
+    tax_note: Mapped[str | None] = mapped_column(Text)  # printed on the invoice
 
     invoice: Mapped[Invoice] = relationship(back_populates="lines")
+
+    @property
+    def treatment(self) -> TaxTreatment:
+        return TaxTreatment(self.vat_category, self.tax_code, self.exemption_reason, self.exemption_reason_code,
+                            self.tax_note)
 
 
 class InvoiceSequence(db.Model):

@@ -21,6 +21,7 @@ from app.models import Contract, ContractLine, Customer, Invoice, LegalEntity
 from app.models.contracts import CONTRACT_STATUSES
 from app.records import validation as v
 from app.records.customers import contains
+from app.records.taxcodes import treatment
 
 CONTRACT_FIELDS = ("reference", "customer_id", "currency", "frequency", "start_date", "end_date",
                    "payment_terms_days")
@@ -248,7 +249,8 @@ def contract_invoices(contract: Contract, limit: int = 60) -> list[Invoice]:
 def period_amounts(contract: Contract) -> InvoiceAmounts | None:
     """What one period of the contract bills (net, VAT per rate, total), or None while a line is incomplete."""
     try:
-        return compute_invoice([LineInput(line.description, line.quantity, line.unit_price, line.vat_rate)
+        return compute_invoice([LineInput(line.description, line.quantity, line.unit_price, line.vat_rate,
+                                          treatment(line.tax_code) if line.tax_code else None)
                                 for line in contract.lines], contract.currency)
     except (LineError, CurrencyError):
         return None

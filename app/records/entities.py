@@ -9,6 +9,7 @@ from app.audit import Actor, record
 from app.extensions import db
 from app.models import LegalEntity
 from app.records import validation as v
+from app.records.taxcodes import add_default_codes
 
 
 @dataclass
@@ -82,6 +83,7 @@ def create_legal_entity(data: EntityInput, actor: Actor | None = None) -> LegalE
     entity = LegalEntity(**clean)
     db.session.add(entity)
     db.session.flush()
+    add_default_codes(entity)
     record("legal_entity.created", "legal_entity", entity.id, actor or Actor.system("cli"),
            legal_entity_id=entity.id, code=entity.code, name=entity.name)
     return entity

@@ -30,12 +30,15 @@ from app.extensions import db
 from app.models import Contract, ContractLine, Customer, LegalEntity
 from app.models.types import utcnow
 from app.records import validation as v
+from app.records.taxcodes import TaxCodes
 
 COLUMNS = (
     "entity", "contract_ref", "customer", "customer_email", "description", "quantity", "unit_price",
     "currency", "tax_rate", "frequency", "start_date", "end_date", "payment_method", "iban",
     "mandate_reference", "mandate_date",
 )
+# Columns a file may have; older files do not.
+OPTIONAL_COLUMNS = ("tax_code",)
 # Columns that describe the contract (or its customer) and must agree on every row of one contract.
 CONTRACT_COLUMNS = ("customer", "currency", "frequency", "start_date", "end_date")
 CUSTOMER_COLUMNS = ("customer_email", "payment_method", "iban", "mandate_reference", "mandate_date")
@@ -167,7 +170,7 @@ def import_contracts(stream: IO[bytes] | IO[str] | Iterable[str], actor: Actor |
     Raises ImportFailed listing the problems; then nothing was written. `max_rows` (the web app's
     cap) refuses a longer file without reading past the cap.
     """
-    run = _Import(max_rows)
+    run = _Import(max_rows, actor)
     savepoint = bulk.savepoint()
     try:
         run.read(stream)
@@ -194,14 +197,21 @@ def import_contracts_text(text: str, actor: Actor | None = None) -> ImportResult
 class _Import:
     """One import's state: the problems, the contracts and customers seen, the rows of the batch."""
 
-    def __init__(self, max_rows: int | None):
-        self.max_rows = max_rows
+    def __init__(self, max_rows: int | None, actor: Actor | None = None):
+        self.max_rows, self.actor = max_rows, actor or Actor.system("cli")
         self.problems = _Problems()
         self.entities = {e.code: e for e in db.session.scalars(select(LegalEntity))}
         self.contracts: dict[tuple[int, str], _Contract] = {}
         self.customers: dict[tuple[int, str], _Customer] = {}
         self.batch: list[_Row] = []
+        self.tax_codes: dict[int, TaxCodes] = {}  # per entity: its codes, and those a bare rate made
         self.lines_written = self.customers_created = 0
+
+    def _tax_codes(self, entity: LegalEntity) -> TaxCodes:
+        codes = self.tax_codes.get(entity.id)
+        if codes is None:
+            codes = self.tax_codes[entity.id] = TaxCodes(entity, self.actor)
+        return codes
 
     def contracts_per_entity(self) -> dict[int, int]:
         counts: dict[int, int] = {}
@@ -220,6 +230,7 @@ class _Import:
                 self.problems.add(1, f"line 1: header: missing column(s) {', '.join(missing)}")
                 return
             index = [header.index(c) for c in COLUMNS]
+            optional = [(c, header.index(c)) for c in OPTIONAL_COLUMNS if c in header]
             ended = reader.line_num
             for cells in reader:
                 line, ended = ended + 1, reader.line_num  # a row starts on the line after the last one ended
@@ -233,6 +244,7 @@ class _Import:
                         f"import it on the command line instead: {CLI_HINT}"))
                     return
                 raw = {c: (cells[i] if i < len(cells) else "").strip() for c, i in zip(COLUMNS, index)}
+                raw.update((c, (cells[i] if i < len(cells) else "").strip()) for c, i in optional)
                 self.take(line, raw)
         except NotReadable as error:
             self.problems.add(error.line, error.message)
@@ -248,6 +260,13 @@ class _Import:
     def take(self, line: int, raw: dict[str, str]) -> None:
         """Check one row on its own; queue it for the checks against other rows and the database."""
         entity, clean, errors = _check_row(raw, self.entities)
+        if entity is not None and not ({"tax_code", "tax_rate"} & errors.keys()):
+            column = "tax_code" if raw.get("tax_code") else "tax_rate"
+            try:
+                code = self._tax_codes(entity).line_code(raw.get("tax_code"), clean.get("tax_rate"))
+                clean["tax_code_id"], clean["tax_rate"] = code.id, code.rate
+            except v.FieldError as error:
+                errors[column] = str(error)
         for column, message in errors.items():
             self.problems.add(line, f"line {line}: {column}: {message}")
         if entity is not None and "contract_ref" in clean:
@@ -344,7 +363,7 @@ class _Import:
             contract.positions += 1
             clean = row.clean
             lines.append((contract.id, contract.positions, clean["description"], clean["quantity"],
-                          clean["unit_price"], clean["tax_rate"]))
+                          clean["unit_price"], clean["tax_rate"], clean["tax_code_id"]))
         bulk.copy_rows(ContractLine.__table__, LINE_TABLE_COLUMNS, lines)
         self.lines_written += len(lines)
 
@@ -370,7 +389,10 @@ def _check_row(raw: dict[str, str], entities: dict[str, LegalEntity]) -> tuple[L
     take("quantity", v.parse_quantity)
     take("unit_price", v.parse_price)
     take("currency", v.parse_currency)
-    take("tax_rate", v.parse_rate)
+    if raw.get("tax_rate") or not raw.get("tax_code"):  # with a tax code, the rate may be left empty
+        take("tax_rate", v.parse_rate)
+    else:
+        clean["tax_rate"] = None
     take("frequency", v.parse_frequency)
     take("start_date", v.parse_date)
     take("end_date", v.parse_optional_date)
@@ -388,7 +410,7 @@ CUSTOMER_TABLE_COLUMNS = ("legal_entity_id", "name", "email", "payment_method", 
                           "mandate_date", "created_at")
 CONTRACT_TABLE_COLUMNS = ("legal_entity_id", "customer_id", "reference", "status", "currency", "frequency",
                           "start_date", "end_date", "created_at")  # currency … end_date: CONTRACT_COLUMNS[1:]
-LINE_TABLE_COLUMNS = ("contract_id", "position", "description", "quantity", "unit_price", "vat_rate")
+LINE_TABLE_COLUMNS = ("contract_id", "position", "description", "quantity", "unit_price", "vat_rate", "tax_code_id")
 
 
 def _insert(table, columns: tuple[str, ...], rows: list[tuple]) -> list[int]:

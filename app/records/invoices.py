@@ -17,8 +17,9 @@ from sqlalchemy.orm import selectinload
 from app.agents.events import emit
 from app.audit import Actor, record
 from app.billing.ledger import EntityInfo, lock_entity, post_drafts
-from app.billing.money import LineInput, VatSubtotal, compute_invoice, round_money
+from app.billing.money import VatSubtotal, compute_invoice, round_money
 from app.delivery.service import DELIVERY_FILTERS, delivery_condition
+from app.documents.facts import line_inputs
 from app.extensions import db
 from app.models import AuditEntry, BillingRun, Collection, Customer, Invoice, InvoiceDelivery, Payment
 from app.models.invoices import INVOICE_STATUSES
@@ -91,11 +92,10 @@ def _round(amount: Decimal, invoice: Invoice) -> Decimal:
 
 # ------------------------------------------------------------------ reading one invoice
 def vat_summary(invoice: Invoice) -> tuple[VatSubtotal, ...]:
-    """Taxable amount and VAT per rate, computed as billing computes them (EN 16931, half-up per rate)."""
+    """Taxable amount and VAT per category and rate, computed as billing computes them (EN 16931, half-up per rate)."""
     if not invoice.lines:
         return ()
-    lines = [LineInput(line.description, line.quantity, line.unit_price, line.vat_rate) for line in invoice.lines]
-    return compute_invoice(lines, invoice.currency).vat
+    return compute_invoice(line_inputs(invoice), invoice.currency).vat
 
 
 @dataclass

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import Contract, ContractLine, Customer
 from app.records.entities import EntityInput, create_legal_entity
+from tests.factories import add_tax_code
 
 HEADER = ("entity,contract_ref,customer,customer_email,description,quantity,unit_price,currency,tax_rate,"
           "frequency,start_date,end_date,payment_method,iban,mandate_reference,mandate_date")
@@ -23,7 +24,8 @@ GOOD_ROWS = [
 @pytest.fixture
 def entities(app):
     with app.app_context():
-        create_legal_entity(EntityInput(code="DE01", name="Demo GmbH", country="DE", currency="EUR"))
+        de01 = create_legal_entity(EntityInput(code="DE01", name="Demo GmbH", country="DE", currency="EUR"))
+        add_tax_code(de01, "DE_VAT_19_45", "19.45")  # the walkthrough's rate, which GOOD_ROWS give bare
         create_legal_entity(EntityInput(code="FR01", name="Démo SAS", country="FR", currency="EUR"))
         db.session.commit()
 

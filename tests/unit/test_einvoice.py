@@ -2,7 +2,8 @@
 from decimal import Decimal
 
 from app.documents.einvoice import _Amounts, _plain
-from app.documents.facts import category, group_iban, is_country, mask_iban, parse_address
+from app.billing.vat import TaxTreatment
+from app.documents.facts import group_iban, is_country, mask_iban, parse_address
 from app.documents.pdf import _money_formatter, _without_universal_pseudo_rules, percent
 
 
@@ -46,7 +47,8 @@ def test_amounts_in_the_xml_have_the_currency_minor_unit():
     assert _Amounts("JPY").price(Decimal("1234.000000")) == "1234"
     assert _plain(Decimal("100.0000")) == "100" and _plain(Decimal("1.5000")) == "1.5"
     assert _plain(Decimal("19.0000"), 2) == "19.00" and _plain(Decimal("19.4500"), 2) == "19.45"
-    assert (category(Decimal("19")), category(Decimal("0.0000"))) == ("S", "Z")
+    # a line from before tax codes: standard rate, or zero rated at 0 %
+    assert (TaxTreatment.implied(Decimal("19")).category, TaxTreatment.implied(Decimal("0.0000")).category) == ("S", "Z")
 
 
 def test_money_on_the_pdf_is_formatted_for_the_entity_locale():

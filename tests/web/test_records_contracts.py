@@ -9,7 +9,7 @@ from app.audit import Actor
 from app.billing.runs import execute_run, start_billing_run
 from app.extensions import db
 from app.models import AuditEntry, Contract, ContractLine, Customer
-from tests.factories import make_contract, make_entity
+from tests.factories import add_tax_code, make_contract, make_entity
 
 ROLES = ("viewer", "accountant", "admin")
 HEADER = ("entity,contract_ref,customer,customer_email,description,quantity,unit_price,currency,tax_rate,"
@@ -26,6 +26,7 @@ def world(app):
     """DE01: C-1 (Bolt, monthly from 1 January, billed Jan-Mar), C-2 (Starship, paused)."""
     with app.app_context():
         entity = make_entity()
+        add_tax_code(entity, "DE_VAT_19_45", "19.45")  # the walkthrough's rate, which the CSV rows give bare
         billed = make_contract(entity, "C-1", start=date(2026, 1, 1), customer="Bolt")
         paused = make_contract(entity, "C-2", start=date(2026, 1, 1), customer="Starship Technologies", status="paused")
         db.session.commit()
