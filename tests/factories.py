@@ -8,7 +8,7 @@ from app.extensions import db
 from app.audit import Actor
 from app.models import Contract, ContractLine, Customer, LegalEntity, TaxCode
 from app.records.entities import EntityInput, create_legal_entity
-from app.records.taxcodes import add_code
+from app.records.taxcodes import add_code, get_code
 
 
 def make_entity(code: str = "DE01", **kwargs) -> LegalEntity:
@@ -29,7 +29,10 @@ def make_contract(entity: LegalEntity, reference: str, *, start: date, frequency
                   end: date | None = None, status: str = "active", currency: str = "EUR",
                   lines: list[tuple] | None = None, customer: str | None = None,
                   payment_terms_days: int | None = None) -> Contract:
-    """lines: (description, quantity, unit_price, vat_rate) tuples; default one line of 49.00 at 19.45 %."""
+    """lines: (description, quantity, unit_price, vat_rate[, tax code]) tuples; default one line of 49.00 at 19.45 %.
+
+    A line given a tax code (its name) takes the code's rate (give None as vat_rate); one without is a line
+    from before tax codes (billed as S, or Z at 0 %)."""
     name = customer or f"Customer {reference}"
     cust = db.session.query(Customer).filter_by(legal_entity_id=entity.id, name=name).one_or_none()
     if cust is None:
@@ -39,12 +42,16 @@ def make_contract(entity: LegalEntity, reference: str, *, start: date, frequency
     contract = Contract(legal_entity_id=entity.id, customer_id=cust.id, reference=reference, status=status,
                         currency=currency, frequency=frequency, start_date=start, end_date=end,
                         payment_terms_days=payment_terms_days)
-    for position, (description, quantity, price, rate) in enumerate(
+    for position, (description, quantity, price, rate, *code_name) in enumerate(
         lines or [("Subscription", "1", "49.00", "19.45")], start=1
     ):
+        code = get_code(entity, code_name[0]) if code_name else None
+        if code_name and code is None:
+            raise ValueError(f"no tax code {code_name[0]} in {entity.code}")
         contract.lines.append(ContractLine(
             position=position, description=description, quantity=Decimal(quantity), unit_price=Decimal(price),
-            vat_rate=None if rate is None else Decimal(rate)))
+            vat_rate=code.rate if code else None if rate is None else Decimal(rate),
+            tax_code_id=code.id if code else None))
     db.session.add(contract)
     db.session.flush()
     return contract

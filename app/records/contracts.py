@@ -17,31 +17,38 @@ from app.audit import Actor, record
 from app.billing.money import CurrencyError, InvoiceAmounts, LineError, LineInput, compute_invoice
 from app.billing.periods import Period, due_period_count, periods_from
 from app.extensions import db
-from app.models import Contract, ContractLine, Customer, Invoice, LegalEntity
+from app.models import Contract, ContractLine, Customer, Invoice, LegalEntity, TaxCode
 from app.models.contracts import CONTRACT_STATUSES
 from app.records import validation as v
 from app.records.customers import contains
-from app.records.taxcodes import treatment
+from app.records.taxcodes import TaxCodes, buyer_problem, treatment
 
 CONTRACT_FIELDS = ("reference", "customer_id", "currency", "frequency", "start_date", "end_date",
                    "payment_terms_days")
-LINE_FIELDS = ("description", "quantity", "unit_price", "vat_rate")
+LINE_FIELDS = ("description", "quantity", "unit_price", "vat_rate", "tax_code")
 # What the billed periods follow from: fixed once the contract has invoices.
 FIXED_ONCE_INVOICED = {"start_date": "start date", "frequency": "frequency", "currency": "currency"}
 UPCOMING_PERIODS = 6
 
 
 # ------------------------------------------------------------------ cleaning the input
-def clean_lines(lines: list[dict[str, str]]) -> tuple[list[dict], dict[str, str]]:
-    """Clean line rows; a row with every field blank is ignored. Errors are keyed `lines-N-field` (N from 1)."""
+def clean_lines(entity: LegalEntity, lines: list[dict[str, str]],
+                customer: Customer | None = None) -> tuple[list[dict], dict[str, str]]:
+    """Clean line rows; a row with every field blank is ignored. Errors are keyed `lines-N-field` (N from 1).
+
+    Each line gets its tax code: the one chosen, else the entity's standard-rate code at the rate given
+    (made if the rate is one of the country's). A code that needs the buyer's VAT ID (reverse charge,
+    intra-community supply) is refused for a `customer` without one.
+    """
     errors: dict[str, str] = {}
     clean_rows: list[dict] = []
     parsers = {"description": v.parse_line_description,
                "quantity": lambda s: v.parse_quantity(v.required(s, "quantity")),
                "unit_price": lambda s: v.parse_price(v.required(s, "unit price")),
-               "vat_rate": lambda s: v.parse_rate(v.required(s, "VAT rate"))}
+               "vat_rate": lambda s: v.parse_rate(s) if v.optional(s) else None}
+    codes = TaxCodes(entity)
     for number, raw in enumerate(lines, start=1):
-        if not any((raw.get(field) or "").strip() for field in LINE_FIELDS):
+        if not any((raw.get(field) or "").strip() for field in LINE_FIELDS if field != "tax_code"):
             continue
         row: dict[str, Any] = {}
         for field, parse in parsers.items():
@@ -49,9 +56,21 @@ def clean_lines(lines: list[dict[str, str]]) -> tuple[list[dict], dict[str, str]
                 row[field] = parse(raw.get(field))
             except v.FieldError as error:
                 errors[f"lines-{number}-{field}"] = str(error)
+        if f"lines-{number}-vat_rate" not in errors:
+            field = "tax_code" if v.optional(raw.get("tax_code")) else "vat_rate"
+            try:
+                code = codes.line_code(raw.get("tax_code"), row.get("vat_rate"))
+            except v.FieldError as error:
+                errors[f"lines-{number}-{field}"] = str(error)
+            else:
+                row["tax_code_id"], row["vat_rate"] = code.id, code.rate
+                problem = customer is not None and buyer_problem(code, customer.vat_id)
+                if problem:
+                    errors[f"lines-{number}-tax_code"] = problem
         clean_rows.append(row)
     if not clean_rows and not errors:
-        errors["lines"] = "a contract needs at least one line: fill in description, quantity, unit price and VAT rate"
+        errors["lines"] = ("a contract needs at least one line: fill in description, quantity, unit price and a tax "
+                           "code or VAT rate")
     return clean_rows, errors
 
 
@@ -89,7 +108,8 @@ def clean_contract(entity: LegalEntity, data: dict[str, str], lines: list[dict[s
             problem = end_date_problem(contract, clean["end_date"])
             if problem:
                 errors["end_date"] = problem
-    clean_rows, line_errors = clean_lines(lines)
+    customer = db.session.get(Customer, clean["customer_id"]) if "customer_id" in clean else None
+    clean_rows, line_errors = clean_lines(entity, lines, customer)
     errors.update(line_errors)
     if errors:
         raise v.ValidationError(errors)
@@ -157,7 +177,8 @@ def form_values(contract: Contract) -> tuple[dict[str, str], list[dict[str, str]
         value = getattr(contract, field)
         data[field] = "" if value is None else value.isoformat() if isinstance(value, date) else str(value)
     lines = [{"description": line.description, "quantity": plain_number(line.quantity),
-              "unit_price": plain_number(line.unit_price), "vat_rate": plain_number(line.vat_rate)}
+              "unit_price": plain_number(line.unit_price), "vat_rate": plain_number(line.vat_rate),
+              "tax_code": line.tax_code.code if line.tax_code else ""}
              for line in contract.lines]
     return data, lines
 
@@ -171,7 +192,12 @@ def plain_number(value: Decimal | None) -> str:
 
 def _describe_lines(lines) -> list[str]:
     return [f"{line.description}: {plain_number(line.quantity)} × {plain_number(line.unit_price)} "
-            f"at {plain_number(line.vat_rate)}%" for line in lines]
+            f"at {plain_number(line.vat_rate)}%" + (f" ({_code_name(line)})" if line.tax_code_id else "")
+            for line in lines]
+
+
+def _code_name(line: ContractLine) -> str:
+    return db.session.get(TaxCode, line.tax_code_id).code  # the id is current even before a flush
 
 
 def _audit_value(value: Any) -> Any:

@@ -15,6 +15,7 @@ from app.records import contracts as service
 from app.records.customers import entity_customers
 from app.records.invoices import is_overdue
 from app.records.importer import CLI_HINT, COLUMNS, ImportFailed, import_contracts
+from app.records.taxcodes import entity_codes
 from app.records.validation import ValidationError
 from app.reports.dashboard import entity_today
 from app.web.decorators import role_required
@@ -24,7 +25,7 @@ from app.web.records import bp
 from app.web.records.customers import unprocessable
 
 BLANK_ROWS = 3  # empty line rows the form offers; blank rows are ignored
-_LINE_FIELD = re.compile(r"^lines-(\d{1,3})-(description|quantity|unit_price|vat_rate)$")
+_LINE_FIELD = re.compile(r"^lines-(\d{1,3})-(description|quantity|unit_price|vat_rate|tax_code)$")
 
 
 def form_data() -> tuple[dict[str, str], list[dict[str, str]]]:
@@ -57,6 +58,7 @@ def with_blank_rows(lines: list[dict[str, str]]) -> list[dict[str, str]]:
 def render_form(entity, contract, data, lines, errors):
     response = render("records/contract_form.html", entity=entity, contract=contract, data=data,
                       lines=with_blank_rows(lines), errors=errors, customers=entity_customers(entity),
+                      tax_codes=entity_codes(entity, include_retired=False), plain=service.plain_number,
                       frequencies=FREQUENCIES, invoiced=service.invoice_count(contract) if contract else 0)
     return unprocessable(response) if errors else response
 
@@ -101,7 +103,10 @@ def contract_new():
 def contract_line_row():
     """One more empty line row for the contract form (the "Add line" button, via HTMX)."""
     number = arg_whole_number("n", 1, minimum=1, maximum=999)
-    return render("records/_line_row_added.html", n=number, line={}, errors={})
+    entity = current_entity()
+    codes = entity_codes(entity, include_retired=False) if entity else []
+    return render("records/_line_row_added.html", n=number, line={}, errors={}, tax_codes=codes,
+                  plain=service.plain_number)
 
 
 @bp.get("/contracts/<int:contract_id>")
