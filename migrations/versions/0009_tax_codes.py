@@ -75,6 +75,9 @@ def upgrade():
     _give_existing_entities_their_codes()
 
 
+RATE = sa.bindparam("rate", type_=sa.Numeric(7, 4))  # a Decimal, bound as the column's type (SQLite too)
+
+
 def _give_existing_entities_their_codes():
     bind = op.get_bind()
     now = datetime.now(timezone.utc)
@@ -99,7 +102,7 @@ def _give_existing_entities_their_codes():
             category = "Z" if rate == 0 else "S"
             code_id = bind.execute(sa.text(
                 "SELECT id FROM tax_codes WHERE legal_entity_id = :entity AND category = :category AND rate = :rate "
-                "ORDER BY id LIMIT 1"), {"entity": entity_id, "category": category, "rate": rate}).scalar()
+                "ORDER BY id LIMIT 1").bindparams(RATE), {"entity": entity_id, "category": category, "rate": rate}).scalar()
             if code_id is None:
                 bind.execute(codes.insert(), [dict(legal_entity_id=entity_id, code=rate_code(country, rate),
                                                    rate=rate, category=category, created_at=now)])
@@ -108,7 +111,7 @@ def _give_existing_entities_their_codes():
                     {"entity": entity_id, "code": rate_code(country, rate)}).scalar_one()
             bind.execute(sa.text(
                 "UPDATE contract_lines SET tax_code_id = :code WHERE vat_rate = :rate AND contract_id IN "
-                "(SELECT id FROM contracts WHERE legal_entity_id = :entity)"),
+                "(SELECT id FROM contracts WHERE legal_entity_id = :entity)").bindparams(RATE),
                 {"code": code_id, "rate": rate, "entity": entity_id})
 
 

@@ -1,0 +1,74 @@
+"""Data migrations: what existing installations have is carried over, not lost."""
+from decimal import Decimal
+
+import os
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from app import create_app
+from app.extensions import db
+from config import normalize_database_url
+from tests.conftest import make_config
+
+
+@pytest.fixture
+def empty_app(tmp_path, redis_url):
+    """An app on its own empty database (PostgreSQL when the suite runs on it), migrated step by step by the test."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        yield create_app(make_config(f"sqlite:///{tmp_path / 'migrations.db'}", redis_url))
+        return
+    base = normalize_database_url(base)
+    name = f"arbill_migrations_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    app = create_app(make_config(make_url(base).set(database=name).render_as_string(hide_password=False), redis_url))
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_tax_codes_migration_gives_existing_lines_the_code_of_their_rate(empty_app):
+    from flask_migrate import upgrade
+
+    with empty_app.app_context():
+        upgrade(revision="0008")
+        conn = db.session.connection()
+        conn.execute(text("INSERT INTO legal_entities (id, code, name, country, currency, timezone, invoice_prefix, "
+                          "locale, created_at) VALUES (1, 'DE01', 'Demo GmbH', 'DE', 'EUR', 'UTC', 'DE01', 'de_DE', "
+                          "'2026-01-01 00:00:00')"))
+        conn.execute(text("INSERT INTO customers (id, legal_entity_id, name, payment_method, created_at) "
+                          "VALUES (1, 1, 'Bolt', 'manual', '2026-01-01 00:00:00')"))
+        conn.execute(text("INSERT INTO contracts (id, legal_entity_id, customer_id, reference, status, currency, "
+                          "frequency, start_date, created_at) VALUES (1, 1, 1, 'C-1', 'active', 'EUR', 'monthly', "
+                          "'2026-01-01', '2026-01-01 00:00:00')"))
+        for position, rate in enumerate(("19", "19.45", "0", "7"), start=1):
+            conn.execute(text("INSERT INTO contract_lines (contract_id, position, description, quantity, unit_price, "
+                              "vat_rate) VALUES (1, :p, 'Line', 1, 10, :r)"), {"p": position, "r": rate})
+        conn.execute(text(
+            "INSERT INTO invoices (id, legal_entity_id, customer_id, contract_id, period_start, period_end, number, "
+            "sequence_year, sequence_number, issue_date, due_date, currency, net_amount, tax_amount, total_amount, "
+            "amount_due, status, created_at) VALUES (1, 1, 1, 1, '2026-01-01', '2026-01-31', 'DE01-2026-000001', "
+            "2026, 1, '2026-01-01', '2026-01-15', 'EUR', 20, 1.9, 21.9, 21.9, 'issued', '2026-01-01 00:00:00')"))
+        conn.execute(text("INSERT INTO invoice_lines (invoice_id, position, description, quantity, unit_price, "
+                          "vat_rate, net_amount) VALUES (1, 1, 'A', 1, 10, 19, 10), (1, 2, 'B', 1, 10, 0, 10)"))
+        db.session.commit()
+
+        upgrade()
+
+        lines = db.session.execute(text(
+            "SELECT cl.vat_rate, t.code, t.category FROM contract_lines cl JOIN tax_codes t ON t.id = cl.tax_code_id "
+            "ORDER BY cl.position")).all()
+        assert [(Decimal(str(r)).normalize(), c, k) for r, c, k in lines] == [
+            (Decimal(19), "DE_VAT_19", "S"), (Decimal("19.45"), "DE_VAT_19_45", "S"), (Decimal(0), "DE_ZERO", "Z"),
+            (Decimal(7), "DE_VAT_7", "S")]
+        assert db.session.execute(text("SELECT count(*) FROM tax_codes WHERE code = 'DE_RC'")).scalar() == 1
+        assert db.session.execute(text("SELECT vat_category FROM invoice_lines ORDER BY position")).scalars().all() == [
+            "S", "Z"]
