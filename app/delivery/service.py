@@ -360,7 +360,7 @@ def _credit_note_texts(note: Invoice, customer: Customer) -> tuple[str, str]:
     """A credit note's e-mail: fixed wording (the agent's templates speak of an invoice that is due)."""
     entity, credited = note.legal_entity, note.credited_invoice
     total = format_currency(note.total_amount, note.currency, locale=entity.locale)
-    subject = f"Credit note {note.number} to invoice {credited.number} from {entity.name}"
+    subject = f"Credit note {note.number} from {entity.name}"
     body = (f"Dear {customer.name},\n\nplease find attached credit note {note.number}, which corrects invoice "
             f"{credited.number} of {credited.issue_date.isoformat()} by {total}.\nReason: {note.credit_reason}\n\n"
             f"There is nothing for you to pay.\n\nKind regards,\n{entity.name}")
