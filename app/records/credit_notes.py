@@ -126,6 +126,28 @@ def refusal(invoice: Invoice) -> str | None:
     return None
 
 
+@dataclass
+class Correction:
+    """What the invoice page shows about credit notes: an invoice's notes and what is left to credit, or a
+    credit note's invoice and the customer credit it left."""
+
+    notes: list[Invoice]
+    left: Decimal | None
+    can_credit: bool
+    credited_invoice: Invoice | None = None
+    customer_credit: CustomerCredit | None = None
+
+
+def correction(document: Invoice) -> Correction:
+    if document.kind == "credit_note":
+        credit = db.session.scalar(select(CustomerCredit).where(CustomerCredit.credit_note_id == document.id))
+        return Correction([], None, False, document.credited_invoice, credit)
+    if document.status == "draft":
+        return Correction([], None, False)
+    notes = credit_notes_of(document)
+    return Correction(notes, left_to_credit(document, notes), refusal(document) is None)
+
+
 # ------------------------------------------------------------------ crediting
 def credit_invoice(invoice: Invoice, request: CreditRequest, actor: Actor, *, today: date | None = None) -> Invoice:
     """Issue a credit note for `invoice` (see the module's docstring); returns the credit note.
