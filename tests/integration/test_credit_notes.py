@@ -250,3 +250,15 @@ def test_the_credit_notes_e_invoice_is_a_381_referencing_the_invoice_and_valid(d
     assert root.find(f".//{RAM}GrandTotalAmount").text == "119.00"
     assert root.find(f".//{RAM}SpecifiedTradeSettlementPaymentMeans") is None
     assert "Plan cancelled" in root.find(f".//{RAM}IncludedNote/{RAM}Content").text
+
+
+def test_credit_notes_reduce_sales_in_dso_and_are_never_open_receivables(db_session):
+    from app.reports.aging import credit_sales_query
+
+    entity = make_entity()
+    invoice = billed(entity)
+    credit(invoice, amount=Decimal("8.53"), today=date(2026, 11, 26))
+    sales = dict(db.session.execute(credit_sales_query(entity.id, date(2026, 11, 30))).all())
+    assert Decimal(sales["EUR"]) == Decimal("50.00")
+    report = aging_report(entity, date(2026, 11, 30))
+    assert [(r.total, r.invoice_count) for s in report.sections for r in s.rows] == [(Decimal("50.00"), 1)]
