@@ -1,4 +1,5 @@
-"""The Invoice Delivery Agent's event handler: `invoice.issued` → render and e-mail the invoice."""
+"""The Invoice Delivery Agent's event handler: `invoice.issued` / `credit_note.issued` → render and e-mail
+the document (a credit note is delivered like an invoice, and never collected)."""
 from __future__ import annotations
 
 from rq import get_current_job
@@ -6,6 +7,8 @@ from rq import get_current_job
 from app.agents.events import NotActedYet
 from app.delivery.service import deliver_invoice
 from app.models import Event
+
+DELIVERED_EVENTS = ("invoice.issued", "credit_note.issued")
 
 
 def is_final_attempt() -> bool:
@@ -16,7 +19,7 @@ def is_final_attempt() -> bool:
 
 def on_event(event: Event) -> str | None:
     """The delivery's status (the job's result in RQ: its message can name the customer)."""
-    if event.type != "invoice.issued" or "invoice_id" not in (event.payload or {}):
+    if event.type not in DELIVERED_EVENTS or "invoice_id" not in (event.payload or {}):
         return None  # an event this agent does not act on
     outcome = deliver_invoice(int(event.payload["invoice_id"]), final_attempt=is_final_attempt())
     if outcome.status == "in_flight":  # another job is handing the e-mail to the SMTP server right now

@@ -162,7 +162,7 @@ INVOICE_DELIVERY = AgentSpec(
         "Renders each issued invoice as a PDF/A-3 with an embedded EN 16931 e-invoice (Factur-X) and "
         "e-mails it to the customer. Sends once per invoice; SMTP failures are retried with backoff."
     ),
-    trigger_events=("invoice.issued", "manual.trigger"),
+    trigger_events=("invoice.issued", "credit_note.issued", "manual.trigger"),
     settings=(
         Setting("subject_template", "E-mail subject", "text", "Invoice {number} from {entity_name}",
                 "Placeholders: " + ", ".join("{" + p + "}" for p in MAIL_PLACEHOLDERS), validator=check_subject_template),
@@ -206,6 +206,7 @@ DEFAULT_RULES = (
     ("invoice.issued", "invoice_delivery"),
     ("invoice.issued", "payment_collection"),
     ("payment.retry_scheduled", "payment_collection"),
+    ("credit_note.issued", "invoice_delivery"),  # a credit note is delivered, never collected
 )
 
 

@@ -22,6 +22,7 @@ from app.billing.run_end import finish_if_done
 from app.bulk import copy_rows, for_each_id, json_encoder, row_encoder
 from app.extensions import db
 from app.billing.vat import TaxTreatment
+from app.payments.credits import NewInvoice, apply_customer_credits
 from app.models import BillingRun, BillingRunItem, Contract, ContractLine, Customer, LegalEntity, TaxCode
 from app.models.types import utcnow
 
@@ -128,8 +129,15 @@ def _write_chunk(run_id: int, entity: EntityInfo, plans: list[ContractPlan], *, 
         plans, rows = checked, _prepare(run_id, entity, checked, notes, post=post, dry_run=dry_run, depth=depth)
     invoices, items = rows
     invoice_ids: dict[int, list[int]] = defaultdict(list)
-    for invoice in ([] if invoices is None else write_invoices(entity, invoices)):
+    written = [] if invoices is None else write_invoices(entity, invoices)
+    for invoice in written:
         invoice_ids[invoice.contract_id].append(invoice.id)
+    if post and written:  # customer credits (credit notes on paid invoices) settle into the new invoices
+        customers = {p.contract_id: d.customer_id for p in plans for d in p.drafts}
+        issued = {(d.contract_id, d.period.start): d.issue_date for p in plans for d in p.drafts}
+        apply_customer_credits(entity.id, [
+            NewInvoice(w.id, customers[w.contract_id], w.number, w.currency, w.total,
+                       issued[(w.contract_id, w.period_start)]) for w in written], run_id)
     encode_json = json_encoder()
     for plan, item in zip(plans, items):
         item[INVOICE_IDS_AT] = encode_json(invoice_ids.get(plan.contract_id, []))

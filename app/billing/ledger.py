@@ -29,7 +29,7 @@ from app.models.types import utcnow
 
 
 INVOICE_COLUMNS = (
-    "id", "legal_entity_id", "customer_id", "contract_id", "billing_run_id", "period_start", "period_end",
+    "id", "kind", "legal_entity_id", "customer_id", "contract_id", "billing_run_id", "period_start", "period_end",
     "number", "sequence_year", "sequence_number", "issue_date", "due_date", "currency", "net_amount",
     "tax_amount", "total_amount", "amount_due", "status", "created_at", "posted_at",
 )
@@ -65,10 +65,17 @@ def lock_entity(entity_id: int) -> None:
         session.execute(update(LegalEntity).where(LegalEntity.id == entity_id).values(code=LegalEntity.code))
 
 
+def effective_invoices():
+    """The invoices that bill their contract period: not credit notes, not fully credited (a credited
+    period is billed again). The condition of the partial unique index on (contract, period start)."""
+    return (Invoice.kind == "invoice") & (Invoice.status != "credited")
+
+
 def billed_period_starts(contract_ids: list[int]) -> dict[int, set[date]]:
-    """Contract id → the period starts it already has invoices for."""
+    """Contract id → the period starts it already has (effective) invoices for."""
     billed: dict[int, set[date]] = defaultdict(set)
-    for row in for_each_id(select(Invoice.period_start), Invoice.contract_id, contract_ids):
+    for row in for_each_id(select(Invoice.period_start).where(effective_invoices()), Invoice.contract_id,
+                           contract_ids):
         billed[row.key].add(row.period_start)
     return billed
 
@@ -80,24 +87,26 @@ def invoiced_among(drafts: Iterable[InvoiceDraft]) -> dict[int, set[date]]:
     """
     taken: dict[int, set[date]] = defaultdict(set)
     keys = (Invoice.contract_id.label("contract_id"), Invoice.period_start.label("period_start"))
-    for row in for_each_key(select(Invoice.id), keys, [(d.contract_id, d.period.start) for d in drafts]):
+    for row in for_each_key(select(Invoice.id).where(effective_invoices()), keys, [(d.contract_id, d.period.start) for d in drafts]):
         taken[row.contract_id].add(row.period_start)
     return taken
 
 
-def take_numbers(entity_id: int, year: int, count: int) -> int:
-    """Reserve `count` consecutive numbers of (entity, year); returns the first. Needs the entity lock."""
+def take_numbers(entity_id: int, year: int, count: int, series: str = "invoice") -> int:
+    """Reserve `count` consecutive numbers of (entity, series, year); returns the first. Needs the entity
+    lock. `series` is the document kind: invoices and credit notes are numbered apart."""
     session = db.session
     dialect = session.get_bind().dialect.name
     make_insert = pg_insert if dialect == "postgresql" else sqlite_insert
     session.execute(
         make_insert(InvoiceSequence)
-        .values(legal_entity_id=entity_id, year=year, last_number=0)
-        .on_conflict_do_nothing(index_elements=["legal_entity_id", "year"])
+        .values(legal_entity_id=entity_id, series=series, year=year, last_number=0)
+        .on_conflict_do_nothing(index_elements=["legal_entity_id", "series", "year"])
     )
     last = session.execute(
         update(InvoiceSequence)
-        .where(InvoiceSequence.legal_entity_id == entity_id, InvoiceSequence.year == year)
+        .where(InvoiceSequence.legal_entity_id == entity_id, InvoiceSequence.series == series,
+               InvoiceSequence.year == year)
         .values(last_number=InvoiceSequence.last_number + count)
         .returning(InvoiceSequence.last_number)
     ).scalar_one()
@@ -139,7 +148,7 @@ def prepare_invoices(entity: EntityInfo, drafts: list[InvoiceDraft], *, post: bo
     for i, d in enumerate(drafts):
         amounts = d.amounts
         invoices.append(encode_invoice((
-            None, entity.id, d.customer_id, d.contract_id, billing_run_id, d.period.start, d.period.end, None, None,
+            None, "invoice", entity.id, d.customer_id, d.contract_id, billing_run_id, d.period.start, d.period.end, None, None,
             None, d.issue_date, d.due_date, amounts.currency, amounts.net, amounts.tax, amounts.total, amounts.total,
             status, now, posted_at)))
         lines.extend((i, encode_line((None, line.position, line.description, line.quantity, line.unit_price,
@@ -176,7 +185,7 @@ def write_invoices(entity: EntityInfo, prepared: PreparedInvoices) -> list[Writt
             first = take_numbers(entity.id, year, len(by_year[year]))
             for seq, i in enumerate(by_year[year], start=first):
                 numbers[i] = format_invoice_number(entity.invoice_prefix, year, seq)
-                prepared.invoices[i][7:10] = numbers[i], year, seq
+                prepared.invoices[i][8:11] = numbers[i], year, seq
     for row, invoice_id in zip(prepared.invoices, ids):
         row[0] = invoice_id
     for i, row in prepared.lines:

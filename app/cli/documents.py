@@ -25,7 +25,7 @@ def register(group: click.Group) -> None:
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False, writable=True),
               help="File to write the PDF to ('-' for standard output).")
 def pdf(number, code, output):
-    """Write an invoice's PDF (PDF/A-3b with its EN 16931 e-invoice), rendering it if not stored yet."""
+    """Write an invoice's or credit note's PDF (PDF/A-3b with its EN 16931 e-invoice), rendering it if not stored yet."""
     entity = entity_or_fail(code)
     invoice = db.session.scalar(select(Invoice).where(Invoice.legal_entity_id == entity.id,
                                                       Invoice.number == number))

@@ -2,6 +2,7 @@ import click
 from flask.cli import AppGroup
 from redis.exceptions import RedisError
 from sqlalchemy import select
+from sqlalchemy.orm import aliased
 
 from app.billing.money import round_money
 from app.cli.billing import entity_or_fail
@@ -23,21 +24,25 @@ UNDELIVERED_HELP = "only issued invoices not e-mailed after --older-than minutes
 @click.option("--older-than", "older_than", type=click.IntRange(0, 525_600), help="minutes, with --undelivered")
 @click.option("--json", "as_json", is_flag=True)
 def list_(code, undelivered, older_than, as_json):
-    """The invoices of a legal entity, by number (drafts last)."""
+    """The invoices of a legal entity, by number (credit notes after the invoices, drafts last)."""
     entity = entity_or_fail(code)
     rows = []
     conditions = [Invoice.legal_entity_id == entity.id]
     if undelivered:
         conditions.append(delivery_condition("undelivered", older_than_minutes=older_than))
-    for invoice, ref, customer in db.session.execute(
-        select(Invoice, Contract.reference, Customer.name)
+    credited = aliased(Invoice)
+    for invoice, ref, customer, credits in db.session.execute(
+        select(Invoice, Contract.reference, Customer.name, credited.number)
         .join(Contract, Contract.id == Invoice.contract_id).join(Customer, Customer.id == Invoice.customer_id)
+        .outerjoin(credited, credited.id == Invoice.credited_invoice_id)
         .where(*conditions)
-        .order_by(Invoice.number.is_(None), Invoice.sequence_year, Invoice.sequence_number, Invoice.id)
+        .order_by(Invoice.number.is_(None), Invoice.kind.desc(), Invoice.sequence_year, Invoice.sequence_number,
+                  Invoice.id)
     ):
         money = lambda amount: str(round_money(amount, invoice.currency))  # noqa: E731
         rows.append({
-            "number": invoice.number, "contract_ref": ref, "customer": customer,
+            "number": invoice.number, "type": invoice.kind, "credits": credits, "contract_ref": ref,
+            "customer": customer,
             "period_start": invoice.period_start.isoformat(), "period_end": invoice.period_end.isoformat(),
             "issue_date": invoice.issue_date.isoformat(), "due_date": invoice.due_date.isoformat(),
             "currency": invoice.currency, "net": money(invoice.net_amount), "tax": money(invoice.tax_amount),
@@ -51,8 +56,9 @@ def list_(code, undelivered, older_than, as_json):
         echo_json(rows)
         return
     for r in rows:
-        click.echo(f"{r['number'] or '(draft)':<18} {r['contract_ref']:<12} {r['customer'][:24]:<24} "
-                   f"{r['period_start']}..{r['period_end']} due {r['due_date']} {r['currency']} {r['total']:>12} {r['status']}")
+        click.echo(f"{r['number'] or '(draft)':<21} {r['contract_ref']:<12} {r['customer'][:24]:<24} "
+                   f"{r['period_start']}..{r['period_end']} due {r['due_date']} {r['currency']} {r['total']:>12} {r['status']}"
+                   + (f" credits {r['credits']}" if r["credits"] else ""))
 
 @group.command("resend")
 @click.option("--entity", "code", required=True)
@@ -84,5 +90,7 @@ def resend(code, undelivered, older_than, as_json):
         click.echo("The job queue (Redis) is unreachable: the resends are recorded and sent when it is back.", err=True)
 
 
+from app.cli.credit_notes import register as _register_credit_notes  # noqa: E402
 from app.cli.documents import register as _register_documents  # noqa: E402
 _register_documents(group)
+_register_credit_notes(group)

@@ -123,7 +123,7 @@ def deliver_invoice(invoice_id: int, *, delivery_id: int | None = None, final_at
         subject, body = _texts(invoice, customer)
         message_id = f"<invoice-{invoice.id}-{delivery.kind}-{delivery.id}@arbill>"
         message = build_message(customer.email, subject, body, message_id=message_id,
-                                attachments=[(f"Invoice-{invoice.number}.pdf", "application/pdf", document.pdf)])
+                                attachments=[(document_filename(invoice), "application/pdf", document.pdf)])
     except Exception as error:  # noqa: BLE001 — a bad document or header: recorded, not retried
         db.session.rollback()
         log.exception("delivery %s of invoice %s could not be prepared", delivery.id, invoice.id)
@@ -351,7 +351,25 @@ def enqueue_resends(deliveries: list[InvoiceDelivery]) -> None:
     pipeline.execute()
 
 
+def document_filename(invoice: Invoice) -> str:
+    """Invoice-DE01-2026-000001.pdf, CreditNote-DE01-CN-2026-000001.pdf."""
+    return f"{'CreditNote' if invoice.kind == 'credit_note' else 'Invoice'}-{invoice.number}.pdf"
+
+
+def _credit_note_texts(note: Invoice, customer: Customer) -> tuple[str, str]:
+    """A credit note's e-mail: fixed wording (the agent's templates speak of an invoice that is due)."""
+    entity, credited = note.legal_entity, note.credited_invoice
+    total = format_currency(note.total_amount, note.currency, locale=entity.locale)
+    subject = f"Credit note {note.number} from {entity.name}"
+    body = (f"Dear {customer.name},\n\nplease find attached credit note {note.number}, which corrects invoice "
+            f"{credited.number} of {credited.issue_date.isoformat()} by {total}.\nReason: {note.credit_reason}\n\n"
+            f"There is nothing for you to pay.\n\nKind regards,\n{entity.name}")
+    return subject, body
+
+
 def _texts(invoice: Invoice, customer: Customer) -> tuple[str, str]:
+    if invoice.kind == "credit_note":
+        return _credit_note_texts(invoice, customer)
     entity = invoice.legal_entity
     values = {
         "number": invoice.number, "entity_name": entity.name, "customer_name": customer.name,

@@ -12,6 +12,7 @@ from datetime import date
 from decimal import Decimal
 
 from lxml import etree
+from sqlalchemy import select
 
 from app.billing.money import minor_unit, round_money
 from app.documents.facts import (
@@ -24,7 +25,8 @@ from app.documents.facts import (
     parse_address,
     payment_kind,
 )
-from app.models import Invoice
+from app.extensions import db
+from app.models import CustomerCredit, Invoice
 
 FLAVOR, LEVEL = "factur-x", "en16931"
 GUIDELINE = "urn:cen.eu:en16931:2017"
@@ -108,8 +110,12 @@ def build_cii_xml(invoice: Invoice) -> bytes:
 
     document = _el(root, "rsm:ExchangedDocument")
     _el(document, "ram:ID", invoice.number)  # BT-1
-    _el(document, "ram:TypeCode", "380")  # BT-3: commercial invoice
+    credited = invoice.credited_invoice if invoice.kind == "credit_note" else None
+    _el(document, "ram:TypeCode", "381" if credited else "380")  # BT-3: credit note / commercial invoice
+
     _date(document, "ram:IssueDateTime", invoice.issue_date)  # BT-2
+    if credited is not None:
+        _el(_el(document, "ram:IncludedNote"), "ram:Content", f"Reason for the credit: {invoice.credit_reason}")  # BT-22
     for note in tax_notes(amounts):
         _el(_el(document, "ram:IncludedNote"), "ram:Content", note)  # BT-22: the tax code's wording
 
@@ -165,7 +171,8 @@ def build_cii_xml(invoice: Invoice) -> bytes:
         _el(settlement, "ram:CreditorReferenceID", entity.sepa_creditor_id)  # BT-90
     _el(settlement, "ram:PaymentReference", invoice.number)  # BT-83
     _el(settlement, "ram:InvoiceCurrencyCode", invoice.currency)  # BT-5
-    means = _el(settlement, "ram:SpecifiedTradeSettlementPaymentMeans")
+    # A credit note states no payment means: nothing is paid by the buyer (BG-16 is optional).
+    means = _el(settlement, "ram:SpecifiedTradeSettlementPaymentMeans") if kind != "credit" else None
     if kind == "debit":
         _el(means, "ram:TypeCode", SEPA_DIRECT_DEBIT)  # BT-81
         _el(_el(means, "ram:PayerPartyDebtorFinancialAccount"), "ram:IBANID", compact_iban(customer.iban))  # BT-91
@@ -174,7 +181,7 @@ def build_cii_xml(invoice: Invoice) -> bytes:
         _el(_el(means, "ram:PayeePartyCreditorFinancialAccount"), "ram:IBANID", compact_iban(entity.iban))  # BT-84
         if entity.bic:
             _el(_el(means, "ram:PayeeSpecifiedCreditorFinancialInstitution"), "ram:BICID", entity.bic)  # BT-86
-    else:
+    elif kind == "other":
         _el(means, "ram:TypeCode", NOT_DEFINED)  # BT-81
     for subtotal in amounts.vat:
         treatment = subtotal.treatment
@@ -194,7 +201,8 @@ def build_cii_xml(invoice: Invoice) -> bytes:
     _date(period, "ram:EndDateTime", invoice.period_end)  # BT-74
     terms = _el(settlement, "ram:SpecifiedTradePaymentTerms")
     _el(terms, "ram:Description", payment_terms_text(invoice))  # BT-20
-    _date(terms, "ram:DueDateDateTime", invoice.due_date)  # BT-9
+    if kind != "credit":
+        _date(terms, "ram:DueDateDateTime", invoice.due_date)  # BT-9
     if kind == "debit":
         _el(terms, "ram:DirectDebitMandateID", customer.mandate_reference)  # BT-89
     totals = _el(settlement, "ram:SpecifiedTradeSettlementHeaderMonetarySummation")
@@ -203,6 +211,11 @@ def build_cii_xml(invoice: Invoice) -> bytes:
     _el(totals, "ram:TaxTotalAmount", fmt.money(amounts.tax), currencyID=invoice.currency)  # BT-110
     _el(totals, "ram:GrandTotalAmount", fmt.money(amounts.total))  # BT-112
     _el(totals, "ram:DuePayableAmount", fmt.money(amounts.total))  # BT-115: the invoice as issued
+    if credited is not None:
+        reference = _el(settlement, "ram:InvoiceReferencedDocument")
+        _el(reference, "ram:IssuerAssignedID", credited.number)  # BT-25: the invoice credited
+        _el(_el(reference, "ram:FormattedIssueDateTime"), "qdt:DateTimeString",
+            credited.issue_date.strftime("%Y%m%d"), format="102")  # BT-26
 
     xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
     check_xsd(xml, invoice.number)
@@ -221,6 +234,8 @@ def tax_notes(amounts) -> list[str]:
 
 def payment_terms_text(invoice: Invoice) -> str:
     """BT-20, also printed on the PDF."""
+    if invoice.kind == "credit_note":
+        return credit_note_terms_text(invoice)
     due = invoice.due_date.isoformat()
     if payment_kind(invoice) == "debit":
         return (f"Paid by SEPA direct debit under mandate {invoice.customer.mandate_reference}, "
@@ -229,6 +244,18 @@ def payment_terms_text(invoice: Invoice) -> str:
     if days == 0:
         return f"Payable on receipt, by {due}, without deduction."
     return f"Payable within {days} days, by {due}, without deduction."
+
+
+def credit_note_terms_text(note: Invoice) -> str:
+    """What happens with the money of a credit note: nothing is to be paid by the customer."""
+    credited = note.credited_invoice
+    text = f"Credit note to invoice {credited.number} of {credited.issue_date.isoformat()}. No payment is due."
+    credit = db.session.scalar(select(CustomerCredit).where(CustomerCredit.credit_note_id == note.id))
+    if credit is None:
+        return text + f" The amount is deducted from what is due on invoice {credited.number}."
+    return (text + f" {format(round_money(Decimal(credit.amount), note.currency), 'f')} {note.currency} exceeds "
+            f"what was due on invoice {credited.number}: it is credited to your account and set off against your "
+            "next invoice, or paid back to you.")
 
 
 # ------------------------------------------------------------------ validation

@@ -13,7 +13,7 @@ from functools import lru_cache
 from app.billing.money import InvoiceAmounts, LineInput, compute_invoice, round_money
 from app.models import Invoice
 
-POSTED_STATUSES = ("issued", "paid", "void")
+POSTED_STATUSES = ("issued", "paid", "void", "credited")
 
 
 class DocumentError(ValueError):
@@ -127,7 +127,10 @@ def address_lines(text: str | None) -> list[str]:
 
 # ------------------------------------------------------------------ payment
 def payment_kind(invoice: Invoice) -> str:
-    """'debit' (SEPA direct debit), 'transfer' (to the entity's IBAN) or 'other' (no account known)."""
+    """'debit' (SEPA direct debit), 'transfer' (to the entity's IBAN), 'other' (no account known), or
+    'credit' (a credit note: nothing is to be paid)."""
+    if invoice.kind == "credit_note":
+        return "credit"
     if invoice.customer.payment_method == "sepa_debit":
         return "debit"
     if invoice.legal_entity.iban:

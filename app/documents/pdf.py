@@ -104,19 +104,23 @@ def document_context(invoice: Invoice) -> dict:
             notice=(f"We will debit {total} from your account {mask_iban(customer.iban)} on or after {due} "
                     f"under mandate {customer.mandate_reference}."),
         )
-    else:
+    elif kind != "credit":
         payment.update(iban=group_iban(entity.iban), bic=entity.bic, holder=entity.name, reference=invoice.number,
                        total=total, due=due)
+    credited = invoice.credited_invoice if invoice.kind == "credit_note" else None
+    title = "Credit note" if credited else "Invoice"
     return {
         "invoice": invoice,
+        "title": title,
+        "credited": credited,
         "entity": entity,
         "customer": customer,
         "lang": locale.replace("_", "-"),
         # the PDF's metadata (document information and XMP), read by WeasyPrint from the <head>
         "meta": {
-            "subject": f"Invoice {invoice.number} of {invoice.issue_date.isoformat()} from {entity.name} "
-                       f"to {customer.name}",
-            "keywords": f"Invoice, Factur-X, EN 16931, {invoice.number}",
+            "subject": f"{title} {invoice.number} of {invoice.issue_date.isoformat()} from {entity.name} "
+                       f"to {customer.name}" + (f", crediting invoice {credited.number}" if credited else ""),
+            "keywords": f"{title}, Factur-X, EN 16931, {invoice.number}",
             "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         },
         "entity_address": address_lines(entity.address),

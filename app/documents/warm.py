@@ -30,7 +30,7 @@ def sample_invoice(locale: str = "en_US") -> Invoice:
               LineInput("Handbook", Decimal("2"), Decimal("0.123456"), Decimal("7"))]
     amounts = compute_invoice(inputs, "EUR")
     lines = [InvoiceLine(position=n, description=i.description, quantity=i.quantity, unit_price=i.unit_price,
-                         vat_rate=i.vat_rate, net_amount=computed.net)
+                         vat_rate=i.vat_rate, net_amount=computed.net, vat_category=computed.treatment.category)
              for n, (i, computed) in enumerate(zip(inputs, amounts.lines), start=1)]
     return Invoice(legal_entity=entity, customer=customer, lines=lines, number="W-2026-000001", status="issued",
                    currency="EUR", issue_date=date(2026, 11, 26), due_date=date(2026, 12, 10),

@@ -7,12 +7,13 @@ from app.models.delivery import InvoiceDelivery, InvoiceDocument
 from app.models.events import Event, EventHandling
 from app.models.invoices import Invoice, InvoiceLine, InvoiceSequence
 from app.models.parties import Customer, LegalEntity
-from app.models.payments import Collection, Payment, SepaBatch, SepaBatchItem
+from app.models.payments import Collection, CustomerCredit, Payment, SepaBatch, SepaBatchItem
 from app.models.runs import BillingRun, BillingRunChunk, BillingRunItem
 from app.models.taxes import TaxCode
 
 __all__ = [
     "Collection",
+    "CustomerCredit",
     "InvoiceDelivery",
     "InvoiceDocument",
     "OrchestrationRule",

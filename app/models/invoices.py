@@ -1,10 +1,10 @@
-"""Invoices, their lines, and the gapless number sequences."""
+"""Invoices and credit notes, their lines, and the gapless number sequences (one series per kind)."""
 from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.billing.vat import CATEGORY_CODES, TaxTreatment
@@ -13,17 +13,30 @@ from app.models.contracts import Contract
 from app.models.parties import Customer, LegalEntity
 from app.models.types import Money, Quantity, Rate, UnitPrice, UTCDateTime, enum_check, utcnow
 
-INVOICE_STATUSES = ("draft", "issued", "paid", "void")
+INVOICE_STATUSES = ("draft", "issued", "paid", "void", "credited")
+# One table for both documents (as ERPNext's returns): a credit note (UNTDID 1001 code 381) states
+# positive amounts, credits the invoice `credited_invoice_id`, and is numbered in its own series.
+DOCUMENT_KINDS = ("invoice", "credit_note")
+# The invoice that bills a contract period: a fully credited one no longer does (the period may be billed again).
+EFFECTIVE = "kind = 'invoice' AND status <> 'credited'"
 
 
 class Invoice(db.Model):
     __tablename__ = "invoices"
     __table_args__ = (
-        # The last line of defence against double billing (Lago does the same).
-        UniqueConstraint("contract_id", "period_start"),
+        # The last line of defence against double billing (Lago does the same): one effective invoice per
+        # contract period; credit notes and fully credited invoices keep their period for the record.
+        Index("uq_invoices_one_effective_per_period", "contract_id", "period_start", unique=True,
+              postgresql_where=text(EFFECTIVE), sqlite_where=text(EFFECTIVE)),
+        Index("ix_invoices_contract_id_period_start", "contract_id", "period_start"),
         UniqueConstraint("legal_entity_id", "number"),
-        UniqueConstraint("legal_entity_id", "sequence_year", "sequence_number"),
+        UniqueConstraint("legal_entity_id", "kind", "sequence_year", "sequence_number"),
         CheckConstraint(enum_check("status", INVOICE_STATUSES), name="status"),
+        CheckConstraint(enum_check("kind", DOCUMENT_KINDS), name="kind"),
+        CheckConstraint("(kind = 'credit_note') = (credited_invoice_id IS NOT NULL)", name="credit_note_credits"),
+        CheckConstraint("kind = 'invoice' OR (status = 'issued' AND amount_due = 0 AND credit_reason IS NOT NULL)",
+                        name="credit_note_issued_nothing_due"),
+        CheckConstraint("kind = 'credit_note' OR credit_reason IS NULL", name="credit_reason_on_credit_notes"),
         CheckConstraint("(status = 'draft') = (number IS NULL)", name="number_iff_posted"),
         CheckConstraint("period_end >= period_start", name="period_order"),
         CheckConstraint("due_date >= issue_date", name="due_after_issue"),
@@ -37,7 +50,9 @@ class Invoice(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     legal_entity_id: Mapped[int] = mapped_column(ForeignKey("legal_entities.id"))  # led by the unique (entity, number)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
-    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"))  # led by the unique (contract, period)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"))  # led by (contract, period) indexes
+    kind: Mapped[str] = mapped_column(String(16), default="invoice")
+    credited_invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"), index=True)
     billing_run_id: Mapped[int | None] = mapped_column(ForeignKey("billing_runs.id"), index=True)
     period_start: Mapped[date] = mapped_column(Date)
     period_end: Mapped[date] = mapped_column(Date)
@@ -53,6 +68,7 @@ class Invoice(db.Model):
     amount_due: Mapped[Decimal] = mapped_column(Money)
     status: Mapped[str] = mapped_column(String(16), default="draft")
     void_reason: Mapped[str | None] = mapped_column(Text)
+    credit_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -62,9 +78,14 @@ class Invoice(db.Model):
     lines: Mapped[list["InvoiceLine"]] = relationship(
         back_populates="invoice", order_by="InvoiceLine.position", cascade="all, delete-orphan"
     )
+    credited_invoice: Mapped["Invoice | None"] = relationship(remote_side=[id], foreign_keys=[credited_invoice_id])
+
+    @property
+    def is_credit_note(self) -> bool:
+        return self.kind == "credit_note"
 
     def __repr__(self) -> str:
-        return f"<Invoice {self.number or 'draft'} {self.period_start}>"
+        return f"<{'CreditNote' if self.is_credit_note else 'Invoice'} {self.number or 'draft'} {self.period_start}>"
 
 
 class InvoiceLine(db.Model):
@@ -90,6 +111,8 @@ class InvoiceLine(db.Model):
     exemption_reason: Mapped[str | None] = mapped_column(Text)  # BT-120
     exemption_reason_code: Mapped[str | None] = mapped_column(String(32))  # BT-121
     tax_note: Mapped[str | None] = mapped_column(Text)  # printed on the invoice
+    # On a credit note made from chosen lines: the position of the invoice line it credits (once per line).
+    credited_position: Mapped[int | None] = mapped_column(Integer)
 
     invoice: Mapped[Invoice] = relationship(back_populates="lines")
 
@@ -100,11 +123,14 @@ class InvoiceLine(db.Model):
 
 
 class InvoiceSequence(db.Model):
-    """The last number given per legal entity and year; locked while numbers are taken."""
+    """The last number given per legal entity, series (invoices, credit notes) and year; taken under
+    the entity's billing lock."""
 
     __tablename__ = "invoice_sequences"
-    __table_args__ = (CheckConstraint("last_number >= 0", name="last_number_not_negative"),)
+    __table_args__ = (CheckConstraint("last_number >= 0", name="last_number_not_negative"),
+                      CheckConstraint(enum_check("series", DOCUMENT_KINDS), name="series"))
 
     legal_entity_id: Mapped[int] = mapped_column(ForeignKey("legal_entities.id"), primary_key=True)
+    series: Mapped[str] = mapped_column(String(16), primary_key=True, default="invoice")
     year: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_number: Mapped[int] = mapped_column(Integer, default=0)

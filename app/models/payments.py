@@ -11,10 +11,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.extensions import db
 from app.models.types import Money, UTCDateTime, enum_check, utcnow
 
-PAYMENT_SOURCES = ("manual", "sepa_debit")
+# customer_credit: settled from a customer credit (a credit note on a paid invoice), not money received
+PAYMENT_SOURCES = ("manual", "sepa_debit", "customer_credit")
 COLLECTION_STATUSES = ("waiting", "in_batch", "retry_scheduled", "collected", "flagged", "failed")
 BATCH_STATUSES = ("open", "closed")
-BATCH_ITEM_STATUSES = ("pending", "collected", "returned")
+BATCH_ITEM_STATUSES = ("pending", "collected", "returned", "withdrawn")  # withdrawn: credited before it was sent
 
 
 class Payment(db.Model):
@@ -22,6 +23,7 @@ class Payment(db.Model):
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint(enum_check("source", PAYMENT_SOURCES), name="source"),
+        CheckConstraint("(source = 'customer_credit') = (customer_credit_id IS NOT NULL)", name="credit_source"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -31,6 +33,7 @@ class Payment(db.Model):
     reference: Mapped[str] = mapped_column(String(140), default="")
     source: Mapped[str] = mapped_column(String(16), default="manual")
     sepa_batch_item_id: Mapped[int | None] = mapped_column(ForeignKey("sepa_batch_items.id"), unique=True)
+    customer_credit_id: Mapped[int | None] = mapped_column(ForeignKey("customer_credits.id"), index=True)
     recorded_by: Mapped[str] = mapped_column(String(200), default="system")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -92,6 +95,37 @@ class SepaBatchItem(db.Model):
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     return_reason: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)  # why it was withdrawn or its amount changed
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     batch: Mapped[SepaBatch] = relationship(back_populates="items")
+
+
+class CustomerCredit(db.Model):
+    """What a credit note gave back beyond the amount due of its invoice (the invoice was paid):
+    applied to the customer's next invoices by the billing run, or refunded by an accountant."""
+
+    __tablename__ = "customer_credits"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("applied_amount >= 0 AND refunded_amount >= 0", name="used_not_negative"),
+        # Below the storage scale, as invoices' total_adds_up (SQLite stores NUMERIC as binary floating point).
+        CheckConstraint("applied_amount + refunded_amount - amount < 0.00005", name="used_within_amount"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    legal_entity_id: Mapped[int] = mapped_column(ForeignKey("legal_entities.id"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    credit_note_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), unique=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    applied_amount: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    refunded_amount: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    refund_reference: Mapped[str | None] = mapped_column(String(140))
+    refunded_on: Mapped[date | None] = mapped_column(Date)
+    refunded_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def available(self) -> Decimal:
+        return self.amount - self.applied_amount - self.refunded_amount

@@ -92,3 +92,25 @@ def close_batch(batch: SepaBatch, actor: Actor, today: date, lead_days: int = 2)
 
 def item_by_end_to_end_id(end_to_end_id: str) -> SepaBatchItem | None:
     return db.session.scalar(select(SepaBatchItem).where(SepaBatchItem.end_to_end_id == end_to_end_id))
+
+
+def follow_credit(invoice: Invoice, credit_note_number: str) -> list[str]:
+    """A credit note changed the invoice's amount due: its debits not yet presented (pending in the open
+    batch) drop out when nothing is due any more, or shrink to what is due. Debits already presented (a
+    closed batch) are the bank's now and stay. Returns what was done, in words (for the audit)."""
+    done = []
+    items = db.session.scalars(
+        select(SepaBatchItem).join(SepaBatch, SepaBatch.id == SepaBatchItem.batch_id)
+        .where(SepaBatchItem.invoice_id == invoice.id, SepaBatchItem.status == "pending", SepaBatch.status == "open"))
+    for item in items:
+        if invoice.amount_due <= 0:
+            item.status, item.resolved_at = "withdrawn", utcnow()
+            item.note = f"withdrawn before it was sent: invoice {invoice.number} credited by {credit_note_number}"
+            done.append(f"debit {item.end_to_end_id} withdrawn from batch #{item.batch_id}")
+        elif item.amount > invoice.amount_due:
+            item.note = (f"{item.amount} reduced to {invoice.amount_due}: invoice {invoice.number} credited by "
+                         f"{credit_note_number}")
+            done.append(f"debit {item.end_to_end_id} reduced from {item.amount} to {invoice.amount_due}")
+            item.amount = invoice.amount_due
+    db.session.flush()
+    return done

@@ -258,11 +258,15 @@ def end_date_problem(contract: Contract, end_date: date) -> str | None:
 
 # ------------------------------------------------------------------ reading
 def invoice_count(contract: Contract) -> int:
-    return db.session.scalar(select(func.count()).select_from(Invoice).where(Invoice.contract_id == contract.id))
+    return db.session.scalar(select(func.count()).select_from(Invoice).where(Invoice.contract_id == contract.id,
+                                                                             Invoice.kind == "invoice"))
 
 
 def last_invoice(contract: Contract) -> Invoice | None:
-    return db.session.scalar(select(Invoice).where(Invoice.contract_id == contract.id)
+    """The effective invoice of the contract's latest billed period (credit notes and credited invoices aside)."""
+    from app.billing.ledger import effective_invoices
+
+    return db.session.scalar(select(Invoice).where(Invoice.contract_id == contract.id, effective_invoices())
                              .order_by(Invoice.period_start.desc()).limit(1))
 
 

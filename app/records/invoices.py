@@ -1,4 +1,4 @@
-"""Invoices: posting drafts, voiding issued invoices, their status history, VAT summary and lists.
+"""Invoices: posting drafts, their status history, VAT summary and lists (credit notes: credit_notes.py).
 
 Posting takes the entity's billing lock first and numbers through the ledger, so numbers stay
 gapless per entity and year. Services write in the caller's transaction (the caller commits) and
@@ -11,10 +11,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Mapping
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import selectinload
 
-from app.agents.events import emit
 from app.audit import Actor, record
 from app.billing.ledger import EntityInfo, lock_entity, post_drafts
 from app.billing.money import VatSubtotal, compute_invoice, round_money
@@ -22,7 +21,7 @@ from app.delivery.service import DELIVERY_FILTERS, delivery_condition
 from app.documents.facts import line_inputs
 from app.extensions import db
 from app.models import AuditEntry, BillingRun, Collection, Customer, Invoice, InvoiceDelivery, Payment
-from app.models.invoices import INVOICE_STATUSES
+from app.models.invoices import DOCUMENT_KINDS, INVOICE_STATUSES
 from app.models.parties import LegalEntity
 from app.records import validation as v
 from app.reports.dashboard import OPEN_STATUSES, entity_today, overdue_condition
@@ -46,46 +45,6 @@ def post_invoice(invoice: Invoice, actor: Actor) -> Invoice:
     return invoice
 
 
-def void_invoice(invoice: Invoice, reason: str | None, actor: Actor) -> Invoice:
-    """Issued → void: nothing is due any more; the number stays used (the sequence keeps no gap)."""
-    errors: dict[str, str] = {}
-    try:
-        reason = v.parse_multiline_text(v.required(reason, "a reason"), "the reason", v.ONE_LINE_TEXT_MAX)
-    except v.FieldError as error:
-        errors["reason"] = f"{error}: say why the invoice is voided (it stays on record)"
-    refusal = _void_refusal(invoice)
-    if refusal:
-        errors["status"] = refusal
-    if errors:
-        raise v.ValidationError(errors)
-    before = invoice.amount_due
-    # Only an issued invoice changes, even if a payment lands at the same moment.
-    changed = db.session.execute(
-        update(Invoice).where(Invoice.id == invoice.id, Invoice.status == "issued")
-        .values(status="void", amount_due=0, void_reason=reason)
-    ).rowcount
-    db.session.refresh(invoice)
-    if not changed:
-        raise v.ValidationError({"status": _void_refusal(invoice) or "the invoice changed meanwhile: reload it"})
-    record("invoice.voided", "invoice", invoice.id, actor, legal_entity_id=invoice.legal_entity_id,
-           billing_run_id=invoice.billing_run_id, number=invoice.number, reason=reason,
-           amount_due_before=str(_round(before, invoice)), currency=invoice.currency)
-    emit("invoice.voided", {"invoice_id": invoice.id, "number": invoice.number, "reason": reason},
-         legal_entity_id=invoice.legal_entity_id, billing_run_id=invoice.billing_run_id)
-    return invoice
-
-
-def _void_refusal(invoice: Invoice) -> str | None:
-    if invoice.status == "paid":
-        return (f"invoice {invoice.number} is paid and cannot be voided: the money was received against it; "
-                "refund the customer or issue a credit note instead")
-    if invoice.status == "void":
-        return f"invoice {invoice.number} is void already"
-    if invoice.status == "draft":
-        return "a draft has no number yet and cannot be voided: only an issued invoice can be"
-    return None
-
-
 def _round(amount: Decimal, invoice: Invoice) -> Decimal:
     return round_money(Decimal(amount), invoice.currency)
 
@@ -107,7 +66,8 @@ class HistoryEntry:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-_ACTION_STATUS = {"invoice.posted": "issued", "invoice.voided": "void", "invoice.paid": "paid"}
+_ACTION_STATUS = {"invoice.posted": "issued", "invoice.voided": "void", "invoice.paid": "paid",
+                  "credit_note.issued": "issued"}
 
 
 def invoice_history(invoice: Invoice) -> list[HistoryEntry]:
@@ -115,19 +75,29 @@ def invoice_history(invoice: Invoice) -> list[HistoryEntry]:
     run = db.session.get(BillingRun, invoice.billing_run_id) if invoice.billing_run_id else None
     by = f"billing run #{run.number}" if run else "billing"
     who = run.actor_label if run else "system"
-    entries = [HistoryEntry(invoice.created_at, "draft", f"created as a draft by {by}", who)]
+    entries = [] if invoice.kind == "credit_note" else [
+        HistoryEntry(invoice.created_at, "draft", f"created as a draft by {by}", who)]
     audit = list(db.session.scalars(
         select(AuditEntry).where(AuditEntry.subject_type == "invoice", AuditEntry.subject_id == invoice.id)
         .order_by(AuditEntry.at, AuditEntry.id)))
-    if invoice.posted_at and not any(a.action == "invoice.posted" for a in audit):
+    if invoice.kind == "invoice" and invoice.posted_at and not any(a.action == "invoice.posted" for a in audit):
         # Posted by the run itself (the billing agent's auto_post).
         entries[0] = HistoryEntry(invoice.created_at, "issued", f"created and posted as {invoice.number} by {by}", who)
     for entry in audit:
         details = dict(entry.details or {})
         if entry.action == "invoice.posted":
             text = f"posted as {details.get('number')}"
-        elif entry.action == "invoice.voided":
+        elif entry.action == "invoice.voided":  # before credit notes existed
             text = f"voided: {details.get('reason')}"
+        elif entry.action == "invoice.credited":
+            text = (f"credited by {details.get('credit_note')} ({details.get('amount')} {details.get('currency')}): "
+                    f"{details.get('reason')}")
+        elif entry.action == "credit_note.issued":
+            text = f"issued as {details.get('number')}, crediting invoice {details.get('credits')}: {details.get('reason')}"
+        elif entry.action == "customer_credit.refunded":
+            text = f"customer credit of {details.get('amount')} {details.get('currency')} refunded ({details.get('reference')})"
+        elif entry.action == "payment.recorded" and details.get("source") == "customer_credit":
+            text = f"settled {details.get('amount')} {details.get('currency')} from the customer's credit ({details.get('reference')})"
         elif entry.action == "invoice.delivered":
             text = f"e-mailed to {details.get('recipient')}"
         elif entry.action in ("invoice.delivery_failed", "invoice.delivery_retrying"):
@@ -144,8 +114,8 @@ def invoice_history(invoice: Invoice) -> list[HistoryEntry]:
         else:
             text = entry.action.replace("invoice.", "").replace("_", " ")
         status = _ACTION_STATUS.get(entry.action, "")
-        if entry.action == "payment.recorded" and details.get("status") == "paid":
-            status = "paid"
+        if entry.action in ("payment.recorded", "invoice.credited") and details.get("status") in ("paid", "credited"):
+            status = details["status"]
         entries.append(HistoryEntry(entry.at, status, text, entry.actor_label, details))
     return entries
 
@@ -158,6 +128,7 @@ def billing_run_of(invoice: Invoice) -> BillingRun | None:
 @dataclass
 class InvoiceFilters:
     status: str | None = None
+    kind: str | None = None  # "invoice" or "credit_note"; both when None
     customer_id: int | None = None
     overdue: bool = False
     period_from: date | None = None
@@ -172,6 +143,8 @@ class InvoiceFilters:
         filters = cls()
         status = (args.get("status") or "").strip()
         filters.status = status if status in INVOICE_STATUSES else None
+        kind = (args.get("type") or "").strip()
+        filters.kind = kind if kind in DOCUMENT_KINDS else None
         if (args.get("customer") or "").strip():
             try:
                 filters.customer_id = v.parse_id(args.get("customer"), "customer")
@@ -192,6 +165,8 @@ def _conditions(entity: LegalEntity, filters: InvoiceFilters, today: date | None
     conditions = [Invoice.legal_entity_id == entity.id]
     if filters.status:
         conditions.append(Invoice.status == filters.status)
+    if filters.kind:
+        conditions.append(Invoice.kind == filters.kind)
     if filters.customer_id:
         conditions.append(Invoice.customer_id == filters.customer_id)
     if filters.overdue:  # the dashboard's rule: open, something due, due date passed
@@ -223,9 +198,11 @@ class CurrencyTotal:
 
 
 def invoice_totals(entity: LegalEntity, filters: InvoiceFilters, today: date | None = None) -> list[CurrencyTotal]:
-    """Count, total and amount due per currency of every invoice matching `filters` (SQL SUM)."""
+    """Count, total and amount due per currency of every invoice matching `filters` (SQL SUM); credit
+    notes count negative in the total (they reduce what was invoiced)."""
+    signed = case((Invoice.kind == "credit_note", -Invoice.total_amount), else_=Invoice.total_amount)
     rows = db.session.execute(
-        select(Invoice.currency, func.count(), func.coalesce(func.sum(Invoice.total_amount), 0),
+        select(Invoice.currency, func.count(), func.coalesce(func.sum(signed), 0),
                func.coalesce(func.sum(Invoice.amount_due), 0))
         .where(*_conditions(entity, filters, today)).group_by(Invoice.currency).order_by(Invoice.currency))
     return [CurrencyTotal(c, n, round_money(Decimal(t), c), round_money(Decimal(d), c)) for c, n, t, d in rows]

@@ -165,7 +165,7 @@ class TaxCodes:
                                    "leave the rate empty or give the code's rate")
             return code
         if rate is None:
-            raise v.FieldError("give a tax code (or a VAT rate)")
+            raise v.FieldError("VAT rate is required: give it, or choose a tax code")
         return self.rate_code(rate)
 
     def rate_code(self, rate: Decimal) -> TaxCode:

@@ -24,7 +24,7 @@ ZERO = Decimal("0")
 # DSO looks at the credit sales of this many days up to and including the as-of date.
 DSO_WINDOW_DAYS = 90
 # Invoices that count as credit sales for DSO: posted ones (drafts are not sales, voids are undone).
-SALES_STATUSES = ("issued", "paid")
+SALES_STATUSES = ("issued", "paid", "credited")  # credit notes (issued) count negative: they reduce sales
 TOP_CUSTOMERS = 5
 
 
@@ -198,9 +198,11 @@ def aging_rows_query(entity_id: int, as_of: date):
 
 
 def credit_sales_query(entity_id: int, as_of: date, window_days: int = DSO_WINDOW_DAYS):
-    """Invoiced (total amount) per currency in the `window_days` days up to and including `as_of`."""
+    """Invoiced (total amount) per currency in the `window_days` days up to and including `as_of`, less the
+    credit notes issued in those days."""
+    signed = case((Invoice.kind == "credit_note", -Invoice.total_amount), else_=Invoice.total_amount)
     return (
-        select(Invoice.currency, func.sum(Invoice.total_amount))
+        select(Invoice.currency, func.sum(signed))
         .where(Invoice.legal_entity_id == entity_id, Invoice.status.in_(SALES_STATUSES),
                Invoice.issue_date > as_of - timedelta(days=window_days), Invoice.issue_date <= as_of)
         .group_by(Invoice.currency)

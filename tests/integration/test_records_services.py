@@ -14,7 +14,7 @@ from app.records import customers as customer_service
 from app.records import invoices as invoice_service
 from app.records.importer import ImportFailed, import_contracts_text
 from app.records.validation import ValidationError
-from tests.factories import make_contract, make_entity
+from tests.factories import add_tax_code, make_contract, make_entity
 
 ME = Actor("user", "accountant@example.com")
 GOOD_IBAN = "DE89 3704 0044 0532 0130 00"
@@ -60,6 +60,7 @@ LINE = dict(description="Subscription", quantity="1", unit_price="49.00", vat_ra
 @pytest.fixture
 def entity(db_session):
     entity = make_entity()
+    add_tax_code(entity, "DE_VAT_19_45", "19.45")  # the walkthrough's rate, which LINE gives bare
     db.session.commit()
     return entity
 
@@ -156,7 +157,8 @@ def test_create_contract_ignores_blank_rows_and_audits(entity, bolt):
     assert [(l.position, l.description, l.quantity, l.vat_rate) for l in contract.lines] == [
         (1, "Subscription", Decimal("1"), Decimal("19.45")), (2, "Support", Decimal("2.5"), Decimal("7"))]
     [entry] = audit("contract.created")
-    assert entry.details["lines"] == ["Subscription: 1 × 49 at 19.45%", "Support: 2.5 × 80 at 7%"]
+    assert entry.details["lines"] == ["Subscription: 1 × 49 at 19.45% (DE_VAT_19_45)",
+                                      "Support: 2.5 × 80 at 7% (DE_VAT_7)"]
 
 
 BAD_CONTRACTS = [
@@ -226,7 +228,7 @@ def test_update_contract_changes_fields_and_lines_and_audits(entity, bolt):
     assert contract.reference == "C-1b" and contract.frequency == "quarterly"
     assert [(l.position, l.unit_price) for l in contract.lines] == [(1, Decimal("59"))]
     assert changes["frequency"] == ["monthly", "quarterly"]
-    assert changes["lines"][1] == ["Subscription: 1 × 59 at 19.45%"]
+    assert changes["lines"][1] == ["Subscription: 1 × 59 at 19.45% (DE_VAT_19_45)"]
     [entry] = audit("contract.updated")
     assert entry.details["changes"]["reference"] == ["C-1", "C-1b"] and entry.actor_label == ME.label
 
@@ -341,37 +343,41 @@ def test_posting_a_draft_gives_the_next_gapless_number(entity, drafts):
     assert [h.text for h in history] == ["created as a draft by billing run #1", "posted as DE01-2026-000001"]
 
 
-def test_void_keeps_the_number_and_zeroes_the_amount_due(entity, drafts):
+def test_an_issued_invoice_is_credited_not_voided_and_keeps_its_number(entity, drafts):
+    from app.records.credit_notes import CreditRequest, credit_invoice
+
     invoice = invoice_service.post_invoice(drafts[0], ME)
     db.session.commit()
     with pytest.raises(ValidationError) as error:
-        invoice_service.void_invoice(invoice, "  ", ME)
+        credit_invoice(invoice, CreditRequest("  "), ME)
     assert error.value.errors["reason"].startswith("a reason is required")
-    assert invoice.status == "issued"
-    invoice_service.void_invoice(invoice, "Duplicate of a manual invoice", ME)
+    db.session.rollback()
+    note = credit_invoice(invoice, CreditRequest("Duplicate of a manual invoice"), ME)
     db.session.commit()
     db.session.expire_all()
-    assert (invoice.status, invoice.number, invoice.amount_due) == ("void", "DE01-2026-000001", Decimal("0"))
-    assert invoice.total_amount == Decimal("58.53") and invoice.void_reason == "Duplicate of a manual invoice"
-    [entry] = audit("invoice.voided")
-    assert entry.details["reason"] == "Duplicate of a manual invoice" and entry.details["amount_due_before"] == "58.53"
+    assert (invoice.status, invoice.number, invoice.amount_due) == ("credited", "DE01-2026-000001", Decimal("0"))
+    assert invoice.total_amount == Decimal("58.53") and note.credit_reason == "Duplicate of a manual invoice"
+    [entry] = audit("invoice.credited")
+    assert entry.details["credit_note"] == note.number and entry.details["amount_due_before"] == "58.53"
     # The number stays used: the next posting continues after it.
     assert invoice_service.post_invoice(drafts[1], ME).number == "DE01-2026-000002"
-    assert [h.text for h in invoice_service.invoice_history(invoice)][-1] == "voided: Duplicate of a manual invoice"
+    assert [h.text for h in invoice_service.invoice_history(invoice)][-1] == (
+        f"credited by {note.number} (58.53 EUR): Duplicate of a manual invoice")
 
 
-def test_paid_and_draft_invoices_cannot_be_voided(entity, drafts):
+def test_drafts_and_void_invoices_are_not_credited(entity, drafts):
+    from app.records.credit_notes import CreditRequest, credit_invoice
+
     with pytest.raises(ValidationError, match="a draft has no number yet"):
-        invoice_service.void_invoice(drafts[0], "wrong", ME)
-    paid = invoice_service.post_invoice(drafts[1], ME)
-    paid.status, paid.amount_due = "paid", Decimal(0)
-    db.session.commit()
-    with pytest.raises(ValidationError) as error:
-        invoice_service.void_invoice(paid, "customer complained", ME)
-    assert "is paid and cannot be voided" in error.value.errors["status"]
-    assert "credit note" in error.value.errors["status"]
+        credit_invoice(drafts[0], CreditRequest("wrong"), ME)
     db.session.rollback()
-    assert db.session.get(Invoice, paid.id).status == "paid" and audit("invoice.voided") == []
+    voided = invoice_service.post_invoice(drafts[1], ME)
+    voided.status, voided.amount_due, voided.void_reason = "void", Decimal(0), "voided before credit notes"
+    db.session.commit()
+    with pytest.raises(ValidationError, match="is void"):
+        credit_invoice(voided, CreditRequest("again"), ME)
+    db.session.rollback()
+    assert db.session.get(Invoice, voided.id).status == "void" and audit("invoice.credited") == []
 
 
 def test_vat_summary_is_per_rate_rounded_half_up(entity):

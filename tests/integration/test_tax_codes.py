@@ -286,3 +286,28 @@ def test_a_bare_rate_of_the_country_without_a_code_makes_one(app, runner, tmp_pa
     with app.app_context():
         code = taxcodes.get_code(get_legal_entity_by_code("AT01"), "AT_VAT_13")
         assert (code.rate, code.category) == (Decimal(13), "S")
+
+
+def test_a_credit_note_states_the_categories_of_what_it_credits(db_session):
+    from app.records.credit_notes import CreditRequest, credit_invoice
+
+    entity = seller()
+    contract = make_contract(entity, "C-1", start=START, customer="Kowalski Sp. z o.o.", lines=[
+        ("Consulting", "1", "100.00", None, "DE_RC"), ("Licence", "1", "100.00", None, "EXEMPT"),
+        ("Hosting", "1", "100.00", None, "DE_VAT_19")])
+    contract.customer.vat_id = POLISH_VAT_ID
+    db.session.commit()
+    [invoice] = bill(entity)
+    note = credit_invoice(invoice, CreditRequest("Goodwill", amount=Decimal("60.00")), Actor.system("test"))
+    db.session.commit()
+    assert note.total_amount == Decimal("60.00")
+    # shared over the three breakdowns, each keeping its category and reason
+    assert sorted(line.vat_category for line in note.lines) == ["AE", "E", "S"]
+    xml = build_cii_xml(note)
+    breakdown = "//ram:ApplicableHeaderTradeSettlement/ram:ApplicableTradeTax"
+    assert sorted(xpath(xml, f"{breakdown}/ram:CategoryCode")) == ["AE", "E", "S"]
+    assert xpath(xml, f"{breakdown}/ram:ExemptionReasonCode") == ["VATEX-EU-AE"]
+    rest = credit_invoice(invoice, CreditRequest("Cancelled"), Actor.system("test"))
+    db.session.commit()
+    assert sorted(line.vat_category for line in rest.lines) == ["AE", "E", "S"]
+    assert invoice.status == "credited"

@@ -62,7 +62,7 @@ def test_every_role_sees_list_and_detail(client_as, world, role):
     # VAT per rate: 19.45 % of 49.00 and 7 % of 20.00; totals; who created it.
     assert "9,53\xa0€" in detail and "1,40\xa0€" in detail and "79,93\xa0€" in detail
     assert "created and posted as" in detail and "billing run #1" in detail
-    assert ("Void this invoice" in detail) == (role != "viewer")
+    assert ("Credit this invoice" in detail) == (role != "viewer")
     draft = client.get(f"/invoices/{world['draft']}").get_data(as_text=True)
     assert "Draft invoice" in draft and "created as a draft by billing run #2" in draft
     assert ("Post</button>" in draft) == (role != "viewer")
@@ -111,10 +111,10 @@ def test_pagination(app, client_as, world):
     assert "Page 2 of 2" in client.get("/invoices?page=2").get_data(as_text=True)
 
 
-def test_viewer_cannot_post_or_void(app, client_as, world):
+def test_viewer_cannot_post_or_credit(app, client_as, world):
     viewer = client_as("viewer")
     assert viewer.post(f"/invoices/{world['draft']}/post").status_code == 403
-    assert viewer.post(f"/invoices/{world['issued']}/void", data={"reason": "x"}).status_code == 403
+    assert viewer.post(f"/invoices/{world['issued']}/credit", data={"reason": "x"}).status_code == 403
     assert invoice(app, world["draft"]).status == "draft" and invoice(app, world["issued"]).status == "issued"
 
 
@@ -131,45 +131,42 @@ def test_post_a_draft(app, client_as, world, role):
     assert again.status_code == 422 and "only a draft can be posted" in again.get_data(as_text=True)
 
 
-def test_void_needs_a_reason_and_keeps_the_number(app, client_as, world):
+def test_credit_needs_a_reason_and_links_both_ways(app, client_as, world):
     client = client_as("accountant")
-    missing = client.post(f"/invoices/{world['issued']}/void", data={"reason": " "})
-    assert missing.status_code == 422
-    assert "a reason is required" in missing.get_data(as_text=True)
+    page = client.get(f"/invoices/{world['issued']}").get_data(as_text=True)
+    assert "Credit this invoice" in page and "Void" not in page
+    missing = client.post(f"/invoices/{world['issued']}/credit", data={"what": "all", "reason": " "})
+    assert missing.status_code == 422 and "a reason is required" in missing.get_data(as_text=True)
+    too_much = client.post(f"/invoices/{world['issued']}/credit",
+                           data={"what": "amount", "amount": "100.00", "reason": "x"})
+    assert too_much.status_code == 422 and "is more than the 79.93 EUR left to credit" in too_much.get_data(as_text=True)
     assert invoice(app, world["issued"]).status == "issued"
-    done = client.post(f"/invoices/{world['issued']}/void", data={"reason": "Sent to the wrong customer"},
+    done = client.post(f"/invoices/{world['issued']}/credit",
+                       data={"what": "amount", "amount": "10.00", "reason": "Sent to the wrong customer"},
                        follow_redirects=True)
     html = done.get_data(as_text=True)
-    assert f"Invoice {world['number']} voided; its number stays used." in html
-    assert "voided: Sent to the wrong customer" in html
-    voided = invoice(app, world["issued"])
-    assert (voided.status, voided.number, voided.amount_due) == ("void", world["number"], Decimal(0))
+    number = f"DE01-CN-{date.today().year}-000001"  # issued today, in the credit notes' own series
+    assert f"Credit note {number} issued for invoice {world['number']}" in html
+    assert f"Credits invoice" in html and world["number"] in html and "Sent to the wrong customer" in html
+    page = client.get(f"/invoices/{world['issued']}").get_data(as_text=True)
+    assert 'id="credit-notes"' in page and number in page and "Left to credit: <strong>69,93\xa0€" in page
     with app.app_context():
-        assert db.session.scalar(select(AuditEntry.actor_label).where(AuditEntry.action == "invoice.voided")) == \
+        assert db.session.scalar(select(AuditEntry.actor_label).where(AuditEntry.action == "invoice.credited")) == \
             "accountant@example.com"
+    listing = client.get("/invoices?type=credit_note").get_data(as_text=True)
+    assert number in listing and world["number"] not in listing.split("<tbody>")[1]
 
 
-def test_a_void_reason_may_have_lines_but_no_control_characters_and_a_limit(app, client_as, world):
-    client = client_as("accountant")
-    for reason, message in (("x" * 501, "the reason is 501 characters long; at most 500 fit"),
-                            ("Wrong customer\x1b", "the reason contains the control character U+001B at character 15")):
-        refused = client.post(f"/invoices/{world['issued']}/void", data={"reason": reason})
-        assert refused.status_code == 422 and message in refused.get_data(as_text=True)
-        assert invoice(app, world["issued"]).status == "issued"
-    done = client.post(f"/invoices/{world['issued']}/void", data={"reason": "Wrong customer;\r\nsee ticket 12"})
-    assert done.status_code == 302
-    assert invoice(app, world["issued"]).void_reason == "Wrong customer;\r\nsee ticket 12"
+def test_a_voided_invoice_keeps_its_history_and_cannot_be_credited(app, client_as, world):
+    from app.audit import Actor, record
 
-
-def test_paid_invoice_cannot_be_voided(app, client_as, world):
     with app.app_context():
-        paid = db.session.get(Invoice, world["issued"])
-        paid.status, paid.amount_due = "paid", Decimal(0)
+        voided = db.session.get(Invoice, world["issued"])
+        voided.status, voided.amount_due, voided.void_reason = "void", Decimal(0), "Sent to the wrong customer"
+        record("invoice.voided", "invoice", voided.id, Actor.system("finance"), reason="Sent to the wrong customer")
         db.session.commit()
-    response = client_as("admin").post(f"/invoices/{world['issued']}/void", data={"reason": "oops"})
-    assert response.status_code == 422
-    assert "is paid and cannot be voided" in response.get_data(as_text=True)
-    assert invoice(app, world["issued"]).status == "paid"
+    page = client_as("accountant").get(f"/invoices/{world['issued']}").get_data(as_text=True)
+    assert "voided: Sent to the wrong customer" in page and "Credit this invoice" not in page
 
 
 def test_empty_state_says_what_to_do(app, client_as):

@@ -1,19 +1,20 @@
-"""Invoice pages: list with filters and totals, detail with VAT summary and history, post and void."""
+"""Invoice pages: list with filters and totals, detail with VAT summary and history, post, credit (credit notes)."""
 from __future__ import annotations
 
 import io
 
 from flask import abort, flash, redirect, request, send_file, url_for
 from flask_login import current_user
+from sqlalchemy import select
 
 from app.audit import Actor
 from app.extensions import db, htmx
 from app.models import Invoice
-from app.models.invoices import INVOICE_STATUSES
+from app.models.invoices import DOCUMENT_KINDS, INVOICE_STATUSES
 from app.records import invoices as service
 from app.records.contracts import plain_number
 from app.records.customers import entity_customers
-from app.delivery.service import DELIVERY_FILTERS, undelivered_minutes
+from app.delivery.service import DELIVERY_FILTERS, document_filename, undelivered_minutes
 from app.records.validation import FieldError, ValidationError, parse_date, parse_payment_reference, parse_price
 from app.reports.dashboard import entity_today
 from app.web.decorators import role_required
@@ -40,7 +41,7 @@ def invoices():
         listing = paginate(service.invoice_query(entity, filters, today))
         totals = service.invoice_totals(entity, filters, today)
     response = render("records/invoices.html", "records/_invoices_table.html", entity=entity, listing=listing,
-                      totals=totals, filters=filters, statuses=INVOICE_STATUSES, today=today,
+                      totals=totals, filters=filters, statuses=INVOICE_STATUSES, today=today, kinds=DOCUMENT_KINDS,
                       customers=entity_customers(entity) if entity else [], is_overdue=service.is_overdue,
                       delivery_filters=DELIVERY_FILTERS, undelivered_minutes=undelivered_minutes())
     if filters.errors and not htmx:  # the page says which filter it ignored; HTMX swaps only 2xx answers
@@ -78,12 +79,16 @@ def invoice_detail(invoice_id: int):
     return render_detail(get_invoice(invoice_id))
 
 
-def render_detail(invoice: Invoice, errors: dict | None = None, reason: str = "", payment_form: dict | None = None):
+def render_detail(invoice: Invoice, errors: dict | None = None, payment_form: dict | None = None,
+                  credit_form: dict | None = None):
+    from app.records.credit_notes import correction
+
     today = entity_today(invoice.legal_entity)
     response = render("records/invoice_detail.html", invoice=invoice, entity=invoice.legal_entity,
+                      correction=correction(invoice), credit_form=credit_form or {},
                       vat=service.vat_summary(invoice), history=service.invoice_history(invoice),
                       run=service.billing_run_of(invoice), overdue=service.is_overdue(invoice, today),
-                      errors=errors or {}, reason=reason, plain=plain_number, today=today,
+                      errors=errors or {}, plain=plain_number, today=today,
                       money_flow=service.delivery_and_payment(invoice), payment_form=payment_form or {},
                       undelivered_minutes=undelivered_minutes())
     return unprocessable(response) if errors else response
@@ -103,19 +108,54 @@ def invoice_post(invoice_id: int):
     return redirect(url_for("records.invoice_detail", invoice_id=invoice.id))
 
 
-@bp.post("/invoices/<int:invoice_id>/void")
+@bp.post("/invoices/<int:invoice_id>/credit")
 @role_required("accountant")
-def invoice_void(invoice_id: int):
+def invoice_credit(invoice_id: int):
+    """Correct an issued invoice with a credit note: all of it, chosen lines, or an amount."""
+    from app.records import credit_notes
+
     invoice = get_invoice(invoice_id)
-    reason = request.form.get("reason", "")
+    form = {k: request.form.get(k, "").strip() for k in ("what", "lines", "amount", "reason")}
+    amount = lines = None
     try:
-        service.void_invoice(invoice, reason, Actor.for_user(current_user))
+        if form["what"] == "amount":
+            amount = credit_notes.parse_credit_amount(form["amount"])
+        elif form["what"] == "lines":
+            lines = credit_notes.parse_line_numbers(form["lines"])
+    except FieldError as error:
+        return render_detail(invoice, {f"credit_{form['what']}": str(error)}, credit_form=form)
+    try:
+        note = credit_notes.credit_invoice(invoice, credit_notes.CreditRequest(form["reason"], amount, lines),
+                                           Actor.for_user(current_user))
     except ValidationError as error:
         db.session.rollback()
-        return render_detail(invoice, error.errors, reason)
+        invoice = get_invoice(invoice_id)
+        return render_detail(invoice, {f"credit_{k}": m for k, m in error.errors.items()}, credit_form=form)
     db.session.commit()
-    flash(f"Invoice {invoice.number} voided; its number stays used.", "success")
-    return redirect(url_for("records.invoice_detail", invoice_id=invoice.id))
+    flash(f"Credit note {note.number} issued for invoice {invoice.number}; it is e-mailed to the customer.", "success")
+    return redirect(url_for("records.invoice_detail", invoice_id=note.id))
+
+
+@bp.post("/invoices/<int:invoice_id>/refund-credit")
+@role_required("accountant")
+def credit_refund(invoice_id: int):
+    """Record that the customer credit a credit note left was paid back to the customer."""
+    from app.models import CustomerCredit
+    from app.records.credit_notes import refund_credit
+
+    note = get_invoice(invoice_id)
+    credit = db.session.scalar(select(CustomerCredit).where(CustomerCredit.credit_note_id == note.id))
+    if credit is None:
+        abort(404)
+    try:
+        refund_credit(credit, request.form.get("reference", ""), entity_today(note.legal_entity),
+                      Actor.for_user(current_user))
+    except ValidationError as error:
+        db.session.rollback()
+        return render_detail(get_invoice(invoice_id), {f"refund_{k}": m for k, m in error.errors.items()})
+    db.session.commit()
+    flash(f"Refund of the customer credit from {note.number} recorded.", "success")
+    return redirect(url_for("records.invoice_detail", invoice_id=note.id))
 
 
 @bp.get("/invoices/<int:invoice_id>/pdf")
@@ -130,7 +170,7 @@ def invoice_pdf(invoice_id: int):
     document = get_or_render_document(invoice)
     db.session.commit()
     return send_file(io.BytesIO(document.pdf), mimetype="application/pdf", as_attachment=True,
-                     download_name=f"Invoice-{invoice.number}.pdf")
+                     download_name=document_filename(invoice))
 
 
 @bp.post("/invoices/<int:invoice_id>/resend")
