@@ -41,15 +41,15 @@ def sample_invoice(locale: str = "en_US") -> Invoice:
 
 
 def warm_up(locales: tuple[str, ...] = SAMPLE_LOCALES) -> None:
-    """Render a sample invoice per locale (XML, XSD check, HTML, PDF) and load Babel's country names.
+    """Render a sample invoice per locale (XML, XSD check, HTML, PDF) and load Babel's country codes.
 
     Needs an app context (the Jinja environment); touches no database.
     """
     from app.documents.einvoice import build_cii_xml
-    from app.documents.facts import _country_names
+    from app.addresses import country_codes
     from app.documents.pdf import render_pdf
 
-    _country_names()  # Babel's country names in six languages (~45 ms)
+    country_codes()  # from Babel's territory names
     for locale in locales:
         invoice = sample_invoice(locale)
         render_pdf(invoice, build_cii_xml(invoice))
