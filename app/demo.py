@@ -11,19 +11,14 @@ from sqlalchemy import func, select
 from app.accounts import create_user
 from app.audit import Actor
 from app.extensions import db
-from app.models import Customer, LegalEntity, User
+from app.models import LegalEntity, User
 from app.records.entities import EntityInput, create_legal_entity, get_legal_entity_by_code
-from app.records.importer import COLUMNS, import_contracts
+from app.records.importer import COLUMNS, OPTIONAL_COLUMNS, import_contracts
 from app.records.taxcodes import add_code
 
 DEMO_EMAIL = "admin@arbill.example"
 DEMO_PASSWORD = "arbill-demo-admin"  # published: production refuses to load the demo
 DEMO_ENTITY = "DE01"
-# The CSV has no address column; the invoices of the demo should still show where they go.
-DEMO_ADDRESSES = {
-    "Bolt": "Vana-Lõuna 15\n10134 Tallinn\nEstonia",
-    "Starship Technologies": "Ahtri 12\n10151 Tallinn\nEstonia",
-}
 
 
 class DemoAlreadyLoaded(RuntimeError):
@@ -54,9 +49,12 @@ def seed_demo(today: date) -> DemoResult:
     create_user(DEMO_EMAIL, "admin", DEMO_PASSWORD, actor)
     create_legal_entity(
         EntityInput(
-            code=DEMO_ENTITY, name="Arbill Demo GmbH", country="DE", currency="EUR", vat_id="DE123456789",
+            code=DEMO_ENTITY, name="Arbill Demo GmbH", country="DE", currency="EUR", vat_id="DE136695976",
+            tax_number="181/815/08155", registration_id="HRB 123456 B (Amtsgericht Charlottenburg)",
             invoice_prefix="DE01", timezone="Europe/Berlin", locale="de_DE",
-            address="Friedrichstraße 68\n10117 Berlin\nGermany", payment_terms_days=14,
+            address_line1="Friedrichstraße 68", postcode="10117", city="Berlin", subdivision="Berlin",
+            contact_name="Accounts Receivable", contact_phone="+49 30 1234567",
+            contact_email="receivables@arbill.example", payment_terms_days=14,
             finance_email="finance@arbill.example", iban="DE02120300000000202051", bic="BYLADEM1001",
             sepa_creditor_id="DE98ZZZ09999999999",
         ),
@@ -69,20 +67,20 @@ def seed_demo(today: date) -> DemoResult:
     rows = [
         {"entity": DEMO_ENTITY, "contract_ref": "C-1001", "customer": "Bolt", "customer_email": "ap@bolt.example",
          "description": "Arbill subscription", "quantity": "1", "unit_price": "49.00", "currency": "EUR",
-         "tax_rate": "19.45", "frequency": "monthly", "start_date": start},
+         "tax_rate": "19.45", "frequency": "monthly", "start_date": start,
+         "customer_address_line1": "Vana-Lõuna 15", "customer_postcode": "10134", "customer_city": "Tallinn",
+         "customer_country": "EE", "customer_vat_id": "EE102090374", "po_reference": "PO-2041"},
         {"entity": DEMO_ENTITY, "contract_ref": "C-1002", "customer": "Starship Technologies",
          "customer_email": "billing@starship.example", "description": "Arbill subscription", "quantity": "1",
-         "unit_price": "49.00", "currency": "EUR", "tax_rate": "19.45", "frequency": "monthly", "start_date": start},
+         "unit_price": "49.00", "currency": "EUR", "tax_rate": "19.45", "frequency": "monthly", "start_date": start,
+         "customer_address_line1": "Ahtri 12", "customer_postcode": "10151", "customer_city": "Tallinn",
+         "customer_country": "EE"},
     ]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, restval="")
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS + OPTIONAL_COLUMNS, restval="")
     writer.writeheader()
     writer.writerows(rows)
     buffer.seek(0)
     result = import_contracts(buffer, actor)
-    entity_id = db.session.scalar(select(LegalEntity.id).where(LegalEntity.code == DEMO_ENTITY))
-    for customer in db.session.scalars(select(Customer).where(
-            Customer.legal_entity_id == entity_id, Customer.name.in_(DEMO_ADDRESSES))):
-        customer.billing_address = DEMO_ADDRESSES[customer.name]
     db.session.flush()
     return DemoResult(DEMO_EMAIL, DEMO_PASSWORD, DEMO_ENTITY, result.contracts)

@@ -145,7 +145,9 @@ def seed(app, bench: BenchDatabase, n_contracts: int, as_of: date, rng: random.R
     started = time.perf_counter()
     with app.app_context():
         entity = create_legal_entity(EntityInput(code="BENCH", name="Bench Billing GmbH", country="DE",
-                                                 currency="EUR", vat_id="DE123456789", payment_terms_days=14),
+                                                 currency="EUR", vat_id="DE136695976", payment_terms_days=14,
+                                                 address_line1="Friedrichstraße 68", postcode="10117",
+                                                 city="Berlin"),
                                      Actor.system("bench"))
         db.session.commit()
         entity_id = entity.id
@@ -156,11 +158,11 @@ def seed(app, bench: BenchDatabase, n_contracts: int, as_of: date, rng: random.R
     seeded = Seeded(entity_id, n_contracts, n_customers, 0, 0, 0)
     with psycopg.connect(bench.conninfo) as conn, conn.cursor() as cur:
         for first in range(1, n_customers + 1, SEED_BATCH):
-            with cur.copy("COPY customers (id, legal_entity_id, name, email, payment_method, created_at) "
-                          "FROM STDIN") as copy:
+            with cur.copy("COPY customers (id, legal_entity_id, name, email, payment_method, address_line1, "
+                          "postcode, city, country, created_at) FROM STDIN") as copy:
                 for cid in range(first, min(first + SEED_BATCH, n_customers + 1)):
                     copy.write_row((cid, entity_id, f"Customer {cid:07d}", f"billing{cid}@example.com",
-                                    "manual", now))
+                                    "manual", f"Hauptstraße {cid}", "10115", "Berlin", "DE", now))
         line_id = 0
         for first in range(1, n_contracts + 1, SEED_BATCH):
             contracts, lines = [], []

@@ -92,8 +92,8 @@ def seed_and_bill(app, bench: BenchDatabase, count: int) -> int:
 
     with app.app_context():
         entity = create_legal_entity(EntityInput(
-            code="DE01", name="Arbill Demo GmbH", country="DE", currency="EUR", vat_id="DE123456789",
-            timezone="Europe/Berlin", locale="de_DE", address="Friedrichstraße 68\n10117 Berlin\nGermany",
+            code="DE01", name="Arbill Demo GmbH", country="DE", currency="EUR", vat_id="DE136695976",
+            timezone="Europe/Berlin", locale="de_DE", address_line1="Friedrichstraße 68", postcode="10117", city="Berlin",
             payment_terms_days=14, finance_email="finance@arbill.example",
             iban="DE89370400440532013000", bic="COBADEFFXXX"), Actor.system("bench"))
         db.session.commit()
@@ -102,10 +102,10 @@ def seed_and_bill(app, bench: BenchDatabase, count: int) -> int:
 
     with psycopg.connect(bench.conninfo) as conn:
         conn.execute("""
-            INSERT INTO customers (id, legal_entity_id, name, email, billing_address, vat_id, payment_method,
-                                   created_at)
+            INSERT INTO customers (id, legal_entity_id, name, email, address_line1, address_line2, postcode, city,
+                                   country, vat_id, payment_method, created_at)
             SELECT n, %(entity)s, format('Customer %%s GmbH', lpad(n::text, 6, '0')), format('ap%%s@example.com', n),
-                   format(E'Accounts payable\\nHauptstraße %%s\\n%%s Berlin', n, 10000 + n %% 89999),
+                   'Accounts payable', format('Hauptstraße %%s', n), (10000 + n %% 89999)::text, 'Berlin', 'DE',
                    CASE WHEN n %% 3 <> 0 THEN 'DE' || (100000000 + n) END, 'manual', now()
             FROM generate_series(1, %(count)s) AS n""", {"entity": entity_id, "count": count})
         conn.execute("""

@@ -66,8 +66,8 @@ def seed(count: int, rng: random.Random):
     from app.records.entities import EntityInput, create_legal_entity
 
     entity = create_legal_entity(EntityInput(
-        code="DE01", name="Arbill Demo GmbH", country="DE", currency="EUR", vat_id="DE123456789",
-        timezone="Europe/Berlin", locale="de_DE", address="Friedrichstraße 68\n10117 Berlin\nGermany",
+        code="DE01", name="Arbill Demo GmbH", country="DE", currency="EUR", vat_id="DE136695976",
+        timezone="Europe/Berlin", locale="de_DE", address_line1="Friedrichstraße 68", postcode="10117", city="Berlin",
         payment_terms_days=14, finance_email="finance@arbill.example"))
     entity.iban, entity.bic, entity.sepa_creditor_id = "DE89370400440532013000", "COBADEFFXXX", "DE98ZZZ09999999999"
     db.session.flush()
@@ -75,7 +75,8 @@ def seed(count: int, rng: random.Random):
         sepa = n % 4 == 0
         customer = Customer(
             legal_entity_id=entity.id, name=f"Customer {n:05d} GmbH", email=f"ap{n}@example.com",
-            billing_address=f"Accounts payable\nHauptstraße {n}\n{10000 + n % 89999} Berlin",
+            address_line1="Accounts payable", address_line2=f"Hauptstraße {n}", postcode=str(10000 + n % 89999),
+            city="Berlin", country="DE",
             vat_id=f"DE{100000000 + n}" if n % 3 else None,
             payment_method="sepa_debit" if sepa else "manual",
             iban="DE02120300000000202051" if sepa else None,

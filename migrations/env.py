@@ -101,6 +101,13 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # Batch mode rebuilds a table by copy, DROP and rename. With foreign keys on, SQLite's DROP TABLE
+            # deletes the rows that reference it (ON DELETE CASCADE: invoice lines) or refuses. Off for the
+            # migration (outside a transaction, where the pragma takes effect), checked and on again after.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()  # end SQLAlchemy's autobegun transaction: the migration begins its own
         conf_args.setdefault("compare_type", True)
         conf_args.setdefault("render_item", render_item)
         # SQLite cannot ALTER most things: batch mode rebuilds the table instead.
@@ -113,6 +120,12 @@ def run_migrations_online():
 
         with context.begin_transaction():
             context.run_migrations()
+        if sqlite:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
+            if broken:
+                raise RuntimeError(f"after the migration, rows reference rows that do not exist: {broken[:10]}")
 
 
 if context.is_offline_mode():

@@ -11,9 +11,14 @@ from app.records.entities import EntityInput, create_legal_entity
 from app.records.taxcodes import add_code, get_code
 
 
+# A complete postal address: the billing run refuses a customer without one.
+CUSTOMER_ADDRESS = dict(address_line1="Hauptstraße 1", postcode="10115", city="Berlin", country="DE")
+
+
 def make_entity(code: str = "DE01", **kwargs) -> LegalEntity:
     values = dict(code=code, name=f"{code} GmbH", country="DE", currency="EUR", timezone="Europe/Berlin",
-                  payment_terms_days=14)
+                  payment_terms_days=14, vat_id="DE136695976", address_line1="Friedrichstraße 68", postcode="10117",
+                  city="Berlin")
     values.update(kwargs)
     entity = create_legal_entity(EntityInput(**values))
     db.session.flush()
@@ -36,7 +41,8 @@ def make_contract(entity: LegalEntity, reference: str, *, start: date, frequency
     name = customer or f"Customer {reference}"
     cust = db.session.query(Customer).filter_by(legal_entity_id=entity.id, name=name).one_or_none()
     if cust is None:
-        cust = Customer(legal_entity_id=entity.id, name=name, email=f"{reference.lower()}@example.com")
+        cust = Customer(legal_entity_id=entity.id, name=name, email=f"{reference.lower()}@example.com",
+                        **CUSTOMER_ADDRESS)
         db.session.add(cust)
         db.session.flush()
     contract = Contract(legal_entity_id=entity.id, customer_id=cust.id, reference=reference, status=status,

@@ -16,8 +16,10 @@ from sqlalchemy.exc import DBAPIError
 
 from app.billing.ledger import (EntityInfo, PreparedInvoices, billed_period_starts, invoiced_among, lock_entity,
                                 prepare_invoices, write_invoices)
+from app.addresses import PostalAddress
 from app.billing.money import LineInput
 from app.billing.planner import ContractPlan, ContractTerms, plan_contract
+from app.billing.requirements import Buyer, Seller
 from app.billing.run_end import finish_if_done
 from app.bulk import copy_rows, for_each_id, json_encoder, row_encoder
 from app.extensions import db
@@ -38,10 +40,10 @@ def _entity_info(entity: LegalEntity) -> EntityInfo:
 
 
 def load_terms(entity: LegalEntity, contract_ids: list[int], default_terms: int) -> dict[int, ContractTerms]:
-    """Snapshots of the contracts and their lines, read in one query."""
+    """Snapshots of the contracts, their lines and their customers' party details, read in one query."""
     query = (
         select(Contract.reference, Contract.customer_id, Contract.currency, Contract.frequency, Contract.start_date,
-               Contract.end_date, Contract.payment_terms_days, Customer.vat_id, ContractLine.position,
+               Contract.end_date, Contract.payment_terms_days, *BUYER_COLUMNS, ContractLine.position,
                ContractLine.description, ContractLine.quantity, ContractLine.unit_price, ContractLine.vat_rate,
                TaxCode.code, TaxCode.rate, TaxCode.category, TaxCode.reason, TaxCode.reason_code, TaxCode.note)
         .join(Customer, Customer.id == Contract.customer_id)
@@ -52,9 +54,9 @@ def load_terms(entity: LegalEntity, contract_ids: list[int], default_terms: int)
     lines: dict[int, list[tuple[int, LineInput]]] = defaultdict(list)
     treatments: dict[tuple, TaxTreatment] = {}  # one object per code: the invoice rows share it
     for row in for_each_id(query, Contract.id, contract_ids):
-        cid, contract = row[0], row[1:9]
-        position, description, quantity, unit_price, vat_rate, code, code_rate = row[9:16]
-        treatment = tuple(row[16:])
+        cid, contract = row[0], row[1:_LINE_AT]  # the contract's columns, then BUYER_COLUMNS
+        position, description, quantity, unit_price, vat_rate, code, code_rate = row[_LINE_AT:_LINE_AT + 7]
+        treatment = tuple(row[_LINE_AT + 7:])  # category, reason, reason_code, note
         contracts.setdefault(cid, contract)
         if position is None:
             continue
@@ -66,12 +68,31 @@ def load_terms(entity: LegalEntity, contract_ids: list[int], default_terms: int)
             vat_rate = code_rate  # the code's rate is the line's (the line keeps a copy of it)
         lines[cid].append((position, LineInput(description, quantity, unit_price, vat_rate, tax)))
     fallback = entity.payment_terms_days if entity.payment_terms_days is not None else default_terms
+    seller = seller_of(entity)
     terms = {}
-    for cid, (reference, customer_id, currency, frequency, start_date, end_date, days, buyer_vat_id) in contracts.items():
+    for cid, (reference, customer_id, currency, frequency, start_date, end_date, days, *buyer) in contracts.items():
         ordered = tuple(line for _position, line in sorted(lines[cid], key=itemgetter(0)))
         terms[cid] = ContractTerms(cid, reference, customer_id, currency, frequency, start_date, end_date, ordered,
-                                   days if days is not None else fallback, buyer_vat_id, entity.vat_id)
+                                   days if days is not None else fallback, seller, _buyer(*buyer))
     return terms
+
+
+# The customer's columns the legal check reads (app/billing/requirements.py), in _buyer's order.
+BUYER_COLUMNS = (Customer.name, Customer.address_line1, Customer.address_line2, Customer.postcode, Customer.city,
+                 Customer.subdivision, Customer.country, Customer.vat_id, Customer.buyer_reference, Customer.email)
+
+
+_LINE_AT = 8 + len(BUYER_COLUMNS)  # where a row's line columns start: the key, 7 contract columns, the buyer's
+
+
+def _buyer(name, line1, line2, postcode, city, subdivision, country, vat_id, buyer_reference, email) -> Buyer:
+    return Buyer(name, PostalAddress.of(line1, line2, postcode, city, subdivision, country), vat_id, buyer_reference,
+                 email)
+
+
+def seller_of(entity: LegalEntity) -> Seller:
+    return Seller(entity.postal_address, entity.vat_id, entity.tax_number, entity.finance_email,
+                  entity.contact_name, entity.contact_phone, entity.contact_email, entity.registration_id)
 
 
 def recorded_contracts(run_id: int, contract_ids: list[int]) -> set[int]:

@@ -13,6 +13,7 @@ from decimal import Decimal
 from app.billing.money import CurrencyError, InvoiceAmounts, LineError, LineInput, compute_invoice
 from app.billing.vat import document_problems
 from app.billing.periods import Period, due_period_count, due_periods, period_start, periods_from
+from app.billing.requirements import Buyer, Seller, party_problems
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,8 @@ class ContractTerms:
     end_date: date | None
     lines: tuple[LineInput, ...]
     payment_terms_days: int
-    buyer_vat_id: str | None = None
-    seller_vat_id: str | None = None
+    seller: Seller | None = None  # None: the parties are not checked (a caller that checked them itself)
+    buyer: Buyer | None = None
 
 
 @dataclass(frozen=True)
@@ -91,10 +92,13 @@ def plan_contract(terms: ContractTerms, billed_starts: set[date], as_of: date) -
         amounts = compute_invoice(terms.lines, terms.currency)
     except (LineError, CurrencyError) as error:
         return ContractPlan(terms.contract_id, error=str(error))
-    problems = document_problems((line.treatment for line in amounts.lines), seller_vat_id=terms.seller_vat_id,
-                                 buyer_vat_id=terms.buyer_vat_id)
-    if problems:
-        return ContractPlan(terms.contract_id, error="; ".join(problems))
+    if terms.seller is not None and terms.buyer is not None:
+        problems = party_problems(terms.seller, terms.buyer)
+        problems += document_problems((line.treatment for line in amounts.lines), seller_vat_id=terms.seller.vat_id,
+                                      seller_registration_id=terms.seller.registration_id,
+                                      buyer_vat_id=terms.buyer.vat_id)
+        if problems:
+            return ContractPlan(terms.contract_id, error="; ".join(problems))
     due_date = as_of + timedelta(days=terms.payment_terms_days)
     drafts = tuple(
         InvoiceDraft(terms.contract_id, terms.customer_id, p, as_of, due_date, amounts) for p in periods

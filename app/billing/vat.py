@@ -88,7 +88,7 @@ def _rule(category: str) -> str:
 
 # ------------------------------------------------------------------ one document
 def document_problems(treatments: Iterable[TaxTreatment], *, seller_vat_id: str | None,
-                      buyer_vat_id: str | None) -> list[str]:
+                      buyer_vat_id: str | None, seller_registration_id: str | None = None) -> list[str]:
     """Why an invoice with these lines' treatments cannot be issued to these parties (EN 16931), or [].
 
     What every invoice needs whatever its categories (the seller's address and VAT ID or tax number,
@@ -103,6 +103,10 @@ def document_problems(treatments: Iterable[TaxTreatment], *, seller_vat_id: str 
         names = ", ".join(sorted(categories & {"AE", "K", "G"}))
         problems.append(f"category {names} needs the legal entity's VAT ID (BR-AE-02, BR-IC-02, BR-G-02): "
                         "add it in the entity's settings")
+    if categories == {"O"} and not seller_registration_id:
+        # BR-O-02 keeps the VAT ID off such an invoice, and BR-CO-26 then wants the legal registration (BT-30).
+        problems.append("an invoice not subject to VAT (category O) states no VAT ID, so it needs the legal "
+                        "entity's registration ID (BR-CO-26): add it in the entity's settings")
     if "O" in categories and len(categories) > 1:
         problems.append("a line not subject to VAT (category O) cannot share an invoice with taxed lines (BR-O-11): "
                         "bill them on separate contracts")

@@ -14,22 +14,25 @@ from decimal import Decimal
 from lxml import etree
 from sqlalchemy import select
 
+from app.addresses import PostalAddress, is_country
 from app.billing.money import minor_unit, round_money
 from app.documents.facts import (
     DocumentError,
     POSTED_STATUSES,
-    PostalAddress,
+    buyer_address,
     checked_amounts,
     compact_iban,
-    is_country,
-    parse_address,
+    is_xrechnung,
     payment_kind,
 )
 from app.extensions import db
 from app.models import CustomerCredit, Invoice
+from app.records.parties import registration_scheme
 
 FLAVOR, LEVEL = "factur-x", "en16931"
 GUIDELINE = "urn:cen.eu:en16931:2017"
+# BT-24 of an invoice to a customer with a buyer reference: it also meets the XRechnung 3.0 CIUS.
+XRECHNUNG_GUIDELINE = "urn:cen.eu:en16931:2017#compliant#urn:xeinkauf.de:kosit:xrechnung_3.0"
 NS = {
     "rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
     "qdt": "urn:un:unece:uncefact:data:standard:QualifiedDataType:100",
@@ -88,6 +91,33 @@ def _address(parent: etree._Element, address: PostalAddress) -> None:
     if address.city:
         _el(node, "ram:CityName", address.city)  # BT-37 / BT-52
     _el(node, "ram:CountryID", address.country)  # BT-40 / BT-55
+    if address.subdivision:
+        _el(node, "ram:CountrySubDivisionName", address.subdivision)  # BT-39 / BT-54
+
+
+def _seller(seller: etree._Element, entity, *, state_vat_id: bool = True) -> None:
+    """BG-4 in the schema's order: name, legal registration, contact, address, e-mail, tax registrations."""
+    _el(seller, "ram:Name", entity.name)  # BT-27
+    if entity.registration_id:
+        scheme = registration_scheme(entity.country, entity.registration_id)
+        organization = _el(seller, "ram:SpecifiedLegalOrganization")
+        _el(organization, "ram:ID", entity.registration_id, **({"schemeID": scheme} if scheme else {}))  # BT-30
+    if entity.contact_name or entity.contact_phone or entity.contact_email:
+        contact = _el(seller, "ram:DefinedTradeContact")
+        if entity.contact_name:
+            _el(contact, "ram:PersonName", entity.contact_name)  # BT-41
+        if entity.contact_phone:
+            _el(_el(contact, "ram:TelephoneUniversalCommunication"), "ram:CompleteNumber",
+                entity.contact_phone)  # BT-42
+        if entity.contact_email:
+            _el(_el(contact, "ram:EmailURIUniversalCommunication"), "ram:URIID", entity.contact_email)  # BT-43
+    _address(seller, entity.postal_address)
+    if entity.finance_email:
+        _el(_el(seller, "ram:URIUniversalCommunication"), "ram:URIID", entity.finance_email, schemeID="EM")  # BT-34
+    if entity.vat_id and state_vat_id:
+        _el(_el(seller, "ram:SpecifiedTaxRegistration"), "ram:ID", entity.vat_id, schemeID="VA")  # BT-31
+    if entity.tax_number:
+        _el(_el(seller, "ram:SpecifiedTaxRegistration"), "ram:ID", entity.tax_number, schemeID="FC")  # BT-32
 
 
 # ------------------------------------------------------------------ the document
@@ -106,7 +136,8 @@ def build_cii_xml(invoice: Invoice) -> bytes:
 
     root = etree.Element(f"{{{NS['rsm']}}}CrossIndustryInvoice", nsmap=NS)
     context = _el(root, "rsm:ExchangedDocumentContext")
-    _el(_el(context, "ram:GuidelineSpecifiedDocumentContextParameter"), "ram:ID", GUIDELINE)  # BT-24
+    _el(_el(context, "ram:GuidelineSpecifiedDocumentContextParameter"), "ram:ID",
+        XRECHNUNG_GUIDELINE if is_xrechnung(invoice) else GUIDELINE)  # BT-24
 
     document = _el(root, "rsm:ExchangedDocument")
     _el(document, "ram:ID", invoice.number)  # BT-1
@@ -138,23 +169,22 @@ def build_cii_xml(invoice: Invoice) -> bytes:
             "ram:LineTotalAmount", fmt.money(computed.net))  # BT-131
 
     agreement = _el(transaction, "ram:ApplicableHeaderTradeAgreement")
-    seller = _el(agreement, "ram:SellerTradeParty")
-    _el(seller, "ram:Name", entity.name)  # BT-27
-    _address(seller, parse_address(entity.address, entity.country))
-    if entity.finance_email:
-        _el(_el(seller, "ram:URIUniversalCommunication"), "ram:URIID", entity.finance_email, schemeID="EM")  # BT-34
     # BR-O-02..04: an invoice not subject to VAT states no VAT identifiers.
     not_subject = {subtotal.category for subtotal in amounts.vat} == {"O"}
-    if entity.vat_id and not not_subject:
-        _el(_el(seller, "ram:SpecifiedTaxRegistration"), "ram:ID", entity.vat_id, schemeID="VA")  # BT-31
+    if customer.buyer_reference:
+        _el(agreement, "ram:BuyerReference", customer.buyer_reference)  # BT-10
+    _seller(_el(agreement, "ram:SellerTradeParty"), entity, state_vat_id=not not_subject)
     buyer = _el(agreement, "ram:BuyerTradeParty")
     _el(buyer, "ram:Name", customer.name)  # BT-44
-    buyer_address = parse_address(customer.billing_address, entity.country)
-    _address(buyer, buyer_address)
+    buyer_postal = buyer_address(invoice)
+    _address(buyer, buyer_postal)
     if customer.email:
         _el(_el(buyer, "ram:URIUniversalCommunication"), "ram:URIID", customer.email, schemeID="EM")  # BT-49
     if customer.vat_id and not not_subject:
         _el(_el(buyer, "ram:SpecifiedTaxRegistration"), "ram:ID", customer.vat_id, schemeID="VA")  # BT-48
+    if invoice.contract is not None and invoice.contract.po_reference:
+        _el(_el(agreement, "ram:BuyerOrderReferencedDocument"), "ram:IssuerAssignedID",
+            invoice.contract.po_reference)  # BT-13
     if invoice.contract is not None:
         _el(_el(agreement, "ram:ContractReferencedDocument"), "ram:IssuerAssignedID",
             invoice.contract.reference)  # BT-12
@@ -164,7 +194,7 @@ def build_cii_xml(invoice: Invoice) -> bytes:
     if any(subtotal.category == "K" for subtotal in amounts.vat):
         # BR-IC-12: an intra-community supply states the country it goes to (BT-80): the buyer's.
         ship_to = _el(delivery, "ram:ShipToTradeParty")
-        _el(_el(ship_to, "ram:PostalTradeAddress"), "ram:CountryID", buyer_address.country)  # BT-80
+        _el(_el(ship_to, "ram:PostalTradeAddress"), "ram:CountryID", buyer_postal.country)  # BT-80
 
     settlement = _el(transaction, "ram:ApplicableHeaderTradeSettlement")
     if kind == "debit" and entity.sepa_creditor_id:

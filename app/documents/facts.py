@@ -1,15 +1,14 @@
 """What an invoice document states, computed once for both the PDF and the e-invoice XML.
 
 Plain functions over a loaded Invoice: its amounts (checked against the stored totals), the
-postal addresses split into EN 16931 fields, and how the customer pays.
+parties' postal addresses, and how the customer pays.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
 
+from app.addresses import PostalAddress, is_country
 from app.billing.money import InvoiceAmounts, LineInput, compute_invoice, round_money
 from app.models import Invoice
 
@@ -49,80 +48,20 @@ def line_inputs(invoice: Invoice) -> list[LineInput]:
             for line in invoice.lines]
 
 
-# ------------------------------------------------------------------ addresses
-@dataclass(frozen=True)
-class PostalAddress:
-    lines: tuple[str, ...]  # street lines, at most three (BT-35/36/162)
-    postcode: str | None
-    city: str | None
-    country: str  # ISO 3166-1 alpha-2
+# ------------------------------------------------------------------ parties
+def buyer_address(invoice: Invoice) -> PostalAddress:
+    """The customer's address; DocumentError when it lacks what an invoice must state (an invoice
+    billed before addresses were structured, whose customer has none yet)."""
+    address = invoice.customer.postal_address
+    if not address.country or not is_country(address.country):
+        raise DocumentError(f"invoice {invoice.number}: customer {invoice.customer.name} has no country in its "
+                            "address: fill in the address on the customer's page")
+    return address
 
 
-_POSTCODE_CITY = re.compile(r"^(?:[A-Z]{1,2}-)?(\d{4,5}|\d{3} ?\d{2}|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2})\s+(.+)$")
-_CITY_POSTCODE = re.compile(r"^(.+?),?\s+([A-Z]{2}\s+)?(\d{5}(?:-\d{4})?)$")  # "Springfield, IL 62704"
-
-
-@lru_cache(maxsize=1)
-def _country_names() -> dict[str, str]:
-    """Country names in the languages addresses are written in, lower-cased → ISO code."""
-    from babel import Locale
-
-    names: dict[str, str] = {}
-    for language in ("en", "de", "fr", "es", "it", "nl"):
-        for code, name in Locale(language).territories.items():
-            if len(code) == 2 and code.isalpha() and not _NOT_ISO_3166.fullmatch(code):
-                names.setdefault(name.lower(), code)
-    return names
-
-
-# CLDR territories that are not ISO 3166-1 countries: user-assigned codes (AA, QM-QZ, XA-XZ, ZZ),
-# exceptionally reserved ones (AC, CP, CQ, DG, EA, IC, TA) and groupings (EU, EZ, UN).
-_NOT_ISO_3166 = re.compile(r"AA|Q[M-Z]|X[A-Z]|ZZ|AC|CP|CQ|DG|EA|IC|TA|EU|EZ|UN")
-
-
-def is_country(code: str | None) -> bool:
-    """An ISO 3166-1 alpha-2 code (as Babel knows them)."""
-    return bool(code) and code in _country_names().values()
-
-
-def parse_address(text: str | None, default_country: str) -> PostalAddress:
-    """Split a free-text address into EN 16931 fields.
-
-    The last line is taken as the country when it names one (Germany, Deutschland, FR...);
-    otherwise the country is `default_country`. A "10117 Berlin" line gives postcode and city.
-    """
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    country = default_country
-    if lines:
-        last = lines[-1].rstrip(".")
-        named = _country_names().get(last.lower())
-        if named is None and re.fullmatch(r"[A-Z]{2}", last) and is_country(last):
-            named = last
-        if named is not None:
-            country = named
-            lines.pop()
-    postcode = city = None
-    for index in range(len(lines) - 1, -1, -1):
-        match = _POSTCODE_CITY.match(lines[index])
-        if match:
-            postcode, city = match.group(1), match.group(2)
-        else:
-            match = _CITY_POSTCODE.match(lines[index])
-            if match:
-                city, postcode = match.group(1), match.group(3)
-        if match:
-            del lines[index]
-            break
-    if city is None and len(lines) > 1:
-        city = lines.pop()
-    if len(lines) > 3:
-        lines = lines[:2] + [", ".join(lines[2:])]
-    return PostalAddress(tuple(lines), postcode, city, country)
-
-
-def address_lines(text: str | None) -> list[str]:
-    """The address as printed: its non-empty lines."""
-    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+def is_xrechnung(invoice: Invoice) -> bool:
+    """A customer with a buyer reference (BT-10) gets invoices that also meet XRechnung's CIUS."""
+    return bool(invoice.customer.buyer_reference)
 
 
 # ------------------------------------------------------------------ payment

@@ -25,7 +25,7 @@ from app.documents.einvoice import build_cii_xml, payment_terms_text
 from app.documents.facts import (
     POSTED_STATUSES,
     DocumentError,
-    address_lines,
+    buyer_address,
     checked_amounts,
     group_iban,
     mask_iban,
@@ -92,6 +92,7 @@ def document_context(invoice: Invoice) -> dict:
     locale = entity.locale or "en_US"
     money = _money_formatter(invoice.currency, locale)
     kind = payment_kind(invoice)
+    entity_address = entity.postal_address.printed_lines(home_country=entity.country)
     total = money(amounts.total)
     due = invoice.due_date.isoformat()
     payment: dict = {"kind": kind, "terms": payment_terms_text(invoice)}
@@ -123,14 +124,21 @@ def document_context(invoice: Invoice) -> dict:
             "keywords": f"{title}, Factur-X, EN 16931, {invoice.number}",
             "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         },
-        "entity_address": address_lines(entity.address),
-        "customer_address": address_lines(customer.billing_address),
+        "entity_address": entity_address,
+        "customer_address": buyer_address(invoice).printed_lines(home_country=entity.country),
+        "references": [(label, value) for label, value in (
+            ("Your reference", customer.buyer_reference),
+            ("Purchase order", invoice.contract.po_reference if invoice.contract else None)) if value],
         "footer": {
-            "address": "\n".join(address_lines(entity.address)),
+            "address": "\n".join(entity_address),
             "ids": "\n".join(text for text in (
                 entity.vat_id and f"VAT ID {entity.vat_id}",
+                entity.tax_number and f"Tax number {entity.tax_number}",
+                entity.registration_id and f"Registration {entity.registration_id}",
                 entity.sepa_creditor_id and f"Creditor ID {entity.sepa_creditor_id}",
                 entity.finance_email) if text),
+            "contact": "\n".join(text for text in (
+                entity.contact_name, entity.contact_phone, entity.contact_email) if text),
             "bank": "\n".join(text for text in (
                 entity.iban and f"IBAN {group_iban(entity.iban)}", entity.bic and f"BIC {entity.bic}") if text),
         },

@@ -18,12 +18,13 @@ SAMPLE_LOCALES = ("de_DE", "en_US")  # the demo entity's and the default one
 def sample_invoice(locale: str = "en_US") -> Invoice:
     """A transient issued invoice (never added to a session) that uses what real ones use:
     regular and bold text, the entity's and customer's addresses, a SEPA mandate, two VAT rates."""
-    entity = LegalEntity(code="WARM", name="Warm-up GmbH", country="DE", currency="EUR", vat_id="DE123456789",
-                         address="Friedrichstraße 68\n10117 Berlin\nGermany", invoice_prefix="W", locale=locale,
+    entity = LegalEntity(code="WARM", name="Warm-up GmbH", country="DE", currency="EUR", vat_id="DE136695976",
+                         address_line1="Friedrichstraße 68", postcode="10117", city="Berlin", invoice_prefix="W", locale=locale,
                          finance_email="finance@example.com", sepa_creditor_id="DE98ZZZ09999999999",
                          iban="DE89370400440532013000", bic="COBADEFFXXX")
-    customer = Customer(name="Customer GmbH", email="ap@example.com", vat_id="DE987654321",
-                        billing_address="Accounts payable\nHauptstraße 1\n10115 Berlin",
+    customer = Customer(name="Customer GmbH", email="ap@example.com", vat_id="DE811907980",
+                        address_line1="Accounts payable", address_line2="Hauptstraße 1", postcode="10115",
+                        city="Berlin", country="DE",
                         payment_method="sepa_debit", iban="DE02120300000000202051",
                         mandate_reference="MNDT-000001", mandate_date=date(2026, 1, 1))
     inputs = [LineInput("Subscription – ½ seat", Decimal("1.5"), Decimal("19.99"), Decimal("19")),
@@ -40,15 +41,15 @@ def sample_invoice(locale: str = "en_US") -> Invoice:
 
 
 def warm_up(locales: tuple[str, ...] = SAMPLE_LOCALES) -> None:
-    """Render a sample invoice per locale (XML, XSD check, HTML, PDF) and load Babel's country names.
+    """Render a sample invoice per locale (XML, XSD check, HTML, PDF) and load Babel's country codes.
 
     Needs an app context (the Jinja environment); touches no database.
     """
     from app.documents.einvoice import build_cii_xml
-    from app.documents.facts import _country_names
+    from app.addresses import country_codes
     from app.documents.pdf import render_pdf
 
-    _country_names()  # Babel's country names in six languages (~45 ms)
+    country_codes()  # from Babel's territory names
     for locale in locales:
         invoice = sample_invoice(locale)
         render_pdf(invoice, build_cii_xml(invoice))

@@ -37,6 +37,7 @@ class Contract(db.Model):
     start_date: Mapped[date] = mapped_column(Date)
     end_date: Mapped[date | None] = mapped_column(Date)
     payment_terms_days: Mapped[int | None] = mapped_column(Integer)
+    po_reference: Mapped[str | None] = mapped_column(String(100))  # BT-13, the buyer's purchase order
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     legal_entity: Mapped[LegalEntity] = relationship()

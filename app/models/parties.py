@@ -3,16 +3,33 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.addresses import PostalAddress
 from app.extensions import db
 from app.models.types import UTCDateTime, enum_check, utcnow
 
 PAYMENT_METHODS = ("manual", "sepa_debit")
 
 
-class LegalEntity(db.Model):
+class PostalAddressColumns:
+    """The structured postal address of a party (EN 16931 BG-5 / BG-8); its country is the party's
+    `country` column. Read it as one value: `party.postal_address`."""
+
+    address_line1: Mapped[str | None] = mapped_column(String(200))
+    address_line2: Mapped[str | None] = mapped_column(String(200))
+    postcode: Mapped[str | None] = mapped_column(String(16))
+    city: Mapped[str | None] = mapped_column(String(100))
+    subdivision: Mapped[str | None] = mapped_column(String(100))
+
+    @property
+    def postal_address(self) -> PostalAddress:
+        return PostalAddress.of(self.address_line1, self.address_line2, self.postcode, self.city, self.subdivision,
+                                self.country)
+
+
+class LegalEntity(PostalAddressColumns, db.Model):
     __tablename__ = "legal_entities"
     __table_args__ = (
         CheckConstraint("length(country) = 2", name="country_iso"),
@@ -25,8 +42,12 @@ class LegalEntity(db.Model):
     name: Mapped[str] = mapped_column(String(200))
     country: Mapped[str] = mapped_column(String(2))
     currency: Mapped[str] = mapped_column(String(3))
-    vat_id: Mapped[str | None] = mapped_column(String(32))
-    address: Mapped[str | None] = mapped_column(Text)
+    vat_id: Mapped[str | None] = mapped_column(String(32))  # BT-31
+    tax_number: Mapped[str | None] = mapped_column(String(32))  # BT-32
+    registration_id: Mapped[str | None] = mapped_column(String(64))  # BT-30
+    contact_name: Mapped[str | None] = mapped_column(String(100))  # BT-41
+    contact_phone: Mapped[str | None] = mapped_column(String(40))  # BT-42
+    contact_email: Mapped[str | None] = mapped_column(String(254))  # BT-43
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     invoice_prefix: Mapped[str] = mapped_column(String(16))
     # Empty: the billing agent's default applies.
@@ -44,7 +65,7 @@ class LegalEntity(db.Model):
         return f"<LegalEntity {self.code}>"
 
 
-class Customer(db.Model):
+class Customer(PostalAddressColumns, db.Model):
     __tablename__ = "customers"
     __table_args__ = (
         UniqueConstraint("legal_entity_id", "name"),
@@ -54,14 +75,16 @@ class Customer(db.Model):
             "(iban IS NOT NULL AND mandate_reference IS NOT NULL AND mandate_date IS NOT NULL)",
             name="sepa_mandate",
         ),
+        CheckConstraint("country IS NULL OR length(country) = 2", name="country_iso"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     legal_entity_id: Mapped[int] = mapped_column(ForeignKey("legal_entities.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(254))
-    billing_address: Mapped[str | None] = mapped_column(Text)
-    vat_id: Mapped[str | None] = mapped_column(String(32))
+    country: Mapped[str | None] = mapped_column(String(2))  # of the address (BT-55)
+    vat_id: Mapped[str | None] = mapped_column(String(32))  # BT-48
+    buyer_reference: Mapped[str | None] = mapped_column(String(200))  # BT-10, e.g. a Leitweg-ID
     payment_method: Mapped[str] = mapped_column(String(16), default="manual")
     iban: Mapped[str | None] = mapped_column(String(34))
     mandate_reference: Mapped[str | None] = mapped_column(String(35))

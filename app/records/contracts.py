@@ -21,10 +21,11 @@ from app.models import Contract, ContractLine, Customer, Invoice, LegalEntity, T
 from app.models.contracts import CONTRACT_STATUSES
 from app.records import validation as v
 from app.records.customers import contains
+from app.records.parties import parse_po_reference
 from app.records.taxcodes import TaxCodes, buyer_problem, treatment
 
 CONTRACT_FIELDS = ("reference", "customer_id", "currency", "frequency", "start_date", "end_date",
-                   "payment_terms_days")
+                   "payment_terms_days", "po_reference")
 LINE_FIELDS = ("description", "quantity", "unit_price", "vat_rate", "tax_code")
 # What the billed periods follow from: fixed once the contract has invoices.
 FIXED_ONCE_INVOICED = {"start_date": "start date", "frequency": "frequency", "currency": "currency"}
@@ -87,6 +88,7 @@ def clean_contract(entity: LegalEntity, data: dict[str, str], lines: list[dict[s
     take("start_date", lambda s: v.parse_date(v.required(s, "start date")))
     take("end_date", v.parse_optional_date)
     take("payment_terms_days", v.parse_payment_terms)
+    take("po_reference", parse_po_reference)
     if clean.get("start_date") and clean.get("end_date") and clean["end_date"] < clean["start_date"]:
         errors["end_date"] = f"{clean['end_date']} is before start_date {clean['start_date']}"
     if "reference" in clean:

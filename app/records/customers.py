@@ -12,13 +12,14 @@ from sqlalchemy import Select, or_, select
 from app.audit import Actor, record
 from app.extensions import db
 from app.models import Contract, Customer, Invoice, LegalEntity
+from app.records import parties as p
 from app.records import validation as v
 
-FIELDS = ("name", "email", "billing_address", "vat_id", "payment_method", "iban", "mandate_reference",
-          "mandate_date")
-LABELS = {"name": "name", "email": "e-mail", "billing_address": "billing address", "vat_id": "VAT id",
-          "payment_method": "payment method", "iban": "IBAN", "mandate_reference": "mandate reference",
-          "mandate_date": "mandate date"}
+FIELDS = ("name", "email", *p.ADDRESS_FIELDS, "country", "vat_id", "buyer_reference", "payment_method", "iban",
+          "mandate_reference", "mandate_date")
+LABELS = {"name": "name", "email": "e-mail", **p.ADDRESS_LABELS, "vat_id": "VAT ID",
+          "buyer_reference": "buyer reference", "payment_method": "payment method", "iban": "IBAN",
+          "mandate_reference": "mandate reference", "mandate_date": "mandate date"}
 
 
 def clean_customer(entity: LegalEntity, data: dict[str, str], customer: Customer | None = None) -> dict:
@@ -28,8 +29,13 @@ def clean_customer(entity: LegalEntity, data: dict[str, str], customer: Customer
 
     take("name", v.parse_customer_name)
     take("email", v.parse_customer_email)
-    take("billing_address", lambda s: v.parse_address(s, "billing address"))
-    take("vat_id", v.parse_vat_id)
+    p.take_address(fields)
+    take("vat_id", p.parse_vat_id)
+    take("buyer_reference", p.parse_buyer_reference)
+    if "email" in clean and "email" not in errors:
+        problem = p.xrechnung_problem(clean.get("buyer_reference"), clean["email"])
+        if problem:
+            errors["email"] = problem
     try:
         clean.update(v.parse_payment_details({key: data.get(key) for key in
                                               ("payment_method", "iban", "mandate_reference", "mandate_date")}))

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from app.audit import Actor, record
 from app.extensions import db
 from app.models import LegalEntity
+from app.records import parties as p
 from app.records import validation as v
 from app.records.taxcodes import add_default_codes
 
@@ -22,7 +23,16 @@ class EntityInput:
     invoice_prefix: str | None = None
     timezone: str | None = "UTC"
     locale: str | None = None
-    address: str | None = None
+    address_line1: str | None = None
+    address_line2: str | None = None
+    postcode: str | None = None
+    city: str | None = None
+    subdivision: str | None = None
+    tax_number: str | None = None
+    registration_id: str | None = None
+    contact_name: str | None = None
+    contact_email: str | None = None
+    contact_phone: str | None = None
     payment_terms_days: int | None = None
     finance_email: str | None = None
     iban: str | None = None
@@ -42,16 +52,22 @@ def default_locale(country: str) -> str:
 
 def validate_entity_input(data: EntityInput) -> dict:
     """Clean values for a legal entity, or ValidationError naming every bad field."""
-    fields = v.Fields()
+    fields = v.Fields(vars(data))
     clean, errors, take = fields.clean, fields.errors, fields.take
 
     take("code", v.parse_code, data.code)
     take("name", v.parse_entity_name, data.name)
-    take("country", v.parse_country, data.country)
+    take("country", p.parse_country, data.country)
     take("currency", v.parse_currency, data.currency)
     take("timezone", v.parse_timezone, data.timezone or "UTC")
-    take("vat_id", v.parse_vat_id, data.vat_id)
-    take("address", v.parse_address, data.address)
+    take("vat_id", p.parse_vat_id, data.vat_id)
+    country = clean.get("country")
+    take("tax_number", lambda s: p.parse_tax_number(s, country), data.tax_number)
+    take("registration_id", lambda s: p.parse_registration_id(s, country), data.registration_id)
+    p.take_address(fields, country_given=False)
+    take("contact_name", p.parse_contact_name, data.contact_name)
+    take("contact_email", v.parse_email, data.contact_email)
+    take("contact_phone", p.parse_phone, data.contact_phone)
     take("finance_email", v.parse_email, data.finance_email)
     if v.optional(data.iban):
         take("iban", v.parse_iban, data.iban)
@@ -89,8 +105,9 @@ def create_legal_entity(data: EntityInput, actor: Actor | None = None) -> LegalE
     return entity
 
 
-EDITABLE = ("name", "country", "currency", "vat_id", "invoice_prefix", "timezone", "locale", "address",
-            "payment_terms_days", "finance_email", "iban", "bic", "sepa_creditor_id")
+EDITABLE = ("name", "country", "currency", "vat_id", "tax_number", "registration_id", "invoice_prefix", "timezone",
+            "locale", "address_line1", "address_line2", "postcode", "city", "subdivision", "contact_name",
+            "contact_email", "contact_phone", "payment_terms_days", "finance_email", "iban", "bic", "sepa_creditor_id")
 
 
 def update_legal_entity(entity: LegalEntity, data: EntityInput, actor: Actor) -> dict:

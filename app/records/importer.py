@@ -29,6 +29,7 @@ from app.audit import Actor, record
 from app.extensions import db
 from app.models import Contract, ContractLine, Customer, LegalEntity
 from app.models.types import utcnow
+from app.records import parties as p
 from app.records import validation as v
 from app.records.taxcodes import TaxCodes
 
@@ -37,11 +38,20 @@ COLUMNS = (
     "currency", "tax_rate", "frequency", "start_date", "end_date", "payment_method", "iban",
     "mandate_reference", "mandate_date",
 )
-# Columns a file may have; older files do not.
-OPTIONAL_COLUMNS = ("tax_code",)
+# Columns a file may leave out (files made before them keep importing): the customer's party, the
+# contract's purchase order, and the line's tax code.
+CUSTOMER_PARTY_COLUMNS = (
+    "customer_address_line1", "customer_address_line2", "customer_postcode", "customer_city", "customer_country",
+    "customer_vat_id", "buyer_reference",
+)
+OPTIONAL_COLUMNS = (*CUSTOMER_PARTY_COLUMNS, "po_reference", "tax_code")
 # Columns that describe the contract (or its customer) and must agree on every row of one contract.
-CONTRACT_COLUMNS = ("customer", "currency", "frequency", "start_date", "end_date")
-CUSTOMER_COLUMNS = ("customer_email", "payment_method", "iban", "mandate_reference", "mandate_date")
+CONTRACT_COLUMNS = ("customer", "currency", "frequency", "start_date", "end_date", "po_reference")
+CUSTOMER_COLUMNS = ("customer_email", "payment_method", "iban", "mandate_reference", "mandate_date",
+                    *CUSTOMER_PARTY_COLUMNS)
+# The CSV's address columns by the address field they fill.
+ADDRESS_COLUMNS = {"address_line1": "customer_address_line1", "address_line2": "customer_address_line2",
+                   "postcode": "customer_postcode", "city": "customer_city", "country": "customer_country"}
 BATCH_ROWS = 1000  # rows checked against the database and written together
 MAX_MESSAGES = 100  # problems listed; the rest are counted
 CLI_HINT = "flask contracts import FILE"
@@ -87,11 +97,12 @@ class _Contract:
 class _Customer:
     """A customer named by the file: an existing one (its payment method) or a new one (its first row's details)."""
 
-    __slots__ = ("first_line", "details", "id", "existing_method")
+    __slots__ = ("first_line", "details", "id", "existing_method", "existing_party")
 
     def __init__(self, first_line: int, details: tuple | None, id: int | None = None,
-                 existing_method: str | None = None):
+                 existing_method: str | None = None, existing_party: tuple = ()):
         self.first_line, self.details, self.id, self.existing_method = first_line, details, id, existing_method
+        self.existing_party = existing_party
 
 
 class _Row:
@@ -229,8 +240,8 @@ class _Import:
             if missing:
                 self.problems.add(1, f"line 1: header: missing column(s) {', '.join(missing)}")
                 return
-            index = [header.index(c) for c in COLUMNS]
-            optional = [(c, header.index(c)) for c in OPTIONAL_COLUMNS if c in header]
+            columns = COLUMNS + tuple(c for c in OPTIONAL_COLUMNS if c in header)
+            index = [header.index(c) for c in columns]
             ended = reader.line_num
             for cells in reader:
                 line, ended = ended + 1, reader.line_num  # a row starts on the line after the last one ended
@@ -243,8 +254,8 @@ class _Import:
                         f"the file has more than {self.max_rows:,} rows, the most an import here takes; "
                         f"import it on the command line instead: {CLI_HINT}"))
                     return
-                raw = {c: (cells[i] if i < len(cells) else "").strip() for c, i in zip(COLUMNS, index)}
-                raw.update((c, (cells[i] if i < len(cells) else "").strip()) for c, i in optional)
+                raw = dict.fromkeys(OPTIONAL_COLUMNS, "")
+                raw.update({c: (cells[i] if i < len(cells) else "").strip() for c, i in zip(columns, index)})
                 self.take(line, raw)
         except NotReadable as error:
             self.problems.add(error.line, error.message)
@@ -325,12 +336,18 @@ class _Import:
             self.customers[key] = customer
             if customer.details is not None:
                 return
-        if customer.details is None:  # an existing customer: the file cannot change how it pays
+        if customer.details is None:  # an existing customer: the file cannot change how it pays or its party
             method = clean.get("payment_method")
             if method is not None and method != customer.existing_method and (row.method_given or method != "manual"):
                 self.problems.add(row.line, (
                     f"line {row.line}: payment_method: customer {key[1]} already exists with payment method "
                     f"{customer.existing_method}; change it on the customer's page, not by import"))
+            for column, stored in zip(CUSTOMER_PARTY_COLUMNS, customer.existing_party):
+                mine = clean.get(column)
+                if mine not in (None, MISSING) and mine != stored:
+                    self.problems.add(row.line, (
+                        f"line {row.line}: {column}: customer {key[1]} already exists with {_show(stored)}; "
+                        "change it on the customer's page, not by import"))
             return
         for column, first in zip(CUSTOMER_COLUMNS, customer.details):
             mine = clean.get(column, MISSING)
@@ -346,7 +363,8 @@ class _Import:
         if new_customers:
             ids = _insert(Customer.__table__, CUSTOMER_TABLE_COLUMNS, [
                 (key[0], key[1], clean.get("customer_email"), clean["payment_method"], clean.get("iban"),
-                 clean.get("mandate_reference"), clean.get("mandate_date"), now)
+                 clean.get("mandate_reference"), clean.get("mandate_date"),
+                 *(clean.get(c) for c in CUSTOMER_PARTY_COLUMNS), now)
                 for key, _customer, clean in new_customers])
             for (_key, customer, _clean), new_id in zip(new_customers, ids):
                 customer.id = new_id
@@ -402,14 +420,22 @@ def _check_row(raw: dict[str, str], entities: dict[str, LegalEntity]) -> tuple[L
         clean.update(v.parse_payment_details(raw))
     except v.ValidationError as error:
         fields.errors.update(error.errors)
+    p.take_address(fields, ADDRESS_COLUMNS)
+    take("customer_vat_id", p.parse_vat_id)
+    take("buyer_reference", p.parse_buyer_reference)
+    take("po_reference", p.parse_po_reference)
+    problem = p.xrechnung_problem(clean.get("buyer_reference"), clean.get("customer_email", "invalid"))
+    if problem and "customer_email" not in fields.errors:
+        fields.errors["buyer_reference"] = problem.replace("fill in the e-mail", "fill in customer_email")
     return entity, clean, fields.errors
 
 
 # The columns the importer writes, in the order of the tuples `_write` makes.
 CUSTOMER_TABLE_COLUMNS = ("legal_entity_id", "name", "email", "payment_method", "iban", "mandate_reference",
-                          "mandate_date", "created_at")
+                          "mandate_date", "address_line1", "address_line2", "postcode", "city", "country", "vat_id",
+                          "buyer_reference", "created_at")  # address_line1 … buyer_reference: CUSTOMER_PARTY_COLUMNS
 CONTRACT_TABLE_COLUMNS = ("legal_entity_id", "customer_id", "reference", "status", "currency", "frequency",
-                          "start_date", "end_date", "created_at")  # currency … end_date: CONTRACT_COLUMNS[1:]
+                          "start_date", "end_date", "po_reference", "created_at")  # currency … po_reference: CONTRACT_COLUMNS[1:]
 LINE_TABLE_COLUMNS = ("contract_id", "position", "description", "quantity", "unit_price", "vat_rate", "tax_code_id")
 
 
@@ -434,10 +460,12 @@ def _existing_refs(keys: set[tuple[int, str]]) -> set[tuple[int, str]]:
 
 
 def _existing_customers(keys: set[tuple[int, str]]) -> dict[tuple[int, str], tuple[int, str]]:
-    """(entity id, name) → (id, payment method) of the customers that exist."""
-    rows = bulk.for_each_key(select(Customer.id, Customer.payment_method),
+    """(entity id, name) → (id, payment method, party values as CUSTOMER_PARTY_COLUMNS) of the customers that exist."""
+    party = [getattr(Customer, c) for c in CUSTOMER_TABLE_COLUMNS[7:14]]
+    rows = bulk.for_each_key(select(Customer.id, Customer.payment_method, *party),
                              (Customer.legal_entity_id.label("entity_id"), Customer.name.label("name")), sorted(keys))
-    return {(row.entity_id, row.name): (row.id, row.payment_method) for row in rows}
+    return {(row.entity_id, row.name): (row.id, row.payment_method, tuple(getattr(row, c.key) for c in party))
+            for row in rows}
 
 
 def _show(value) -> str:

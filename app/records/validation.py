@@ -252,13 +252,6 @@ def parse_timezone(value: str | None) -> str:
     return name
 
 
-def parse_country(value: str | None) -> str:
-    code = required(value).upper()
-    if not re.fullmatch(r"[A-Z]{2}", code):
-        raise FieldError(f"{code!r} is not a two-letter ISO 3166 country code (e.g. DE)")
-    return code
-
-
 def parse_locale(value: str | None) -> str:
     from babel import Locale, UnknownLocaleError
 
@@ -352,25 +345,9 @@ def parse_entity_name(value: str | None) -> str:
     return parse_name(value, "name", column_length(LegalEntity.name))
 
 
-def parse_address(value: str | None, what: str = "address") -> str | None:
-    return parse_multiline_text(value, what, MULTILINE_TEXT_MAX)
-
-
 def parse_payment_reference(value: str | None) -> str:
     """The reference of a payment received (a bank statement's text): optional, one line."""
     return parse_optional_text(value, "reference", column_length(Payment.reference)) or ""
-
-
-def parse_vat_id(value: str | None) -> str | None:
-    """A VAT identification number, normalised (no spaces, dots or dashes; upper case), or None."""
-    text = optional(value)
-    if text is None:
-        return None
-    vat_id = re.sub(r"[\s.\-]+", "", text).upper()
-    if not re.fullmatch(r"[A-Z]{2}[A-Z0-9+*]{2,13}", vat_id):
-        raise FieldError(f"{text!r} is not a VAT id (two-letter country code, then 2-13 letters or digits, "
-                         "e.g. DE123456789)")
-    return vat_id
 
 
 def parse_payment_terms(value: str | None) -> int | None:

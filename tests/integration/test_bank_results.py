@@ -13,7 +13,7 @@ from app.models import AuditEntry, Collection, Customer, Invoice, Payment, SepaB
 from app.payments.collection import start_collection
 from app.payments.results import OutcomeError, ResultImportFailed, apply_outcome, import_results
 from app.payments.sepa import close_batch
-from tests.factories import make_contract, make_entity
+from tests.factories import CUSTOMER_ADDRESS, make_contract, make_entity
 
 ACTOR = Actor.system("test")
 IBAN = "DE89370400440532013000"
@@ -26,7 +26,7 @@ def sepa_world(customers=("Bolt", "Starship Technologies"), creditor=True, close
         entity.sepa_creditor_id, entity.iban, entity.bic = "DE98ZZZ09999999999", "DE02120300000000202051", "BYLADEM1001"
     for n, name in enumerate(customers, start=1):
         db.session.add(Customer(legal_entity_id=entity.id, name=name, email=f"ap{n}@example.com",
-                                payment_method="sepa_debit", iban=IBAN, mandate_reference=f"MANDATE-{n}",
+                                payment_method="sepa_debit", **CUSTOMER_ADDRESS, iban=IBAN, mandate_reference=f"MANDATE-{n}",
                                 mandate_date=date(2026, 1, 15)))
         db.session.flush()
         make_contract(entity, f"C-{n}", start=date(2026, 11, 1), customer=name)

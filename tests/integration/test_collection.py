@@ -14,7 +14,7 @@ from app.payments.collection import present_due_retries, record_outcome, start_c
 from app.payments.ledger import PaymentError, record_payment
 from app.payments.sepa import BatchError, close_batch
 from app.reports.dashboard import dashboard_figures
-from tests.factories import make_contract, make_entity
+from tests.factories import CUSTOMER_ADDRESS, make_contract, make_entity
 
 ADMIN = Actor.system("test")
 IBAN = "DE89370400440532013000"
@@ -37,6 +37,7 @@ def bill(entity, *contracts_args):
 
 def make_sepa_customer(entity, name="Bolt"):
     customer = Customer(legal_entity_id=entity.id, name=name, email="ap@bolt.example", payment_method="sepa_debit",
+                        **CUSTOMER_ADDRESS,
                         iban=IBAN, mandate_reference="MANDATE-1", mandate_date=date(2026, 1, 15))
     db.session.add(customer)
     db.session.flush()

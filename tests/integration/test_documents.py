@@ -29,8 +29,8 @@ START = date(2026, 11, 1)
 
 # ------------------------------------------------------------------ helpers
 def demo_entity(**kwargs):
-    values = dict(name="Arbill Demo GmbH", vat_id="DE123456789", locale="de_DE",
-                  address="Friedrichstraße 68\n10117 Berlin\nGermany", finance_email="finance@arbill.example")
+    values = dict(name="Arbill Demo GmbH", vat_id="DE136695976", locale="de_DE", address_line1="Friedrichstraße 68",
+                  postcode="10117", city="Berlin", finance_email="finance@arbill.example")
     values.update(kwargs)
     entity = make_entity(**values)
     entity.iban, entity.bic, entity.sepa_creditor_id = "DE89 3704 0044 0532 0130 00", "COBADEFFXXX", "DE98ZZZ09999999999"
@@ -99,7 +99,7 @@ def test_demo_invoice_is_a_pdf_a3_with_a_valid_embedded_en16931_xml(db_session):
     assert Decimal(amount(xml, "TaxTotalAmount")) == invoice.tax_amount
     assert amount(xml, "DuePayableAmount") == "58.53"
     assert xpath(xml, "//ram:SellerTradeParty/ram:Name") == ["Arbill Demo GmbH"]
-    assert xpath(xml, "//ram:SellerTradeParty/ram:SpecifiedTaxRegistration/ram:ID") == ["DE123456789"]
+    assert xpath(xml, "//ram:SellerTradeParty/ram:SpecifiedTaxRegistration/ram:ID") == ["DE136695976"]
     assert xpath(xml, "//ram:SellerTradeParty//ram:CountryID") == ["DE"]
     assert xpath(xml, "//ram:BuyerTradeParty/ram:Name") == ["Bolt"]
     assert xpath(xml, "//ram:BuyerTradeParty//ram:CountryID") == ["DE"]  # unknown: the entity's country
@@ -112,7 +112,7 @@ def test_demo_invoice_is_a_pdf_a3_with_a_valid_embedded_en16931_xml(db_session):
 
     text = pdf_text(pdf)
     for expected in (invoice.number, "58,53 €", "Bolt", "2026-11-01", "2026-11-30", "2026-12-10",
-                     "Arbill Demo GmbH", "DE123456789", "DE89 3704 0044 0532 0130 00", "19,45 %"):
+                     "Arbill Demo GmbH", "DE136695976", "DE89 3704 0044 0532 0130 00", "19,45 %"):
         assert expected in text, expected
     assert "Starship Technologies" not in text
 
@@ -194,7 +194,8 @@ def test_zero_rate_line_is_category_z(db_session):
 def test_sepa_debit_customer_gets_the_mandate_and_a_pre_notification(db_session):
     entity = demo_entity()
     db.session.add(Customer(legal_entity_id=entity.id, name="Bolt", email="ap@bolt.example",
-                            billing_address="Bolt Operations OÜ\nVana-Lõuna 15\n10134 Tallinn\nEstonia",
+                            address_line1="Bolt Operations OÜ", address_line2="Vana-Lõuna 15", postcode="10134",
+                            city="Tallinn", country="EE",
                             vat_id="EE102090374", payment_method="sepa_debit", iban="EE382200221020145685",
                             mandate_reference="MNDT-BOLT-0001", mandate_date=date(2026, 10, 1)))
     invoice = one_invoice(entity, customer="Bolt")
@@ -221,7 +222,8 @@ def test_sepa_debit_customer_gets_the_mandate_and_a_pre_notification(db_session)
 
 def test_jpy_amounts_have_no_decimals(db_session):
     entity = make_entity("JP01", name="Arbill KK", country="JP", currency="JPY", locale="ja_JP",
-                         address="1-2-3 Marunouchi\nChiyoda-ku, Tokyo 100-0005\nJapan")
+                         address_line1="1-2-3 Marunouchi", city="Chiyoda-ku", subdivision="Tokyo", postcode="100-0005",
+                         vat_id=None, tax_number="T5835678256246")
     invoice = one_invoice(entity, lines=[("Plan", "3", "1234", "10"), ("Seats", "2", "333", "8")], currency="JPY")
     # 10 %: 3702 → 370 (370.2); 8 %: 666 → 53 (53.28)
     assert (invoice.net_amount, invoice.tax_amount, invoice.total_amount) == (
@@ -243,7 +245,8 @@ def test_jpy_amounts_have_no_decimals(db_session):
 def test_characters_the_document_font_lacks_are_printed_from_the_fallback_font(db_session):
     """Liberation Sans sets the invoice; the rupee sign and Hebrew, which it lacks, come from DejaVu Sans."""
     entity = make_entity("IN01", name="Arbill India Pvt Ltd", country="IN", currency="INR", locale="en_IN",
-                         address="12 MG Road\n560001 Bengaluru\nIndia")
+                         address_line1="12 MG Road", postcode="560001", city="Bengaluru", vat_id=None,
+                         tax_number="29AAGCB7383J1Z4")
     invoice = one_invoice(entity, lines=[("Plan", "1", "1000", "18")], customer="שלום Trading", currency="INR")
     pdf = render_pdf(invoice)
     text = pdf_text(pdf)
@@ -328,7 +331,7 @@ def test_a_draft_is_refused(db_session):
 def test_markup_in_a_description_is_text_and_the_xml_stays_valid(db_session):
     entity = demo_entity()
     db.session.add(Customer(legal_entity_id=entity.id, name="<script>alert(1)</script> & Co",
-                            billing_address="<i>Street</i> 1\n10115 Berlin"))
+                            address_line1="<i>Street</i> 1", postcode="10115", city="Berlin", country="DE"))
     invoice = one_invoice(entity, lines=[("<b>Premium</b> & support", "1", "49.00", "19.45")],
                           customer="<script>alert(1)</script> & Co")
     xml = build_cii_xml(invoice)

@@ -19,7 +19,9 @@ from tests.factories import add_tax_code, make_contract, make_entity
 ME = Actor("user", "accountant@example.com")
 GOOD_IBAN = "DE89 3704 0044 0532 0130 00"
 HEADER = ("entity,contract_ref,customer,customer_email,description,quantity,unit_price,currency,tax_rate,"
-          "frequency,start_date,end_date,payment_method,iban,mandate_reference,mandate_date")
+          "frequency,start_date,end_date,payment_method,iban,mandate_reference,mandate_date,customer_address_line1,"
+          "customer_address_line2,customer_postcode,customer_city,customer_country,customer_vat_id,buyer_reference,"
+          "po_reference")
 
 
 def audit(action):
@@ -31,7 +33,8 @@ def importer_message(column, **values):
     row = dict(entity="DE01", contract_ref="IMP-1", customer="Importer Test", customer_email="", description="Hosting",
                quantity="1", unit_price="1", currency="EUR", tax_rate="19", frequency="monthly",
                start_date="2026-01-01", end_date="", payment_method="", iban="", mandate_reference="",
-               mandate_date="")
+               mandate_date="", customer_address_line1="", customer_address_line2="", customer_postcode="",
+               customer_city="", customer_country="", customer_vat_id="", buyer_reference="", po_reference="")
     row.update(values)
     with pytest.raises(ImportFailed) as failure:
         import_contracts_text(HEADER + "\n" + ",".join(row[c] for c in HEADER.split(",")) + "\n")
@@ -41,7 +44,8 @@ def importer_message(column, **values):
 
 
 def customer_data(**values):
-    data = dict(name="Bolt", email="AP@bolt.example", billing_address="Vana-Lõuna 15\nTallinn", vat_id="EE 1020 3040 5",
+    data = dict(name="Bolt", email="AP@bolt.example", address_line1="Vana-Lõuna 15", address_line2="", postcode="10134",
+                city="Tallinn", subdivision="", country="ee", vat_id="EE 1020 9037 4", buyer_reference="",
                 payment_method="manual", iban="", mandate_reference="", mandate_date="")
     data.update(values)
     return data
@@ -70,7 +74,8 @@ def test_create_customer_normalises_and_audits(entity):
     customer = customer_service.create_customer(entity, customer_data(
         payment_method="sepa_debit", iban=GOOD_IBAN, mandate_reference="M-1", mandate_date="2026-01-15"), ME)
     db.session.commit()
-    assert (customer.name, customer.email, customer.vat_id) == ("Bolt", "ap@bolt.example", "EE102030405")
+    assert (customer.name, customer.email, customer.vat_id) == ("Bolt", "ap@bolt.example", "EE102090374")
+    assert customer.postal_address.printed_lines("DE") == ["Vana-Lõuna 15", "10134 Tallinn", "Estonia"]
     assert (customer.iban, customer.mandate_date) == ("DE89370400440532013000", date(2026, 1, 15))
     [entry] = audit("customer.created")
     assert (entry.subject_id, entry.actor_label, entry.legal_entity_id) == (customer.id, ME.label, entity.id)
@@ -80,7 +85,15 @@ def test_create_customer_normalises_and_audits(entity):
 BAD_CUSTOMERS = [
     (dict(name="  "), "name", "customer name is required", None),
     (dict(email="not-an-email"), "email", None, ("customer_email", dict(customer_email="not-an-email"))),
-    (dict(vat_id="123"), "vat_id", "'123' is not a VAT id", None),
+    (dict(vat_id="123"), "vat_id", None, ("customer_vat_id", dict(customer_vat_id="123"))),
+    (dict(vat_id="EE102090375"), "vat_id", None, ("customer_vat_id", dict(customer_vat_id="EE102090375"))),
+    (dict(vat_id="T5835678256246"), "vat_id", None, ("customer_vat_id", dict(customer_vat_id="T5835678256246"))),
+    (dict(country="XX"), "country", None, ("customer_country", dict(customer_country="XX"))),
+    (dict(postcode="10134\x07"), "postcode", None, ("customer_postcode", dict(customer_postcode="10134\x07"))),
+    (dict(city=""), "city", None, ("customer_city", dict(customer_address_line1="Vana-Lõuna 15", customer_postcode="10134",
+                                                     customer_country="EE"))),
+    (dict(email="", buyer_reference="04011000-12345-34"), "email",
+     "a customer with a buyer reference gets XRechnung invoices, which need the customer's e-mail", None),
     (dict(payment_method="cash"), "payment_method", None, ("payment_method", dict(payment_method="cash"))),
     (dict(payment_method="sepa_debit", mandate_reference="M", mandate_date="2026-01-01"), "iban", None,
      ("iban", dict(payment_method="sepa_debit", mandate_reference="M", mandate_date="2026-01-01"))),

@@ -22,8 +22,7 @@ POLISH_VAT_ID = "PL5260250274"
 
 
 def seller(**kwargs):
-    values = dict(name="Arbill Demo GmbH", vat_id="DE123456789", locale="de_DE",
-                  address="Friedrichstraße 68\n10117 Berlin\nGermany", finance_email="finance@arbill.example")
+    values = dict(name="Arbill Demo GmbH", locale="de_DE", finance_email="finance@arbill.example")
     values.update(kwargs)
     return make_entity(**values)
 
@@ -116,7 +115,9 @@ def test_reverse_charge_to_an_eu_business_states_ae_its_reason_and_wording(db_se
     contract = make_contract(entity, "C-1", start=START, customer="Kowalski Sp. z o.o.",
                              lines=[("Consulting", "10", "120.00", None, "DE_RC")])
     contract.customer.vat_id = POLISH_VAT_ID
-    contract.customer.billing_address = "ul. Marszałkowska 1\n00-514 Warszawa\nPoland"
+    customer = contract.customer
+    customer.address_line1, customer.postcode, customer.city, customer.country = (
+        "ul. Marszałkowska 1", "00-514", "Warszawa", "PL")
     db.session.commit()
     [invoice] = bill(entity)
     assert (invoice.net_amount, invoice.tax_amount, invoice.total_amount) == (Decimal("1200"), 0, Decimal("1200"))
@@ -158,7 +159,7 @@ def test_two_rates_and_an_exempt_line_give_one_breakdown_per_category_and_rate(d
 
 
 def test_small_business_without_vat_id_states_e_and_the_19_ustg_wording(db_session):
-    entity = seller(vat_id=None)
+    entity = seller(vat_id=None, tax_number="21/815/08150")
     make_contract(entity, "C-1", start=START, lines=[("Webdesign", "1", "800.00", None, "DE_SMALL_BUSINESS")])
     db.session.commit()
     [invoice] = bill(entity)
@@ -182,7 +183,8 @@ def test_reverse_charge_to_a_customer_without_vat_id_fails_that_contract_and_bil
     make_contract(entity, "C-2", start=START, customer="Domestic GmbH")
     intra = make_contract(entity, "C-3", start=START, customer="Export Co", lines=[("Goods", "1", "10", None, "EU_IC")])
     intra.customer.vat_id = "FR40303265045"
-    intra.customer.billing_address = "1 rue de Rivoli\n75001 Paris\nFrance"
+    customer = intra.customer
+    customer.address_line1, customer.postcode, customer.city, customer.country = "1 rue de Rivoli", "75001", "Paris", "FR"
     db.session.commit()
     invoices = bill(entity)
     assert [i.contract.reference for i in invoices] == ["C-2", "C-3"]
@@ -195,7 +197,7 @@ def test_reverse_charge_to_a_customer_without_vat_id_fails_that_contract_and_bil
 
 
 def test_not_subject_to_vat_states_no_rate_and_no_vat_identifiers(db_session):
-    entity = seller()
+    entity = seller(registration_id="HRB 12345 B")
     contract = make_contract(entity, "C-1", start=START, lines=[("Service abroad", "1", "300", None, "NOT_SUBJECT")])
     contract.customer.vat_id = "CHE123456789"
     db.session.commit()
@@ -203,7 +205,17 @@ def test_not_subject_to_vat_states_no_rate_and_no_vat_identifiers(db_session):
     xml = build_cii_xml(invoice)
     assert xpath(xml, "//ram:ApplicableTradeTax/ram:CategoryCode") == ["O", "O"]
     assert xpath(xml, "//ram:ApplicableTradeTax/ram:RateApplicablePercent") == []
-    assert xpath(xml, "//ram:SpecifiedTaxRegistration/ram:ID") == []  # BR-O-02, BR-O-04
+    assert xpath(xml, "//ram:SpecifiedTaxRegistration[ram:ID/@schemeID='VA']") == []  # BR-O-02, BR-O-04
+    assert xpath(xml, "//ram:SellerTradeParty/ram:SpecifiedLegalOrganization/ram:ID") == ["HRB 12345 B"]  # BR-CO-26
+
+
+def test_not_subject_to_vat_needs_the_sellers_registration_id(db_session):
+    entity = seller()
+    make_contract(entity, "C-1", start=START, lines=[("Service abroad", "1", "300", None, "NOT_SUBJECT")])
+    db.session.commit()
+    assert bill(entity) == []
+    failed = db.session.scalar(select(BillingRunItem).where(BillingRunItem.status == "failed"))
+    assert "needs the legal entity's registration ID (BR-CO-26)" in failed.reason
 
 
 def test_a_line_not_subject_to_vat_cannot_share_an_invoice_with_taxed_lines(db_session):

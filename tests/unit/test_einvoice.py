@@ -2,27 +2,10 @@
 from decimal import Decimal
 
 from app.documents.einvoice import _Amounts, _plain
+from app.addresses import is_country
 from app.billing.vat import TaxTreatment
-from app.documents.facts import group_iban, is_country, mask_iban, parse_address
+from app.documents.facts import group_iban, mask_iban
 from app.documents.pdf import _money_formatter, _without_universal_pseudo_rules, percent
-
-
-def test_address_parsing():
-    berlin = parse_address("Friedrichstraße 68\n10117 Berlin\nGermany", "FR")
-    assert (berlin.lines, berlin.postcode, berlin.city, berlin.country) == (
-        ("Friedrichstraße 68",), "10117", "Berlin", "DE")
-    assert parse_address("Friedrichstraße 68\n10117 Berlin\nDeutschland", "FR") == berlin
-    assert parse_address("Friedrichstraße 68\n10117 Berlin\nDE", "FR") == berlin
-    paris = parse_address("ACME SAS\n12 rue de la Paix\n75002 Paris", "FR")
-    assert (paris.lines, paris.postcode, paris.city, paris.country) == (
-        ("ACME SAS", "12 rue de la Paix"), "75002", "Paris", "FR")
-    us = parse_address("1600 Amphitheatre Parkway\nMountain View, CA 94043\nUnited States", "DE")
-    assert (us.lines, us.postcode, us.city, us.country) == (
-        ("1600 Amphitheatre Parkway",), "94043", "Mountain View", "US")
-    assert parse_address(None, "DE") == parse_address("  \n ", "DE")
-    assert parse_address(None, "DE").country == "DE"
-    # At most three street lines (BT-35, BT-36, BT-162): the rest is joined into the third.
-    assert parse_address("A\nB\nC\nD\nE\n10115 Berlin", "DE").lines == ("A", "B", "C, D, E")
 
 
 def test_country_codes_are_iso_3166():

@@ -13,7 +13,7 @@ from app.extensions import db
 from app.models import AuditEntry, Collection, Customer, Invoice, LegalEntity, Payment, SepaBatch, SepaBatchItem
 from app.payments.collection import start_collection
 from app.reports.dashboard import entity_today
-from tests.factories import make_contract, make_entity
+from tests.factories import CUSTOMER_ADDRESS, make_contract, make_entity
 
 ROLES = ("viewer", "accountant", "admin")
 ACTORS = ("accountant", "admin")
@@ -36,7 +36,7 @@ def build_world(app, creditor: bool = True, bad_iban_customer: bool = False) -> 
         names = ["Bolt", XSS] + (["Broken IBAN Ltd"] if bad_iban_customer else [])
         for n, name in enumerate(names, start=1):
             db.session.add(Customer(legal_entity_id=entity.id, name=name, email=f"ap{n}@example.com",
-                                    payment_method="sepa_debit",
+                                    payment_method="sepa_debit", **CUSTOMER_ADDRESS,
                                     iban=IBAN if name != "Broken IBAN Ltd" else "DE89370400440532013001",
                                     mandate_reference=f"MANDATE-{n}", mandate_date=date(2026, 1, 15)))
             db.session.flush()

@@ -39,10 +39,12 @@ QUERY_ARGS = ("page", "q", "customer", "entity", "status", "as_of", "period_from
 # Every form field a view reads, for the posts.
 FORM_FIELDS = ("entity", "entity_id", "next", "customer_id", "reference", "currency", "frequency", "start_date",
                "end_date", "payment_terms_days", "lines-1-description", "lines-1-quantity", "lines-1-unit_price",
-               "lines-1-vat_rate", "name", "email", "billing_address", "vat_id", "payment_method", "iban",
+               "lines-1-vat_rate", "name", "email", "address_line1", "address_line2", "postcode", "city",
+               "subdivision", "buyer_reference", "po_reference", "vat_id", "payment_method", "iban",
                "mandate_reference", "mandate_date", "reason", "amount", "received_on", "as_of", "dry_run",
                "outcome", "date", "event_type", "agent_key", "kind", "time", "weekdays", "day_of_month", "cron",
-               "start", "back", "code", "country", "timezone", "locale", "address", "finance_email", "bic",
+               "start", "back", "code", "country", "timezone", "locale", "tax_number", "registration_id", "contact_name",
+               "contact_email", "contact_phone", "finance_email", "bic",
                "sepa_creditor_id", "invoice_prefix", "enabled", "role", "active", "password")
 
 KINDS = {

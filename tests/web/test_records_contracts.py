@@ -334,3 +334,20 @@ def test_contract_form_refuses_control_characters_lengths_and_bad_ids(app, clien
     assert response.status_code == 422
     assert message in response.get_data(as_text=True)
     assert counts(app) == before
+
+
+def test_the_purchase_order_reference_is_kept_and_checked(app, client_as, world):
+    client = client_as("accountant")
+    response = client.post("/contracts/new", data=form(world["bolt"], po_reference="PO-2026-0042"))
+    assert response.status_code == 302
+    with app.app_context():
+        created = db.session.scalar(select(Contract).where(Contract.reference == "C-9"))
+        assert created.po_reference == "PO-2026-0042"
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Purchase order" in page and "PO-2026-0042" in page
+    before = counts(app)
+    response = client.post("/contracts/new", data=form(world["bolt"], reference="C-10", po_reference="PO\x1b1"))
+    assert response.status_code == 422
+    assert 'id="error-po_reference">purchase order reference contains the control character U+001B' in \
+        response.get_data(as_text=True)
+    assert counts(app) == before

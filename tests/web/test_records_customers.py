@@ -113,7 +113,7 @@ def test_create_customer(app, client_as, world, role):
     client = client_as(role)
     assert client.get("/customers/new").status_code == 200
     response = client.post("/customers/new", data={
-        "name": "Acme GmbH", "email": "ap@acme.example", "vat_id": "DE123456789", "payment_method": "sepa_debit",
+        "name": "Acme GmbH", "email": "ap@acme.example", "vat_id": "DE136695976", "payment_method": "sepa_debit",
         "iban": "DE89 3704 0044 0532 0130 00", "mandate_reference": "M-1", "mandate_date": "2026-01-15"})
     assert response.status_code == 302
     with app.app_context():
@@ -194,8 +194,13 @@ def test_script_in_a_customer_name_is_escaped_everywhere(app, client_as):
     ("name", "Bolt\u2028OÜ", "customer name contains a line separator (U+2028) at character 5"),
     ("name", "B" * 201, "customer name is 201 characters long; at most 200 fit"),
     ("email", "ap\x01@bolt.example", "e-mail address contains the control character U+0001 at character 3"),
-    ("billing_address", "Ahtri 12\x07", "billing address contains the control character U+0007 at character 9; it "
-                                        "may hold only plain text, tabs and line breaks"),
+    ("address_line1", "Ahtri 12\x07", "address line 1 contains the control character U+0007 at character 9; it "
+                                       "must be one line of plain text"),
+    ("postcode", "101\x1b51", "postcode contains the control character U+001B at character 4"),
+    ("country", "XX", "'XX' is not an ISO 3166 country code"),
+    ("vat_id", "DE136695977", "'DE136695977' is not a valid Germany VAT ID: its check digit does not match"),
+    ("vat_id", "T5835678256246", "is a Japanese registration number, not a VAT ID"),
+    ("buyer_reference", "04011000\n1", "buyer reference contains a line break (LF) at character 9"),
     ("mandate_reference", "M-1\n2", "mandate reference contains a line break (LF) at character 4"),
 ])
 def test_one_line_fields_refuse_control_characters(app, client_as, world, field, value, message):
@@ -209,10 +214,26 @@ def test_one_line_fields_refuse_control_characters(app, client_as, world, field,
         assert db.session.get(Customer, world["bolt"]).name == "Bolt"
 
 
-def test_a_billing_address_keeps_its_line_breaks(app, client_as, world):
-    response = client_as("accountant").post(f"/customers/{world['bolt']}/edit", data={
-        "name": "Bolt", "payment_method": "manual", "billing_address": "Vana-Lõuna 15\r\n10134 Tallinn\tEstonia"})
+def test_the_billing_address_is_structured_and_shown_as_a_letter_would(app, client_as, world):
+    client = client_as("accountant")
+    response = client.post(f"/customers/{world['bolt']}/edit", data={
+        "name": "Bolt", "payment_method": "manual", "email": "ap@bolt.example", "address_line1": "Vana-Lõuna 15",
+        "postcode": "10134", "city": "Tallinn", "country": "ee", "vat_id": "EE 102 090 374",
+        "buyer_reference": "BOLT-AP-7"})
     assert response.status_code == 302
     with app.app_context():
-        assert db.session.get(Customer, world["bolt"]).billing_address == "Vana-Lõuna 15\r\n10134 Tallinn\tEstonia"
+        bolt = db.session.get(Customer, world["bolt"])
+        assert (bolt.address_line1, bolt.postcode, bolt.city, bolt.country, bolt.vat_id, bolt.buyer_reference) == (
+            "Vana-Lõuna 15", "10134", "Tallinn", "EE", "EE102090374", "BOLT-AP-7")
+    page = client.get(f"/customers/{world['bolt']}").get_data(as_text=True)
+    assert "Vana-Lõuna 15\n10134 Tallinn\nEstonia" in page and "BOLT-AP-7" in page
+    # Part of an address is not an address: each missing part is named, and nothing changes.
+    response = client.post(f"/customers/{world['bolt']}/edit", data={
+        "name": "Bolt", "payment_method": "manual", "postcode": "10134"})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    for field in ("address line 1", "city", "country"):
+        assert f"{field} is required for a postal address (given: postcode)" in html
+    with app.app_context():
+        assert db.session.get(Customer, world["bolt"]).city == "Tallinn"
 

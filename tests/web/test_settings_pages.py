@@ -21,7 +21,7 @@ def test_accountant_cannot_post_settings(client_as):
 
 
 ENTITY = {"code": "at01", "name": "Arbill Österreich GmbH", "country": "AT", "currency": "EUR",
-          "timezone": "Europe/Vienna", "vat_id": "ATU12345678", "payment_terms_days": "30"}
+          "timezone": "Europe/Vienna", "vat_id": "ATU13585627", "payment_terms_days": "30"}
 
 
 def test_admin_creates_and_edits_a_legal_entity(app, admin_client):
@@ -47,9 +47,14 @@ def test_admin_creates_and_edits_a_legal_entity(app, admin_client):
 @pytest.mark.parametrize("field, value, message", [
     ("name", "Arbill\nGmbH", "name contains a line break (LF) at character 7; it must be one line of plain text"),
     ("name", "A" * 201, "name is 201 characters long; at most 200 fit"),
-    ("address", "Ring 1\x00", "NUL character"),
-    ("address", "Ring 1\x0b1010 Wien", "address contains the control character U+000B at character 7"),
-    ("vat_id", "ATU" + "1" * 40, "is not a VAT id"),
+    ("address_line1", "Ring 1\x00", "NUL character"),
+    ("postcode", "10\x0b10", "postcode contains the control character U+000B at character 3"),
+    ("vat_id", "ATU" + "1" * 40, "is too long for a VAT ID"),
+    ("vat_id", "ATU13585628", "is not a valid Austria VAT ID: its check digit does not match"),
+    ("country", "XX", "&#39;XX&#39; is not an ISO 3166 country code"),
+    ("city", "Wien", "address line 1 is required for a postal address (given: city)"),
+    ("contact_phone", "ask for Anna", "may hold only digits"),
+    ("contact_email", "anna@", "is not an e-mail address"),
 ])
 def test_entity_fields_refuse_control_characters_and_overlong_values(app, admin_client, field, value, message):
     response = admin_client.post("/settings/entities/new", data={**ENTITY, field: value})
