@@ -29,9 +29,10 @@ from app.audit import Actor, record
 from app.extensions import db
 from app.models import Contract, ContractLine, Customer, LegalEntity
 from app.models.types import utcnow
+from app.billing.vat import CATEGORIES
 from app.records import parties as p
 from app.records import validation as v
-from app.records.taxcodes import TaxCodes
+from app.records.taxcodes import TaxCodes, buyer_problem
 
 COLUMNS = (
     "entity", "contract_ref", "customer", "customer_email", "description", "quantity", "unit_price",
@@ -275,7 +276,7 @@ class _Import:
             column = "tax_code" if raw.get("tax_code") else "tax_rate"
             try:
                 code = self._tax_codes(entity).line_code(raw.get("tax_code"), clean.get("tax_rate"))
-                clean["tax_code_id"], clean["tax_rate"] = code.id, code.rate
+                clean["tax_code_id"], clean["tax_rate"], clean["tax_code_obj"] = code.id, code.rate, code
             except v.FieldError as error:
                 errors[column] = str(error)
         for column, message in errors.items():
@@ -300,6 +301,7 @@ class _Import:
             self._check_contract(row, existing_refs, new_contracts)
             if "customer" in row.clean:
                 self._check_customer(row, existing_customers, new_customers)
+                self._check_buyer_vat_id(row)
         if not self.problems:
             self._write(batch, new_contracts, new_customers)
 
@@ -355,6 +357,24 @@ class _Import:
                 self.problems.add(row.line, (
                     f"line {row.line}: {column}: {_show(mine)} differs from {_show(first)} given for customer "
                     f"{key[1]} on line {customer.first_line}"))
+
+    def _check_buyer_vat_id(self, row: _Row) -> None:
+        """A line whose tax code needs the buyer's VAT ID (reverse charge, intra-community supply) needs a
+        customer with one: given in the file for a new customer, on record for an existing one."""
+        code = row.clean.get("tax_code_obj")
+        customer = self.customers[(row.entity.id, row.clean["customer"])]
+        if code is None or not CATEGORIES[code.category].needs_buyer_vat_id:
+            return
+        if customer.details is not None:
+            vat_id = customer.details[CUSTOMER_COLUMNS.index("customer_vat_id")]
+        else:
+            vat_id = customer.existing_party[CUSTOMER_PARTY_COLUMNS.index("customer_vat_id")]
+        if vat_id is MISSING:
+            return  # the VAT ID given was invalid: that is reported already
+        problem = buyer_problem(code, vat_id, "give it in customer_vat_id" if customer.details is not None
+                                else "add it on the customer's page")
+        if problem:
+            self.problems.add(row.line, f"line {row.line}: tax_code: {problem}")
 
     def _write(self, batch: list[_Row], new_contracts: list[_Contract],
                new_customers: list[tuple[tuple[int, str], _Customer, dict]]) -> None:

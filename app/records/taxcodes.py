@@ -195,11 +195,11 @@ class TaxCodes:
         return ", ".join(names[:12]) + (", …" if len(names) > 12 else "")
 
 
-def buyer_problem(code: TaxCode, customer_vat_id: str | None) -> str | None:
+def buyer_problem(code: TaxCode, customer_vat_id: str | None, fix: str = "add it to the customer first") -> str | None:
     """Why a line with `code` cannot be billed to a customer with this VAT ID, or None."""
     if CATEGORIES[code.category].needs_buyer_vat_id and not customer_vat_id:
         return (f"tax code {code.code} (category {code.category}, {CATEGORIES[code.category].name.lower()}) needs "
-                "the customer's VAT ID: add it to the customer first")
+                f"the customer's VAT ID: {fix}")
     return None
 
 

@@ -323,3 +323,21 @@ def test_a_credit_note_states_the_categories_of_what_it_credits(db_session):
     db.session.commit()
     assert sorted(line.vat_category for line in rest.lines) == ["AE", "E", "S"]
     assert invoice.status == "credited"
+
+
+def test_csv_reverse_charge_needs_the_customers_vat_id(app, runner, tmp_path):
+    with app.app_context():
+        seller()
+        db.session.commit()
+    header = HEADER + ",tax_code,customer_vat_id,customer_address_line1,customer_postcode,customer_city,customer_country"
+    refused = import_rows(runner, tmp_path, [
+        "DE01,C-1,Kowalski,,Consulting,1,100,EUR,,monthly,2026-01-31,,,,,,DE_RC,,ul. Marszałkowska 1,00-514,Warszawa,PL",
+    ], header=header)
+    assert refused.exit_code == 1
+    assert ("line 2: tax_code: tax code DE_RC (category AE, vat reverse charge) needs the customer's VAT ID: "
+            "give it in customer_vat_id") in refused.output
+    accepted = import_rows(runner, tmp_path, [
+        f"DE01,C-1,Kowalski,,Consulting,1,100,EUR,,monthly,2026-01-31,,,,,,DE_RC,{POLISH_VAT_ID},"
+        "ul. Marszałkowska 1,00-514,Warszawa,PL",
+    ], header=header)
+    assert accepted.exit_code == 0, accepted.output
