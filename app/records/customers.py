@@ -11,7 +11,8 @@ from sqlalchemy import Select, or_, select
 
 from app.audit import Actor, record
 from app.extensions import db
-from app.models import Contract, Customer, Invoice, LegalEntity
+from app.billing.vat import CATEGORIES
+from app.models import Contract, ContractLine, Customer, Invoice, LegalEntity, TaxCode
 from app.records import parties as p
 from app.records import validation as v
 
@@ -41,6 +42,11 @@ def clean_customer(entity: LegalEntity, data: dict[str, str], customer: Customer
                                               ("payment_method", "iban", "mandate_reference", "mandate_date")}))
     except v.ValidationError as error:
         errors.update(error.errors)
+    if customer is not None and "vat_id" in clean and not clean["vat_id"]:
+        needing = _codes_needing_vat_id(customer)
+        if needing:
+            errors["vat_id"] = (f"contract {needing[0]} bills this customer with tax code {needing[1]} (category "
+                                f"{needing[2]}), which needs the customer's VAT ID: change those lines first")
     if "name" in clean:
         query = select(Customer.id).where(Customer.legal_entity_id == entity.id, Customer.name == clean["name"])
         if customer is not None:
@@ -50,6 +56,17 @@ def clean_customer(entity: LegalEntity, data: dict[str, str], customer: Customer
     if errors:
         raise v.ValidationError(errors)
     return clean
+
+
+def _codes_needing_vat_id(customer: Customer) -> tuple[str, str, str] | None:
+    """(contract reference, tax code, category) of a line of a contract still billed that needs the buyer's VAT ID."""
+    categories = [code for code, spec in CATEGORIES.items() if spec.needs_buyer_vat_id]
+    return db.session.execute(
+        select(Contract.reference, TaxCode.code, TaxCode.category)
+        .join(ContractLine, ContractLine.contract_id == Contract.id)
+        .join(TaxCode, TaxCode.id == ContractLine.tax_code_id)
+        .where(Contract.customer_id == customer.id, Contract.status != "ended", TaxCode.category.in_(categories))
+        .limit(1)).first()
 
 
 def create_customer(entity: LegalEntity, data: dict[str, str], actor: Actor) -> Customer:

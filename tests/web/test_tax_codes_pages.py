@@ -99,3 +99,24 @@ def test_the_edit_form_shows_the_lines_code(app, client_as, entity_id):
         code = get_code(db.session.get(Contract, contract_id).legal_entity, "DE_VAT_7")
     html = client_as("accountant").get(f"/contracts/{contract_id}/edit").get_data(as_text=True)
     assert f'<option value="{code.code}" selected>' in html
+
+
+def test_a_customer_billed_by_reverse_charge_keeps_its_vat_id(app, client_as, entity_id):
+    from app.audit import Actor
+    from app.records import customers as customer_service
+    from app.records.validation import ValidationError
+
+    with app.app_context():
+        entity = db.session.get(Contract, db.session.scalar(select(Contract.id))).legal_entity
+        kowalski = db.session.scalar(select(Customer).where(Customer.name == "Kowalski Sp. z o.o."))
+        kowalski.address_line1, kowalski.postcode, kowalski.city, kowalski.country = "ul. Marszałkowska 1", "00-514", \
+            "Warszawa", "PL"
+        make_contract(entity, "C-RC", start=date(2026, 1, 1), customer=kowalski.name,
+                      lines=[("Consulting", "1", "100", None, "DE_RC")])
+        db.session.commit()
+        values = customer_service.form_values(kowalski)
+        with pytest.raises(ValidationError) as refused:
+            customer_service.update_customer(kowalski, {**values, "vat_id": ""}, Actor.system("test"))
+        assert "contract C-RC bills this customer with tax code DE_RC (category AE)" in refused.value.errors["vat_id"]
+        db.session.rollback()
+        assert db.session.get(Customer, kowalski.id).vat_id == "PL5260250274"
