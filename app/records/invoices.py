@@ -20,7 +20,8 @@ from app.billing.ledger import EntityInfo, lock_entity, post_drafts
 from app.billing.money import LineInput, VatSubtotal, compute_invoice, round_money
 from app.delivery.service import DELIVERY_FILTERS, delivery_condition
 from app.extensions import db
-from app.models import AuditEntry, BillingRun, Collection, Customer, Invoice, InvoiceDelivery, Payment
+from app.models import (AuditEntry, BillingRun, Collection, Customer, Invoice, InvoiceDelivery, InvoiceDocument,
+                        Payment)
 from app.models.invoices import INVOICE_STATUSES
 from app.models.parties import LegalEntity
 from app.records import validation as v
@@ -240,6 +241,8 @@ class DeliveryAndPayment:
     deliveries: list
     collection: object | None
     payments: list
+    # the stored document's EN 16931 warnings ([] when none; None when no document or made before the checks)
+    document_findings: list | None = None
 
 
 def delivery_and_payment(invoice: Invoice) -> DeliveryAndPayment:
@@ -248,4 +251,5 @@ def delivery_and_payment(invoice: Invoice) -> DeliveryAndPayment:
                                          .order_by(InvoiceDelivery.id.desc())))
     collection = db.session.scalar(select(Collection).where(Collection.invoice_id == invoice.id))
     payments = list(db.session.scalars(select(Payment).where(Payment.invoice_id == invoice.id).order_by(Payment.id)))
-    return DeliveryAndPayment(deliveries, collection, payments)
+    findings = db.session.scalar(select(InvoiceDocument.findings).where(InvoiceDocument.invoice_id == invoice.id))
+    return DeliveryAndPayment(deliveries, collection, payments, findings)
