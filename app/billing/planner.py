@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from app.billing.money import CurrencyError, InvoiceAmounts, LineError, LineInput, compute_invoice
 from app.billing.periods import Period, due_period_count, due_periods, period_start, periods_from
+from app.text import character_name, control_character
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,9 @@ def plan_contract(terms: ContractTerms, billed_starts: set[date], as_of: date) -
         return ContractPlan(terms.contract_id, error=str(error))
     if not periods:
         return ContractPlan(terms.contract_id)
+    unprintable = text_errors(terms)
+    if unprintable:
+        return ContractPlan(terms.contract_id, error="; ".join(unprintable))
     try:
         amounts = compute_invoice(terms.lines, terms.currency)
     except (LineError, CurrencyError) as error:
@@ -93,3 +97,20 @@ def plan_contract(terms: ContractTerms, billed_starts: set[date], as_of: date) -
         InvoiceDraft(terms.contract_id, terms.customer_id, p, as_of, due_date, amounts) for p in periods
     )
     return ContractPlan(terms.contract_id, drafts)
+
+
+def text_errors(terms: ContractTerms) -> list[str]:
+    """Control characters in what the invoice would print (stored before the field rules refused them).
+
+    An invoice with one gets a number but never a document: the e-invoice XML cannot hold it.
+    """
+    errors = []
+    texts = [("contract reference", terms.reference)]
+    texts += [(f"line {number}: description", line.description) for number, line in enumerate(terms.lines, start=1)]
+    for where, text in texts:
+        found = control_character(text or "")
+        if found is not None:
+            position, character = found
+            errors.append(f"{where} contains {character_name(character)} at character {position}, which no "
+                          "invoice document can hold: correct it on the contract page, then run again")
+    return errors
