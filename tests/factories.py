@@ -10,8 +10,10 @@ from app.records.entities import EntityInput, create_legal_entity
 
 
 def make_entity(code: str = "DE01", **kwargs) -> LegalEntity:
+    # A seller VAT ID: without one, a standard-rated invoice breaks EN 16931 (BR-S-02, BR-CO-26) and the
+    # document service refuses to make its document.
     values = dict(code=code, name=f"{code} GmbH", country="DE", currency="EUR", timezone="Europe/Berlin",
-                  payment_terms_days=14)
+                  payment_terms_days=14, vat_id="DE123456789")
     values.update(kwargs)
     entity = create_legal_entity(EntityInput(**values))
     db.session.flush()
