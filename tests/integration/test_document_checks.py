@@ -202,8 +202,13 @@ def test_a_private_use_character_fails_the_render_naming_it_and_nothing_is_sent(
     delivery = db.session.scalar(select(InvoiceDelivery).where(InvoiceDelivery.invoice_id == invoice.id))
     assert "line 2 description contains U+E000" in delivery.error
     assert mail_sink.messages() == [] and stored_document(invoice.id) is None
-    assert "line 2 description contains U+E000" in client_as("viewer").get(f"/invoices/{invoice.id}").get_data(
-        as_text=True)
+    viewer = client_as("viewer")
+    assert "line 2 description contains U+E000" in viewer.get(f"/invoices/{invoice.id}").get_data(as_text=True)
+    # A download says why there is no PDF, on the invoice page, instead of a server error.
+    download = viewer.get(f"/invoices/{invoice.id}/pdf", follow_redirects=True)
+    assert download.status_code == 200 and download.mimetype == "text/html"
+    assert f"The PDF of invoice {invoice.number} cannot be made: line 2 description contains U+E000" in \
+        download.get_data(as_text=True)
     result = runner.invoke(args=["invoices", "pdf", invoice.number, "--entity", "DE01", "-o", "-"])
     assert result.exit_code == 1
     assert f"Error: invoice {invoice.number}: line 2 description contains U+E000" in result.output
