@@ -117,9 +117,9 @@ def deliver_invoice(invoice_id: int, *, delivery_id: int | None = None, final_at
     if not customer.email:
         return _no_email(invoice, delivery, customer)
     try:
-        from app.documents.service import get_or_render_document
+        from app.documents.service import checked_document
 
-        document = get_or_render_document(invoice)
+        document = checked_document(invoice)
         db.session.commit()
         subject, body = _texts(invoice, customer)
         message_id = f"<invoice-{invoice.id}-{delivery.kind}-{delivery.id}@arbill>"

@@ -56,3 +56,14 @@ def get_or_render_document(invoice: Invoice) -> InvoiceDocument:
         if document is None:
             raise
     return document
+
+
+def checked_document(invoice: Invoice) -> InvoiceDocument:
+    """The document as get_or_render_document gives it, also checked if it was stored before documents were
+    checked (no findings recorded): what the Invoice Delivery Agent sends. Raises EInvoiceRejected for such a
+    document with a fatal finding (it stays stored: a stored document never changes); else its findings are
+    recorded (the caller commits)."""
+    document = get_or_render_document(invoice)
+    if document.findings is None:
+        document.findings = [finding.as_dict() for finding in check_einvoice(document.xml, f"invoice {invoice.number}")]
+    return document

@@ -25,7 +25,7 @@ from app.documents.glyphs import MissingGlyph, coverage, stylesheet_families
 from app.documents.service import get_or_render_document, stored_document
 from app.documents.validation import EInvoiceRejected, check_einvoice, validate_einvoice
 from app.extensions import db
-from app.models import BillingRunItem, Contract, ContractLine, Customer, Invoice, InvoiceDelivery
+from app.models import BillingRunItem, Contract, ContractLine, Customer, Invoice, InvoiceDelivery, InvoiceDocument
 from app.records.contracts import create_contract
 from app.records.customers import create_customer
 from app.records.entities import EntityInput, create_legal_entity
@@ -184,6 +184,24 @@ def test_a_delivery_whose_e_invoice_breaks_a_rule_is_stopped_with_the_rule_on_th
     assert len(mail_sink.messages()) == 1 and stored_document(invoice.id) is not None
     result = runner.invoke(args=["invoices", "validate", invoice.number, "--entity", "DE01"])
     assert result.exit_code == 0 and "(stored XML)" in result.output and "0 fatal" in result.output
+
+
+def test_a_document_stored_before_the_checks_is_checked_before_it_is_sent(app, db_session, mail_sink):
+    valid, broken = issue(CASES[0]), issue(replace(CASES[0], entity={**GERMAN_SELLER, "code": "DE02"}))
+    for invoice in (valid, broken):
+        get_or_render_document(invoice)
+    # As documents stored before this check were: no findings; one of them with totals that do not add up.
+    root = etree.fromstring(stored_document(broken.id).xml)
+    root.xpath("//ram:SpecifiedTradeSettlementHeaderMonetarySummation/ram:LineTotalAmount", namespaces=NS)[0].text = "1"
+    db.session.execute(InvoiceDocument.__table__.update().values(findings=None))
+    db.session.execute(InvoiceDocument.__table__.update().where(InvoiceDocument.invoice_id == broken.id)
+                       .values(xml=etree.tostring(root, xml_declaration=True, encoding="UTF-8")))
+    db.session.commit()
+    assert deliver_invoice(valid.id).status == "sent"
+    assert [f["rule"] for f in stored_document(valid.id).findings] == ["PEPPOL-EN16931-R008"]
+    assert deliver_invoice(broken.id).status == "failed"
+    delivery = db.session.scalar(select(InvoiceDelivery).where(InvoiceDelivery.invoice_id == broken.id))
+    assert "BR-CO-10" in delivery.error and len(mail_sink.messages()) == 1
 
 
 # ------------------------------------------------------------------ glyphs
