@@ -167,7 +167,8 @@ def test_a_delivery_whose_e_invoice_breaks_a_rule_is_stopped_with_the_rule_on_th
     assert delivery.status == "failed" and delivery.attempts == 1
     assert "BR-CO-09" in delivery.error and "Buyer VAT identifier (BT-48)" in delivery.error
     assert mail_sink.messages() == [] and stored_document(invoice.id) is None
-    page = client_as("viewer").get(f"/invoices/{invoice.id}").get_data(as_text=True)
+    viewer = client_as("viewer")
+    page = viewer.get(f"/invoices/{invoice.id}").get_data(as_text=True)
     assert "BR-CO-09" in page and "shall have a prefix in accordance with ISO code ISO 3166-1 alpha-2" in page
     # The CLI says the same, and exits 1.
     result = runner.invoke(args=["invoices", "validate", invoice.number, "--entity", "DE01", "--json"])
@@ -182,6 +183,8 @@ def test_a_delivery_whose_e_invoice_breaks_a_rule_is_stopped_with_the_rule_on_th
     db.session.commit()
     assert deliver_invoice(invoice.id, delivery_id=resend.id).status == "sent"
     assert len(mail_sink.messages()) == 1 and stored_document(invoice.id) is not None
+    page = viewer.get(f"/invoices/{invoice.id}").get_data(as_text=True)
+    assert "Checked against EN 16931: no errors, 1 warning" in page and "PEPPOL-EN16931-R008" in page
     result = runner.invoke(args=["invoices", "validate", invoice.number, "--entity", "DE01"])
     assert result.exit_code == 0 and "(stored XML)" in result.output and "0 fatal" in result.output
 
