@@ -23,8 +23,9 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 	mkdir -p instance
 
-# Debian libraries WeasyPrint needs (harfbuzz subsetting makes PDFs 3-7x faster).
-SYSTEM_LIBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-liberation fonts-dejavu-core
+# Debian libraries WeasyPrint needs (harfbuzz subsetting makes PDFs 3-7x faster), and the invoice's fonts
+# (app/templates/documents/invoice.css; fonts-noto-cjk prints Japanese, Chinese and Korean).
+SYSTEM_LIBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-liberation fonts-dejavu-core fonts-noto-cjk
 system-deps:
 	@missing=$$(for p in $(SYSTEM_LIBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -11,9 +11,11 @@ What it does, on a throw-away SQLite database in a temporary directory (deleted 
    invoices;
 2. loads the invoices with their lines, entity, customer and contract (untimed), warms up
    (`warm_up()`, a few renders, then worker.py's `settle_heap()`: gc.freeze() and its GC
-   thresholds), then for each invoice, in this one process: `build_cii_xml` (XML + XSD check)
-   and `render_pdf` (Jinja HTML → WeasyPrint layout → WeasyPrint PDF/A-3b with the XML and the
-   Factur-X XMP, app/documents/pdfa.py). Nothing is stored;
+   thresholds), then for each invoice, in this one process, what the document service does:
+   `build_cii_xml` (XML + XSD check), `check_einvoice` (XSD and the EN 16931 schematron, Saxon,
+   app/documents/validation.py) and `render_pdf` (Jinja HTML and the glyph check → WeasyPrint
+   layout → WeasyPrint PDF/A-3b with the XML and the Factur-X XMP, app/documents/pdfa.py).
+   Nothing is stored;
 3. prints invoices per second — by wall clock and by this process's CPU time (the figure for
    "one core" when other work shares the machine) —, the mean, median and p95 per invoice, the
    share of each step, the cold start (`warm_up()`: what a process pays once), the Python
@@ -115,16 +117,22 @@ def load(ids):
                  selectinload(Invoice.customer), selectinload(Invoice.contract))))
 
 
-def measure(invoices, timings):
+def measure(invoices, timings, checks):
+    """Each invoice as the document service makes it: XML (+ XSD), the EN 16931 check, the PDF."""
     from app.documents.einvoice import build_cii_xml
     from app.documents.pdf import render_pdf
+    from app.documents.validation import check_einvoice
 
     wall, cpu, sizes = [], [], []
     for invoice in invoices:
         w0, c0 = time.perf_counter(), time.process_time()
         x0 = time.perf_counter()
         xml = build_cii_xml(invoice)
-        timings.xml += time.perf_counter() - x0
+        x1 = time.perf_counter()
+        timings.xml += x1 - x0
+        check_einvoice(xml, invoice.number)
+        x2, k2 = time.perf_counter(), time.process_time()
+        checks.append((x2 - x1, k2 - c0 - (x1 - x0)))
         pdf = render_pdf(invoice, xml, timings=timings)
         wall.append(time.perf_counter() - w0)
         cpu.append(time.process_time() - c0)
@@ -193,7 +201,8 @@ def main() -> None:
                 profiler.enable()
             speed_before = calibration()
             started_wall, started_cpu = time.perf_counter(), time.process_time()
-            wall, cpu, sizes = measure(invoices, timings)
+            checks: list[tuple[float, float]] = []
+            wall, cpu, sizes = measure(invoices, timings, checks)
             total_wall, total_cpu = time.perf_counter() - started_wall, time.process_time() - started_cpu
             speed_after = calibration()
             if args.profile:
@@ -201,7 +210,7 @@ def main() -> None:
                 profiler.dump_stats(args.profile)
             calls = calls_per_invoice(invoices[:20])
 
-        report(len(invoices), lines, (cold, first), wall, cpu, sizes, total_wall, total_cpu, timings)
+        report(len(invoices), lines, (cold, first), wall, cpu, sizes, total_wall, total_cpu, timings, checks)
         print(f"  Python function calls per invoice: {calls:,.0f} (independent of the machine's load: "
               f"compare changes with it)")
         print(f"  calibration: a fixed pure-Python loop took {speed_before * 1000:.0f} ms CPU before the run and "
@@ -211,9 +220,11 @@ def main() -> None:
             pstats.Stats(args.profile).sort_stats("cumulative").print_stats(30)
 
 
-def report(count, lines, cold, wall, cpu, sizes, total_wall, total_cpu, timings) -> None:
+def report(count, lines, cold, wall, cpu, sizes, total_wall, total_cpu, timings, checks) -> None:
     ms = lambda seconds: f"{seconds * 1000:.1f}"  # noqa: E731
-    steps = {"XML (build + XSD check)": timings.xml, "HTML (Jinja)": timings.html,
+    check_wall = [w for w, _c in checks]
+    steps = {"XML (build + XSD check)": timings.xml, "EN 16931 schematron": sum(check_wall),
+             "HTML (Jinja + glyphs)": timings.html,
              "WeasyPrint layout": timings.layout, "WeasyPrint PDF/A-3b + XML": timings.pdf}
     measured = sum(steps.values())
     print(f"\nrendered {count} invoices ({min(lines)}-{max(lines)} lines, mean {statistics.mean(lines):.2f}) "
@@ -227,6 +238,9 @@ def report(count, lines, cold, wall, cpu, sizes, total_wall, total_cpu, timings)
     print(f"  cold start   warm_up() {ms(cold[0])} ms (imports, fonts, stylesheet), then the first invoice "
           f"{ms(cold[1])} ms")
     print(f"  PDF size     mean {statistics.mean(sizes) / 1024:.1f} KiB")
+    print(f"  EN 16931 check (XSD + schematron, Saxon) per invoice: wall mean {ms(statistics.mean(check_wall))} ms, "
+          f"median {ms(statistics.median(check_wall))} ms; CPU of this process (Saxon's threads included) "
+          f"mean {ms(statistics.mean(c for _w, c in checks))} ms")
     print("  share of wall time per step:")
     for name, seconds in steps.items():
         print(f"    {name:<26} {100 * seconds / measured:5.1f} %   {ms(seconds / count)} ms/invoice")

@@ -16,6 +16,8 @@ CUSTOMER_ADDRESS = dict(address_line1="Hauptstraße 1", postcode="10115", city="
 
 
 def make_entity(code: str = "DE01", **kwargs) -> LegalEntity:
+    # A seller VAT ID: without one, a standard-rated invoice breaks EN 16931 (BR-S-02, BR-CO-26) and the
+    # document service refuses to make its document.
     values = dict(code=code, name=f"{code} GmbH", country="DE", currency="EUR", timezone="Europe/Berlin",
                   payment_terms_days=14, vat_id="DE136695976", address_line1="Friedrichstraße 68", postcode="10117",
                   city="Berlin")

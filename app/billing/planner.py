@@ -14,6 +14,7 @@ from app.billing.money import CurrencyError, InvoiceAmounts, LineError, LineInpu
 from app.billing.vat import document_problems
 from app.billing.periods import Period, due_period_count, due_periods, period_start, periods_from
 from app.billing.requirements import Buyer, Seller, party_problems
+from app.text import character_name, control_character
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,9 @@ def plan_contract(terms: ContractTerms, billed_starts: set[date], as_of: date) -
         return ContractPlan(terms.contract_id, error=str(error))
     if not periods:
         return ContractPlan(terms.contract_id)
+    unprintable = text_errors(terms)
+    if unprintable:
+        return ContractPlan(terms.contract_id, error="; ".join(unprintable))
     try:
         amounts = compute_invoice(terms.lines, terms.currency)
     except (LineError, CurrencyError) as error:
@@ -96,6 +100,7 @@ def plan_contract(terms: ContractTerms, billed_starts: set[date], as_of: date) -
         problems = party_problems(terms.seller, terms.buyer)
         problems += document_problems((line.treatment for line in amounts.lines), seller_vat_id=terms.seller.vat_id,
                                       seller_registration_id=terms.seller.registration_id,
+                                      seller_tax_number=terms.seller.tax_number,
                                       buyer_vat_id=terms.buyer.vat_id)
         if problems:
             return ContractPlan(terms.contract_id, error="; ".join(problems))
@@ -104,3 +109,20 @@ def plan_contract(terms: ContractTerms, billed_starts: set[date], as_of: date) -
         InvoiceDraft(terms.contract_id, terms.customer_id, p, as_of, due_date, amounts) for p in periods
     )
     return ContractPlan(terms.contract_id, drafts)
+
+
+def text_errors(terms: ContractTerms) -> list[str]:
+    """Control characters in what the invoice would print (stored before the field rules refused them).
+
+    An invoice with one gets a number but never a document: the e-invoice XML cannot hold it.
+    """
+    errors = []
+    texts = [("contract reference", terms.reference)]
+    texts += [(f"line {number}: description", line.description) for number, line in enumerate(terms.lines, start=1)]
+    for where, text in texts:
+        found = control_character(text or "")
+        if found is not None:
+            position, character = found
+            errors.append(f"{where} contains {character_name(character)} at character {position}, which no "
+                          "invoice document can hold: correct it on the contract page, then run again")
+    return errors

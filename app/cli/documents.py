@@ -1,21 +1,25 @@
-"""`flask invoices pdf NUMBER --entity CODE -o FILE`: an invoice's PDF/A-3 e-invoice as a file."""
+"""`flask invoices pdf NUMBER --entity CODE -o FILE`: an invoice's PDF/A-3 e-invoice as a file;
+`flask invoices validate NUMBER --entity CODE [--json]`: its e-invoice checked against EN 16931."""
 from __future__ import annotations
+
+import sys
 
 import click
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from app.cli.billing import entity_or_fail
-from app.cli.common import fail
+from app.cli.common import echo_json, fail
 from app.documents.facts import DocumentError
-from app.documents.service import get_or_render_document
+from app.documents.service import get_or_render_document, stored_document
 from app.extensions import db
 from app.models import Invoice
 
 
 def register(group: click.Group) -> None:
-    """Add the `pdf` command to the `flask invoices` group."""
+    """Add the `pdf` and `validate` commands to the `flask invoices` group."""
     group.add_command(pdf)
+    group.add_command(validate)
 
 
 @click.command("pdf")
@@ -26,12 +30,7 @@ def register(group: click.Group) -> None:
               help="File to write the PDF to ('-' for standard output).")
 def pdf(number, code, output):
     """Write an invoice's or credit note's PDF (PDF/A-3b with its EN 16931 e-invoice), rendering it if not stored yet."""
-    entity = entity_or_fail(code)
-    invoice = db.session.scalar(select(Invoice).where(Invoice.legal_entity_id == entity.id,
-                                                      Invoice.number == number))
-    if invoice is None:
-        fail(f"no invoice numbered {number!r} in legal entity {entity.code}; drafts have no number until posted "
-             f"(see `flask invoices list --entity {entity.code}`)")
+    invoice = _invoice_or_fail(number, code)
     try:
         document = get_or_render_document(invoice)
     except DocumentError as error:
@@ -41,3 +40,49 @@ def pdf(number, code, output):
         target.write(document.pdf)
     if output != "-":
         click.echo(f"Wrote {output} ({len(document.pdf):,} bytes, invoice {invoice.number}, sha256 {document.sha256[:12]}…)")
+
+
+def _invoice_or_fail(number: str, code: str) -> Invoice:
+    entity = entity_or_fail(code)
+    invoice = db.session.scalar(select(Invoice).where(Invoice.legal_entity_id == entity.id,
+                                                      Invoice.number == number))
+    if invoice is None:
+        fail(f"no invoice numbered {number!r} in legal entity {entity.code}; drafts have no number until posted "
+             f"(see `flask invoices list --entity {entity.code}`)")
+    return invoice
+
+
+@click.command("validate")
+@with_appcontext
+@click.argument("number")
+@click.option("--entity", "code", required=True, help="Legal entity code, e.g. DE01.")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+def validate(number, code, as_json):
+    """Check an invoice's e-invoice XML against the Factur-X EN 16931 XSD and schematron; exit 1 on a fatal finding.
+
+    The stored document's XML when there is one, else the XML the invoice would get (nothing is stored).
+    """
+    from app.documents.einvoice import build_cii_xml
+    from app.documents.validation import schematron_version, validate_einvoice
+
+    invoice = _invoice_or_fail(number, code)
+    document = stored_document(invoice.id)
+    try:
+        xml, source = (document.xml, "stored") if document is not None else (build_cii_xml(invoice), "built")
+        findings = validate_einvoice(xml)
+    except DocumentError as error:
+        fail(f"invoice {number}: {error}")
+    db.session.rollback()
+    fatal = [finding for finding in findings if finding.fatal]
+    if as_json:
+        echo_json({"number": invoice.number, "xml": source, "schematron": f"Factur-X EN 16931 {schematron_version()}",
+                   "valid": not fatal, "findings": [finding.as_dict() for finding in findings]})
+    else:
+        click.echo(f"Invoice {invoice.number} ({source} XML) against the Factur-X EN 16931 XSD and schematron "
+                   f"{schematron_version()}: {len(fatal)} fatal, {len(findings) - len(fatal)} warning(s)")
+        for finding in findings:
+            click.echo(f"  {finding.flag:<7} {finding.rule}: {finding.text}")
+            if finding.location:
+                click.echo(f"          at {finding.location}")
+    if fatal:
+        sys.exit(1)

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.audit import Actor, record
 from app.delivery.mail import MailError, build_message, send
+from app.documents.facts import DocumentError
 from app.extensions import db
 from app.models import AgentDefinition, Customer, Invoice, InvoiceDelivery
 from app.models.delivery import DELIVERY_IN_PROGRESS
@@ -116,14 +117,18 @@ def deliver_invoice(invoice_id: int, *, delivery_id: int | None = None, final_at
     if not customer.email:
         return _no_email(invoice, delivery, customer)
     try:
-        from app.documents.service import get_or_render_document
+        from app.documents.service import checked_document
 
-        document = get_or_render_document(invoice)
+        document = checked_document(invoice)
         db.session.commit()
         subject, body = _texts(invoice, customer)
         message_id = f"<invoice-{invoice.id}-{delivery.kind}-{delivery.id}@arbill>"
         message = build_message(customer.email, subject, body, message_id=message_id,
                                 attachments=[(document_filename(invoice), "application/pdf", document.pdf)])
+    except DocumentError as error:  # the document fails a check (EN 16931 rule, missing glyph): the reason says why
+        db.session.rollback()
+        log.warning("delivery %s of invoice %s: the document was refused", delivery.id, invoice.id)
+        return _failed_before_sending(invoice.id, delivery.id, f"the invoice document was refused: {error}")
     except Exception as error:  # noqa: BLE001 — a bad document or header: recorded, not retried
         db.session.rollback()
         log.exception("delivery %s of invoice %s could not be prepared", delivery.id, invoice.id)

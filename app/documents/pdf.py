@@ -2,7 +2,8 @@
 
 Rendered in workers (an app context, no request): the template uses no `url_for`, no `request`,
 no context processor and no network; its stylesheet is parsed once per thread and the fonts are
-the locally installed Liberation Sans, and DejaVu Sans for the characters it lacks (invoice.css).
+the locally installed Liberation Sans, then DejaVu Sans and Noto Sans CJK JP for the characters it lacks
+(invoice.css); a character none of them has fails the render (glyphs.py).
 Money is formatted with Babel in the legal entity's locale (58,53 € for de_DE). bench/render.py measures it; the comments below say what made it faster.
 """
 from __future__ import annotations
@@ -31,6 +32,7 @@ from app.documents.facts import (
     mask_iban,
     payment_kind,
 )
+from app.documents.glyphs import check_printable
 from app.models import Invoice
 
 TEMPLATE, STYLESHEET = "documents/invoice.html", "documents/invoice.css"
@@ -60,6 +62,7 @@ def render_pdf(invoice: Invoice, xml: bytes | None = None, timings: RenderTiming
         xml = build_cii_xml(invoice)
     after_xml = clock()
     html = render_document_html(invoice)
+    check_printable(invoice, html)  # a character no font has would print as an empty box
     after_html = clock()
     document = _layout(html)
     after_layout = clock()

@@ -25,7 +25,7 @@ from weasyprint import Attachment, Document
 from weasyprint.pdf.metadata import NS as WEASYPRINT_NS
 from weasyprint.pdf.metadata import DocumentMetadata
 
-from app.documents.einvoice import LEVEL
+from app.documents.einvoice import LEVEL, XRECHNUNG_GUIDELINE
 
 PDF_VARIANT = "pdf/a-3b"
 XML_FILENAME, XML_DESCRIPTION = "factur-x.xml", "Factur-X XML file"
@@ -58,7 +58,7 @@ def _element(parent, tag: str, text: str | None = None, **attributes: str):
     return element
 
 
-def _facturx_descriptions(rdf) -> None:
+def _facturx_descriptions(rdf, level: str = XMP_LEVEL) -> None:
     """Append the Factur-X extension schema and its fx: values to the rdf:RDF element `rdf`."""
     description = _element(rdf, "rdf:Description", about="")
     schema = _element(_element(_element(description, "pdfaExtension:schemas"), "rdf:Bag"), "rdf:li",
@@ -75,7 +75,7 @@ def _facturx_descriptions(rdf) -> None:
         _element(item, "pdfaProperty:description", meaning)
     values = _element(rdf, "rdf:Description", about="")
     for name, (value, _meaning) in FX_PROPERTIES.items():
-        _element(values, f"fx:{name}", value)
+        _element(values, f"fx:{name}", level if name == "ConformanceLevel" else value)
 
 
 def _pdfaid_as_elements(rdf) -> None:
@@ -94,10 +94,12 @@ def _pdfaid_as_elements(rdf) -> None:
 class FacturXMetadata(DocumentMetadata):
     """WeasyPrint's document metadata, whose XMP also carries the Factur-X extension schema."""
 
+    level = XMP_LEVEL  # fx:ConformanceLevel
+
     def generate_rdf_metadata(self, variant, version, conformance):
         rdf = fromstring(super().generate_rdf_metadata(variant, version, conformance))
         _pdfaid_as_elements(rdf)
-        _facturx_descriptions(rdf)
+        _facturx_descriptions(rdf, self.level)
         return tostring(rdf, encoding="utf-8")
 
 
@@ -105,6 +107,8 @@ def write_facturx_pdf(document: Document, xml: bytes) -> bytes:
     """The PDF/A-3b of a rendered `document` with `xml` embedded as its Factur-X e-invoice."""
     metadata = document.metadata
     document.metadata = FacturXMetadata(**vars(metadata))
+    if XRECHNUNG_GUIDELINE.encode() in xml:  # ZUGFeRD's profile XRECHNUNG: the EN 16931 XML under XRechnung's CIUS
+        document.metadata.level = "XRECHNUNG"
     now = datetime.now(timezone.utc).replace(microsecond=0)
     # The document's URL fetcher: nothing is fetched, but Attachment would otherwise build a
     # urllib opener of its own for every invoice (0.4 ms).

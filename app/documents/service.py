@@ -2,7 +2,10 @@
 
 A posted invoice never changes its content, so its PDF/A-3 (with the embedded e-invoice) is
 rendered the first time someone needs it — the Invoice Delivery Agent, a download, the CLI — and
-kept in `invoice_documents`. Writes happen in the caller's transaction (flush; the caller commits).
+kept in `invoice_documents`. Only a document that passes the checks is stored: its XML against the
+XSD and the EN 16931 schematron (validation.py; the warnings are stored with it), its text against
+the fonts (glyphs.py). A failed check raises DocumentError and stores nothing, so once the cause is
+corrected the next attempt renders again. Writes happen in the caller's transaction (flush; the caller commits).
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from app.documents.einvoice import build_cii_xml
 from app.documents.facts import POSTED_STATUSES, DocumentError
 from app.documents.pdf import render_pdf
+from app.documents.validation import check_einvoice
 from app.extensions import db
 from app.models import Invoice, InvoiceDocument
 
@@ -25,7 +29,8 @@ def stored_document(invoice_id: int) -> InvoiceDocument | None:
 def get_or_render_document(invoice: Invoice) -> InvoiceDocument:
     """The invoice's stored document, rendering and storing it first if there is none.
 
-    Raises ValueError for a draft. Two workers racing on the same invoice both render, one
+    Raises DocumentError for a draft, an e-invoice with a fatal EN 16931 finding (EInvoiceRejected)
+    and text no font prints (MissingGlyph). Two workers racing on the same invoice both render, one
     insert wins (unique invoice_id) and both return the stored row.
     """
     document = stored_document(invoice.id)
@@ -36,8 +41,10 @@ def get_or_render_document(invoice: Invoice) -> InvoiceDocument:
     if invoice.status not in POSTED_STATUSES:
         raise DocumentError(f"invoice {invoice.number} is {invoice.status}: only posted invoices have a document")
     xml = build_cii_xml(invoice)
+    warnings = check_einvoice(xml, f"invoice {invoice.number}")
     pdf = render_pdf(invoice, xml=xml)
-    document = InvoiceDocument(invoice_id=invoice.id, pdf=pdf, xml=xml, sha256=hashlib.sha256(pdf).hexdigest())
+    document = InvoiceDocument(invoice_id=invoice.id, pdf=pdf, xml=xml, sha256=hashlib.sha256(pdf).hexdigest(),
+                               findings=[finding.as_dict() for finding in warnings])
     savepoint = db.session.begin_nested()
     try:
         db.session.add(document)
@@ -48,4 +55,15 @@ def get_or_render_document(invoice: Invoice) -> InvoiceDocument:
         document = stored_document(invoice.id)
         if document is None:
             raise
+    return document
+
+
+def checked_document(invoice: Invoice) -> InvoiceDocument:
+    """The document as get_or_render_document gives it, also checked if it was stored before documents were
+    checked (no findings recorded): what the Invoice Delivery Agent sends. Raises EInvoiceRejected for such a
+    document with a fatal finding (it stays stored: a stored document never changes); else its findings are
+    recorded (the caller commits)."""
+    document = get_or_render_document(invoice)
+    if document.findings is None:
+        document.findings = [finding.as_dict() for finding in check_einvoice(document.xml, f"invoice {invoice.number}")]
     return document

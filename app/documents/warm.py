@@ -1,7 +1,8 @@
 """Warming a process up for invoice documents: what the first render would otherwise load.
 
 The first render in a process costs 1-3 s (WeasyPrint's imports, Pango's fonts, the stylesheet,
-the Jinja template, the XSD, Babel's locale data). The worker calls `warm_up()` in its parent
+the Jinja template, the XSD, Babel's locale data), and the first EN 16931 check 0.5 s more (Saxon
+compiles the schematron). The worker calls `warm_up()` in its parent
 process, before it forks work horses or runs jobs itself.
 """
 from __future__ import annotations
@@ -41,15 +42,18 @@ def sample_invoice(locale: str = "en_US") -> Invoice:
 
 
 def warm_up(locales: tuple[str, ...] = SAMPLE_LOCALES) -> None:
-    """Render a sample invoice per locale (XML, XSD check, HTML, PDF) and load Babel's country codes.
+    """Render a sample invoice per locale (XML, XSD and schematron checks, HTML, PDF) and load Babel's country names.
 
     Needs an app context (the Jinja environment); touches no database.
     """
     from app.documents.einvoice import build_cii_xml
     from app.addresses import country_codes
     from app.documents.pdf import render_pdf
+    from app.documents.validation import check_einvoice
 
     country_codes()  # from Babel's territory names
     for locale in locales:
         invoice = sample_invoice(locale)
-        render_pdf(invoice, build_cii_xml(invoice))
+        xml = build_cii_xml(invoice)
+        check_einvoice(xml, "the warm-up sample")
+        render_pdf(invoice, xml)

@@ -7,7 +7,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, LargeBinary,
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
-from app.models.types import UTCDateTime, enum_check, utcnow
+from app.models.types import JSONType, UTCDateTime, enum_check, utcnow
 
 DELIVERY_KINDS = ("auto", "resend")
 # sending: waiting for or in an attempt; unknown: an attempt may have reached the SMTP server but its
@@ -28,6 +28,9 @@ class InvoiceDocument(db.Model):
     xml: Mapped[bytes] = mapped_column(LargeBinary)
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The EN 16931 check's warnings when the document was made (app/documents/validation.py): a list of
+    # {rule, flag, text, location}; NULL for documents made before documents were checked.
+    findings: Mapped[list | None] = mapped_column(JSONType, nullable=True)
 
 
 class InvoiceDelivery(db.Model):

@@ -20,7 +20,8 @@ from app.billing.money import VatSubtotal, compute_invoice, round_money
 from app.delivery.service import DELIVERY_FILTERS, delivery_condition
 from app.documents.facts import line_inputs
 from app.extensions import db
-from app.models import AuditEntry, BillingRun, Collection, Customer, Invoice, InvoiceDelivery, Payment
+from app.models import (AuditEntry, BillingRun, Collection, Customer, Invoice, InvoiceDelivery, InvoiceDocument,
+                        Payment)
 from app.models.invoices import DOCUMENT_KINDS, INVOICE_STATUSES
 from app.models.parties import LegalEntity
 from app.records import validation as v
@@ -217,6 +218,8 @@ class DeliveryAndPayment:
     deliveries: list
     collection: object | None
     payments: list
+    # the stored document's EN 16931 warnings ([] when none; None when no document or made before the checks)
+    document_findings: list | None = None
 
 
 def delivery_and_payment(invoice: Invoice) -> DeliveryAndPayment:
@@ -225,4 +228,5 @@ def delivery_and_payment(invoice: Invoice) -> DeliveryAndPayment:
                                          .order_by(InvoiceDelivery.id.desc())))
     collection = db.session.scalar(select(Collection).where(Collection.invoice_id == invoice.id))
     payments = list(db.session.scalars(select(Payment).where(Payment.invoice_id == invoice.id).order_by(Payment.id)))
-    return DeliveryAndPayment(deliveries, collection, payments)
+    findings = db.session.scalar(select(InvoiceDocument.findings).where(InvoiceDocument.invoice_id == invoice.id))
+    return DeliveryAndPayment(deliveries, collection, payments, findings)

@@ -15,6 +15,7 @@ from app.billing.money import CurrencyError, minor_unit
 from app.billing.periods import FREQUENCIES
 from app.models import Contract, Customer, LegalEntity, Payment
 from app.models.parties import PAYMENT_METHODS
+from app.text import character_name, control_character  # noqa: F401 — part of the field rules' API
 
 
 class FieldError(ValueError):
@@ -66,29 +67,11 @@ def optional(value: str | None) -> str | None:
 
 
 # ------------------------------------------------------------------ characters and lengths
-# C0 and C1 control characters (NUL, TAB, CR, LF, ESC, DEL, NEL …) and the Unicode line and paragraph
-# separators: none belongs in a one-line value. In an e-mail header CR/LF end the header, PostgreSQL
-# refuses NUL in text, and a tab or a line break in a name shows up on an invoice as a broken line.
-_NOT_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-# A multi-line text (an address) keeps its line breaks (CR, LF) and tabs, and refuses the rest.
-_NOT_MULTILINE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
-_CHARACTER_NAMES = {"\x00": "a NUL character", "\t": "a tab", "\n": "a line break (LF)",
-                    "\r": "a line break (CR)", "\x85": "a line break (NEL, U+0085)",
-                    "\u2028": "a line separator (U+2028)", "\u2029": "a paragraph separator (U+2029)"}
+# The character rules (control characters, how a message names one) are in app/text.py, which the
+# billing core shares.
 # A one-line value stored in a Text column (a line description, a reason) still has a length limit.
 ONE_LINE_TEXT_MAX = 500
 MULTILINE_TEXT_MAX = 2000
-
-
-def character_name(character: str) -> str:
-    """How an error message names a character: "a line break (LF)", "the control character U+001B"."""
-    return _CHARACTER_NAMES.get(character, f"the control character U+{ord(character):04X}")
-
-
-def control_character(text: str, *, multiline: bool = False) -> tuple[int, str] | None:
-    """The first character `text` must not contain, as (1-based position, character), or None."""
-    match = (_NOT_MULTILINE if multiline else _NOT_ONE_LINE).search(text)
-    return (match.start() + 1, match.group()) if match else None
 
 
 def one_line(text: str | None, what: str = "value", *, multiline: bool = False) -> str | None:

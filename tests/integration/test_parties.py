@@ -73,8 +73,13 @@ def test_a_seller_without_address_or_tax_id_bills_nothing_and_says_why(db_sessio
         "the legal entity has neither a VAT ID nor a tax number, one of which every invoice states: fill it in "
         "under Settings > Legal entities")
     assert billing_run.invoices_created == 0
-    # Fixed, the retry bills it.
+    # A tax number states the tax, but EN 16931 identifies the seller by VAT ID or registration (BR-CO-26).
     entity.tax_number, entity.address_line1, entity.city = "181/815/08155", "Ring 1", "Berlin"
+    db.session.commit()
+    billing_run = run(entity)
+    assert billing_run.invoices_created == 0 and "BR-CO-26" in reason(billing_run, contract)
+    # Fixed, the retry bills it.
+    entity.registration_id = "HRB 12345 B"
     db.session.commit()
     assert run(entity).invoices_created == 1
 

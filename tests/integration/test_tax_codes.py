@@ -159,7 +159,7 @@ def test_two_rates_and_an_exempt_line_give_one_breakdown_per_category_and_rate(d
 
 
 def test_small_business_without_vat_id_states_e_and_the_19_ustg_wording(db_session):
-    entity = seller(vat_id=None, tax_number="21/815/08150")
+    entity = seller(vat_id=None, tax_number="21/815/08150", registration_id="HRA 4711 B")
     make_contract(entity, "C-1", start=START, lines=[("Webdesign", "1", "800.00", None, "DE_SMALL_BUSINESS")])
     db.session.commit()
     [invoice] = bill(entity)
@@ -167,6 +167,15 @@ def test_small_business_without_vat_id_states_e_and_the_19_ustg_wording(db_sessi
     xml = build_cii_xml(invoice)
     assert xpath(xml, "//ram:ApplicableHeaderTradeSettlement/ram:ApplicableTradeTax/ram:CategoryCode") == ["E"]
     assert "Gemäß § 19 UStG wird keine Umsatzsteuer berechnet." in pdf_text(render_pdf(invoice, xml=xml))
+
+
+def test_a_seller_without_vat_id_needs_a_registration_id_to_identify_it(db_session):
+    entity = seller(vat_id=None, tax_number="21/815/08150")
+    make_contract(entity, "C-1", start=START, lines=[("Webdesign", "1", "800.00", None, "DE_SMALL_BUSINESS")])
+    db.session.commit()
+    assert bill(entity) == []
+    failed = db.session.scalar(select(BillingRunItem).where(BillingRunItem.status == "failed"))
+    assert "neither a VAT ID nor a registration ID" in failed.reason and "BR-CO-26" in failed.reason
 
 
 def test_a_line_without_a_tax_code_is_billed_as_before(db_session):

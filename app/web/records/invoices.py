@@ -162,12 +162,18 @@ def credit_refund(invoice_id: int):
 @role_required("viewer")
 def invoice_pdf(invoice_id: int):
     """The stored PDF/A-3 e-invoice (rendered and stored on first request)."""
+    from app.documents.facts import DocumentError
     from app.documents.service import get_or_render_document
 
     invoice = get_invoice(invoice_id)
     if invoice.status == "draft":
         abort(404)
-    document = get_or_render_document(invoice)
+    try:
+        document = get_or_render_document(invoice)
+    except DocumentError as error:  # an EN 16931 rule or a character no font prints: nothing stored
+        db.session.rollback()
+        flash(f"The PDF of invoice {invoice.number} cannot be made: {error}", "error")
+        return redirect(url_for("records.invoice_detail", invoice_id=invoice.id))
     db.session.commit()
     return send_file(io.BytesIO(document.pdf), mimetype="application/pdf", as_attachment=True,
                      download_name=document_filename(invoice))
