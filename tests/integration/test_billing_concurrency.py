@@ -23,7 +23,7 @@ from app.extensions import db
 from app.models import BillingRun, BillingRunItem, Contract, ContractLine, Customer, Event, EventHandling, Invoice
 from app.queues import get_redis
 from tests.conftest import ROOT, make_config
-from tests.factories import make_contract, make_entity
+from tests.factories import CUSTOMER_ADDRESS, make_contract, make_entity
 
 CLI = Actor.system("test")
 AS_OF = date(2026, 11, 26)
@@ -31,7 +31,8 @@ AS_OF = date(2026, 11, 26)
 
 def seed_contracts(entity, count: int, start=date(2026, 10, 1)) -> None:
     """`count` monthly contracts, each with two due periods as of AS_OF; set-based, for speed."""
-    db.session.execute(insert(Customer), [{"legal_entity_id": entity.id, "name": f"Customer {i}"} for i in range(count)])
+    db.session.execute(insert(Customer), [{"legal_entity_id": entity.id, "name": f"Customer {i}", **CUSTOMER_ADDRESS}
+                                          for i in range(count)])
     customers = list(db.session.scalars(select(Customer.id).where(Customer.legal_entity_id == entity.id).order_by(Customer.id)))
     db.session.execute(insert(Contract), [
         {"legal_entity_id": entity.id, "customer_id": cid, "reference": f"C-{i:05d}", "status": "active",

@@ -117,6 +117,9 @@ def invoice_credit(invoice_id: int):
     invoice = get_invoice(invoice_id)
     form = {k: request.form.get(k, "").strip() for k in ("what", "lines", "amount", "reason")}
     amount = lines = None
+    if form["what"] not in ("all", "lines", "amount"):
+        return render_detail(invoice, {"credit_what": "choose what to credit: the whole invoice, lines or an amount"},
+                             credit_form=form)
     try:
         if form["what"] == "amount":
             amount = credit_notes.parse_credit_amount(form["amount"])

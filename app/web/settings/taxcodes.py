@@ -53,7 +53,9 @@ def _own_code(code_id: int) -> TaxCode:
     return code
 
 
-@bp.post("/tax-codes/<int:code_id>/<any(retire, reactivate, delete):action>")
+@bp.post("/tax-codes/<int:code_id>/retire", defaults={"action": "retire"})
+@bp.post("/tax-codes/<int:code_id>/reactivate", defaults={"action": "reactivate"})
+@bp.post("/tax-codes/<int:code_id>/delete", defaults={"action": "delete"})
 @admin_required
 def tax_code_action(code_id: int, action: str):
     code = _own_code(code_id)
