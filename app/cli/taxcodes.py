@@ -64,18 +64,30 @@ def list_(entity_code, as_json):
         click.echo(f"{row.code:<20} {row.rate:>6} %  {row.category:<2}  {row.reason or ''}{retired}")
 
 
+def _change(entity_code: str, code: str, act, done: str) -> None:
+    entity = _entity(entity_code)
+    try:
+        act(_code(entity, code), ACTOR)
+    except ValidationError as error:
+        fail(str(error))
+    db.session.commit()
+    click.echo(f"{done} tax code {code.upper()} in {entity.code}")
+
+
 @group.command("retire")
 @click.option("--entity", "entity_code", required=True)
 @click.option("--code", required=True)
 def retire(entity_code, code):
     """Retire a tax code: no new contract line may use it."""
-    entity = _entity(entity_code)
-    try:
-        service.retire_code(_code(entity, code), ACTOR)
-    except ValidationError as error:
-        fail(str(error))
-    db.session.commit()
-    click.echo(f"Retired tax code {code.upper()} in {entity.code}")
+    _change(entity_code, code, service.retire_code, "Retired")
+
+
+@group.command("reactivate")
+@click.option("--entity", "entity_code", required=True)
+@click.option("--code", required=True)
+def reactivate(entity_code, code):
+    """Let new contract lines use a retired tax code again."""
+    _change(entity_code, code, service.reactivate_code, "Reactivated")
 
 
 @group.command("delete")
@@ -83,10 +95,4 @@ def retire(entity_code, code):
 @click.option("--code", required=True)
 def delete(entity_code, code):
     """Delete a tax code no line has used (a used one can only be retired)."""
-    entity = _entity(entity_code)
-    try:
-        service.delete_code(_code(entity, code), ACTOR)
-    except ValidationError as error:
-        fail(str(error))
-    db.session.commit()
-    click.echo(f"Deleted tax code {code.upper()} from {entity.code}")
+    _change(entity_code, code, service.delete_code, "Deleted")

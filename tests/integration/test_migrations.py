@@ -1,17 +1,13 @@
 """Data migrations: what existing installations have is carried over, not lost."""
+import os
 from decimal import Decimal
 
-import os
-import uuid
-
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from app import create_app
 from app.extensions import db
-from config import normalize_database_url
-from tests.conftest import make_config
+from tests.conftest import fresh_postgres_database, make_config
 
 
 @pytest.fixture
@@ -21,18 +17,11 @@ def empty_app(tmp_path, redis_url):
     if not base:
         yield create_app(make_config(f"sqlite:///{tmp_path / 'migrations.db'}", redis_url))
         return
-    base = normalize_database_url(base)
-    name = f"arbill_migrations_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    app = create_app(make_config(make_url(base).set(database=name).render_as_string(hide_password=False), redis_url))
-    yield app
-    with app.app_context():
-        db.engine.dispose()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_postgres_database(base, "arbill_migrations") as url:
+        app = create_app(make_config(url, redis_url))
+        yield app
+        with app.app_context():
+            db.engine.dispose()
 
 
 def test_tax_codes_migration_gives_existing_lines_the_code_of_their_rate(empty_app):

@@ -350,3 +350,18 @@ def test_csv_reverse_charge_needs_the_customers_vat_id(app, runner, tmp_path):
         "ul. Marszałkowska 1,00-514,Warszawa,PL",
     ], header=header)
     assert accepted.exit_code == 0, accepted.output
+
+
+def test_cli_retires_and_reactivates_a_code(app, runner):
+    with app.app_context():
+        seller()
+        db.session.commit()
+    assert runner.invoke(args=["taxcodes", "retire", "--entity", "DE01", "--code", "de_vat_7"]).output == (
+        "Retired tax code DE_VAT_7 in DE01\n")
+    again = runner.invoke(args=["taxcodes", "retire", "--entity", "DE01", "--code", "DE_VAT_7"])
+    assert again.exit_code == 1 and "is retired already" in again.output
+    assert runner.invoke(args=["taxcodes", "reactivate", "--entity", "DE01", "--code", "DE_VAT_7"]).exit_code == 0
+    listed = json.loads(runner.invoke(args=["taxcodes", "list", "--entity", "DE01", "--json"]).output)
+    assert not any(row["retired"] for row in listed)
+    unknown = runner.invoke(args=["taxcodes", "delete", "--entity", "DE01", "--code", "NOPE"])
+    assert unknown.exit_code == 1 and "unknown tax code 'NOPE' in DE01" in unknown.output
