@@ -99,6 +99,8 @@ def invoice_history(invoice: Invoice) -> list[HistoryEntry]:
             text = f"customer credit of {details.get('amount')} {details.get('currency')} refunded ({details.get('reference')})"
         elif entry.action == "payment.recorded" and details.get("source") == "customer_credit":
             text = f"settled {details.get('amount')} {details.get('currency')} from the customer's credit ({details.get('reference')})"
+        elif entry.action == "invoice.draft_updated":
+            text = f"draft corrected: {'; '.join(details.get('lines', [[], []])[1])} (total {details.get('total')})"
         elif entry.action == "invoice.delivered":
             text = f"e-mailed to {details.get('recipient')}"
         elif entry.action in ("invoice.delivery_failed", "invoice.delivery_retrying"):

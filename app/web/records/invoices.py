@@ -238,3 +238,51 @@ def invoice_payment(invoice_id: int):
     flash(f"Payment of {amount} {invoice.currency} recorded"
           + ("; the invoice is paid." if invoice.status == "paid" else "."), "success")
     return redirect(url_for("records.invoice_detail", invoice_id=invoice.id))
+
+
+# ------------------------------------------------------------------ drafts
+@bp.route("/invoices/<int:invoice_id>/edit", methods=["GET", "POST"])
+@role_required("accountant")
+def invoice_draft_edit(invoice_id: int):
+    """Correct a draft's lines (a posted invoice is corrected by a credit note)."""
+    from app.records import drafts
+    from app.records.taxcodes import entity_codes
+    from app.web.records.contracts import form_data, with_blank_rows
+
+    invoice = get_invoice(invoice_id)
+    if invoice.status != "draft":
+        abort(404)
+    lines, errors = drafts.draft_form_lines(invoice), {}
+    if request.method == "POST":
+        _data, lines = form_data()
+        try:
+            drafts.update_draft(invoice, lines, Actor.for_user(current_user))
+        except ValidationError as error:
+            db.session.rollback()
+            errors = error.errors
+            invoice = get_invoice(invoice_id)
+        else:
+            db.session.commit()
+            flash("Draft corrected; post it to give it its number.", "success")
+            return redirect(url_for("records.invoice_detail", invoice_id=invoice.id))
+    response = render("records/draft_form.html", invoice=invoice, lines=with_blank_rows(lines), errors=errors,
+                      tax_codes=entity_codes(invoice.legal_entity, include_retired=False), plain=plain_number)
+    return unprocessable(response) if errors else response
+
+
+@bp.post("/invoices/<int:invoice_id>/delete")
+@role_required("accountant")
+def invoice_draft_delete(invoice_id: int):
+    from app.records import drafts
+
+    invoice = get_invoice(invoice_id)
+    period = f"{invoice.contract.reference} {invoice.period_start.isoformat()}"
+    try:
+        drafts.delete_draft(invoice, Actor.for_user(current_user))
+    except ValidationError as error:
+        db.session.rollback()
+        return render_detail(get_invoice(invoice_id), error.errors)
+    db.session.commit()
+    flash(f"Draft for {period} deleted; the next billing run bills that period again unless the contract changes.",
+          "success")
+    return redirect(url_for("records.invoices"))
