@@ -223,7 +223,7 @@ def test_sepa_debit_customer_gets_the_mandate_and_a_pre_notification(db_session)
 def test_jpy_amounts_have_no_decimals(db_session):
     entity = make_entity("JP01", name="Arbill KK", country="JP", currency="JPY", locale="ja_JP",
                          address_line1="1-2-3 Marunouchi", city="Chiyoda-ku", subdivision="Tokyo", postcode="100-0005",
-                         vat_id=None, tax_number="T5835678256246")
+                         vat_id=None, tax_number="T5835678256246", registration_id="5835678256246")
     invoice = one_invoice(entity, lines=[("Plan", "3", "1234", "10"), ("Seats", "2", "333", "8")], currency="JPY")
     # 10 %: 3702 → 370 (370.2); 8 %: 666 → 53 (53.28)
     assert (invoice.net_amount, invoice.tax_amount, invoice.total_amount) == (
@@ -246,7 +246,7 @@ def test_characters_the_document_font_lacks_are_printed_from_the_fallback_font(d
     """Liberation Sans sets the invoice; the rupee sign and Hebrew, which it lacks, come from DejaVu Sans."""
     entity = make_entity("IN01", name="Arbill India Pvt Ltd", country="IN", currency="INR", locale="en_IN",
                          address_line1="12 MG Road", postcode="560001", city="Bengaluru", vat_id=None,
-                         tax_number="29AAGCB7383J1Z4")
+                         tax_number="29AAGCB7383J1Z4", registration_id="U72200KA2010PTC052345")
     invoice = one_invoice(entity, lines=[("Plan", "1", "1000", "18")], customer="שלום Trading", currency="INR")
     pdf = render_pdf(invoice)
     text = pdf_text(pdf)
