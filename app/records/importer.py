@@ -12,49 +12,29 @@ problems as "line N: column: reason" in line order (the first MAX_MESSAGES, then
 """
 from __future__ import annotations
 
-import codecs
 import csv
 import heapq
 import io
-import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import IO, Iterable, Iterator
+from typing import IO, Iterable
 
 from sqlalchemy import insert, select
 
 from app import bulk
 from app.audit import Actor, record
+from app.billing.vat import CATEGORIES
 from app.extensions import db
 from app.models import Contract, ContractLine, Customer, LegalEntity
 from app.models.types import utcnow
-from app.billing.vat import CATEGORIES
-from app.records import parties as p
 from app.records import validation as v
+from app.records.csv_stream import NotReadable, Problems, text_lines
+from app.records.import_rows import (COLUMNS, CONTRACT_COLUMNS, CUSTOMER_COLUMNS, CUSTOMER_PARTY_COLUMNS,
+                                     OPTIONAL_COLUMNS, check_row)
 from app.records.taxcodes import TaxCodes, buyer_problem
 
-COLUMNS = (
-    "entity", "contract_ref", "customer", "customer_email", "description", "quantity", "unit_price",
-    "currency", "tax_rate", "frequency", "start_date", "end_date", "payment_method", "iban",
-    "mandate_reference", "mandate_date",
-)
-# Columns a file may leave out (files made before them keep importing): the customer's party, the
-# contract's purchase order, and the line's tax code.
-CUSTOMER_PARTY_COLUMNS = (
-    "customer_address_line1", "customer_address_line2", "customer_postcode", "customer_city", "customer_country",
-    "customer_vat_id", "buyer_reference",
-)
-OPTIONAL_COLUMNS = (*CUSTOMER_PARTY_COLUMNS, "po_reference", "tax_code")
-# Columns that describe the contract (or its customer) and must agree on every row of one contract.
-CONTRACT_COLUMNS = ("customer", "currency", "frequency", "start_date", "end_date", "po_reference")
-CUSTOMER_COLUMNS = ("customer_email", "payment_method", "iban", "mandate_reference", "mandate_date",
-                    *CUSTOMER_PARTY_COLUMNS)
-# The CSV's address columns by the address field they fill.
-ADDRESS_COLUMNS = {"address_line1": "customer_address_line1", "address_line2": "customer_address_line2",
-                   "postcode": "customer_postcode", "city": "customer_city", "country": "customer_country"}
 BATCH_ROWS = 1000  # rows checked against the database and written together
-MAX_MESSAGES = 100  # problems listed; the rest are counted
 CLI_HINT = "flask contracts import FILE"
 
 
@@ -115,66 +95,6 @@ class _Row:
         self.line, self.entity, self.clean, self.method_given = line, entity, clean, method_given
 
 
-class _Problems:
-    """The first `limit` problems in line order, and how many there were in all (a file may have
-    a million bad rows: keeping every message is what must not happen)."""
-
-    def __init__(self, limit: int = MAX_MESSAGES):
-        self.limit, self.count, self._heap, self._order = limit, 0, [], 0
-
-    def add(self, line: int, message: str) -> None:
-        self.count += 1
-        self._order += 1
-        item = (-line, -self._order, message)  # the heap's root is the latest problem kept
-        if len(self._heap) < self.limit:
-            heapq.heappush(self._heap, item)
-        elif item > self._heap[0]:
-            heapq.heapreplace(self._heap, item)
-
-    def __bool__(self) -> bool:
-        return self.count > 0
-
-    def messages(self) -> list[str]:
-        kept = [message for _line, _order, message in sorted(self._heap, reverse=True)]
-        if self.count > len(kept):
-            kept.append(f"… and {self.count - len(kept):,} more problem(s) after these")
-        return kept
-
-
-class NotReadable(Exception):
-    """The stream cannot be read on as CSV text from this line on; `message` says so, naming the line."""
-
-    def __init__(self, line: int, message: str):
-        self.line, self.message = line, message
-        super().__init__(message)
-
-
-def text_lines(stream: Iterable[bytes] | Iterable[str]) -> Iterator[str]:
-    """The stream's lines as text, one at a time. Bytes are decoded as UTF-8 line by line (a BOM
-    dropped), so a decoding error names its line; a lone CR ends a line too, as a text file read
-    with newline="" does."""
-    number = 0
-    for chunk in stream:
-        if isinstance(chunk, str):
-            number += 1
-            yield chunk.removeprefix("\ufeff") if number == 1 else chunk
-            continue
-        for raw in _CR_LINE.split(chunk) if b"\r" in chunk[:-2] else (chunk,):
-            if not raw:
-                continue
-            number += 1
-            if number == 1:
-                raw = raw.removeprefix(codecs.BOM_UTF8)
-            try:
-                yield raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise NotReadable(number, f"line {number}: the file is not UTF-8 text ({error.reason} at byte "
-                                           f"{error.start + 1} of the line); save it as UTF-8 CSV") from None
-
-
-_CR_LINE = re.compile(rb"(?<=\r)(?!\n)")  # after a CR that no LF follows
-
-
 def import_contracts(stream: IO[bytes] | IO[str] | Iterable[str], actor: Actor | None = None, *,
                      max_rows: int | None = None) -> ImportResult:
     """Import the CSV `stream` (bytes or text) in the caller's transaction, or nothing.
@@ -211,7 +131,7 @@ class _Import:
 
     def __init__(self, max_rows: int | None, actor: Actor | None = None):
         self.max_rows, self.actor = max_rows, actor or Actor.system("cli")
-        self.problems = _Problems()
+        self.problems = Problems()
         self.entities = {e.code: e for e in db.session.scalars(select(LegalEntity))}
         self.contracts: dict[tuple[int, str], _Contract] = {}
         self.customers: dict[tuple[int, str], _Customer] = {}
@@ -250,7 +170,7 @@ class _Import:
                     continue  # a blank line
                 rows += 1
                 if self.max_rows is not None and rows > self.max_rows:
-                    self.problems = _Problems()  # the cap is the one thing to say: the rest was not read
+                    self.problems = Problems()  # the cap is the one thing to say: the rest was not read
                     self.problems.add(line, (
                         f"the file has more than {self.max_rows:,} rows, the most an import here takes; "
                         f"import it on the command line instead: {CLI_HINT}"))
@@ -271,7 +191,7 @@ class _Import:
 
     def take(self, line: int, raw: dict[str, str]) -> None:
         """Check one row on its own; queue it for the checks against other rows and the database."""
-        entity, clean, errors = _check_row(raw, self.entities)
+        entity, clean, errors = check_row(raw, self.entities)
         if entity is not None and not ({"tax_code", "tax_rate"} & errors.keys()):
             column = "tax_code" if raw.get("tax_code") else "tax_rate"
             try:
@@ -404,50 +324,6 @@ class _Import:
                           clean["unit_price"], clean["tax_rate"], clean["tax_code_id"]))
         bulk.copy_rows(ContractLine.__table__, LINE_TABLE_COLUMNS, lines)
         self.lines_written += len(lines)
-
-
-def _check_row(raw: dict[str, str], entities: dict[str, LegalEntity]) -> tuple[LegalEntity | None, dict, dict]:
-    """One row's entity, clean values and problems ({column: reason}), by the field rules of every form."""
-    fields = v.Fields(raw)
-    clean, take = fields.clean, fields.take
-
-    entity = None
-    code = raw["entity"].upper()
-    if not code:
-        fields.errors["entity"] = "value is required"
-    elif code not in entities:
-        shown = code if len(code) <= 40 else code[:40] + "…"
-        fields.errors["entity"] = f"unknown legal entity {shown!r} (add it with `flask entities add`)"
-    else:
-        entity = entities[code]
-    take("contract_ref", v.parse_contract_reference)
-    take("customer", v.parse_customer_name)
-    take("customer_email", v.parse_customer_email)
-    take("description", v.parse_line_description)
-    take("quantity", v.parse_quantity)
-    take("unit_price", v.parse_price)
-    take("currency", v.parse_currency)
-    if raw.get("tax_rate") or not raw.get("tax_code"):  # with a tax code, the rate may be left empty
-        take("tax_rate", v.parse_rate)
-    else:
-        clean["tax_rate"] = None
-    take("frequency", v.parse_frequency)
-    take("start_date", v.parse_date)
-    take("end_date", v.parse_optional_date)
-    if clean.get("start_date") and clean.get("end_date") and clean["end_date"] < clean["start_date"]:
-        fields.errors["end_date"] = f"{clean['end_date']} is before start_date {clean['start_date']}"
-    try:
-        clean.update(v.parse_payment_details(raw))
-    except v.ValidationError as error:
-        fields.errors.update(error.errors)
-    p.take_address(fields, ADDRESS_COLUMNS)
-    take("customer_vat_id", p.parse_vat_id)
-    take("buyer_reference", p.parse_buyer_reference)
-    take("po_reference", p.parse_po_reference)
-    problem = p.xrechnung_problem(clean.get("buyer_reference"), clean.get("customer_email", "invalid"))
-    if problem and "customer_email" not in fields.errors:
-        fields.errors["buyer_reference"] = problem.replace("fill in the e-mail", "fill in customer_email")
-    return entity, clean, fields.errors
 
 
 # The columns the importer writes, in the order of the tuples `_write` makes.
