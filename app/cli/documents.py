@@ -34,12 +34,16 @@ def pdf(number, code, output):
     try:
         document = get_or_render_document(invoice)
     except DocumentError as error:
-        fail(f"invoice {number}: {error}")
+        fail(f"{_kind(invoice)} {number}: {error}")
     db.session.commit()
     with click.open_file(output, "wb") as target:
         target.write(document.pdf)
     if output != "-":
-        click.echo(f"Wrote {output} ({len(document.pdf):,} bytes, invoice {invoice.number}, sha256 {document.sha256[:12]}…)")
+        click.echo(f"Wrote {output} ({len(document.pdf):,} bytes, {_kind(invoice)} {invoice.number}, sha256 {document.sha256[:12]}…)")
+
+
+def _kind(invoice: Invoice) -> str:
+    return "credit note" if invoice.kind == "credit_note" else "invoice"
 
 
 def _invoice_or_fail(number: str, code: str) -> Invoice:
@@ -71,14 +75,14 @@ def validate(number, code, as_json):
         xml, source = (document.xml, "stored") if document is not None else (build_cii_xml(invoice), "built")
         findings = validate_einvoice(xml)
     except DocumentError as error:
-        fail(f"invoice {number}: {error}")
+        fail(f"{_kind(invoice)} {number}: {error}")
     db.session.rollback()
     fatal = [finding for finding in findings if finding.fatal]
     if as_json:
         echo_json({"number": invoice.number, "xml": source, "schematron": f"Factur-X EN 16931 {schematron_version()}",
                    "valid": not fatal, "findings": [finding.as_dict() for finding in findings]})
     else:
-        click.echo(f"Invoice {invoice.number} ({source} XML) against the Factur-X EN 16931 XSD and schematron "
+        click.echo(f"{_kind(invoice).capitalize()} {invoice.number} ({source} XML) against the Factur-X EN 16931 XSD and schematron "
                    f"{schematron_version()}: {len(fatal)} fatal, {len(findings) - len(fatal)} warning(s)")
         for finding in findings:
             click.echo(f"  {finding.flag:<7} {finding.rule}: {finding.text}")
