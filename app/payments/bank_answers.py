@@ -75,6 +75,8 @@ class Answer:
 def reason_text(code: str, extra: str = "") -> str:
     """`AM04 insufficient funds`: the code and its words (or the bank's own words for an unknown code)."""
     code = (code or "").strip().upper()
+    if not code:
+        return (extra or "").strip() or "no reason code given by the bank"
     words = REASONS.get(code) or (extra or "").strip() or "reason code not known to Arbill"
     return f"{code} {words}".strip()
 
@@ -178,7 +180,8 @@ def _pain002(root, ns: str, errors: list[str]) -> list[Answer]:
         outcome = _status(code)
         end_to_end_id = _text(tx, ns, "OrgnlEndToEndId")
         if outcome is None:
-            errors.append(f"line {tx.sourceline}: TxSts: {code or 'no status'} is not a transaction status "
+            where = tx.find(_q(ns, "TxSts"))
+            errors.append(f"line {(where if where is not None else tx).sourceline}: TxSts: {code or 'no status'} is not a transaction status "
                           f"Arbill knows (ACSC, ACCP, ACSP, ACTC, ACWC, PDNG, RCVD, RJCT)")
             continue
         amount, currency = _amount(tx, ns, "OrgnlTxRef/Amt/InstdAmt")
