@@ -262,9 +262,12 @@ def _expand_whole_batch(answers: list[bank_answers.Answer], errors: list[str]) -
             errors.append(f"line {answer.line}: OrgnlMsgId: {answer.message_id or '(none)'} is not a SEPA batch "
                           "we sent: is the report for another creditor?")
             continue
+        pending = [item for item in batch.items if item.status == "pending"]
+        if not pending:
+            errors.append(f"line {answer.line}: {answer.element}: every debit of the message {answer.message_id} "
+                          "has its answer already; this report adds nothing")
         expanded.extend(bank_answers.Answer(**{**answer.__dict__, "end_to_end_id": item.end_to_end_id,
-                                               "whole_batch": False})
-                        for item in batch.items if item.status == "pending")
+                                               "whole_batch": False}) for item in pending)
     return expanded
 
 

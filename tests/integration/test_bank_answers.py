@@ -68,6 +68,10 @@ def test_a_rejected_group_without_transactions_returns_every_debit_of_the_batch(
     db.session.commit()
     assert summary.returned == 2
     assert {(i.status, i.return_reason) for i in items()} == {("returned", "FF01 invalid file format")}
+    with pytest.raises(ResultImportFailed) as again:  # the same report twice: nothing left to answer
+        import_results(io.BytesIO(xml), ACTOR)
+    assert again.value.errors == [f"line 5: GrpSts: every debit of the message {batch.message_id} has its answer "
+                                  "already; this report adds nothing"]
 
 
 @pytest.mark.parametrize("version", ["03", "10"])
