@@ -26,7 +26,7 @@ def valid(xml: bytes, name: str) -> bool:
 def pain002(message_id: str, transactions: list[dict] = (), *, version: str = "11", group_status: str | None = None,
             group_reason: str | None = None, created: str = "2026-12-01T09:30:00") -> bytes:
     """A customer payment status report. Each transaction: end_to_end_id, status (ACSC, RJCT, ...) and
-    optionally reason, amount, collection_date, creditor_iban."""
+    optionally reason, amount, collection_date, creditor_id, creditor_iban."""
     group = ""
     if group_status:
         reason = f"<StsRsnInf><Rsn><Cd>{group_reason}</Cd></Rsn></StsRsnInf>" if group_reason else ""
@@ -48,12 +48,14 @@ def pain002(message_id: str, transactions: list[dict] = (), *, version: str = "1
 def _pain002_tx(n: int, tx: dict) -> str:
     reason = f"<StsRsnInf><Rsn><Cd>{tx['reason']}</Cd></Rsn></StsRsnInf>" if tx.get("reason") else ""
     reference = ""
-    if tx.get("amount") or tx.get("collection_date") or tx.get("creditor_iban"):
+    if tx.get("amount") or tx.get("collection_date") or tx.get("creditor_iban") or tx.get("creditor_id"):
         amount = f'<Amt><InstdAmt Ccy="EUR">{tx["amount"]}</InstdAmt></Amt>' if tx.get("amount") else ""
         day = f"<ReqdColltnDt>{tx['collection_date']}</ReqdColltnDt>" if tx.get("collection_date") else ""
+        scheme = (f"<CdtrSchmeId><Id><PrvtId><Othr><Id>{tx['creditor_id']}</Id><SchmeNm><Prtry>SEPA</Prtry>"
+                  f"</SchmeNm></Othr></PrvtId></Id></CdtrSchmeId>" if tx.get("creditor_id") else "")
         account = (f"<CdtrAcct><Id><IBAN>{tx['creditor_iban']}</IBAN></Id></CdtrAcct>"
                    if tx.get("creditor_iban") else "")
-        reference = f"<OrgnlTxRef>{amount}{day}{account}</OrgnlTxRef>"
+        reference = f"<OrgnlTxRef>{amount}{day}{scheme}{account}</OrgnlTxRef>"
     return (f"\n<TxInfAndSts><StsId>ST-{n}</StsId>"
             f"\n<OrgnlEndToEndId>{escape(tx['end_to_end_id'])}</OrgnlEndToEndId>"
             f"<TxSts>{tx['status']}</TxSts>{reason}{reference}</TxInfAndSts>")

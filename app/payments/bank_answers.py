@@ -67,6 +67,7 @@ class Answer:
     reason: str = ""
     message_id: str | None = None   # pain.002: OrgnlMsgId (our pain.008's MsgId)
     iban: str | None = None          # the creditor account the file speaks of
+    creditor_id: str | None = None   # pain.002: the SEPA creditor identifier of the original debit
     amount: Decimal | None = None
     currency: str | None = None
     whole_batch: bool = False        # a group status without transactions: every debit of message_id
@@ -191,7 +192,8 @@ def _pain002(root, ns: str, errors: list[str]) -> list[Answer]:
                   else tx).sourceline, element="OrgnlEndToEndId", end_to_end_id=end_to_end_id, outcome=outcome,
             date_text=(collected_on or created) if outcome == "collected" else created,
             reason=_reason(tx, ns, "StsRsnInf") if outcome == "returned" else "", message_id=message_id or None,
-            iban=_text(tx, ns, "OrgnlTxRef/CdtrAcct/Id/IBAN") or None, amount=amount, currency=currency))
+            iban=_text(tx, ns, "OrgnlTxRef/CdtrAcct/Id/IBAN") or None, amount=amount, currency=currency,
+            creditor_id=_text(tx, ns, "OrgnlTxRef/CdtrSchmeId/Id/PrvtId/Othr/Id") or None))
     if transactions:
         return answers
     # no transactions: the payment-information or group status speaks for the whole batch

@@ -281,6 +281,9 @@ def _claims(answer: bank_answers.Answer, item: SepaBatchItem) -> dict[str, str]:
     if answer.iban is not None and answer.iban.replace(" ", "").upper() != (entity.iban or "").replace(" ", "").upper():
         problems["IBAN"] = (f"the file is for the account {answer.iban}, not {entity.code}'s account "
                             f"{entity.iban or '(none)'}: it belongs to another creditor or account")
+    if answer.creditor_id is not None and answer.creditor_id != entity.sepa_creditor_id:
+        problems["CdtrSchmeId"] = (f"the debit was collected for the creditor {answer.creditor_id}, not "
+                                   f"{entity.code}'s {entity.sepa_creditor_id or '(none)'}")
     if answer.amount is not None and answer.outcome != "accepted":
         invoice = db.session.get(Invoice, item.invoice_id)
         if answer.amount != item.amount or (answer.currency and answer.currency != invoice.currency):

@@ -31,7 +31,7 @@ def test_a_pain002_records_collected_and_rejected_debits(db_session):
     first, second = items()
     xml = pain002(batch.message_id, [
         {"end_to_end_id": first.end_to_end_id, "status": "ACSC", "amount": "58.53", "collection_date": "2026-11-30",
-         "creditor_iban": OUR_IBAN},
+         "creditor_id": "DE98ZZZ09999999999", "creditor_iban": OUR_IBAN},
         {"end_to_end_id": second.end_to_end_id, "status": "RJCT", "reason": "AM04"}])
     assert valid(xml, "pain.002.001.11")
     summary = import_results(io.BytesIO(xml), ACTOR)
@@ -121,6 +121,8 @@ def test_bad_files_name_what_is_wrong_and_change_nothing(db_session):
                                                    "is not a SEPA batch we sent"),
         "another account": (pain002(batch.message_id, [{**good, "creditor_iban": "FR7630006000011234567890189"}]),
                             "IBAN: the file is for the account FR7630006000011234567890189"),
+        "another creditor id": (pain002(batch.message_id, [{**good, "creditor_id": "FR72ZZZ123456"}]),
+                                "CdtrSchmeId: the debit was collected for the creditor FR72ZZZ123456"),
         "unknown end-to-end id": (pain002(batch.message_id, [good, {"end_to_end_id": "NOT-OURS-1", "status": "ACSC"}]),
                                   "OrgnlEndToEndId: no debit with the end-to-end id NOT-OURS-1"),
         "an amount we did not debit": (pain002(batch.message_id, [{**good, "amount": "99.00"}]),
