@@ -284,7 +284,7 @@ def _claims(answer: bank_answers.Answer, item: SepaBatchItem) -> dict[str, str]:
     if answer.creditor_id is not None and answer.creditor_id != entity.sepa_creditor_id:
         problems["CdtrSchmeId"] = (f"the debit was collected for the creditor {answer.creditor_id}, not "
                                    f"{entity.code}'s {entity.sepa_creditor_id or '(none)'}")
-    if answer.amount is not None and answer.outcome != "accepted":
+    if answer.amount is not None and answer.outcome == "collected":  # a return may carry the bank's fees
         invoice = db.session.get(Invoice, item.invoice_id)
         if answer.amount != item.amount or (answer.currency and answer.currency != invoice.currency):
             problems["Amt"] = (f"the bank says {answer.amount} {answer.currency or ''}".rstrip() +
