@@ -123,17 +123,19 @@ def results(batch_id: int):
     upload = request.files.get("file")
     errors: list[str]
     if upload is None or not upload.filename:
-        errors = ["choose the bank's result file (CSV) to import"]
+        errors = ["choose the bank's result file (CSV, pain.002 or camt.054) to import"]
     else:
         try:
             summary = import_results(upload.stream, Actor.for_user(current_user),
-                                     max_rows=current_app.config["IMPORT_MAX_ROWS"])
+                                     max_rows=current_app.config["IMPORT_MAX_ROWS"],
+                                     file_format=request.form.get("format") or None)
         except ResultImportFailed as failure:
             db.session.rollback()
             errors = failure.errors
         else:
             db.session.commit()
+            accepted = f", {summary.accepted} received by the bank (not settled yet)" if summary.accepted else ""
             flash(f"Imported {summary.rows} result{'s' if summary.rows != 1 else ''}: {summary.collected} "
-                  f"collected, {summary.returned} returned.", "success")
+                  f"collected, {summary.returned} returned{accepted}.", "success")
             return redirect(url_for("collections.batch", batch_id=batch.id), 303)
     return _batch_page(_batch_or_404(batch_id), import_errors=errors, status=422)
