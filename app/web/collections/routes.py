@@ -11,7 +11,7 @@ from app.extensions import db
 from app.models import LegalEntity, SepaBatch, SepaBatchItem
 from app.payments.collection import settings as collection_settings
 from app.payments.results import COLUMNS, EXAMPLE, OutcomeError, ResultImportFailed, apply_outcome, import_results
-from app.payments.sepa import BatchError, close_batch
+from app.payments.sepa import BatchError, close_batch, file_name
 from app.reports.dashboard import entity_today
 from app.web.collections import bp
 from app.web.collections.queries import (batch_items, batch_rows, batch_total, batches_query,
@@ -73,10 +73,10 @@ def pain008(batch_id: int):
     batch = _batch_or_404(batch_id)
     if batch.status != "closed" or not batch.xml:
         abort(404)
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", batch.message_id or f"batch-{batch.id}")
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", file_name(batch))  # the MsgId in the file
     response = make_response(batch.xml)
     response.mimetype = "application/xml"
-    response.headers["Content-Disposition"] = f'attachment; filename="pain008-{name}.xml"'
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
 
