@@ -6,6 +6,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from app.audit import Actor
+from app.billing.money import round_money
 from app.cli.billing import entity_or_fail
 from app.cli.common import ID, echo_json, fail
 from app.extensions import db
@@ -35,11 +36,11 @@ def close(code, as_json):
         fail(str(error))
     db.session.commit()
     summary = {"batch_id": batch.id, "message_id": batch.message_id, "collection_date": batch.collection_date,
-               "debits": batch.item_count, "total": batch.control_sum, "file": file_name(batch)}
+               "debits": batch.item_count, "total": round_money(batch.control_sum, "EUR"), "file": file_name(batch)}
     if as_json:
         echo_json(summary)
         return
-    click.echo(f"batch #{batch.id} closed: {batch.item_count} debits, {batch.control_sum} EUR, collection from "
+    click.echo(f"batch #{batch.id} closed: {summary['debits']} debits, {summary['total']} EUR, collection from "
                f"{batch.collection_date.isoformat()}, message id {batch.message_id}")
     click.echo(f"write the file with: flask sepa file {batch.id} -o {file_name(batch)}")
 
