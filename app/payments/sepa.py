@@ -23,8 +23,10 @@ class BatchError(ValueError):
 def open_batch(entity_id: int) -> SepaBatch:
     """The entity's open batch, created when there is none (one open batch per entity, by index)."""
     for _ in range(3):
+        # Locked: a batch being closed (close_batch holds this row) is waited for, then no longer open, so a debit
+        # never lands in a batch whose file is already written.
         batch = db.session.scalar(select(SepaBatch).where(SepaBatch.legal_entity_id == entity_id,
-                                                          SepaBatch.status == "open"))
+                                                          SepaBatch.status == "open").with_for_update())
         if batch is not None:
             return batch
         savepoint = db.session.begin_nested()

@@ -1,7 +1,8 @@
 """SEPA debits keep what their pain.008.001.08 asked the bank for: collection date, sequence type
 (FRST/RCUR), mandate reference and debtor IBAN, set when the batch is closed; a message id is unique.
 
-Items closed before this revision keep NULL: their batch's collection date applies, sent as RCUR.
+Debits collected before this revision take their customer's current mandate reference and IBAN, so a mandate
+already collected from stays RCUR; other earlier items keep NULL (their batch's collection date applies).
 
 Revision ID: 0013
 Revises: 0012
@@ -27,6 +28,13 @@ def upgrade():
         batch_op.create_check_constraint(batch_op.f('ck_sepa_batch_items_sequence_type'),
                                          "sequence_type IN ('FRST', 'RCUR')")
         batch_op.create_index(batch_op.f('ix_sepa_batch_items_mandate_reference'), ['mandate_reference'], unique=False)
+    op.execute(
+        "UPDATE sepa_batch_items SET "
+        "mandate_reference = (SELECT c.mandate_reference FROM invoices i JOIN customers c ON c.id = i.customer_id "
+        "WHERE i.id = sepa_batch_items.invoice_id), "
+        "debtor_iban = (SELECT c.iban FROM invoices i JOIN customers c ON c.id = i.customer_id "
+        "WHERE i.id = sepa_batch_items.invoice_id) "
+        "WHERE status = 'collected'")
     with op.batch_alter_table('sepa_batches', schema=None) as batch_op:
         batch_op.create_unique_constraint(batch_op.f('uq_sepa_batches_message_id'), ['message_id'])
 

@@ -2,6 +2,7 @@
 only what is still due is debited, exactly its amount due, on a TARGET2 day never before the pre-notified date;
 FRST then RCUR per mandate; the CLI."""
 import json
+import threading
 from datetime import date
 from decimal import Decimal
 from importlib import resources
@@ -17,6 +18,7 @@ from app.payments.collection import record_outcome, start_collection
 from app.payments.ledger import record_payment
 from app.payments.sepa import BatchError, close_batch, file_name
 from app.records.credit_notes import CreditRequest, credit_invoice
+from tests.integration.test_billing_concurrency import in_thread
 from tests.integration.test_collection import bill, make_sepa_customer, sepa_entity
 
 ACTOR = Actor.system("test")
@@ -169,3 +171,34 @@ def test_cli_close_prints_the_batch_and_file_writes_it(app, runner, tmp_path):
     assert result.exit_code == 1 and "DE01 has no open SEPA batch" in result.output
     result = runner.invoke(args=["sepa", "file", "999", "-o", str(tmp_path / "x.xml")])
     assert result.exit_code == 1 and "no SEPA batch #999" in result.output
+
+
+def test_a_debit_added_while_the_batch_is_being_closed_goes_into_the_next_batch(app, db_session):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("row locks: PostgreSQL (SQLite has a single writer)")
+    entity = sepa_entity()
+    make_sepa_customer(entity)
+    first, second = bill(entity, {"reference": "C-1", "start": date(2026, 11, 1), "customer": "Bolt"},
+                         {"reference": "C-2", "start": date(2026, 11, 1), "customer": "Bolt"})
+    collect_all([first])
+    db.session.commit()
+    batch_id, closed, release = open_batch().id, threading.Event(), threading.Event()
+
+    def close_and_hold():
+        close_batch(db.session.get(SepaBatch, batch_id), ACTOR, date(2026, 12, 4))
+        closed.set()
+        release.wait(10)
+        db.session.commit()
+
+    closer, closer_errors = in_thread(app, close_and_hold)
+    assert closed.wait(10)
+    adder, adder_errors = in_thread(app, start_collection, second.id)
+    adder.join(0.5)
+    assert adder.is_alive()  # waits for the batch being closed
+    release.set()
+    closer.join(10), adder.join(10)
+    assert closer_errors == adder_errors == []
+    db.session.expire_all()
+    closed_batch = db.session.get(SepaBatch, batch_id)
+    assert [i.invoice_id for i in closed_batch.items] == [first.id]
+    assert [i.invoice_id for i in open_batch().items] == [second.id]
