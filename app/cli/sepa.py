@@ -11,7 +11,7 @@ from app.cli.billing import entity_or_fail
 from app.cli.common import ID, echo_json, fail
 from app.extensions import db
 from app.models import SepaBatch
-from app.payments.collection import settings as collection_settings
+from app.payments.collection import lead_days as collection_lead_days
 from app.payments.sepa import BatchError, close_batch, file_name
 from app.reports.dashboard import entity_today
 
@@ -30,7 +30,7 @@ def close(code, as_json):
         fail(f"{entity.code} has no open SEPA batch: nothing to close")
     try:
         close_batch(batch, Actor.system("cli"), entity_today(entity),
-                    int(collection_settings()["collection_lead_days"]))
+                    collection_lead_days())
     except BatchError as error:
         db.session.rollback()
         fail(str(error))

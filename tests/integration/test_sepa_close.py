@@ -202,3 +202,12 @@ def test_a_debit_added_while_the_batch_is_being_closed_goes_into_the_next_batch(
     closed_batch = db.session.get(SepaBatch, batch_id)
     assert [i.invoice_id for i in closed_batch.items] == [first.id]
     assert [i.invoice_id for i in open_batch().items] == [second.id]
+
+
+def test_a_file_the_schema_refuses_is_not_closed_and_says_why(db_session):
+    entity = sepa_entity()
+    entity.bic = "NOTABIC"
+    make_sepa_customer(entity)
+    collect_all(bill(entity, {"reference": "C-1", "start": date(2026, 11, 1), "customer": "Bolt"}))
+    with pytest.raises(BatchError, match=r"pain.008.001.08 file of batch #\d+ does not validate \(line \d+: .*BICFI"):
+        close_batch(open_batch(), ACTOR, date(2026, 12, 4))

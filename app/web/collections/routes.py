@@ -9,7 +9,7 @@ from flask_login import current_user
 from app.audit import Actor
 from app.extensions import db
 from app.models import LegalEntity, SepaBatch, SepaBatchItem
-from app.payments.collection import settings as collection_settings
+from app.payments.collection import lead_days as collection_lead_days
 from app.payments.results import COLUMNS, EXAMPLE, OutcomeError, ResultImportFailed, apply_outcome, import_results
 from app.payments.sepa import BatchError, close_batch, file_name
 from app.reports.dashboard import entity_today
@@ -87,7 +87,7 @@ def close(batch_id: int):
     batch = _batch_or_404(batch_id)
     try:
         close_batch(batch, Actor.for_user(current_user), entity_today(_entity_of(batch)),
-                    int(collection_settings()["collection_lead_days"]))
+                    collection_lead_days())
     except BatchError as error:
         db.session.rollback()
         return _batch_page(_batch_or_404(batch_id), close_error=str(error), status=422)
