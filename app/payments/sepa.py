@@ -103,18 +103,21 @@ def sequence_type(mandate_reference: str, debtor_iban: str, collected: set[tuple
     return "RCUR" if (mandate_reference, debtor_iban) in collected else "FRST"
 
 
-def _no_longer_due(invoice: Invoice) -> str | None:
-    """Why the invoice must not be debited now, or None when it is still due."""
+def _not_to_debit(invoice: Invoice, customer: Customer) -> str | None:
+    """Why the invoice must not be debited now, or None when it is still due by direct debit."""
     if invoice.status != "issued":
         return f"invoice {invoice.number} is {invoice.status}"
     if invoice.amount_due <= 0:
         return f"nothing is due on invoice {invoice.number} any more (paid or collected elsewhere)"
+    if customer.payment_method != "sepa_debit" or not (customer.iban and customer.mandate_reference
+                                                       and customer.mandate_date):
+        return f"{customer.name} no longer pays by SEPA direct debit (payment method, IBAN or mandate changed)"
     return None
 
 
-def _reread(batch: SepaBatch, item: SepaBatchItem, invoice: Invoice) -> None:
+def _reread(batch: SepaBatch, item: SepaBatchItem, invoice: Invoice, customer: Customer) -> None:
     """Withdraw the debit when its invoice is no longer due, else make it exactly the amount due now."""
-    reason = _no_longer_due(invoice)
+    reason = _not_to_debit(invoice, customer)
     if reason is not None:
         item.status, item.resolved_at = "withdrawn", utcnow()
         item.note = f"withdrawn when batch #{batch.id} was closed: {reason}"
@@ -142,21 +145,22 @@ def close_batch(batch: SepaBatch, actor: Actor, today: date, lead_days: int = 2)
     invoices = {invoice.id: invoice for invoice in db.session.scalars(
         select(Invoice).where(Invoice.id.in_([i.invoice_id for i in pending])).order_by(Invoice.id)
         .with_for_update().execution_options(populate_existing=True))}
+    customers = {customer.id: customer for customer in db.session.scalars(
+        select(Customer).where(Customer.id.in_({invoice.customer_id for invoice in invoices.values()})))}
     for item in pending:
-        _reread(batch, item, invoices[item.invoice_id])
+        invoice = invoices[item.invoice_id]
+        _reread(batch, item, invoice, customers[invoice.customer_id])
     items = [i for i in pending if i.status == "pending"]
     withdrawn = [i.end_to_end_id for i in pending if i.status == "withdrawn"]
     if not items:
         db.session.flush()
         raise BatchError(f"batch #{batch.id} has no debits to send"
-                         + (f" ({len(withdrawn)} no longer due: {', '.join(withdrawn)})" if withdrawn else ""))
+                         + (f" ({len(withdrawn)} withdrawn: {', '.join(withdrawn)})" if withdrawn else ""))
     message_id = message_id_for(entity, batch, today)
     document = SepaDD({"name": entity.name, "IBAN": entity.iban, "BIC": entity.bic, "batch": True,
                        "creditor_id": entity.sepa_creditor_id, "currency": "EUR"}, schema=SCHEMA)
     document.msg_id = message_id
     document._xml.find("CstmrDrctDbtInitn/GrpHdr/MsgId").text = message_id  # sepaxml set a random one
-    customers = {customer.id: customer for customer in db.session.scalars(
-        select(Customer).where(Customer.id.in_({invoices[i.invoice_id].customer_id for i in items})))}
     collected = collected_mandates({c.mandate_reference for c in customers.values() if c.mandate_reference})
     total = Decimal(0)
     for item in items:

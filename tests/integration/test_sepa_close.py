@@ -85,13 +85,28 @@ def test_no_longer_due_invoices_drop_out_with_a_note_and_a_partly_paid_one_is_de
     SCHEMA.assertValid(etree.fromstring(batch.xml))
 
 
+def test_a_customer_who_no_longer_pays_by_direct_debit_drops_out(db_session):
+    entity = sepa_entity()
+    bolt = make_sepa_customer(entity)
+    starship = make_sepa_customer(entity, "Starship Technologies")
+    starship.mandate_reference = "MANDATE-2"
+    invoices = bill(entity, {"reference": "C-1", "start": date(2026, 11, 1), "customer": "Bolt"},
+                    {"reference": "C-2", "start": date(2026, 11, 1), "customer": "Starship Technologies"})
+    collect_all(invoices)
+    bolt.payment_method, bolt.iban, bolt.mandate_reference, bolt.mandate_date = "manual", None, None, None
+    batch = close_batch(open_batch(), ACTOR, date(2026, 12, 4))
+    withdrawn, sent = batch.items
+    assert withdrawn.status == "withdrawn" and "Bolt no longer pays by SEPA direct debit" in withdrawn.note
+    assert list(debits(batch.xml)) == [sent.end_to_end_id]
+
+
 def test_a_batch_with_nothing_left_due_is_not_closed(db_session):
     entity = sepa_entity()
     make_sepa_customer(entity)
     invoice, = bill(entity, {"reference": "C-1", "start": date(2026, 11, 1), "customer": "Bolt"})
     collect_all([invoice])
     record_payment(invoice.id, Decimal("58.53"), date(2026, 12, 1), "bank 1", ACTOR)
-    with pytest.raises(BatchError, match=r"has no debits to send \(1 no longer due: DE01-2026-000001-1\)"):
+    with pytest.raises(BatchError, match=r"has no debits to send \(1 withdrawn: DE01-2026-000001-1\)"):
         close_batch(open_batch(), ACTOR, date(2026, 12, 4))
 
 
