@@ -63,14 +63,14 @@ SCHEMA = "pain.008.001.08"
 
 
 @lru_cache(maxsize=1)
-def _xsd() -> etree.XMLSchema:
-    """sepaxml's copy of the ISO 20022 schema, checked by libxml2 (sepaxml's own check, in pure Python, takes
-    seconds for a few thousand debits)."""
-    return etree.XMLSchema(etree.parse(str(resources.files("sepaxml") / "schemas" / f"{SCHEMA}.xsd")))
+def _xsd_document() -> etree._ElementTree:
+    return etree.parse(str(resources.files("sepaxml") / "schemas" / f"{SCHEMA}.xsd"))
 
 
 def _validated(xml: bytes, batch: SepaBatch) -> bytes:
-    schema = _xsd()
+    """Checked against sepaxml's copy of the ISO 20022 schema by libxml2 (sepaxml's own check, in pure Python,
+    takes seconds for a few thousand debits). A schema object per call: its error log is not shared by threads."""
+    schema = etree.XMLSchema(_xsd_document())
     if not schema.validate(etree.fromstring(xml)):
         problems = "; ".join(f"line {e.line}: {e.message}" for e in list(schema.error_log)[:5])
         raise BatchError(f"the {SCHEMA} file of batch #{batch.id} does not validate ({problems}): "
