@@ -1,8 +1,7 @@
 """`flask sepa results FILE`: the bank's answer to a SEPA batch (CSV, pain.002 or camt.054), all or nothing.
 
-The command is defined on its own so that it joins whichever `sepa` group holds the batch commands."""
+The command is defined on its own and joins the `sepa` group of app/cli/sepa.py."""
 import click
-from flask.cli import AppGroup
 
 from app.audit import Actor
 from app.billing.money import round_money
@@ -40,6 +39,3 @@ def results_command(result_file: str, file_format: str | None, as_json: bool) ->
                f"({collected} EUR), {summary.returned} returned, {summary.accepted} received by the bank "
                "and not settled yet.")
 
-
-group = AppGroup("sepa", help="SEPA direct debits.")
-group.add_command(results_command)

@@ -15,7 +15,9 @@ from app.models.types import Money, UTCDateTime, enum_check, utcnow
 PAYMENT_SOURCES = ("manual", "sepa_debit", "customer_credit")
 COLLECTION_STATUSES = ("waiting", "in_batch", "retry_scheduled", "collected", "flagged", "failed")
 BATCH_STATUSES = ("open", "closed")
-BATCH_ITEM_STATUSES = ("pending", "collected", "returned", "withdrawn")  # withdrawn: credited before it was sent
+# withdrawn: no longer due when its batch was closed (void, credited, paid, collected elsewhere); `note` says why
+BATCH_ITEM_STATUSES = ("pending", "collected", "returned", "withdrawn")
+SEQUENCE_TYPES = ("FRST", "RCUR")
 
 
 class Payment(db.Model):
@@ -67,7 +69,7 @@ class SepaBatch(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     legal_entity_id: Mapped[int] = mapped_column(ForeignKey("legal_entities.id"), index=True)
     status: Mapped[str] = mapped_column(String(16), default="open")
-    message_id: Mapped[str | None] = mapped_column(String(35))
+    message_id: Mapped[str | None] = mapped_column(String(35), unique=True)  # the MsgId in the file
     collection_date: Mapped[date | None] = mapped_column(Date)
     control_sum: Mapped[Decimal | None] = mapped_column(Money)
     item_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -84,6 +86,7 @@ class SepaBatchItem(db.Model):
         UniqueConstraint("batch_id", "invoice_id"),
         CheckConstraint(enum_check("status", BATCH_ITEM_STATUSES), name="status"),
         CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint(enum_check("sequence_type", SEQUENCE_TYPES), name="sequence_type"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -96,6 +99,11 @@ class SepaBatchItem(db.Model):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     return_reason: Mapped[str | None] = mapped_column(Text)
     note: Mapped[str | None] = mapped_column(Text)  # why it was withdrawn or its amount changed
+    # What the file asked the bank for, set when the batch is closed (NULL while pending in an open batch).
+    collection_date: Mapped[date | None] = mapped_column(Date)
+    sequence_type: Mapped[str | None] = mapped_column(String(4))
+    mandate_reference: Mapped[str | None] = mapped_column(String(35), index=True)
+    debtor_iban: Mapped[str | None] = mapped_column(String(34))
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     batch: Mapped[SepaBatch] = relationship(back_populates="items")

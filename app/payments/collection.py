@@ -27,6 +27,11 @@ def settings() -> dict:
     return {**PAYMENT_COLLECTION.defaults(), **((agent.configuration if agent else None) or {})}
 
 
+def lead_days() -> int:
+    """Days between closing a SEPA batch and the earliest collection date asked of the bank."""
+    return int(settings()["collection_lead_days"])
+
+
 def retry_days() -> list[int]:
     return [int(d) for d in str(settings()["retry_days"]).split(",") if d.strip()]
 

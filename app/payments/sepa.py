@@ -1,9 +1,12 @@
-"""SEPA direct-debit batches: open per legal entity, closed into a validated pain.008 file."""
+"""SEPA direct-debit batches: open per legal entity, closed into a validated pain.008.001.08 file."""
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
+from functools import lru_cache
+from importlib import resources
 
+from lxml import etree
 from sepaxml import SepaDD
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -12,6 +15,7 @@ from app.audit import Actor, record
 from app.extensions import db
 from app.models import Collection, Customer, Invoice, LegalEntity, SepaBatch, SepaBatchItem
 from app.models.types import utcnow
+from app.payments import target2
 
 
 class BatchError(ValueError):
@@ -21,8 +25,10 @@ class BatchError(ValueError):
 def open_batch(entity_id: int) -> SepaBatch:
     """The entity's open batch, created when there is none (one open batch per entity, by index)."""
     for _ in range(3):
+        # Locked: a batch being closed (close_batch holds this row) is waited for, then no longer open, so a debit
+        # never lands in a batch whose file is already written.
         batch = db.session.scalar(select(SepaBatch).where(SepaBatch.legal_entity_id == entity_id,
-                                                          SepaBatch.status == "open"))
+                                                          SepaBatch.status == "open").with_for_update())
         if batch is not None:
             return batch
         savepoint = db.session.begin_nested()
@@ -53,8 +59,81 @@ def add_to_open_batch(invoice: Invoice, collection: Collection) -> SepaBatchItem
     return item
 
 
+SCHEMA = "pain.008.001.08"
+
+
+@lru_cache(maxsize=1)
+def _xsd_document() -> etree._ElementTree:
+    return etree.parse(str(resources.files("sepaxml") / "schemas" / f"{SCHEMA}.xsd"))
+
+
+def _validated(xml: bytes, batch: SepaBatch) -> bytes:
+    """Checked against sepaxml's copy of the ISO 20022 schema by libxml2 (sepaxml's own check, in pure Python,
+    takes seconds for a few thousand debits). A schema object per call: its error log is not shared by threads."""
+    schema = etree.XMLSchema(_xsd_document())
+    if not schema.validate(etree.fromstring(xml)):
+        problems = "; ".join(f"line {e.line}: {e.message}" for e in list(schema.error_log)[:5])
+        raise BatchError(f"the {SCHEMA} file of batch #{batch.id} does not validate ({problems}): "
+                         "correct the customer or legal entity data it names")
+    return xml
+
+
+def message_id_for(entity: LegalEntity, batch: SepaBatch, today: date) -> str:
+    """The GrpHdr/MsgId of the batch's file: also its stored id, its file name and what the bank quotes back."""
+    return f"ARB{entity.code}{batch.id:06d}{today:%Y%m%d}"[:35]
+
+
+def file_name(batch: SepaBatch) -> str:
+    return f"{batch.message_id}.xml"
+
+
+def collected_mandates(mandate_references: set[str]) -> set[tuple[str, str]]:
+    """(mandate reference, debtor IBAN) pairs among these references that a debit was collected under."""
+    if not mandate_references:
+        return set()
+    return set(db.session.execute(
+        select(SepaBatchItem.mandate_reference, SepaBatchItem.debtor_iban).distinct()
+        .where(SepaBatchItem.status == "collected", SepaBatchItem.mandate_reference.in_(mandate_references))).tuples())
+
+
+def sequence_type(mandate_reference: str, debtor_iban: str, collected: set[tuple[str, str]]) -> str:
+    """SEPA Core rulebook: FRST for the first collection under a mandate, RCUR after. A changed mandate reference
+    or debtor IBAN is an amendment; sepaxml cannot write AmdmntInd, so a debit under a mandate reference and IBAN
+    never collected before is sent as a first collection (FRST) instead (docs/architecture.md)."""
+    return "RCUR" if (mandate_reference, debtor_iban) in collected else "FRST"
+
+
+def _not_to_debit(invoice: Invoice, customer: Customer) -> str | None:
+    """Why the invoice must not be debited now, or None when it is still due by direct debit."""
+    if invoice.status != "issued":
+        return f"invoice {invoice.number} is {invoice.status}"
+    if invoice.amount_due <= 0:
+        return f"nothing is due on invoice {invoice.number} any more (paid or collected elsewhere)"
+    if customer.payment_method != "sepa_debit" or not (customer.iban and customer.mandate_reference
+                                                       and customer.mandate_date):
+        return f"{customer.name} no longer pays by SEPA direct debit (payment method, IBAN or mandate changed)"
+    return None
+
+
+def _reread(batch: SepaBatch, item: SepaBatchItem, invoice: Invoice, customer: Customer) -> None:
+    """Withdraw the debit when its invoice is no longer due, else make it exactly the amount due now."""
+    reason = _not_to_debit(invoice, customer)
+    if reason is not None:
+        item.status, item.resolved_at = "withdrawn", utcnow()
+        item.note = f"withdrawn when batch #{batch.id} was closed: {reason}"
+    elif item.amount != invoice.amount_due:
+        item.note = (f"{item.amount} changed to {invoice.amount_due} when batch #{batch.id} was closed: "
+                     f"the amount due on invoice {invoice.number}")
+        item.amount = invoice.amount_due
+
+
 def close_batch(batch: SepaBatch, actor: Actor, today: date, lead_days: int = 2) -> SepaBatch:
-    """Produce the pain.008 file of an open batch (validated against its schema) and close it."""
+    """Produce the pain.008.001.08 file of an open batch (validated against its schema) and close it.
+
+    Each debit is re-read under a lock on its invoice: what is no longer due drops out with a note, the rest is
+    debited exactly its amount due now, on the later of the invoice's pre-notified date (its due date: "debited on
+    or after") and today + lead days, moved to the next TARGET2 business day."""
+    batch = db.session.scalar(select(SepaBatch).where(SepaBatch.id == batch.id).with_for_update()) or batch
     if batch.status != "open":
         raise BatchError(f"batch #{batch.id} is already closed")
     entity = db.session.get(LegalEntity, batch.legal_entity_id)
@@ -62,32 +141,56 @@ def close_batch(batch: SepaBatch, actor: Actor, today: date, lead_days: int = 2)
                                           ("BIC", entity.bic)) if not value]
     if missing:
         raise BatchError(f"{entity.code} has no {', '.join(missing)}: add them under Settings > Legal entities")
-    items = [i for i in batch.items if i.status == "pending"]
+    pending = [i for i in batch.items if i.status == "pending"]
+    invoices = {invoice.id: invoice for invoice in db.session.scalars(
+        select(Invoice).where(Invoice.id.in_([i.invoice_id for i in pending])).order_by(Invoice.id)
+        .with_for_update().execution_options(populate_existing=True))}
+    customers = {customer.id: customer for customer in db.session.scalars(
+        select(Customer).where(Customer.id.in_({invoice.customer_id for invoice in invoices.values()})))}
+    for item in pending:
+        invoice = invoices[item.invoice_id]
+        _reread(batch, item, invoice, customers[invoice.customer_id])
+    items = [i for i in pending if i.status == "pending"]
+    withdrawn = [i.end_to_end_id for i in pending if i.status == "withdrawn"]
     if not items:
-        raise BatchError(f"batch #{batch.id} has no debits to send")
-    collection_date = today + timedelta(days=lead_days)
-    message_id = f"ARB{entity.code}{batch.id:06d}{today:%Y%m%d}"[:35]
+        db.session.flush()
+        raise BatchError(f"batch #{batch.id} has no debits to send"
+                         + (f" ({len(withdrawn)} withdrawn: {', '.join(withdrawn)})" if withdrawn else ""))
+    message_id = message_id_for(entity, batch, today)
     document = SepaDD({"name": entity.name, "IBAN": entity.iban, "BIC": entity.bic, "batch": True,
-                       "creditor_id": entity.sepa_creditor_id, "currency": "EUR"}, schema="pain.008.001.02")
+                       "creditor_id": entity.sepa_creditor_id, "currency": "EUR"}, schema=SCHEMA)
+    document.msg_id = message_id
+    document._xml.find("CstmrDrctDbtInitn/GrpHdr/MsgId").text = message_id  # sepaxml set a random one
+    collected = collected_mandates({c.mandate_reference for c in customers.values() if c.mandate_reference})
     total = Decimal(0)
     for item in items:
-        invoice = db.session.get(Invoice, item.invoice_id)
-        customer = db.session.get(Customer, invoice.customer_id)
+        invoice = invoices[item.invoice_id]
+        customer = customers[invoice.customer_id]
+        item.collection_date = target2.collection_date(invoice.due_date, today, lead_days)
+        item.mandate_reference, item.debtor_iban = customer.mandate_reference, customer.iban
+        item.sequence_type = sequence_type(customer.mandate_reference, customer.iban, collected)
         cents = int((item.amount * 100).to_integral_exact())
         total += item.amount
-        document.add_payment({
-            "name": customer.name, "IBAN": customer.iban, "amount": cents, "type": "RCUR",
-            "collection_date": collection_date, "mandate_id": customer.mandate_reference,
+        document.add_payment({  # sepaxml makes one PmtInf block per sequence type and collection date
+            "name": customer.name, "IBAN": customer.iban, "amount": cents, "type": item.sequence_type,
+            "collection_date": item.collection_date, "mandate_id": customer.mandate_reference,
             "mandate_date": customer.mandate_date, "description": f"Invoice {invoice.number}",
             "endtoend_id": item.end_to_end_id,
         })
-    xml = document.export(validate=True)
-    batch.xml, batch.message_id, batch.collection_date = xml, message_id, collection_date
+    xml = _validated(document.export(validate=False), batch)
+    batch.xml, batch.message_id = xml, _message_id_in(xml)
+    batch.collection_date = min(i.collection_date for i in items)
     batch.control_sum, batch.item_count = total, len(items)
     batch.status, batch.closed_at = "closed", utcnow()
     record("sepa_batch.closed", "sepa_batch", batch.id, actor, legal_entity_id=entity.id, items=len(items),
-           control_sum=str(total), collection_date=collection_date.isoformat())
+           control_sum=str(total), collection_date=batch.collection_date.isoformat(), message_id=batch.message_id,
+           withdrawn=withdrawn)
     return batch
+
+
+def _message_id_in(xml: bytes) -> str:
+    tree = etree.fromstring(xml)
+    return tree.findtext("p:CstmrDrctDbtInitn/p:GrpHdr/p:MsgId", namespaces={"p": tree.nsmap[None]})
 
 
 def item_by_end_to_end_id(end_to_end_id: str) -> SepaBatchItem | None:

@@ -77,7 +77,8 @@ def test_sepa_customer_lands_in_a_batch_whose_pain008_validates_with_the_control
     assert batch.status == "open" and len(batch.items) == 3
     close_batch(batch, ADMIN, date(2026, 11, 27))
     db.session.commit()
-    assert batch.status == "closed" and batch.collection_date == date(2026, 11, 29)
+    # not closing day + 2 (Sunday 29 Nov) but the date the invoices pre-notified: due 10 Dec, a TARGET2 day
+    assert batch.status == "closed" and batch.collection_date == date(2026, 12, 10)
     assert batch.control_sum == sum(i.total_amount for i in invoices) == Decimal("175.59")
     tree = etree.fromstring(batch.xml)
     ns = {"p": tree.nsmap[None]}

@@ -64,3 +64,43 @@ def test_tax_codes_migration_gives_existing_lines_the_code_of_their_rate(empty_a
         # rebuilding tables (SQLite's batch mode) lost nothing that references them
         for table, count in (("invoice_lines", 2), ("invoices", 1), ("customers", 1), ("contract_lines", 4)):
             assert db.session.execute(text(f"SELECT count(*) FROM {table}")).scalar() == count, table
+
+
+def test_sepa_files_migration_keeps_collected_mandates_recurring(empty_app):
+    from flask_migrate import upgrade
+
+    with empty_app.app_context():
+        upgrade(revision="0012")
+        conn = db.session.connection()
+        conn.execute(text("INSERT INTO legal_entities (id, code, name, country, currency, timezone, invoice_prefix, "
+                          "locale, created_at) VALUES (1, 'DE01', 'Demo GmbH', 'DE', 'EUR', 'UTC', 'DE01', 'de_DE', "
+                          "'2026-01-01 00:00:00')"))
+        conn.execute(text("INSERT INTO customers (id, legal_entity_id, name, payment_method, iban, mandate_reference, "
+                          "mandate_date, created_at) VALUES (1, 1, 'Bolt', 'sepa_debit', 'DE89370400440532013000', "
+                          "'MANDATE-1', '2026-01-15', '2026-01-01 00:00:00')"))
+        conn.execute(text("INSERT INTO contracts (id, legal_entity_id, customer_id, reference, status, currency, "
+                          "frequency, start_date, created_at) VALUES (1, 1, 1, 'C-1', 'active', 'EUR', 'monthly', "
+                          "'2026-01-01', '2026-01-01 00:00:00')"))
+        for n in (1, 2):
+            conn.execute(text(
+                "INSERT INTO invoices (id, legal_entity_id, customer_id, contract_id, period_start, period_end, number, "
+                "sequence_year, sequence_number, issue_date, due_date, currency, net_amount, tax_amount, total_amount, "
+                "amount_due, status, kind, created_at) VALUES (:n, 1, 1, 1, :start, :start, :number, 2026, :n, '2026-01-01', "
+                "'2026-01-15', 'EUR', 20, 1.9, 21.9, 21.9, 'issued', 'invoice', '2026-01-01 00:00:00')"),
+                {"n": n, "start": f"2026-0{n}-01", "number": f"DE01-2026-00000{n}"})
+            conn.execute(text("INSERT INTO collections (id, invoice_id, method, status, attempts, created_at, "
+                              "updated_at) VALUES (:n, :n, 'sepa_debit', 'in_batch', 0, '2026-01-01 00:00:00', "
+                              "'2026-01-01 00:00:00')"), {"n": n})
+        conn.execute(text("INSERT INTO sepa_batches (id, legal_entity_id, status, message_id, item_count, created_at) "
+                          "VALUES (1, 1, 'closed', 'ARBDE0100000120260110', 2, '2026-01-10 00:00:00')"))
+        conn.execute(text("INSERT INTO sepa_batch_items (batch_id, invoice_id, collection_id, amount, end_to_end_id, "
+                          "attempt, status) VALUES (1, 1, 1, 21.9, 'DE01-2026-000001-1', 1, 'collected'), "
+                          "(1, 2, 2, 21.9, 'DE01-2026-000002-1', 1, 'returned')"))
+        db.session.commit()
+
+        upgrade()
+
+        rows = db.session.execute(text("SELECT status, mandate_reference, debtor_iban, sequence_type "
+                                       "FROM sepa_batch_items ORDER BY id")).all()
+        assert [tuple(r) for r in rows] == [("collected", "MANDATE-1", "DE89370400440532013000", None),
+                                            ("returned", None, None, None)]

@@ -12,6 +12,7 @@ from app.billing.runs import execute_run, start_billing_run
 from app.extensions import db
 from app.models import AuditEntry, Collection, Customer, Invoice, LegalEntity, Payment, SepaBatch, SepaBatchItem
 from app.payments.collection import start_collection
+from app.payments.target2 import collection_date, is_business_day
 from app.reports.dashboard import entity_today
 from tests.factories import CUSTOMER_ADDRESS, make_contract, make_entity
 
@@ -135,18 +136,23 @@ def test_close_then_download_a_valid_pain008_whose_control_sum_is_the_debits(app
     with app.app_context():
         batch = get(SepaBatch, world["batch"])
         items_total = sum(i.amount for i in batch.items)
-        lead = world["today"] + timedelta(days=2)
-        assert (batch.status, batch.collection_date) == ("closed", lead)
+        due = get(Invoice, world["invoices"][0]).due_date  # pre-notified: "debited on or after"
+        expected = collection_date(due, world["today"], 2)
+        assert (batch.status, batch.collection_date) == ("closed", expected) and expected >= due
+        assert is_business_day(expected)
         message_id = batch.message_id
+        assert f'<dd id="message-id">{message_id}</dd>' in page and expected.isoformat() in page
         entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "sepa_batch.closed"))
         assert entry.actor_label == "accountant@example.com"
     download = client.get(f"/collections/batches/{world['batch']}/pain008.xml")
     assert download.status_code == 200 and download.mimetype == "application/xml"
-    assert download.headers["Content-Disposition"] == f'attachment; filename="pain008-{message_id}.xml"'
+    assert download.headers["Content-Disposition"] == f'attachment; filename="{message_id}.xml"'
     tree = etree.fromstring(download.data)
     ns = {"p": tree.nsmap[None]}
     assert Decimal(tree.findtext(".//p:GrpHdr/p:CtrlSum", namespaces=ns)) == items_total == Decimal("117.06")
     assert tree.findtext(".//p:GrpHdr/p:NbOfTxs", namespaces=ns) == "2"
+    assert tree.findtext(".//p:GrpHdr/p:MsgId", namespaces=ns) == message_id
+    assert tree.nsmap[None] == "urn:iso:std:iso:20022:tech:xsd:pain.008.001.08"
     assert sorted(tree.xpath("//p:EndToEndId/text()", namespaces=ns)) == sorted(world["e2e"])
     assert "Close batch" not in client.get(f"/collections/batches/{world['batch']}").get_data(as_text=True)
     assert client_as("viewer").get(f"/collections/batches/{world['batch']}/pain008.xml").data == download.data

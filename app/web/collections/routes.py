@@ -9,9 +9,9 @@ from flask_login import current_user
 from app.audit import Actor
 from app.extensions import db
 from app.models import LegalEntity, SepaBatch, SepaBatchItem
-from app.payments.collection import settings as collection_settings
+from app.payments.collection import lead_days as collection_lead_days
 from app.payments.results import COLUMNS, EXAMPLE, OutcomeError, ResultImportFailed, apply_outcome, import_results
-from app.payments.sepa import BatchError, close_batch
+from app.payments.sepa import BatchError, close_batch, file_name
 from app.reports.dashboard import entity_today
 from app.web.collections import bp
 from app.web.collections.queries import (batch_items, batch_rows, batch_total, batches_query,
@@ -73,10 +73,10 @@ def pain008(batch_id: int):
     batch = _batch_or_404(batch_id)
     if batch.status != "closed" or not batch.xml:
         abort(404)
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", batch.message_id or f"batch-{batch.id}")
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", file_name(batch))  # the MsgId in the file
     response = make_response(batch.xml)
     response.mimetype = "application/xml"
-    response.headers["Content-Disposition"] = f'attachment; filename="pain008-{name}.xml"'
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
 
@@ -87,7 +87,7 @@ def close(batch_id: int):
     batch = _batch_or_404(batch_id)
     try:
         close_batch(batch, Actor.for_user(current_user), entity_today(_entity_of(batch)),
-                    int(collection_settings()["collection_lead_days"]))
+                    collection_lead_days())
     except BatchError as error:
         db.session.rollback()
         return _batch_page(_batch_or_404(batch_id), close_error=str(error), status=422)
