@@ -24,7 +24,8 @@ def valid(xml: bytes, name: str) -> bool:
 
 
 def pain002(message_id: str, transactions: list[dict] = (), *, version: str = "11", group_status: str | None = None,
-            group_reason: str | None = None, created: str = "2026-12-01T09:30:00") -> bytes:
+            group_reason: str | None = None, created: str = "2026-12-01T09:30:00",
+            payment_statuses: list[tuple[str, str, str | None]] = ()) -> bytes:
     """A customer payment status report. Each transaction: end_to_end_id, status (ACSC, RJCT, ...) and
     optionally reason, amount, collection_date, creditor_id, creditor_iban."""
     group = ""
@@ -35,6 +36,10 @@ def pain002(message_id: str, transactions: list[dict] = (), *, version: str = "1
     if transactions:
         rows = "".join(_pain002_tx(n, tx) for n, tx in enumerate(transactions, start=1))
         payments = f"<OrgnlPmtInfAndSts><OrgnlPmtInfId>{escape(message_id)}-1</OrgnlPmtInfId>{rows}</OrgnlPmtInfAndSts>"
+    for payment_info_id, status, reason in payment_statuses:  # (OrgnlPmtInfId, PmtInfSts, reason code): no transactions
+        why = f"<StsRsnInf><Rsn><Cd>{reason}</Cd></Rsn></StsRsnInf>" if reason else ""
+        payments += (f"<OrgnlPmtInfAndSts><OrgnlPmtInfId>{escape(payment_info_id)}</OrgnlPmtInfId>"
+                     f"<PmtInfSts>{status}</PmtInfSts>{why}</OrgnlPmtInfAndSts>")
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n'
             f'<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.{version}">\n'
             f'<CstmrPmtStsRpt>\n'

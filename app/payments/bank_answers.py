@@ -70,7 +70,8 @@ class Answer:
     creditor_id: str | None = None   # pain.002: the SEPA creditor identifier of the original debit
     amount: Decimal | None = None
     currency: str | None = None
-    whole_batch: bool = False        # a group status without transactions: every debit of message_id
+    whole_batch: bool = False        # a status without transactions: every debit of message_id ...
+    payment_info_id: str | None = None  # ... or of this payment-information block of it (OrgnlPmtInfId)
 
 
 def reason_text(code: str, extra: str = "") -> str:
@@ -196,18 +197,23 @@ def _pain002(root, ns: str, errors: list[str]) -> list[Answer]:
             creditor_id=_text(tx, ns, "OrgnlTxRef/CdtrSchmeId/Id/PrvtId/Othr/Id") or None))
     if transactions:
         return answers
-    # no transactions: the payment-information or group status speaks for the whole batch
-    for holder, path in ((report.find(_q(ns, "OrgnlPmtInfAndSts")), "PmtInfSts"), (group, "GrpSts")):
+    # No transactions: each payment-information status speaks for the debits of its block of our message,
+    # else the group status for the whole message.
+    blocks = [holder for holder in report.findall(_q(ns, "OrgnlPmtInfAndSts")) if _text(holder, ns, "PmtInfSts")]
+    for holder, path in ([(holder, "PmtInfSts") for holder in blocks] or [(group, "GrpSts")]):
         if holder is None or not _text(holder, ns, path):
             continue
         code = _text(holder, ns, path)
         outcome = _status(code)
         if outcome is None:
             errors.append(f"line {holder.sourceline}: {path}: {code} is not a status Arbill knows")
-            return []
-        return [Answer(line=holder.sourceline, element=path, end_to_end_id="", outcome=outcome, date_text=created,
-                       reason=_reason(holder, ns, "StsRsnInf") if outcome == "returned" else "",
-                       message_id=message_id or None, whole_batch=True)]
+            continue
+        answers.append(Answer(line=holder.sourceline, element=path, end_to_end_id="", outcome=outcome,
+                              date_text=created, reason=_reason(holder, ns, "StsRsnInf") if outcome == "returned" else "",
+                              message_id=message_id or None, whole_batch=True,
+                              payment_info_id=_text(holder, ns, "OrgnlPmtInfId") if path == "PmtInfSts" else None))
+    if answers or errors:
+        return answers
     errors.append(f"line {report.sourceline}: CstmrPmtStsRpt: the report has no group, payment or transaction status")
     return []
 

@@ -19,6 +19,7 @@ from datetime import date
 from decimal import Decimal
 from typing import IO
 
+from lxml import etree
 from sqlalchemy import select
 
 from app.audit import Actor, record
@@ -263,12 +264,28 @@ def _expand_whole_batch(answers: list[bank_answers.Answer], errors: list[str]) -
                           "we sent: is the report for another creditor?")
             continue
         pending = [item for item in batch.items if item.status == "pending"]
+        if answer.payment_info_id is not None:
+            block = payment_block(batch, answer.payment_info_id)
+            if block is None:
+                errors.append(f"line {answer.line}: OrgnlPmtInfId: {answer.payment_info_id} is not a payment "
+                              f"block of the message {answer.message_id}: is the report for another file?")
+                continue
+            pending = [item for item in pending if item.end_to_end_id in block]
         if not pending:
             errors.append(f"line {answer.line}: {answer.element}: every debit of the message {answer.message_id} "
                           "has its answer already; this report adds nothing")
         expanded.extend(bank_answers.Answer(**{**answer.__dict__, "end_to_end_id": item.end_to_end_id,
                                                "whole_batch": False}) for item in pending)
     return expanded
+
+
+def payment_block(batch: SepaBatch, payment_info_id: str) -> set[str] | None:
+    """The end-to-end ids of one payment-information block (PmtInfId) of the pain.008 we sent, or None."""
+    root = etree.fromstring(batch.xml)
+    for block in root.iter("{*}PmtInf"):
+        if block.findtext("{*}PmtInfId") == payment_info_id:
+            return {node.text for node in block.iter("{*}EndToEndId")}
+    return None
 
 
 def _claims(answer: bank_answers.Answer, item: SepaBatchItem) -> dict[str, str]:

@@ -182,3 +182,28 @@ def test_the_cli_imports_a_pain002_and_refuses_a_bad_camt054(app, runner, db_ses
     db.session.expire_all()
     assert [i.status for i in items()] == ["collected", "returned"]
     assert items()[1].return_reason == "AC04 account closed"
+
+
+def test_a_payment_block_status_answers_only_the_debits_of_that_block(db_session):
+    from lxml import etree
+
+    from app.payments.sepa import close_batch
+
+    _, batch = sepa_world(close=False)
+    first, second = items()
+    # Pre-notified later: the second debit is collected on another day, in its own payment block.
+    db.session.get(Invoice, second.invoice_id).due_date = date(2026, 12, 21)
+    close_batch(batch, ACTOR, date(2026, 11, 27))
+    db.session.commit()
+    blocks = {block.findtext("{*}PmtInfId"): {e.text for e in block.iter("{*}EndToEndId")}
+              for block in etree.fromstring(batch.xml).iter("{*}PmtInf")}
+    assert len(blocks) == 2
+    [later] = [pid for pid, ids in blocks.items() if second.end_to_end_id in ids]
+    xml = pain002(batch.message_id, payment_statuses=[(later, "RJCT", "MS03")])
+    assert valid(xml, "pain.002.001.11")
+    summary = import_results(io.BytesIO(xml), ACTOR)
+    db.session.commit()
+    assert (summary.returned, first.status, second.status) == (1, "pending", "returned")
+    with pytest.raises(ResultImportFailed) as unknown:
+        import_results(io.BytesIO(pain002(batch.message_id, payment_statuses=[("NOT-OURS", "RJCT", None)])), ACTOR)
+    assert "OrgnlPmtInfId: NOT-OURS is not a payment block of the message" in unknown.value.errors[0]
