@@ -24,15 +24,20 @@ def empty_app(tmp_path, redis_url):
             db.engine.dispose()
 
 
+def insert_entity(conn) -> None:
+    """Legal entity 1, DE01, with the columns every schema version since 0001 has."""
+    conn.execute(text("INSERT INTO legal_entities (id, code, name, country, currency, timezone, invoice_prefix, "
+                      "locale, created_at) VALUES (1, 'DE01', 'Demo GmbH', 'DE', 'EUR', 'UTC', 'DE01', 'de_DE', "
+                      "'2026-01-01 00:00:00')"))
+
+
 def test_tax_codes_migration_gives_existing_lines_the_code_of_their_rate(empty_app):
     from flask_migrate import upgrade
 
     with empty_app.app_context():
         upgrade(revision="0008")
         conn = db.session.connection()
-        conn.execute(text("INSERT INTO legal_entities (id, code, name, country, currency, timezone, invoice_prefix, "
-                          "locale, created_at) VALUES (1, 'DE01', 'Demo GmbH', 'DE', 'EUR', 'UTC', 'DE01', 'de_DE', "
-                          "'2026-01-01 00:00:00')"))
+        insert_entity(conn)
         conn.execute(text("INSERT INTO customers (id, legal_entity_id, name, payment_method, created_at) "
                           "VALUES (1, 1, 'Bolt', 'manual', '2026-01-01 00:00:00')"))
         conn.execute(text("INSERT INTO contracts (id, legal_entity_id, customer_id, reference, status, currency, "
@@ -72,9 +77,7 @@ def test_sepa_files_migration_keeps_collected_mandates_recurring(empty_app):
     with empty_app.app_context():
         upgrade(revision="0012")
         conn = db.session.connection()
-        conn.execute(text("INSERT INTO legal_entities (id, code, name, country, currency, timezone, invoice_prefix, "
-                          "locale, created_at) VALUES (1, 'DE01', 'Demo GmbH', 'DE', 'EUR', 'UTC', 'DE01', 'de_DE', "
-                          "'2026-01-01 00:00:00')"))
+        insert_entity(conn)
         conn.execute(text("INSERT INTO customers (id, legal_entity_id, name, payment_method, iban, mandate_reference, "
                           "mandate_date, created_at) VALUES (1, 1, 'Bolt', 'sepa_debit', 'DE89370400440532013000', "
                           "'MANDATE-1', '2026-01-15', '2026-01-01 00:00:00')"))
