@@ -100,7 +100,6 @@ def plan_contract(terms: ContractTerms, billed_starts: set[date], as_of: date) -
         problems = party_problems(terms.seller, terms.buyer)
         problems += document_problems((line.treatment for line in amounts.lines), seller_vat_id=terms.seller.vat_id,
                                       seller_registration_id=terms.seller.registration_id,
-                                      seller_tax_number=terms.seller.tax_number,
                                       buyer_vat_id=terms.buyer.vat_id)
         if problems:
             return ContractPlan(terms.contract_id, error="; ".join(problems))

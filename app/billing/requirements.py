@@ -49,6 +49,11 @@ def party_problems(seller: Seller, buyer: Buyer) -> list[str]:
     if not seller.vat_id and not seller.tax_number:
         problems.append(f"the legal entity has neither a VAT ID nor a tax number, one of which every invoice "
                         f"states: {SELLER_FIX}")
+    elif not seller.vat_id and not seller.registration_id:
+        # A tax number (BT-32) states the tax but does not identify the seller to EN 16931 (BR-CO-26),
+        # e.g. a § 19 UStG small business without VAT ID.
+        problems.append("the legal entity has neither a VAT ID nor a registration ID, one of which identifies the "
+                        f"seller on an e-invoice (BR-CO-26): {SELLER_FIX}")
     if not buyer.name.strip():
         problems.append("the customer has no name")
     missing = buyer.address.missing()

@@ -88,8 +88,7 @@ def _rule(category: str) -> str:
 
 # ------------------------------------------------------------------ one document
 def document_problems(treatments: Iterable[TaxTreatment], *, seller_vat_id: str | None,
-                      buyer_vat_id: str | None, seller_registration_id: str | None = None,
-                      seller_tax_number: str | None = None) -> list[str]:
+                      buyer_vat_id: str | None, seller_registration_id: str | None = None) -> list[str]:
     """Why an invoice with these lines' treatments cannot be issued to these parties (EN 16931), or [].
 
     What every invoice needs whatever its categories (the seller's address and VAT ID or tax number,
@@ -108,11 +107,6 @@ def document_problems(treatments: Iterable[TaxTreatment], *, seller_vat_id: str 
         # BR-O-02 keeps the VAT ID off such an invoice, and BR-CO-26 then wants the legal registration (BT-30).
         problems.append("an invoice not subject to VAT (category O) states no VAT ID, so it needs the legal "
                         "entity's registration ID (BR-CO-26): add it in the entity's settings")
-    elif seller_tax_number and not seller_vat_id and not seller_registration_id:  # neither: the parties' check says so
-        # A tax number (BT-32) alone does not identify the seller to EN 16931 (BR-CO-26), e.g. a § 19 UStG
-        # small business without VAT ID.
-        problems.append("the legal entity has neither a VAT ID nor a registration ID, one of which identifies the "
-                        "seller on an e-invoice (BR-CO-26): add one in the entity's settings")
     if "O" in categories and len(categories) > 1:
         problems.append("a line not subject to VAT (category O) cannot share an invoice with taxed lines (BR-O-11): "
                         "bill them on separate contracts")

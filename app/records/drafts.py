@@ -52,8 +52,7 @@ def update_draft(invoice: Invoice, lines: list[dict[str, str]], actor: Actor) ->
     except (LineError, CurrencyError) as error:
         raise v.ValidationError({"lines": str(error)}) from None
     problems = document_problems((line.treatment for line in amounts.lines), seller_vat_id=entity.vat_id,
-                                 buyer_vat_id=customer.vat_id, seller_registration_id=entity.registration_id,
-                                 seller_tax_number=entity.tax_number)
+                                 buyer_vat_id=customer.vat_id, seller_registration_id=entity.registration_id)
     if problems:
         raise v.ValidationError({"lines": "; ".join(problems)})
     before = [_describe(line.description, line.quantity, line.unit_price, line.vat_rate, line.tax_code)

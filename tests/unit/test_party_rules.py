@@ -123,7 +123,12 @@ NOWHERE = PostalAddress((), None, None, None, None)
 def test_a_lawful_invoice_needs_seller_address_and_tax_id_and_buyer_address():
     seller = Seller(BERLIN, "DE136695976", None)
     assert party_problems(seller, Buyer("Bolt", TALLINN)) == []
-    assert party_problems(Seller(BERLIN, None, "181/815/08155"), Buyer("Bolt", TALLINN)) == []
+    # a tax number states the tax; EN 16931 identifies the seller by VAT ID or registration (BR-CO-26)
+    assert party_problems(Seller(BERLIN, None, "181/815/08155", registration_id="HRB 12345 B"),
+                          Buyer("Bolt", TALLINN)) == []
+    assert party_problems(Seller(BERLIN, None, "181/815/08155"), Buyer("Bolt", TALLINN)) == [
+        "the legal entity has neither a VAT ID nor a registration ID, one of which identifies the seller on an "
+        "e-invoice (BR-CO-26): fill it in under Settings > Legal entities"]
     assert party_problems(seller, Buyer("Bolt", NOWHERE)) == [
         "customer Bolt has no address: fill it in on the customer's page"]
     assert party_problems(seller, Buyer("Bolt", PostalAddress(("Vana-Lõuna 15",), None, "Tallinn", None, None))) == [
