@@ -198,7 +198,31 @@ PAYMENT_COLLECTION = AgentSpec(
     handler="app.agents.payment_collection:on_event",
 )
 
-AGENTS: dict[str, AgentSpec] = {spec.key: spec for spec in (BILLING_RUN, INVOICE_DELIVERY, PAYMENT_COLLECTION)}
+RECONCILIATION = AgentSpec(
+    key="reconciliation",
+    name="Reconciliation Agent",
+    description=(
+        "Applies the money on imported bank statements (camt.053, MT940, CSV) to open invoices: by the "
+        "invoice's RF creditor reference, then by an invoice number in the remittance text, then by amount and "
+        "payer. A short payment leaves the rest due, an over-payment becomes customer credit, a returned SEPA "
+        "debit re-opens its invoice; what is not certain waits in Records > Bank for an accountant."
+    ),
+    trigger_events=("bank_statement.imported", "manual.trigger"),
+    settings=(
+        Setting("match_by_payer", "Match by amount and payer", "bool", True,
+                "With no reference in the transfer: apply it when its amount is exactly what one open invoice of "
+                "the payer (known by IBAN, or by name) is due, or all of them together."),
+        Setting("overpayment_to_credit", "Over-payments become customer credit", "bool", True,
+                "Money beyond what the referenced invoices are due is kept as the customer's credit (used by the "
+                "next billing run); off: the rest waits in the unmatched queue."),
+    ),
+    queue="default",
+    handler="app.agents.reconciliation:on_event",
+    job_timeout=600,
+)
+
+AGENTS: dict[str, AgentSpec] = {spec.key: spec for spec in (BILLING_RUN, INVOICE_DELIVERY, PAYMENT_COLLECTION,
+                                                            RECONCILIATION)}
 
 # Which agents run when an event happens, as the migrations create them (admins can change them).
 DEFAULT_RULES = (
@@ -207,6 +231,7 @@ DEFAULT_RULES = (
     ("invoice.issued", "payment_collection"),
     ("payment.retry_scheduled", "payment_collection"),
     ("credit_note.issued", "invoice_delivery"),  # a credit note is delivered, never collected
+    ("bank_statement.imported", "reconciliation"),
 )
 
 

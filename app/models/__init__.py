@@ -2,6 +2,7 @@
 from app.models.accounts import User
 from app.models.agents import AgentDefinition, OrchestrationRule, ScheduledJob, ScheduleFire
 from app.models.audit import AuditEntry
+from app.models.banking import BankEntry, BankStatement
 from app.models.contracts import Contract, ContractLine
 from app.models.delivery import InvoiceDelivery, InvoiceDocument
 from app.models.events import Event, EventHandling
@@ -12,6 +13,8 @@ from app.models.runs import BillingRun, BillingRunChunk, BillingRunItem
 from app.models.taxes import TaxCode
 
 __all__ = [
+    "BankEntry",
+    "BankStatement",
     "Collection",
     "CustomerCredit",
     "InvoiceDelivery",

@@ -9,10 +9,12 @@ from sqlalchemy import (CheckConstraint, Date, ForeignKey, Index, Integer, Large
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
+from app.models.invoices import Invoice
 from app.models.types import Money, UTCDateTime, enum_check, utcnow
 
 # customer_credit: settled from a customer credit (a credit note on a paid invoice), not money received
-PAYMENT_SOURCES = ("manual", "sepa_debit", "customer_credit")
+# bank_transfer: applied from a bank statement entry (`bank_entry_id`), automatically or by an accountant
+PAYMENT_SOURCES = ("manual", "sepa_debit", "customer_credit", "bank_transfer")
 COLLECTION_STATUSES = ("waiting", "in_batch", "retry_scheduled", "collected", "flagged", "failed")
 BATCH_STATUSES = ("open", "closed")
 # withdrawn: no longer due when its batch was closed (void, credited, paid, collected elsewhere); `note` says why
@@ -26,6 +28,7 @@ class Payment(db.Model):
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint(enum_check("source", PAYMENT_SOURCES), name="source"),
         CheckConstraint("(source = 'customer_credit') = (customer_credit_id IS NOT NULL)", name="credit_source"),
+        CheckConstraint("source <> 'bank_transfer' OR bank_entry_id IS NOT NULL", name="bank_transfer_entry"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -36,6 +39,7 @@ class Payment(db.Model):
     source: Mapped[str] = mapped_column(String(16), default="manual")
     sepa_batch_item_id: Mapped[int | None] = mapped_column(ForeignKey("sepa_batch_items.id"), unique=True)
     customer_credit_id: Mapped[int | None] = mapped_column(ForeignKey("customer_credits.id"), index=True)
+    bank_entry_id: Mapped[int | None] = mapped_column(ForeignKey("bank_entries.id"), index=True)
     recorded_by: Mapped[str] = mapped_column(String(200), default="system")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -110,8 +114,9 @@ class SepaBatchItem(db.Model):
 
 
 class CustomerCredit(db.Model):
-    """What a credit note gave back beyond the amount due of its invoice (the invoice was paid):
-    applied to the customer's next invoices by the billing run, or refunded by an accountant."""
+    """What a credit note gave back beyond the amount due of its invoice (the invoice was paid), or what a
+    bank transfer paid beyond what was due (an over-payment): applied to the customer's next invoices by
+    the billing run, or refunded by an accountant."""
 
     __tablename__ = "customer_credits"
     __table_args__ = (
@@ -119,12 +124,14 @@ class CustomerCredit(db.Model):
         CheckConstraint("applied_amount >= 0 AND refunded_amount >= 0", name="used_not_negative"),
         # Below the storage scale, as invoices' total_adds_up (SQLite stores NUMERIC as binary floating point).
         CheckConstraint("applied_amount + refunded_amount - amount < 0.00005", name="used_within_amount"),
+        CheckConstraint("(credit_note_id IS NULL) <> (bank_entry_id IS NULL)", name="one_origin"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     legal_entity_id: Mapped[int] = mapped_column(ForeignKey("legal_entities.id"), index=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
-    credit_note_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), unique=True)
+    credit_note_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"), unique=True)
+    bank_entry_id: Mapped[int | None] = mapped_column(ForeignKey("bank_entries.id"), unique=True)
     currency: Mapped[str] = mapped_column(String(3))
     amount: Mapped[Decimal] = mapped_column(Money)
     applied_amount: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
@@ -133,6 +140,13 @@ class CustomerCredit(db.Model):
     refunded_on: Mapped[date | None] = mapped_column(Date)
     refunded_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def origin(self) -> str:
+        """What the credit came from, as the payments it settles call it."""
+        if self.credit_note_id is not None:
+            return f"Credit note {db.session.get(Invoice, self.credit_note_id).number}"
+        return f"Over-payment, bank entry #{self.bank_entry_id}"
 
     @property
     def available(self) -> Decimal:

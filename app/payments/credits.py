@@ -60,15 +60,15 @@ def apply_customer_credits(entity_id: int, invoices: list[NewInvoice], billing_r
             take = min(round_money(Decimal(credit.available), credit.currency), due)
             if take <= 0:
                 continue
-            note = db.session.get(Invoice, credit.credit_note_id)
+            origin = credit.origin
             credit.applied_amount = Decimal(credit.applied_amount) + take
             due -= take
             db.session.add(Payment(invoice_id=invoice.id, amount=take, received_on=invoice.issue_date,
-                                   reference=f"Credit note {note.number}", source="customer_credit",
+                                   reference=origin, source="customer_credit",
                                    customer_credit_id=credit.id, recorded_by=AGENT.label))
             record("payment.recorded", "invoice", invoice.id, AGENT, legal_entity_id=entity_id,
                    billing_run_id=billing_run_id, amount=str(take), currency=invoice.currency,
-                   received_on=invoice.issue_date.isoformat(), reference=f"Credit note {note.number}",
+                   received_on=invoice.issue_date.isoformat(), reference=origin,
                    source="customer_credit", amount_due=str(due), status="paid" if due == 0 else "issued")
             if due == 0:
                 break

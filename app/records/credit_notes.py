@@ -315,8 +315,9 @@ def refund_credit(credit: CustomerCredit, reference: str | None, refunded_on: da
         raise v.ValidationError({"status": "nothing is left of this credit: it was applied or refunded already"})
     credit.refunded_amount = Decimal(credit.refunded_amount) + available
     credit.refund_reference, credit.refunded_on, credit.refunded_by = reference, refunded_on, actor.label
-    note = db.session.get(Invoice, credit.credit_note_id)
-    record("customer_credit.refunded", "invoice", note.id, actor, legal_entity_id=credit.legal_entity_id,
-           credit_id=credit.id, credit_note=note.number, amount=str(available), currency=credit.currency,
+    note = db.session.get(Invoice, credit.credit_note_id) if credit.credit_note_id else None
+    record("customer_credit.refunded", "invoice" if note else "bank_entry", note.id if note else credit.bank_entry_id,
+           actor, legal_entity_id=credit.legal_entity_id, credit_id=credit.id, credit_note=note.number if note else None,
+           origin=credit.origin, amount=str(available), currency=credit.currency,
            reference=reference, refunded_on=refunded_on.isoformat())
     return credit
