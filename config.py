@@ -113,6 +113,8 @@ class Config:
     EVENT_CHAIN_MAX_DEPTH = int(os.environ.get("EVENT_CHAIN_MAX_DEPTH", "5"))
     # The largest request the web app reads, uploads included (bytes); a larger one is refused with 413.
     MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(8 * 1024 * 1024)))
+    # The largest bank statement read (camt.053, MT940, CSV), through the web or `flask bank import`.
+    STATEMENT_MAX_BYTES = int(os.environ.get("STATEMENT_MAX_BYTES", str(20 * 1024 * 1024)))
     # Rows a CSV import through the web app takes; a larger file is refused (`flask contracts import` has no cap).
     IMPORT_MAX_ROWS = int(os.environ.get("IMPORT_MAX_ROWS", "10000"))
     # Where `make run`'s mail sink keeps what it received (the admin's "Mailbox (development)" page).

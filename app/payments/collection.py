@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from app.agents.events import emit
 from app.audit import Actor, record
 from app.extensions import db
-from app.models import AgentDefinition, Collection, Customer, Invoice, SepaBatchItem
+from app.models import AgentDefinition, Collection, Customer, Invoice, Payment, SepaBatchItem
 from app.models.types import utcnow
 from app.payments.connectors import CONNECTORS
 from app.payments.ledger import record_payment
@@ -100,6 +100,25 @@ def record_outcome(item: SepaBatchItem, outcome: str, on_date: date, actor: Acto
         raise ValueError(f"debit {item.end_to_end_id}: say why it was returned (e.g. MD06, AC04, insufficient funds)")
     item.status, item.return_reason = "returned", reason.strip()
     collection_failed(collection, invoice, reason.strip(), on_date, actor)
+
+
+def debit_returned(item: SepaBatchItem, on_date: date, reason: str, actor: Actor) -> None:
+    """The bank returned a debit (a statement's return entry, an R-transaction): before or after it was booked as
+    collected. A collected one is reversed by a counter-entry (the invoice is due again); either way the
+    Payment Collection Agent retries it on its configured days, or flags it."""
+    if item.status == "pending":
+        record_outcome(item, "returned", on_date, actor, reason)
+        return
+    if item.status != "collected":
+        raise ValueError(f"debit {item.end_to_end_id} is {item.status}: it cannot be returned")
+    from app.payments.ledger import reverse_payment
+
+    payment = db.session.scalar(select(Payment).where(Payment.sepa_batch_item_id == item.id))
+    reverse_payment(payment.id, f"SEPA debit {item.end_to_end_id} returned: {reason}", actor)
+    item.status, item.return_reason, item.resolved_at = "returned", reason, utcnow()
+    invoice = db.session.get(Invoice, item.invoice_id)
+    collection = db.session.get(Collection, item.collection_id)
+    collection_failed(collection, invoice, reason, on_date, actor)
 
 
 def collection_failed(collection: Collection, invoice: Invoice, reason: str, on_date: date, actor: Actor) -> None:

@@ -27,7 +27,8 @@ def lock_invoice(invoice_id: int) -> Invoice:
 
 
 def record_payment(invoice_id: int, amount: Decimal, received_on: date, reference: str, actor: Actor, *,
-                   source: str = "manual", sepa_batch_item_id: int | None = None) -> Payment:
+                   source: str = "manual", sepa_batch_item_id: int | None = None,
+                   bank_entry_id: int | None = None) -> Payment:
     """Record money received for an invoice (partial payments included), in the caller's transaction."""
     if not isinstance(amount, Decimal):
         raise TypeError("amount must be a Decimal")
@@ -42,7 +43,7 @@ def record_payment(invoice_id: int, amount: Decimal, received_on: date, referenc
         raise PaymentError(f"{amount} is more than the {round_money(invoice.amount_due, invoice.currency)} "
                            f"{invoice.currency} still due on {invoice.number}")
     payment = Payment(invoice_id=invoice.id, amount=amount, received_on=received_on, reference=reference.strip(),
-                      source=source, sepa_batch_item_id=sepa_batch_item_id, recorded_by=actor.label)
+                      source=source, sepa_batch_item_id=sepa_batch_item_id, bank_entry_id=bank_entry_id, recorded_by=actor.label)
     db.session.add(payment)
     invoice.amount_due = invoice.amount_due - amount
     if invoice.amount_due == 0:

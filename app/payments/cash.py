@@ -1,0 +1,490 @@
+"""Cash application: bank statements in, money applied to invoices (the Reconciliation Agent's service).
+
+`import_statement` reads a statement (app/banking), refuses it whole when it is not the entity's account or
+currency, stores its entries once (an entry imported before is a duplicate: nothing is added), and — when the
+Reconciliation Agent is enabled — applies them at once, so the page and `flask bank import` answer with what
+was matched. `reconcile` is the agent: for each new entry, a credit that answers a SEPA debit collects it, a
+debit that returns one re-opens its invoice (the Payment Collection Agent retries it), other credits are
+matched by app.payments.matching and applied as payments (`payment.received`), an over-payment becomes the
+customer's credit, and what is not certain waits in the unmatched queue. `assign`, `mark_not_ours` and
+`rematch` are the accountant's tools on that queue. Every application is audited with its reason.
+
+Services here work in the caller's transaction; the callers (CLI, views, the agent's job) commit.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from app.agents.events import emit
+from app.agents.registry import get_spec
+from app.audit import Actor, record
+from app.banking.statements import Entry, Statement, StatementError, read_statement
+from app.billing.ledger import lock_entity
+from app.billing.money import round_money
+from app.billing.references import creditor_reference
+from app.extensions import db
+from app.models import (AgentDefinition, BankEntry, BankStatement, Contract, Customer, CustomerCredit, Invoice,
+                        LegalEntity, Payment, SepaBatchItem)
+from app.models.banking import QUEUED
+from app.models.types import utcnow
+from app.payments import matching
+from app.payments.ledger import PaymentError, record_payment
+
+AGENT = Actor.system("Reconciliation Agent")
+ZERO = Decimal(0)
+
+
+class BankImportError(ValueError):
+    """A statement that cannot be imported; `problems` lists every reason. Nothing was changed."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+class QueueError(ValueError):
+    """An accountant's action on a bank entry that cannot be done; the message says why."""
+
+
+@dataclass
+class ImportResult:
+    statement_id: int | None
+    entries: int = 0
+    matched: int = 0
+    partially_matched: int = 0
+    unmatched: int = 0
+    duplicate_entries: int = 0
+    returns: int = 0
+    outgoing: int = 0
+    amount_applied: dict[str, Decimal] = field(default_factory=dict)
+    reconciled: bool = True  # False: the Reconciliation Agent is disabled, every new entry waits
+
+    def as_json(self) -> dict:
+        return {"statement_id": self.statement_id, "entries": self.entries, "matched": self.matched,
+                "partially_matched": self.partially_matched, "unmatched": self.unmatched,
+                "duplicate_entries": self.duplicate_entries, "returns": self.returns, "outgoing": self.outgoing,
+                "amount_applied": {c: str(a) for c, a in sorted(self.amount_applied.items())},
+                "reconciled": self.reconciled}
+
+
+# ------------------------------------------------------------------ import
+def compact_iban(iban: str | None) -> str:
+    return matching.compact_iban(iban)
+
+
+def billing_currencies(entity: LegalEntity) -> set[str]:
+    """The currencies the entity bills in: its own and its contracts'."""
+    found = set(db.session.scalars(select(Contract.currency).where(Contract.legal_entity_id == entity.id).distinct()))
+    return found | {entity.currency}
+
+
+def check_statement(entity: LegalEntity, statement: Statement) -> list[str]:
+    """Why the statement is not one of the entity's accounts, or [] when it is."""
+    problems = []
+    if statement.account_iban:
+        if not entity.iban:
+            problems.append(f"{entity.code} has no bank account (IBAN) yet: set it first "
+                            f"(flask entities update {entity.code} --iban ...) so statements can be checked against it")
+        elif compact_iban(statement.account_iban) != compact_iban(entity.iban):
+            problems.append(f"the statement is for account {statement.account_iban}, not {entity.code}'s account "
+                            f"{entity.iban}: import it for the legal entity that holds that account")
+    currencies = billing_currencies(entity)
+    if statement.account_currency and statement.account_currency not in currencies:
+        problems.append(f"the account is in {statement.account_currency}, a currency {entity.code} does not bill in "
+                        f"({', '.join(sorted(currencies))})")
+    foreign = Counter(e.currency for e in statement.entries if e.currency not in currencies)
+    for currency, count in sorted(foreign.items()):
+        problems.append(f"{count} entr{'y is' if count == 1 else 'ies are'} in {currency}, a currency {entity.code} "
+                        f"does not bill in ({', '.join(sorted(currencies))})")
+    return problems
+
+
+def _known_fingerprints(entity_id: int, fingerprints: list[str]) -> dict[str, int]:
+    """Fingerprint → statement id, for the entries imported before."""
+    known: dict[str, int] = {}
+    for start in range(0, len(fingerprints), 1000):
+        chunk = fingerprints[start:start + 1000]
+        known.update(db.session.execute(
+            select(BankEntry.fingerprint, BankEntry.statement_id)
+            .where(BankEntry.legal_entity_id == entity_id, BankEntry.fingerprint.in_(chunk))).tuples())
+    return known
+
+
+def _fingerprint(entity: LegalEntity, statement: Statement, entry: Entry) -> str:
+    """The reader's fingerprint, kept per bank account: a CSV has no account, so the entity's is used."""
+    if statement.account_iban:
+        return entry.fingerprint
+    return hashlib.sha256(f"{compact_iban(entity.iban)}|{entry.fingerprint}".encode()).hexdigest()[:40]
+
+
+def import_statement(entity: LegalEntity, data: bytes, file_name: str, actor: Actor,
+                     file_format: str | None = None) -> ImportResult:
+    """Store the statement's new entries and (agent enabled) apply them; raises BankImportError and changes
+    nothing when the file or any entry is not acceptable."""
+    try:
+        statement = read_statement(data, file_format, max_bytes=current_app.config["STATEMENT_MAX_BYTES"])
+    except StatementError as error:
+        raise BankImportError(error.problems) from None
+    problems = check_statement(entity, statement)
+    if problems:
+        raise BankImportError(problems)
+    lock_entity(entity.id)  # one import, credit note or billing chunk of the entity at a time
+    prints = [_fingerprint(entity, statement, e) for e in statement.entries]
+    known = _known_fingerprints(entity.id, prints)
+    new = [(p, e) for p, e in zip(prints, statement.entries) if p not in known]
+    if not new:
+        earlier = next(iter(known.values()), None)
+        return ImportResult(statement_id=earlier, duplicate_entries=len(known))
+    row = BankStatement(
+        legal_entity_id=entity.id, format=statement.format, version=statement.version,
+        statement_id=statement.statement_id[:140], sequence=statement.sequence, account_iban=statement.account_iban,
+        currency=statement.account_currency or new[0][1].currency, from_date=statement.from_date,
+        to_date=statement.to_date, opening_balance=statement.opening_balance, closing_balance=statement.closing_balance,
+        file_name=(file_name or "")[:255], file_sha256=hashlib.sha256(data).hexdigest(), entry_count=len(new),
+        duplicate_count=len(known), imported_by=actor.label)
+    db.session.add(row)
+    db.session.flush()
+    entries = [BankEntry(
+        statement_id=row.id, legal_entity_id=entity.id, fingerprint=fingerprint, booking_date=e.booking_date,
+        value_date=e.value_date, direction=e.direction, amount=e.amount, currency=e.currency, reversal=e.reversal,
+        bank_reference=_cut(e.bank_reference, 140), end_to_end_id=_cut(e.end_to_end_id, 140),
+        creditor_reference=_cut(e.creditor_reference, 140), remittance=e.remittance or "",
+        counterparty_name=_cut(e.counterparty_name, 200), counterparty_iban=_cut(compact_iban(e.counterparty_iban), 34)
+        or None, counterparty_bic=_cut(e.counterparty_bic, 11), return_reason=_cut(e.return_reason, 140),
+        bank_transaction_code=_cut(e.bank_transaction_code, 64), status="unmatched", applied_amount=ZERO)
+        for fingerprint, e in new]
+    db.session.add_all(entries)
+    db.session.flush()
+    record("bank_statement.imported", "bank_statement", row.id, actor, legal_entity_id=entity.id,
+           file_name=row.file_name, format=row.format, statement=row.statement_id, entries=len(new),
+           duplicate_entries=len(known))
+    emit("bank_statement.imported", {"statement_id": row.id, "entries": len(new)}, legal_entity_id=entity.id)
+    result = ImportResult(statement_id=row.id, entries=len(new), duplicate_entries=len(known))
+    agent = db.session.scalar(select(AgentDefinition).where(AgentDefinition.key == "reconciliation"))
+    if agent is not None and agent.enabled:
+        reconcile(entity, entries, settings=_settings(agent), result=result)
+    else:
+        result.reconciled = False
+        result.unmatched = sum(1 for e in entries if e.direction == "credit")
+        result.outgoing = 0
+    return result
+
+
+def _cut(text: str | None, length: int) -> str | None:
+    return text[:length] if text else text
+
+
+def _settings(agent: AgentDefinition | None = None) -> dict:
+    agent = agent or db.session.scalar(select(AgentDefinition).where(AgentDefinition.key == "reconciliation"))
+    return {**get_spec("reconciliation").defaults(), **((agent.configuration if agent else None) or {})}
+
+
+# ------------------------------------------------------------------ the agent
+def load_book(entity: LegalEntity) -> matching.Book:
+    """The entity's numbered invoices and its customers, for the matcher."""
+    invoices = {}
+    for row in db.session.execute(
+            select(Invoice.id, Invoice.number, Invoice.customer_id, Invoice.currency, Invoice.status,
+                   Invoice.amount_due, Invoice.due_date)
+            .where(Invoice.legal_entity_id == entity.id, Invoice.kind == "invoice", Invoice.number.is_not(None))):
+        invoices[row.id] = matching.KnownInvoice(row.id, row.number, row.customer_id, row.currency, row.status,
+                                                 Decimal(row.amount_due), row.due_date, creditor_reference(row.number))
+    ibans: dict[str, set[int]] = defaultdict(set)
+    names: dict[str, set[int]] = defaultdict(set)
+    for customer_id, name, iban in db.session.execute(
+            select(Customer.id, Customer.name, Customer.iban).where(Customer.legal_entity_id == entity.id)):
+        if iban:
+            ibans[compact_iban(iban)].add(customer_id)
+        if matching.normalized_name(name):
+            names[matching.normalized_name(name)].add(customer_id)
+    return matching.Book(invoices, ibans, names)
+
+
+def reconcile(entity: LegalEntity, entries: list[BankEntry], *, settings: dict | None = None,
+              result: ImportResult | None = None, actor: Actor = AGENT) -> ImportResult:
+    """Apply `entries` (new or waiting in the queue) as the Reconciliation Agent; each entry in its own
+    savepoint, so one that fails is left waiting with the reason and the others are applied."""
+    settings = settings or _settings()
+    result = result or ImportResult(statement_id=None)
+    book = load_book(entity)
+    debits = _sepa_items([e.end_to_end_id for e in entries if e.end_to_end_id])
+    for entry in entries:
+        savepoint = db.session.begin_nested()
+        try:
+            _reconcile_one(entity, entry, book, debits, settings, actor)
+        except (PaymentError, QueueError, ValueError) as error:
+            savepoint.rollback()
+            db.session.refresh(entry)
+            entry.match_note = f"not applied: {error}"
+            book = load_book(entity)  # the failed entry may have moved the book in memory
+        else:
+            savepoint.commit()
+        _count(result, entry)
+    return result
+
+
+def _count(result: ImportResult, entry: BankEntry) -> None:
+    if entry.status == "matched":
+        result.matched += 1
+    elif entry.status == "partially_matched":
+        result.partially_matched += 1
+    elif entry.status == "unmatched":
+        result.unmatched += 1
+    elif entry.status == "debit_return":
+        result.returns += 1
+    elif entry.status == "outgoing":
+        result.outgoing += 1
+    if entry.applied_amount and entry.direction == "credit":
+        applied = round_money(Decimal(entry.applied_amount), entry.currency)
+        result.amount_applied[entry.currency] = result.amount_applied.get(entry.currency, ZERO) + applied
+
+
+def _sepa_items(end_to_end_ids: list[str]) -> dict[str, SepaBatchItem]:
+    found: dict[str, SepaBatchItem] = {}
+    for start in range(0, len(end_to_end_ids), 1000):
+        chunk = end_to_end_ids[start:start + 1000]
+        for item in db.session.scalars(select(SepaBatchItem).where(SepaBatchItem.end_to_end_id.in_(chunk))):
+            found[item.end_to_end_id] = item
+    return found
+
+
+def _reconcile_one(entity: LegalEntity, entry: BankEntry, book: matching.Book, debits: dict[str, SepaBatchItem],
+                   settings: dict, actor: Actor) -> None:
+    item = debits.get(entry.end_to_end_id) if entry.end_to_end_id else None
+    if entry.direction == "debit":
+        if item is not None and (entry.return_reason or entry.reversal or item.status in ("pending", "collected")):
+            _debit_returned(entity, entry, item, book, actor)
+        else:
+            _resolve(entry, "outgoing", "money out, not a returned direct debit", actor)
+        return
+    if item is not None and item.status == "pending" and Decimal(item.amount) == Decimal(entry.amount):
+        _debit_collected(entity, entry, item, book, actor)
+        return
+    credit = matching.Credit(Decimal(entry.unapplied), entry.currency, entry.creditor_reference, entry.remittance,
+                             entry.counterparty_name, entry.counterparty_iban)
+    decided = book.match(credit, match_by_payer=settings["match_by_payer"],
+                         overpayment_to_credit=settings["overpayment_to_credit"])
+    if decided.rule is None:
+        entry.match_note = decided.note
+        return
+    for allocation in decided.allocations:
+        _apply_to_invoice(entry, allocation.invoice_id, allocation.amount, decided.rule, decided.note, actor)
+    if decided.credit_amount > 0:
+        _keep_as_credit(entity, entry, decided.credit_customer_id, decided.credit_amount, decided.note, actor)
+    book.apply(decided)
+    entry.match_note = decided.note
+    _settle_status(entry, actor)
+
+
+def _apply_to_invoice(entry: BankEntry, invoice_id: int, amount: Decimal, rule: str, note: str, actor: Actor) -> Payment:
+    invoice = db.session.get(Invoice, invoice_id)
+    reference = _payment_reference(entry)
+    payment = record_payment(invoice_id, amount, entry.booking_date, reference, actor, source="bank_transfer",
+                             bank_entry_id=entry.id)
+    entry.applied_amount = Decimal(entry.applied_amount) + amount
+    record("bank_entry.applied", "bank_entry", entry.id, actor, legal_entity_id=entry.legal_entity_id,
+           invoice=invoice.number, invoice_id=invoice.id, payment_id=payment.id, amount=str(amount),
+           currency=entry.currency, rule=rule, reason=note)
+    return payment
+
+
+def _payment_reference(entry: BankEntry) -> str:
+    parts = [entry.counterparty_name or "", entry.creditor_reference or "", entry.remittance or ""]
+    text = " ".join(p for p in parts if p).strip() or f"bank entry #{entry.id}"
+    return re.sub(r"\s+", " ", text)[:140]
+
+
+def _keep_as_credit(entity: LegalEntity, entry: BankEntry, customer_id: int, amount: Decimal, note: str,
+                    actor: Actor) -> CustomerCredit:
+    credit = CustomerCredit(legal_entity_id=entity.id, customer_id=customer_id, bank_entry_id=entry.id,
+                            currency=entry.currency, amount=amount, applied_amount=ZERO, refunded_amount=ZERO)
+    db.session.add(credit)
+    db.session.flush()
+    entry.applied_amount = Decimal(entry.applied_amount) + amount
+    record("customer_credit.created", "bank_entry", entry.id, actor, legal_entity_id=entity.id,
+           credit_id=credit.id, customer_id=customer_id, amount=str(amount), currency=entry.currency,
+           reason="over-payment: " + note)
+    return credit
+
+
+def _settle_status(entry: BankEntry, actor: Actor) -> None:
+    applied = Decimal(entry.applied_amount)
+    if applied >= Decimal(entry.amount):
+        entry.status = "matched"
+    elif applied > 0:
+        entry.status = "partially_matched"
+    else:
+        entry.status = "unmatched"
+    if entry.status == "matched":
+        entry.resolved_by, entry.resolved_at = actor.label, utcnow()
+
+
+def _resolve(entry: BankEntry, status: str, note: str, actor: Actor) -> None:
+    entry.status, entry.match_note = status, note
+    entry.resolved_by, entry.resolved_at = actor.label, utcnow()
+
+
+def _debit_collected(entity: LegalEntity, entry: BankEntry, item: SepaBatchItem, book: matching.Book,
+                     actor: Actor) -> None:
+    from app.payments.collection import record_outcome
+
+    record_outcome(item, "collected", entry.booking_date, actor)
+    payment = db.session.scalar(select(Payment).where(Payment.sepa_batch_item_id == item.id))
+    payment.bank_entry_id = entry.id
+    entry.applied_amount = Decimal(entry.amount)
+    invoice = book.invoices.get(item.invoice_id)
+    if invoice is not None:
+        invoice.amount_due -= Decimal(item.amount)
+        invoice.status = "paid" if invoice.amount_due == 0 else invoice.status
+    note = f"SEPA direct debit {item.end_to_end_id} collected"
+    record("bank_entry.applied", "bank_entry", entry.id, actor, legal_entity_id=entity.id,
+           invoice_id=item.invoice_id, payment_id=payment.id, amount=str(item.amount), currency=entry.currency,
+           rule="sepa_end_to_end_id", reason=note)
+    entry.match_note = note
+    _settle_status(entry, actor)
+
+
+def _debit_returned(entity: LegalEntity, entry: BankEntry, item: SepaBatchItem, book: matching.Book,
+                    actor: Actor) -> None:
+    from app.payments.collection import debit_returned
+
+    reason = entry.return_reason or ("reversed by the bank" if entry.reversal else "returned")
+    if item.status == "returned":
+        _resolve(entry, "debit_return", f"return of SEPA debit {item.end_to_end_id} ({reason}), recorded before",
+                 actor)
+        return
+    debit_returned(item, entry.booking_date, reason, actor)
+    invoice = db.session.get(Invoice, item.invoice_id)
+    if item.invoice_id in book.invoices:
+        known = book.invoices[item.invoice_id]
+        known.amount_due, known.status = Decimal(invoice.amount_due), invoice.status
+    _resolve(entry, "debit_return", f"SEPA debit {item.end_to_end_id} for {invoice.number} returned ({reason}): "
+                                    "due again, handed to the Payment Collection Agent", actor)
+    record("bank_entry.debit_returned", "bank_entry", entry.id, actor, legal_entity_id=entity.id,
+           invoice=invoice.number, invoice_id=invoice.id, end_to_end_id=item.end_to_end_id, reason=reason,
+           amount=str(entry.amount), currency=entry.currency)
+
+
+# ------------------------------------------------------------------ the queue
+def queue_query(entity: LegalEntity, search: str | None = None):
+    """The entity's entries waiting for an accountant, oldest first; `search` in payer, text, amount."""
+    query = select(BankEntry).where(BankEntry.legal_entity_id == entity.id, BankEntry.status.in_(QUEUED),
+                                    BankEntry.direction == "credit")
+    if search and search.strip():
+        text = f"%{search.strip().lower()}%"
+        conditions = [func.lower(BankEntry.remittance).like(text), func.lower(BankEntry.counterparty_name).like(text),
+                      func.lower(func.coalesce(BankEntry.counterparty_iban, "")).like(text.replace(" ", "")),
+                      func.lower(func.coalesce(BankEntry.creditor_reference, "")).like(text)]
+        try:
+            conditions.append(BankEntry.amount == Decimal(search.strip().replace(",", ".")))
+        except ArithmeticError:
+            pass
+        from sqlalchemy import or_
+        query = query.where(or_(*conditions))
+    return query.order_by(BankEntry.booking_date, BankEntry.id)
+
+
+def entry_of(entity: LegalEntity, entry_id: int) -> BankEntry | None:
+    entry = db.session.get(BankEntry, entry_id)
+    return entry if entry is not None and entry.legal_entity_id == entity.id else None
+
+
+def lock_entry(entry_id: int) -> BankEntry:
+    query = select(BankEntry).where(BankEntry.id == entry_id)
+    if db.session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    entry = db.session.scalar(query.execution_options(populate_existing=True))
+    if entry is None:
+        raise QueueError(f"no bank entry #{entry_id}")
+    return entry
+
+
+def assign(entry_id: int, invoice_number: str, amount: Decimal | None, actor: Actor,
+           entity: LegalEntity | None = None) -> Payment:
+    """An accountant applies (part of) a waiting credit to an invoice: by default as much as both allow."""
+    entry = lock_entry(entry_id)
+    if entity is not None and entry.legal_entity_id != entity.id:
+        raise QueueError(f"no bank entry #{entry_id} in {entity.code}")
+    if entry.direction != "credit":
+        raise QueueError(f"bank entry #{entry.id} is money out: only credits pay invoices")
+    if entry.status not in QUEUED:
+        raise QueueError(f"bank entry #{entry.id} is {entry.status.replace('_', ' ')}: nothing of it waits")
+    invoice = db.session.scalar(select(Invoice).where(Invoice.legal_entity_id == entry.legal_entity_id,
+                                                      Invoice.number == (invoice_number or "").strip()))
+    if invoice is None or invoice.kind != "invoice":
+        raise QueueError(f"no invoice {invoice_number!r} in this legal entity")
+    if invoice.currency != entry.currency:
+        raise QueueError(f"{invoice.number} is billed in {invoice.currency}; the transfer is in {entry.currency}")
+    left = round_money(entry.unapplied, entry.currency)
+    if amount is None:
+        amount = min(left, Decimal(invoice.amount_due))
+        if amount <= 0:
+            raise QueueError(f"{invoice.number} has nothing left to pay ({invoice.status})")
+    if amount > left:
+        raise QueueError(f"{amount} is more than the {left} {entry.currency} of this transfer not applied yet")
+    payment = _apply_to_invoice(entry, invoice.id, amount, "manual",
+                                f"assigned to {invoice.number} by {actor.label}", actor)
+    _settle_status(entry, actor)
+    entry.match_note = ((entry.match_note + "; ") if entry.match_note else "") + f"assigned to {invoice.number}"
+    return payment
+
+
+def mark_not_ours(entry_id: int, reason: str, actor: Actor, entity: LegalEntity | None = None) -> BankEntry:
+    """An accountant says a waiting credit is not a customer's payment (e.g. a refund, a loan, a wrong transfer)."""
+    entry = lock_entry(entry_id)
+    if entity is not None and entry.legal_entity_id != entity.id:
+        raise QueueError(f"no bank entry #{entry_id} in {entity.code}")
+    if entry.status not in QUEUED:
+        raise QueueError(f"bank entry #{entry.id} is {entry.status.replace('_', ' ')}: nothing of it waits")
+    if Decimal(entry.applied_amount) > 0:
+        raise QueueError(f"part of bank entry #{entry.id} is applied already: reverse those payments first")
+    reason = (reason or "").strip()
+    if not reason:
+        raise QueueError("say why it is not ours (e.g. 'loan from the bank', 'sent back to the payer')")
+    _resolve(entry, "not_ours", reason[:500], actor)
+    record("bank_entry.not_ours", "bank_entry", entry.id, actor, legal_entity_id=entry.legal_entity_id,
+           amount=str(entry.amount), currency=entry.currency, reason=reason[:500])
+    return entry
+
+
+def rematch(entity: LegalEntity, actor: Actor = AGENT) -> ImportResult:
+    """The agent looks again at every waiting credit (invoices issued since may now match)."""
+    lock_entity(entity.id)
+    waiting = list(db.session.scalars(queue_query(entity)))
+    return reconcile(entity, waiting, actor=actor)
+
+
+def release(entry_id: int, amount: Decimal, actor: Actor) -> None:
+    """A payment applied from this entry was reversed: that money waits in the queue again."""
+    entry = lock_entry(entry_id)
+    entry.applied_amount = max(ZERO, Decimal(entry.applied_amount) - amount)
+    entry.resolved_by = entry.resolved_at = None
+    _settle_status(entry, actor)
+    entry.match_note = ((entry.match_note + "; ") if entry.match_note else "") + \
+        f"{amount} {entry.currency} given back by a reversal"
+
+
+def statements_query(entity: LegalEntity):
+    return select(BankStatement).where(BankStatement.legal_entity_id == entity.id).order_by(BankStatement.id.desc())
+
+
+def unmatched_total(entity: LegalEntity) -> dict[str, Decimal]:
+    rows = db.session.execute(
+        select(BankEntry.currency, func.sum(BankEntry.amount - BankEntry.applied_amount), func.count())
+        .where(BankEntry.legal_entity_id == entity.id, BankEntry.status.in_(QUEUED), BankEntry.direction == "credit")
+        .group_by(BankEntry.currency))
+    return {currency: (round_money(Decimal(total), currency), count) for currency, total, count in rows}
+
+
+def today_of(entity: LegalEntity) -> date:
+    from app.reports.dashboard import entity_today
+
+    return entity_today(entity)
