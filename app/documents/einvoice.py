@@ -199,7 +199,8 @@ def build_cii_xml(invoice: Invoice) -> bytes:
     settlement = _el(transaction, "ram:ApplicableHeaderTradeSettlement")
     if kind == "debit" and entity.sepa_creditor_id:
         _el(settlement, "ram:CreditorReferenceID", entity.sepa_creditor_id)  # BT-90
-    _el(settlement, "ram:PaymentReference", invoice.number)  # BT-83
+    # BT-83: the ISO 11649 reference a payer quotes; a credit note (nothing to pay) names itself
+    _el(settlement, "ram:PaymentReference", invoice.creditor_reference or invoice.number)  # BT-83
     _el(settlement, "ram:InvoiceCurrencyCode", invoice.currency)  # BT-5
     # A credit note states no payment means: nothing is paid by the buyer (BG-16 is optional).
     means = _el(settlement, "ram:SpecifiedTradeSettlementPaymentMeans") if kind != "credit" else None

@@ -21,6 +21,7 @@ from babel.numbers import format_currency, format_decimal
 from flask import current_app
 
 from app.billing.money import round_money
+from app.billing.references import format_creditor_reference
 from app.billing.vat import TaxTreatment
 from app.documents.einvoice import build_cii_xml, payment_terms_text
 from app.documents.facts import (
@@ -99,6 +100,8 @@ def document_context(invoice: Invoice) -> dict:
     total = money(amounts.total)
     due = invoice.due_date.isoformat()
     payment: dict = {"kind": kind, "terms": payment_terms_text(invoice)}
+    if invoice.creditor_reference:
+        payment["reference"] = format_creditor_reference(invoice.creditor_reference)
     if kind == "debit":
         payment.update(
             mandate=customer.mandate_reference,
@@ -109,7 +112,7 @@ def document_context(invoice: Invoice) -> dict:
                     f"under mandate {customer.mandate_reference}."),
         )
     elif kind != "credit":
-        payment.update(iban=group_iban(entity.iban), bic=entity.bic, holder=entity.name, reference=invoice.number,
+        payment.update(iban=group_iban(entity.iban), bic=entity.bic, holder=entity.name,
                        total=total, due=due)
     credited = invoice.credited_invoice if invoice.kind == "credit_note" else None
     title = "Credit note" if credited else "Invoice"

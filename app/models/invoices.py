@@ -7,6 +7,7 @@ from decimal import Decimal
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.billing.references import creditor_reference
 from app.billing.vat import CATEGORY_CODES, TaxTreatment
 from app.extensions import db
 from app.models.contracts import Contract
@@ -83,6 +84,14 @@ class Invoice(db.Model):
     @property
     def is_credit_note(self) -> bool:
         return self.kind == "credit_note"
+
+    @property
+    def creditor_reference(self) -> str | None:
+        """The ISO 11649 RF reference a payer quotes (app/billing/references.py), compact; None for a
+        draft (no number yet) and a credit note (nothing is paid against it)."""
+        if self.is_credit_note or self.number is None:
+            return None
+        return creditor_reference(self.number)
 
     def __repr__(self) -> str:
         return f"<{'CreditNote' if self.is_credit_note else 'Invoice'} {self.number or 'draft'} {self.period_start}>"

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from lxml import etree
+
+from app.banking.iso20022 import amount as _amount, namespace as _ns, parse, q as _q, text as _text
 
 FORMATS = ("csv", "pain002", "camt054")
 _NAMESPACES = {
@@ -108,20 +110,13 @@ def read(data: bytes, expected: str | None = None) -> tuple[str, list[Answer]]:
 
 
 # ------------------------------------------------------------------ parsing
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
-
-
 def _root(data: bytes) -> etree._Element:
     try:
-        return etree.fromstring(data, _PARSER)
+        return parse(data)
     except etree.XMLSyntaxError as error:
         line = error.lineno or 1
         raise NotAnAnswer([f"line {line}: Document: not well-formed XML, the file may be cut off "
                            f"({error.msg}); nothing was recorded"]) from None
-
-
-def _ns(root: etree._Element) -> str:
-    return root.tag.partition("}")[0].lstrip("{") if root.tag.startswith("{") else ""
 
 
 def _format(root: etree._Element) -> str:
@@ -134,27 +129,8 @@ def _format(root: etree._Element) -> str:
     return found
 
 
-def _q(namespace: str, path: str) -> str:
-    return "/".join(f"{{{namespace}}}{part}" for part in path.split("/"))
-
-
-def _text(element, namespace: str, path: str) -> str:
-    found = element.find(_q(namespace, path))
-    return (found.text or "").strip() if found is not None else ""
-
-
 def _date_of(text: str) -> str:
     return text[:10]
-
-
-def _amount(element, namespace: str, path: str) -> tuple[Decimal | None, str | None]:
-    found = element.find(_q(namespace, path))
-    if found is None:
-        return None, None
-    try:
-        return Decimal((found.text or "").strip()), found.get("Ccy")
-    except InvalidOperation:
-        return None, found.get("Ccy")
 
 
 def _reason(element, namespace: str, path: str) -> str:

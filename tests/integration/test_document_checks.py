@@ -178,6 +178,11 @@ def test_each_case_is_stored_only_after_passing_the_en16931_schematron(app, db_s
     assert categories(document.xml) == case.categories
     type_code = etree.fromstring(document.xml).xpath("//rsm:ExchangedDocument/ram:TypeCode/text()", namespaces=NS)
     assert type_code == (["381"] if invoice.kind == "credit_note" else ["380"])
+    # BT-83: the invoice's ISO 11649 reference, which passes the schematron with every case
+    payment_reference = etree.fromstring(document.xml).xpath(
+        "//ram:ApplicableHeaderTradeSettlement/ram:PaymentReference/text()", namespaces=NS)
+    assert payment_reference == [invoice.number if invoice.kind == "credit_note" else invoice.creditor_reference]
+    assert invoice.kind == "credit_note" or payment_reference[0].startswith("RF")
     xrechnung = invoice.customer.buyer_reference is not None
     assert ("XRECHNUNG" in {f.rule for f in findings}) is xrechnung
     xmp = PdfReader(BytesIO(document.pdf)).trailer["/Root"]["/Metadata"].get_object().get_data()

@@ -11,8 +11,10 @@ import pytest
 from lxml import etree
 from pypdf import PdfReader
 from sqlalchemy import func, select
+from stdnum import iso11649
 
 from app.audit import Actor
+from app.billing.references import creditor_reference, format_creditor_reference
 from app.billing.runs import execute_run, start_billing_run
 from app.documents import service
 from app.documents.einvoice import NS, build_cii_xml
@@ -109,11 +111,16 @@ def test_demo_invoice_is_a_pdf_a3_with_a_valid_embedded_en16931_xml(db_session):
     assert xpath(xml, "//ram:SpecifiedTradeSettlementPaymentMeans/ram:TypeCode") == ["58"]
     assert xpath(xml, "//ram:PayeePartyCreditorFinancialAccount/ram:IBANID") == ["DE89370400440532013000"]
     assert xpath(xml, "//ram:IncludedSupplyChainTradeLineItem//ram:RateApplicablePercent") == ["19.45"]
+    # BT-83: the ISO 11649 creditor reference made of the invoice number, which a payer quotes
+    reference = creditor_reference(invoice.number)
+    assert reference == "RF" + reference[2:4] + invoice.number.replace("-", "") and iso11649.is_valid(reference)
+    assert xpath(xml, "//ram:ApplicableHeaderTradeSettlement/ram:PaymentReference") == [reference]
 
     text = pdf_text(pdf)
     for expected in (invoice.number, "58,53 €", "Bolt", "2026-11-01", "2026-11-30", "2026-12-10",
                      "Arbill Demo GmbH", "DE136695976", "DE89 3704 0044 0532 0130 00", "19,45 %"):
         assert expected in text, expected
+    assert "Payment reference" in text and format_creditor_reference(reference) in text  # RF16 DE01 2026 0000 01
     assert "Starship Technologies" not in text
 
     reader = PdfReader(BytesIO(pdf))
@@ -216,6 +223,9 @@ def test_sepa_debit_customer_gets_the_mandate_and_a_pre_notification(db_session)
     assert (f"We will debit 58,53 € from your account {masked} on or after 2026-12-10 "
             f"under mandate MNDT-BOLT-0001.") in text
     assert "MNDT-BOLT-0001" in text and "DE98ZZZ09999999999" in text
+    reference = creditor_reference(invoice.number)
+    assert "Payment reference" in text and format_creditor_reference(reference) in text
+    assert xpath(xml, "//ram:ApplicableHeaderTradeSettlement/ram:PaymentReference") == [reference]
     assert "2200221020145685" not in text  # the customer's full IBAN is not printed
     assert "Vana-Lõuna 15" in text and "10134 Tallinn" in text and "EE102090374" in text
 
