@@ -35,6 +35,8 @@ class LegalEntity(PostalAddressColumns, db.Model):
         CheckConstraint("length(country) = 2", name="country_iso"),
         CheckConstraint("length(currency) = 3", name="currency_iso"),
         CheckConstraint("payment_terms_days IS NULL OR payment_terms_days >= 0", name="payment_terms"),
+        CheckConstraint("collection_lead_days IS NULL OR collection_lead_days BETWEEN 1 AND 30",
+                        name="collection_lead_days"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -57,6 +59,8 @@ class LegalEntity(PostalAddressColumns, db.Model):
     sepa_creditor_id: Mapped[str | None] = mapped_column(String(35))
     iban: Mapped[str | None] = mapped_column(String(34))
     bic: Mapped[str | None] = mapped_column(String(11))
+    # Days between closing a SEPA batch and the earliest collection date; empty: the Payment Collection Agent's.
+    collection_lead_days: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     customers: Mapped[list["Customer"]] = relationship(back_populates="legal_entity")

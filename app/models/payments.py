@@ -23,9 +23,17 @@ SEQUENCE_TYPES = ("FRST", "RCUR")
 
 
 class Payment(db.Model):
+    """Money received for an invoice, or the reversal of such a payment: a counter-entry of minus its amount
+    (`reverses_payment_id`, `reason`); a payment is never changed or deleted. What was paid on an invoice is
+    the sum of its payments."""
+
     __tablename__ = "payments"
     __table_args__ = (
-        CheckConstraint("amount > 0", name="amount_positive"),
+        # A payment is money in (positive); its reversal a counter-entry of minus its amount, with a reason.
+        CheckConstraint("(reverses_payment_id IS NULL AND amount > 0) OR (reverses_payment_id IS NOT NULL AND amount < 0)",
+                        name="amount_sign"),
+        CheckConstraint("reverses_payment_id IS NULL OR (reason IS NOT NULL AND length(trim(reason)) > 0)",
+                        name="reversal_reason"),
         CheckConstraint(enum_check("source", PAYMENT_SOURCES), name="source"),
         CheckConstraint("(source = 'customer_credit') = (customer_credit_id IS NOT NULL)", name="credit_source"),
         CheckConstraint("source <> 'bank_transfer' OR bank_entry_id IS NOT NULL", name="bank_transfer_entry"),
@@ -40,6 +48,9 @@ class Payment(db.Model):
     sepa_batch_item_id: Mapped[int | None] = mapped_column(ForeignKey("sepa_batch_items.id"), unique=True)
     customer_credit_id: Mapped[int | None] = mapped_column(ForeignKey("customer_credits.id"), index=True)
     bank_entry_id: Mapped[int | None] = mapped_column(ForeignKey("bank_entries.id"), index=True)
+    # Set on a reversal: the payment it takes back (at most once).
+    reverses_payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), unique=True)
+    reason: Mapped[str | None] = mapped_column(Text)
     recorded_by: Mapped[str] = mapped_column(String(200), default="system")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

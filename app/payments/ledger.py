@@ -1,4 +1,5 @@
-"""Payments against invoices: the amount due drops, a fully paid invoice becomes `paid`."""
+"""Payments against invoices: the amount due drops, a fully paid invoice becomes `paid`; a payment is
+corrected by a reversal, a counter-entry of minus its amount (never changed or deleted)."""
 from __future__ import annotations
 
 from datetime import date
@@ -6,10 +7,13 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
+from app.agents.events import emit
 from app.audit import Actor, record
 from app.billing.money import round_money
 from app.extensions import db
-from app.models import Collection, Invoice, Payment
+from app.models import Collection, CustomerCredit, Invoice, Payment, SepaBatch, SepaBatchItem
+from app.records import validation as v
+from app.reports.dashboard import entity_today
 
 
 class PaymentError(ValueError):
@@ -26,10 +30,17 @@ def lock_invoice(invoice_id: int) -> Invoice:
     return invoice
 
 
+def _money(amount: Decimal, invoice: Invoice) -> Decimal:
+    return round_money(Decimal(amount), invoice.currency)
+
+
 def record_payment(invoice_id: int, amount: Decimal, received_on: date, reference: str, actor: Actor, *,
                    source: str = "manual", sepa_batch_item_id: int | None = None,
                    bank_entry_id: int | None = None) -> Payment:
-    """Record money received for an invoice (partial payments included), in the caller's transaction."""
+    """Record money received for an invoice (partial payments included), in the caller's transaction.
+
+    Refuses a date after today in the legal entity's time zone. Emits `payment.received` (invoice_id,
+    payment_id, amount, currency, source, amount_due, status)."""
     if not isinstance(amount, Decimal):
         raise TypeError("amount must be a Decimal")
     invoice = lock_invoice(invoice_id)
@@ -40,8 +51,12 @@ def record_payment(invoice_id: int, amount: Decimal, received_on: date, referenc
     if amount != round_money(amount, invoice.currency):
         raise PaymentError(f"{amount} has more decimals than {invoice.currency} allows")
     if amount > invoice.amount_due:
-        raise PaymentError(f"{amount} is more than the {round_money(invoice.amount_due, invoice.currency)} "
+        raise PaymentError(f"{amount} is more than the {_money(invoice.amount_due, invoice)} "
                            f"{invoice.currency} still due on {invoice.number}")
+    today = entity_today(invoice.legal_entity)
+    if received_on > today:
+        raise PaymentError(f"{received_on.isoformat()} is in the future (today is {today.isoformat()} in "
+                           f"{invoice.legal_entity.timezone}): record a payment once it has been received")
     payment = Payment(invoice_id=invoice.id, amount=amount, received_on=received_on, reference=reference.strip(),
                       source=source, sepa_batch_item_id=sepa_batch_item_id, bank_entry_id=bank_entry_id, recorded_by=actor.label)
     db.session.add(payment)
@@ -52,8 +67,126 @@ def record_payment(invoice_id: int, amount: Decimal, received_on: date, referenc
         if collection is not None:
             collection.status, collection.next_retry_on = "collected", None
     db.session.flush()
+    amount_due = str(_money(invoice.amount_due, invoice))
     record("payment.recorded", "invoice", invoice.id, actor, legal_entity_id=invoice.legal_entity_id,
            billing_run_id=invoice.billing_run_id, amount=str(amount), currency=invoice.currency,
            received_on=received_on.isoformat(), reference=payment.reference, source=source,
-           amount_due=str(round_money(invoice.amount_due, invoice.currency)), status=invoice.status)
+           payment_id=payment.id, amount_due=amount_due, status=invoice.status)
+    emit("payment.received", {"invoice_id": invoice.id, "payment_id": payment.id, "amount": str(amount),
+                              "currency": invoice.currency, "source": source, "amount_due": amount_due,
+                              "status": invoice.status},
+         legal_entity_id=invoice.legal_entity_id, billing_run_id=invoice.billing_run_id)
     return payment
+
+
+def reversal_of(payment_id: int) -> Payment | None:
+    """The counter-entry that reversed this payment, if any."""
+    return db.session.scalar(select(Payment).where(Payment.reverses_payment_id == payment_id))
+
+
+def reverse_payment(payment_id: int, reason: str, actor: Actor) -> Payment:
+    """Take back a payment by a counter-entry of minus its amount, in the caller's transaction; returns it.
+
+    The original payment is kept as it is; the reversal names it and says why. The invoice is due again by
+    the amount (a paid invoice is issued again); a payment settled from a customer credit gives that credit
+    back (the next billing run applies it again). Refused, with PaymentError and nothing changed: a reversal
+    itself, a payment reversed already, a blank reason, an invoice that is void or credited so that the
+    amount due would exceed what is still owed on it (total minus its credit notes).
+
+    Collection: an invoice that was `collected` is due again. If a debit for it is still pending in the open
+    SEPA batch, that debit goes ahead (closing re-reads the amount due), so the collection is `in_batch`.
+    Otherwise the collection goes back to `waiting`, and nothing is debited automatically: a collected
+    debit is usually reversed because the debtor claimed a refund from the bank, and debiting it again
+    needs a person's decision (and a new pre-notification); for a manual payment the customer is waiting
+    for a reminder, not a surprise debit. The collection's `last_error` says why it is waiting.
+    """
+    payment = db.session.get(Payment, payment_id)
+    if payment is None:
+        raise PaymentError(f"no payment #{payment_id}")
+    try:
+        reason = v.parse_multiline_text(v.required(reason, "a reason"), "the reason", v.ONE_LINE_TEXT_MAX)
+    except v.FieldError as error:
+        raise PaymentError(f"{error}: say why the payment is reversed (e.g. typed on the wrong invoice)") from None
+    if payment.reverses_payment_id is not None:
+        raise PaymentError(f"payment #{payment.id} is itself the reversal of payment #{payment.reverses_payment_id}:"
+                           " if that payment was received after all, record it again")
+    if payment.source == "customer_credit":
+        from app.billing.ledger import lock_entity
+
+        invoice_row = db.session.get(Invoice, payment.invoice_id)
+        lock_entity(invoice_row.legal_entity_id)  # the billing run applies customer credits under this lock
+    invoice = lock_invoice(payment.invoice_id)
+    db.session.refresh(invoice)
+    earlier = reversal_of(payment.id)
+    if earlier is not None:
+        raise PaymentError(f"payment #{payment.id} was reversed already (payment #{earlier.id}, "
+                           f"{earlier.received_on.isoformat()}: {earlier.reason})")
+    amount = _money(payment.amount, invoice)
+    _check_can_take_back(invoice, amount)
+
+    today = entity_today(invoice.legal_entity)
+    reversal = Payment(invoice_id=invoice.id, amount=-amount, received_on=today, reference=payment.reference,
+                       source=payment.source, customer_credit_id=payment.customer_credit_id,
+                       bank_entry_id=payment.bank_entry_id, reverses_payment_id=payment.id, reason=reason, recorded_by=actor.label)
+    db.session.add(reversal)
+    invoice.amount_due = _money(invoice.amount_due, invoice) + amount
+    status_before = invoice.status
+    invoice.status = "issued"
+    if payment.customer_credit_id is not None:
+        credit = db.session.get(CustomerCredit, payment.customer_credit_id)
+        credit.applied_amount = Decimal(credit.applied_amount) - amount
+    if payment.bank_entry_id is not None:
+        from app.payments.cash import release
+
+        release(payment.bank_entry_id, amount, actor)  # the transfer's money waits in the unmatched queue again
+    collection_note = _collection_due_again(invoice, payment, reason)
+    db.session.flush()
+    amount_due = str(_money(invoice.amount_due, invoice))
+    record("payment.reversed", "invoice", invoice.id, actor, legal_entity_id=invoice.legal_entity_id,
+           billing_run_id=invoice.billing_run_id, amount=str(amount), currency=invoice.currency, reason=reason,
+           payment_id=payment.id, reversal_id=reversal.id, source=payment.source,
+           received_on=payment.received_on.isoformat(), reference=payment.reference, amount_due=amount_due,
+           status_before=status_before, status=invoice.status, collection=collection_note)
+    emit("payment.reversed", {"invoice_id": invoice.id, "payment_id": payment.id, "reversal_id": reversal.id,
+                              "amount": str(amount), "currency": invoice.currency, "source": payment.source,
+                              "amount_due": amount_due, "status": invoice.status},
+         legal_entity_id=invoice.legal_entity_id, billing_run_id=invoice.billing_run_id)
+    return reversal
+
+
+def _check_can_take_back(invoice: Invoice, amount: Decimal) -> None:
+    """The amount due after the reversal stays within 0..what is still owed (total minus credit notes)."""
+    from app.records.credit_notes import credit_notes_of, credited_total
+
+    if invoice.status not in ("issued", "paid"):
+        what = ("fully credited" if invoice.status == "credited" else invoice.status)
+        raise PaymentError(
+            f"invoice {invoice.number} is {what}: nothing can be due on it again. A credit note on a paid invoice "
+            "left its customer a credit that includes this payment: if the money never arrived, settle that "
+            "credit with the customer (do not refund it) instead of reversing the payment")
+    notes = credit_notes_of(invoice)
+    owed = _money(invoice.total_amount, invoice) - credited_total(invoice, notes)
+    due_after = _money(invoice.amount_due, invoice) + amount
+    if due_after > owed:
+        raise PaymentError(
+            f"invoice {invoice.number} was credited by {', '.join(n.number for n in notes)} after it was paid: "
+            f"only {owed} {invoice.currency} is still owed on it, and reversing {amount} {invoice.currency} would "
+            f"make {due_after} {invoice.currency} due. The credit note left the customer a credit out of this "
+            "payment: if the money never arrived, settle that credit with the customer (do not refund it) "
+            "instead of reversing the payment")
+
+
+def _collection_due_again(invoice: Invoice, payment: Payment, reason: str) -> str | None:
+    """See reverse_payment: a collected invoice's collection is waiting again (or in the open batch)."""
+    collection = db.session.scalar(select(Collection).where(Collection.invoice_id == invoice.id))
+    if collection is None or collection.status != "collected":
+        return None
+    pending = db.session.scalar(
+        select(SepaBatchItem.id).join(SepaBatch, SepaBatch.id == SepaBatchItem.batch_id)
+        .where(SepaBatchItem.invoice_id == invoice.id, SepaBatchItem.status == "pending", SepaBatch.status == "open"))
+    if pending is not None:
+        collection.status = "in_batch"
+        return "the debit pending in the open batch goes ahead for the amount due at closing"
+    collection.status, collection.next_retry_on = "waiting", None
+    collection.last_error = f"payment #{payment.id} reversed ({reason}): due again, not debited automatically"
+    return "waiting: due again, not debited automatically"

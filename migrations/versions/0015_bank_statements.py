@@ -2,7 +2,7 @@
 credits from an over-payment, and the Reconciliation Agent with its rule on `bank_statement.imported`.
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-07 05:45:48.164289
 
 """
@@ -29,7 +29,7 @@ RECONCILIATION = {
 
 # revision identifiers, used by Alembic.
 revision = '0015'
-down_revision = '0013'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 

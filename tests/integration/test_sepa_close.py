@@ -134,7 +134,7 @@ def test_first_collection_under_a_mandate_is_frst_then_rcur_and_a_changed_iban_s
     collect_all([first])
     batch = close_batch(open_batch(), ACTOR, date(2026, 11, 27))
     assert batch.items[0].sequence_type == "FRST"
-    record_outcome(batch.items[0], "collected", date(2026, 12, 10), ACTOR)
+    record_outcome(batch.items[0], "collected", date(2026, 12, 1), ACTOR)  # a payment is never dated after today
     db.session.commit()
 
     starship = make_sepa_customer(entity, "Starship Technologies")
