@@ -114,7 +114,7 @@ def _known_fingerprints(entity_id: int, fingerprints: list[str]) -> dict[str, in
         chunk = fingerprints[start:start + 1000]
         known.update(db.session.execute(
             select(BankEntry.fingerprint, BankEntry.statement_id)
-            .where(BankEntry.legal_entity_id == entity_id, BankEntry.fingerprint.in_(chunk))).tuples())
+            .where(BankEntry.legal_entity_id == entity_id, BankEntry.fingerprint.in_(chunk))).tuples().all())
     return known
 
 

@@ -135,7 +135,7 @@ def reverse_payment(payment_id: int, reason: str, actor: Actor) -> Payment:
     if payment.customer_credit_id is not None:
         credit = db.session.get(CustomerCredit, payment.customer_credit_id)
         credit.applied_amount = Decimal(credit.applied_amount) - amount
-    if payment.bank_entry_id is not None:
+    if payment.source == "bank_transfer":  # (a collected debit's credit stays: its return is another entry)
         from app.payments.cash import release
 
         release(payment.bank_entry_id, amount, actor)  # the transfer's money waits in the unmatched queue again
