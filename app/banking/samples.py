@@ -9,6 +9,8 @@ Files are built as strings (10,000 entries in a few tens of milliseconds), never
 """
 from __future__ import annotations
 
+import csv
+import io
 import textwrap
 from datetime import date
 from decimal import Decimal
@@ -250,3 +252,20 @@ def _pieces(text: str, width: int = 27) -> list[str]:
         pieces.append(piece)
         text = text[len(piece):]
     return pieces
+
+
+# ------------------------------------------------------------------ CSV
+def csv_statement(entries: list[dict], *, delimiter: str = ",", decimal_comma: bool = False) -> bytes:
+    """A CSV statement (columns as app/banking/csvfile.py documents them); amounts signed."""
+    from app.banking.csvfile import COLUMNS
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    for entry in entries:
+        amount = f"{_signed(entry):f}"
+        writer.writerow([_iso(entry["booking_date"]), _iso(entry["value_date"]) if entry.get("value_date") else "",
+                         amount.replace(".", ",") if decimal_comma else amount, entry.get("currency", "EUR"),
+                         entry.get("counterparty_name") or "", entry.get("counterparty_iban") or "",
+                         entry.get("remittance") or "", entry.get("bank_reference") or "",
+                         entry.get("end_to_end_id") or ""])
+    return out.getvalue().encode()
