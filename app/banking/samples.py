@@ -9,6 +9,8 @@ Files are built as strings (10,000 entries in a few tens of milliseconds), never
 """
 from __future__ import annotations
 
+import csv
+import io
 import textwrap
 from datetime import date
 from decimal import Decimal
@@ -148,3 +150,122 @@ def _transaction(version: str, tx: dict, currency: str, account_iban: str, *, ba
     return (f"<TxDtls><Refs>{refs}</Refs>{amounts}"
             f"{f'<RltdPties>{parties}</RltdPties>' if parties else ''}"
             f"{f'<RltdAgts>{agents}</RltdAgts>' if agents else ''}{remittance}{returned}</TxDtls>")
+
+
+# ------------------------------------------------------------------ MT940
+_POSTING = {("credit", False): "SEPA-GUTSCHRIFT", ("debit", False): "SEPA-UEBERWEISUNG",
+            ("debit", True): "RUECKLASTSCHRIFT", ("credit", True): "STORNO"}
+
+
+def mt940(entries: list[dict], *, account_iban: str | None = "DE89370400440532013000", account: str | None = None,
+          currency: str = "EUR", statement_id: str = "STARTUMSE", statement_number: str = "00001/001",
+          opening_balance=Decimal(0), opening_date=None, closing_date=None, line_ending: str = "\r\n",
+          encoding: str = "utf-8", more_statements: list[dict] = ()) -> bytes:
+    """An MT940 file as a German bank writes it: one :20: block of `entries` on `account_iban` (or on `account`
+    as BLZ/account number), :86: with structured subfields (?00 posting text, ?20–?29 remittance pieces of at
+    most 27 characters with EREF+/SVWZ+, ?30 BIC, ?31 IBAN, ?32/?33 name, ?34 return reason), `-` after each
+    block. `more_statements` (dicts of keyword arguments with entries) add :20: blocks."""
+    first = dict(entries=entries, account=account or account_iban, statement_id=statement_id,
+                 statement_number=statement_number, opening_balance=opening_balance, opening_date=opening_date,
+                 closing_date=closing_date)
+    lines: list[str] = []
+    for more in [{}, *more_statements]:
+        lines += _mt940_block(currency, {**first, **more})
+    return (line_ending.join(lines) + line_ending).encode(encoding)
+
+
+def _yymmdd(day) -> str:
+    return date.fromisoformat(_iso(day)).strftime("%y%m%d")
+
+
+def _mt940_amount(value: Decimal) -> str:
+    return f"{abs(value):.2f}".replace(".", ",")
+
+
+def _mt940_block(currency: str, s: dict) -> list[str]:
+    entries = s["entries"]
+    days = sorted(_iso(e["booking_date"]) for e in entries) or ["2026-12-01"]
+    opening = _money(s["opening_balance"])
+    closing = closing_balance(entries, opening)
+    lines = [f":20:{s['statement_id']}", f":25:{s['account']}", f":28C:{s['statement_number']}",
+             f":60F:{'D' if opening < 0 else 'C'}{_yymmdd(s['opening_date'] or days[0])}{currency}"
+             f"{_mt940_amount(opening)}"]
+    for entry in entries:
+        lines += _mt940_entry(entry)
+    lines += [f":62F:{'D' if closing < 0 else 'C'}{_yymmdd(s['closing_date'] or days[-1])}{currency}"
+              f"{_mt940_amount(closing)}", "-"]
+    return lines
+
+
+def _mt940_entry(entry: dict) -> list[str]:
+    direction, reversal = entry["direction"], bool(entry.get("reversal"))
+    mark = {("credit", False): "C", ("debit", False): "D", ("debit", True): "RC", ("credit", True): "RD"}[
+        (direction, reversal)]
+    booked = date.fromisoformat(_iso(entry["booking_date"]))
+    valued = date.fromisoformat(_iso(entry.get("value_date") or entry["booking_date"]))
+    kind = "NRTI" if entry.get("return_reason") else "NTRF"
+    reference = f"//{entry['bank_reference']}" if entry.get("bank_reference") else ""
+    statement_line = (f":61:{valued:%y%m%d}{booked:%m%d}{mark}{_mt940_amount(_money(entry['amount']))}{kind}"
+                      f"NONREF{reference}")
+    returned = bool(entry.get("return_reason"))
+    code = entry.get("bank_transaction_code") or ("109" if returned else "166" if direction == "credit" else "177")
+    pieces: list[str] = []
+    for keyword, value in (("EREF+", entry.get("end_to_end_id")),
+                           ("SVWZ+", " ".join(v for v in (entry.get("creditor_reference"), entry.get("remittance"))
+                                              if v))):
+        if value:
+            pieces += _pieces(keyword + value)
+    if len(pieces) > 14:
+        raise ValueError("remittance too long for ?20-?29 and ?60-?63")
+    keys = [f"{n:02d}" for n in (*range(20, 30), *range(60, 64))]
+    details = f"{code}?00{_POSTING[('debit', True) if returned else (direction, reversal)]}?10931"
+    details += "".join(f"?{key}{piece}" for key, piece in zip(keys, pieces))
+    if entry.get("counterparty_bic"):
+        details += f"?30{entry['counterparty_bic']}"
+    if entry.get("counterparty_iban"):
+        details += f"?31{entry['counterparty_iban']}"
+    name = entry.get("counterparty_name") or ""
+    if name:
+        details += f"?32{name[:27]}" + (f"?33{name[27:54]}" if len(name) > 27 else "")
+    if returned:
+        details += f"?34{entry['return_reason']}"
+    # lines of at most 65 characters, each holding whole subfields (a line's trailing space would be lost);
+    # SWIFT allows 6 lines, German banks send more when the details need them
+    subfields = ["?" + part for part in details.split("?")]
+    wrapped = [":86:" + subfields[0][1:]]
+    for subfield in subfields[1:]:
+        if len(wrapped[-1]) + len(subfield) > 65:
+            wrapped.append(subfield)
+        else:
+            wrapped[-1] += subfield
+    return [statement_line, *wrapped]
+
+
+def _pieces(text: str, width: int = 27) -> list[str]:
+    """`text` cut into ?2x pieces of at most `width` characters, none ending in a space (banks' software
+    strips it): the space starts the next piece instead."""
+    pieces = []
+    while text:
+        piece = text[:width]
+        if len(text) > width and piece.endswith(" ") and piece.strip():
+            piece = piece.rstrip(" ")
+        pieces.append(piece)
+        text = text[len(piece):]
+    return pieces
+
+
+# ------------------------------------------------------------------ CSV
+def csv_statement(entries: list[dict], *, delimiter: str = ",", decimal_comma: bool = False) -> bytes:
+    """A CSV statement (columns as app/banking/csvfile.py documents them); amounts signed."""
+    from app.banking.csvfile import COLUMNS
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    for entry in entries:
+        amount = f"{_signed(entry):f}"
+        writer.writerow([_iso(entry["booking_date"]), _iso(entry["value_date"]) if entry.get("value_date") else "",
+                         amount.replace(".", ",") if decimal_comma else amount, entry.get("currency", "EUR"),
+                         entry.get("counterparty_name") or "", entry.get("counterparty_iban") or "",
+                         entry.get("remittance") or "", entry.get("bank_reference") or "",
+                         entry.get("end_to_end_id") or ""])
+    return out.getvalue().encode()
