@@ -127,7 +127,9 @@ BILLING_RUN = AgentSpec(
 )
 
 # Placeholders the delivery e-mail templates may use.
-MAIL_PLACEHOLDERS = ("number", "entity_name", "customer_name", "total", "due_date", "period_start", "period_end")
+# payment_reference: the invoice's ISO 11649 RF reference in groups of 4, as printed on the PDF
+MAIL_PLACEHOLDERS = ("number", "entity_name", "customer_name", "total", "due_date", "period_start", "period_end",
+                     "payment_reference")
 
 
 def check_mail_template(template: str) -> None:

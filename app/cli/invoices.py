@@ -47,6 +47,7 @@ def list_(code, undelivered, older_than, as_json):
             "issue_date": invoice.issue_date.isoformat(), "due_date": invoice.due_date.isoformat(),
             "currency": invoice.currency, "net": money(invoice.net_amount), "tax": money(invoice.tax_amount),
             "total": money(invoice.total_amount), "amount_due": money(invoice.amount_due), "status": invoice.status,
+            "creditor_reference": invoice.creditor_reference,
         })
         if undelivered:
             latest = latest_delivery(invoice.id)

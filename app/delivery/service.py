@@ -23,6 +23,7 @@ from sqlalchemy import and_, exists, select
 from sqlalchemy.exc import IntegrityError
 
 from app.audit import Actor, record
+from app.billing.references import format_creditor_reference
 from app.delivery.mail import MailError, build_message, send
 from app.documents.facts import DocumentError
 from app.extensions import db
@@ -381,6 +382,7 @@ def _texts(invoice: Invoice, customer: Customer) -> tuple[str, str]:
         "total": format_currency(invoice.total_amount, invoice.currency, locale=entity.locale),
         "due_date": invoice.due_date.isoformat(), "period_start": invoice.period_start.isoformat(),
         "period_end": invoice.period_end.isoformat(),
+        "payment_reference": format_creditor_reference(invoice.creditor_reference),
     }
     config = settings()
     return config["subject_template"].format(**values), config["body_template"].format(**values)

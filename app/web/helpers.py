@@ -13,6 +13,7 @@ from flask import Flask, Response, g, has_request_context, make_response, redire
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from app.billing.references import format_creditor_reference
 from app.extensions import db, htmx
 from app.formatting import fast_money
 from app.models import LegalEntity
@@ -132,7 +133,7 @@ def duration(seconds: float | None) -> str:
 
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(money=money, number=number, local_time=local_time, iso_date=iso_date,
-                                 duration=duration)
+                                 duration=duration, creditor_reference=format_creditor_reference)
 
     @app.context_processor
     def inject() -> dict[str, Any]:

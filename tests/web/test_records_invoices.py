@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from app.audit import Actor
+from app.billing.references import creditor_reference, format_creditor_reference
 from app.billing.runs import execute_run, start_billing_run
 from app.extensions import db
 from app.models import AgentDefinition, AuditEntry, Invoice
@@ -66,6 +67,15 @@ def test_every_role_sees_list_and_detail(client_as, world, role):
     draft = client.get(f"/invoices/{world['draft']}").get_data(as_text=True)
     assert "Draft invoice" in draft and "created as a draft by billing run #2" in draft
     assert ("Post</button>" in draft) == (role != "viewer")
+
+
+def test_the_detail_shows_the_payment_reference_of_an_issued_invoice_only(client_as, world):
+    client = client_as("viewer")
+    detail = client.get(f"/invoices/{world['issued']}").get_data(as_text=True)
+    reference = format_creditor_reference(creditor_reference(world["number"]))
+    assert f'<dd id="creditor-reference">{reference}</dd>' in detail
+    draft = client.get(f"/invoices/{world['draft']}").get_data(as_text=True)
+    assert 'id="creditor-reference"' not in draft and "Payment reference" not in draft
 
 
 def test_unknown_invoice_is_404(client_as, world):
