@@ -25,18 +25,19 @@ from sqlalchemy import func, select
 
 from app.agents.events import emit
 from app.agents.registry import get_spec
-from app.audit import Actor, record
+from app.audit import Actor, audit_row, record, record_many
 from app.banking.statements import Entry, Statement, StatementError, read_statement
 from app.billing.ledger import lock_entity
 from app.billing.money import round_money
-from app.billing.references import creditor_reference
+from app.billing.references import reference_body
+from app.bulk import copy_rows, new_ids
 from app.extensions import db
 from app.models import (AgentDefinition, BankEntry, BankStatement, Contract, Customer, CustomerCredit, Invoice,
                         LegalEntity, Payment, SepaBatchItem)
 from app.models.banking import QUEUED
 from app.models.types import utcnow
 from app.payments import matching
-from app.payments.ledger import PaymentError, record_payment
+from app.payments.ledger import PaymentError, PaymentRequest, locked_dues, record_payment, record_payments
 
 AGENT = Actor.system("Reconciliation Agent")
 ZERO = Decimal(0)
@@ -152,17 +153,16 @@ def import_statement(entity: LegalEntity, data: bytes, file_name: str, actor: Ac
         duplicate_count=len(known), imported_by=actor.label)
     db.session.add(row)
     db.session.flush()
-    entries = [BankEntry(
-        statement_id=row.id, legal_entity_id=entity.id, fingerprint=fingerprint, booking_date=e.booking_date,
-        value_date=e.value_date, direction=e.direction, amount=e.amount, currency=e.currency, reversal=e.reversal,
-        bank_reference=_cut(e.bank_reference, 140), end_to_end_id=_cut(e.end_to_end_id, 140),
-        creditor_reference=_cut(e.creditor_reference, 140), remittance=e.remittance or "",
-        counterparty_name=_cut(e.counterparty_name, 200), counterparty_iban=_cut(compact_iban(e.counterparty_iban), 34)
-        or None, counterparty_bic=_cut(e.counterparty_bic, 11), return_reason=_cut(e.return_reason, 140),
-        bank_transaction_code=_cut(e.bank_transaction_code, 64), status="unmatched", applied_amount=ZERO)
-        for fingerprint, e in new]
-    db.session.add_all(entries)
-    db.session.flush()
+    now = utcnow()
+    ids = new_ids(BankEntry.__table__, len(new))
+    copy_rows(BankEntry.__table__, ENTRY_COLUMNS, [
+        (entry_id, row.id, entity.id, fingerprint, e.booking_date, e.value_date, e.direction, e.amount, e.currency,
+         e.reversal, _cut(e.bank_reference, 140), _cut(e.end_to_end_id, 140), _cut(e.creditor_reference, 140),
+         e.remittance or "", _cut(e.counterparty_name, 200), _cut(compact_iban(e.counterparty_iban), 34) or None,
+         _cut(e.counterparty_bic, 11), _cut(e.return_reason, 140), _cut(e.bank_transaction_code, 64), "unmatched",
+         ZERO, now) for entry_id, (fingerprint, e) in zip(ids, new)])
+    entries = list(db.session.scalars(select(BankEntry).where(BankEntry.statement_id == row.id)
+                                      .order_by(BankEntry.id)))
     record("bank_statement.imported", "bank_statement", row.id, actor, legal_entity_id=entity.id,
            file_name=row.file_name, format=row.format, statement=row.statement_id, entries=len(new),
            duplicate_entries=len(known))
@@ -176,6 +176,12 @@ def import_statement(entity: LegalEntity, data: bytes, file_name: str, actor: Ac
         result.unmatched = sum(1 for e in entries if e.direction == "credit")
         result.outgoing = 0
     return result
+
+
+ENTRY_COLUMNS = ("id", "statement_id", "legal_entity_id", "fingerprint", "booking_date", "value_date", "direction",
+                 "amount", "currency", "reversal", "bank_reference", "end_to_end_id", "creditor_reference", "remittance",
+                 "counterparty_name", "counterparty_iban", "counterparty_bic", "return_reason", "bank_transaction_code",
+                 "status", "applied_amount", "created_at")
 
 
 def _cut(text: str | None, length: int) -> str | None:
@@ -196,7 +202,7 @@ def load_book(entity: LegalEntity) -> matching.Book:
                    Invoice.amount_due, Invoice.due_date)
             .where(Invoice.legal_entity_id == entity.id, Invoice.kind == "invoice", Invoice.number.is_not(None))):
         invoices[row.id] = matching.KnownInvoice(row.id, row.number, row.customer_id, row.currency, row.status,
-                                                 Decimal(row.amount_due), row.due_date, creditor_reference(row.number))
+                                                 Decimal(row.amount_due), row.due_date, reference_body(row.number))
     ibans: dict[str, set[int]] = defaultdict(set)
     names: dict[str, set[int]] = defaultdict(set)
     for customer_id, name, iban in db.session.execute(
@@ -210,25 +216,94 @@ def load_book(entity: LegalEntity) -> matching.Book:
 
 def reconcile(entity: LegalEntity, entries: list[BankEntry], *, settings: dict | None = None,
               result: ImportResult | None = None, actor: Actor = AGENT) -> ImportResult:
-    """Apply `entries` (new or waiting in the queue) as the Reconciliation Agent; each entry in its own
-    savepoint, so one that fails is left waiting with the reason and the others are applied."""
+    """Apply `entries` (new or waiting in the queue) as the Reconciliation Agent.
+
+    Credits are decided first, in memory, each seeing what the ones before it took (`matching.Book`); then
+    the invoices they pay are locked and all payments written at once (`record_payments`). An entry whose
+    invoices changed meanwhile (a payment typed in at that moment) is left waiting with that reason. Debits and
+    SEPA collections, rare, are applied one by one, each in its own savepoint: one that fails is left waiting
+    with the reason and the others are applied."""
     settings = settings or _settings()
     result = result or ImportResult(statement_id=None)
     book = load_book(entity)
     debits = _sepa_items([e.end_to_end_id for e in entries if e.end_to_end_id])
+    plans: list[tuple[BankEntry, matching.Match]] = []
     for entry in entries:
-        savepoint = db.session.begin_nested()
-        try:
-            _reconcile_one(entity, entry, book, debits, settings, actor)
-        except (PaymentError, QueueError, ValueError) as error:
-            savepoint.rollback()
-            db.session.refresh(entry)
-            entry.match_note = f"not applied: {error}"
-            book = load_book(entity)  # the failed entry may have moved the book in memory
-        else:
-            savepoint.commit()
+        item = debits.get(entry.end_to_end_id) if entry.end_to_end_id else None
+        if entry.direction == "debit" or (item is not None and item.status == "pending"
+                                          and Decimal(item.amount) == Decimal(entry.amount)):
+            savepoint = db.session.begin_nested()
+            try:
+                _sepa_or_outgoing(entity, entry, item, book, actor)
+            except (PaymentError, ValueError) as error:
+                savepoint.rollback()
+                db.session.refresh(entry)
+                entry.match_note = f"not applied: {error}"
+            else:
+                savepoint.commit()
+            continue
+        credit = matching.Credit(Decimal(entry.unapplied), entry.currency, entry.creditor_reference, entry.remittance,
+                                 entry.counterparty_name, entry.counterparty_iban)
+        decided = book.match(credit, match_by_payer=settings["match_by_payer"],
+                             overpayment_to_credit=settings["overpayment_to_credit"])
+        entry.match_note = decided.note
+        if decided.rule is not None:
+            book.apply(decided)
+            plans.append((entry, decided))
+    _apply_plans(entity, book, plans, actor)
+    for entry in entries:
         _count(result, entry)
     return result
+
+
+def _apply_plans(entity: LegalEntity, book: matching.Book, plans: list[tuple[BankEntry, matching.Match]],
+                 actor: Actor) -> None:
+    fresh = locked_dues(a.invoice_id for _, decided in plans for a in decided.allocations)
+    changed = {i for i, invoice in fresh.items()
+               if (Decimal(invoice.amount_due), invoice.status) != book.as_loaded(i)}
+    kept = []
+    for entry, decided in plans:
+        if any(a.invoice_id in changed for a in decided.allocations):
+            entry.match_note = "an invoice it pays changed while it was matched: look again"
+        else:
+            kept.append((entry, decided))
+    requests = [PaymentRequest(a.invoice_id, a.amount, entry.booking_date, _payment_reference(entry),
+                               "bank_transfer", bank_entry_id=entry.id)
+                for entry, decided in kept for a in decided.allocations]
+    audit: list[tuple] = []
+    try:
+        with db.session.begin_nested():
+            payment_ids = iter(record_payments(requests, actor))
+    except PaymentError:  # not expected after the checks above; then entry by entry, so one cannot stop all
+        for entry, decided in kept:
+            savepoint = db.session.begin_nested()
+            try:
+                _record_plan(entity, entry, decided, iter(record_payments(
+                    [r for r in requests if r.bank_entry_id == entry.id], actor)), actor, audit)
+            except PaymentError as error:
+                savepoint.rollback()
+                db.session.refresh(entry)
+                entry.match_note = f"not applied: {error}"
+            else:
+                savepoint.commit()
+    else:
+        for entry, decided in kept:
+            _record_plan(entity, entry, decided, payment_ids, actor, audit)
+    record_many(audit)
+
+
+def _record_plan(entity: LegalEntity, entry: BankEntry, decided: matching.Match, payment_ids, actor: Actor,
+                 audit: list[tuple]) -> None:
+    """The entry's side of its payments (in allocation order): applied amount, audit rows, credit, status."""
+    for allocation in decided.allocations:
+        entry.applied_amount = Decimal(entry.applied_amount) + allocation.amount
+        audit.append(audit_row("bank_entry.applied", "bank_entry", entry.id, actor, legal_entity_id=entity.id,
+                               invoice_id=allocation.invoice_id, payment_id=next(payment_ids),
+                               amount=str(allocation.amount), currency=entry.currency, rule=decided.rule,
+                               reason=decided.note))
+    _settle_status(entry, actor)
+    if decided.credit_amount > 0:
+        _keep_as_credit(entity, entry, decided.credit_customer_id, decided.credit_amount, decided.note, actor)
 
 
 def _count(result: ImportResult, entry: BankEntry) -> None:
@@ -256,42 +331,25 @@ def _sepa_items(end_to_end_ids: list[str]) -> dict[str, SepaBatchItem]:
     return found
 
 
-def _reconcile_one(entity: LegalEntity, entry: BankEntry, book: matching.Book, debits: dict[str, SepaBatchItem],
-                   settings: dict, actor: Actor) -> None:
-    item = debits.get(entry.end_to_end_id) if entry.end_to_end_id else None
+def _sepa_or_outgoing(entity: LegalEntity, entry: BankEntry, item: SepaBatchItem | None, book: matching.Book,
+                      actor: Actor) -> None:
     if entry.direction == "debit":
         if item is not None and (entry.return_reason or entry.reversal or item.status in ("pending", "collected")):
             _debit_returned(entity, entry, item, book, actor)
         else:
             _resolve(entry, "outgoing", "money out, not a returned direct debit", actor)
         return
-    if item is not None and item.status == "pending" and Decimal(item.amount) == Decimal(entry.amount):
-        _debit_collected(entity, entry, item, book, actor)
-        return
-    credit = matching.Credit(Decimal(entry.unapplied), entry.currency, entry.creditor_reference, entry.remittance,
-                             entry.counterparty_name, entry.counterparty_iban)
-    decided = book.match(credit, match_by_payer=settings["match_by_payer"],
-                         overpayment_to_credit=settings["overpayment_to_credit"])
-    if decided.rule is None:
-        entry.match_note = decided.note
-        return
-    for allocation in decided.allocations:
-        _apply_to_invoice(entry, allocation.invoice_id, allocation.amount, decided.rule, decided.note, actor)
-    if decided.credit_amount > 0:
-        _keep_as_credit(entity, entry, decided.credit_customer_id, decided.credit_amount, decided.note, actor)
-    book.apply(decided)
-    entry.match_note = decided.note
-    _settle_status(entry, actor)
+    _debit_collected(entity, entry, item, book, actor)
 
 
 def _apply_to_invoice(entry: BankEntry, invoice_id: int, amount: Decimal, rule: str, note: str, actor: Actor) -> Payment:
-    invoice = db.session.get(Invoice, invoice_id)
-    reference = _payment_reference(entry)
-    payment = record_payment(invoice_id, amount, entry.booking_date, reference, actor, source="bank_transfer",
-                             bank_entry_id=entry.id)
+    number = db.session.get(Invoice, invoice_id).number
+    payment = record_payment(invoice_id, amount, entry.booking_date, _payment_reference(entry), actor,
+                             source="bank_transfer", bank_entry_id=entry.id)
     entry.applied_amount = Decimal(entry.applied_amount) + amount
+    _settle_status(entry, actor)  # with the amount: the database checks that the two agree
     record("bank_entry.applied", "bank_entry", entry.id, actor, legal_entity_id=entry.legal_entity_id,
-           invoice=invoice.number, invoice_id=invoice.id, payment_id=payment.id, amount=str(amount),
+           invoice=number, invoice_id=invoice_id, payment_id=payment.id, amount=str(amount),
            currency=entry.currency, rule=rule, reason=note)
     return payment
 
@@ -307,8 +365,9 @@ def _keep_as_credit(entity: LegalEntity, entry: BankEntry, customer_id: int, amo
     credit = CustomerCredit(legal_entity_id=entity.id, customer_id=customer_id, bank_entry_id=entry.id,
                             currency=entry.currency, amount=amount, applied_amount=ZERO, refunded_amount=ZERO)
     db.session.add(credit)
-    db.session.flush()
     entry.applied_amount = Decimal(entry.applied_amount) + amount
+    _settle_status(entry, actor)
+    db.session.flush()
     record("customer_credit.created", "bank_entry", entry.id, actor, legal_entity_id=entity.id,
            credit_id=credit.id, customer_id=customer_id, amount=str(amount), currency=entry.currency,
            reason="over-payment: " + note)

@@ -2,16 +2,19 @@
 corrected by a reversal, a counter-entry of minus its amount (never changed or deleted)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 
-from app.agents.events import emit
-from app.audit import Actor, record
+from app.agents.events import emit, emit_many, event_row
+from app.audit import Actor, audit_row, record, record_many
+from app.bulk import copy_rows, new_ids
 from app.billing.money import round_money
 from app.extensions import db
-from app.models import Collection, CustomerCredit, Invoice, Payment, SepaBatch, SepaBatchItem
+from app.models import Collection, CustomerCredit, Invoice, LegalEntity, Payment, SepaBatch, SepaBatchItem
+from app.models.types import utcnow
 from app.records import validation as v
 from app.reports.dashboard import entity_today
 
@@ -21,17 +24,61 @@ class PaymentError(ValueError):
 
 
 def lock_invoice(invoice_id: int) -> Invoice:
-    query = select(Invoice).where(Invoice.id == invoice_id)
-    if db.session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    invoice = db.session.scalar(query)
+    invoice = lock_invoices([invoice_id]).get(invoice_id)
     if invoice is None:
         raise PaymentError(f"no invoice #{invoice_id}")
     return invoice
 
 
+def lock_invoices(invoice_ids) -> dict[int, Invoice]:
+    """The invoices, locked until the end of the transaction (PostgreSQL) and read afresh; missing ones left out."""
+    found: dict[int, Invoice] = {}
+    ids = sorted(set(invoice_ids))  # one lock order for every caller: no deadlock between two of them
+    for start in range(0, len(ids), 1000):
+        query = select(Invoice).where(Invoice.id.in_(ids[start:start + 1000])).order_by(Invoice.id)
+        if db.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update()
+        for invoice in db.session.scalars(query.execution_options(populate_existing=True)):
+            found[invoice.id] = invoice
+    return found
+
+
 def _money(amount: Decimal, invoice: Invoice) -> Decimal:
     return round_money(Decimal(amount), invoice.currency)
+
+
+@dataclass(frozen=True)
+class PaymentRequest:
+    """Money received for one invoice, as `record_payments` takes it."""
+
+    invoice_id: int
+    amount: Decimal
+    received_on: date
+    reference: str
+    source: str = "manual"
+    sepa_batch_item_id: int | None = None
+    bank_entry_id: int | None = None
+
+
+def payment_problem(invoice, request: PaymentRequest, today: date) -> str | None:
+    """Why `invoice` (an Invoice, or a row with its number, status, currency and amount_due) cannot take this
+    payment now, or None."""
+    if invoice is None:
+        return f"no invoice #{request.invoice_id}"
+    amount = request.amount
+    if invoice.status not in ("issued",):
+        return f"invoice {invoice.number or '(draft)'} is {invoice.status}: only issued invoices take payments"
+    if amount <= 0:
+        return "the amount must be greater than zero"
+    if amount != round_money(amount, invoice.currency):
+        return f"{amount} has more decimals than {invoice.currency} allows"
+    if amount > invoice.amount_due:
+        return (f"{amount} is more than the {round_money(Decimal(invoice.amount_due), invoice.currency)} "
+                f"{invoice.currency} still due on {invoice.number}")
+    if request.received_on > today:
+        return (f"{request.received_on.isoformat()} is in the future (today is {today.isoformat()} in the legal "
+                f"entity's time zone): record a payment once it has been received")
+    return None
 
 
 def record_payment(invoice_id: int, amount: Decimal, received_on: date, reference: str, actor: Actor, *,
@@ -41,42 +88,109 @@ def record_payment(invoice_id: int, amount: Decimal, received_on: date, referenc
 
     Refuses a date after today in the legal entity's time zone. Emits `payment.received` (invoice_id,
     payment_id, amount, currency, source, amount_due, status)."""
-    if not isinstance(amount, Decimal):
-        raise TypeError("amount must be a Decimal")
-    invoice = lock_invoice(invoice_id)
-    if invoice.status not in ("issued",):
-        raise PaymentError(f"invoice {invoice.number or '(draft)'} is {invoice.status}: only issued invoices take payments")
-    if amount <= 0:
-        raise PaymentError("the amount must be greater than zero")
-    if amount != round_money(amount, invoice.currency):
-        raise PaymentError(f"{amount} has more decimals than {invoice.currency} allows")
-    if amount > invoice.amount_due:
-        raise PaymentError(f"{amount} is more than the {_money(invoice.amount_due, invoice)} "
-                           f"{invoice.currency} still due on {invoice.number}")
-    today = entity_today(invoice.legal_entity)
-    if received_on > today:
-        raise PaymentError(f"{received_on.isoformat()} is in the future (today is {today.isoformat()} in "
-                           f"{invoice.legal_entity.timezone}): record a payment once it has been received")
-    payment = Payment(invoice_id=invoice.id, amount=amount, received_on=received_on, reference=reference.strip(),
-                      source=source, sepa_batch_item_id=sepa_batch_item_id, bank_entry_id=bank_entry_id, recorded_by=actor.label)
-    db.session.add(payment)
-    invoice.amount_due = invoice.amount_due - amount
-    if invoice.amount_due == 0:
-        invoice.status = "paid"
-        collection = db.session.scalar(select(Collection).where(Collection.invoice_id == invoice.id))
-        if collection is not None:
-            collection.status, collection.next_retry_on = "collected", None
-    db.session.flush()
-    amount_due = str(_money(invoice.amount_due, invoice))
-    record("payment.recorded", "invoice", invoice.id, actor, legal_entity_id=invoice.legal_entity_id,
-           billing_run_id=invoice.billing_run_id, amount=str(amount), currency=invoice.currency,
-           received_on=received_on.isoformat(), reference=payment.reference, source=source,
-           payment_id=payment.id, amount_due=amount_due, status=invoice.status)
-    emit("payment.received", {"invoice_id": invoice.id, "payment_id": payment.id, "amount": str(amount),
-                              "currency": invoice.currency, "source": source, "amount_due": amount_due,
-                              "status": invoice.status},
-         legal_entity_id=invoice.legal_entity_id, billing_run_id=invoice.billing_run_id)
-    return payment
+    payment_id, = record_payments([PaymentRequest(invoice_id, amount, received_on, reference, source,
+                                                  sepa_batch_item_id, bank_entry_id)], actor)
+    return db.session.get(Payment, payment_id)
+
+
+@dataclass
+class _Due:
+    """An invoice as payments change it: read under lock, written back once."""
+
+    id: int
+    legal_entity_id: int
+    billing_run_id: int | None
+    number: str | None
+    currency: str
+    status: str
+    amount_due: Decimal
+
+
+def locked_dues(invoice_ids) -> dict[int, _Due]:
+    """What is due on these invoices, locked until the end of the transaction (PostgreSQL)."""
+    ids = sorted(set(invoice_ids))  # one lock order for every caller: no deadlock between two
+    columns = (Invoice.id, Invoice.legal_entity_id, Invoice.billing_run_id, Invoice.number, Invoice.currency,
+               Invoice.status, Invoice.amount_due)
+    queries = [select(*columns).where(Invoice.id.in_(ids[start:start + 1000])).order_by(Invoice.id)
+               for start in range(0, len(ids), 1000)]
+    if db.session.get_bind().dialect.name == "postgresql":
+        queries = [query.with_for_update() for query in queries]
+    found: dict[int, _Due] = {}
+    for query in queries:
+        for row in db.session.execute(query):
+            found[row.id] = _Due(*row[:6], Decimal(row.amount_due))
+    return found
+
+
+PAYMENT_COLUMNS = ("id", "invoice_id", "amount", "received_on", "reference", "source", "sepa_batch_item_id",
+                   "bank_entry_id", "recorded_by", "created_at")
+
+
+def record_payments(requests: list[PaymentRequest], actor: Actor, locked: dict[int, _Due] | None = None) -> list[int]:
+    """Record payments (one, or a whole bank statement's) in the caller's transaction; returns their ids in order.
+
+    The invoices are locked and read in one go, every request checked (in order: two payments of one invoice add
+    up; `locked`: their locked_dues() when the caller took them already), then everything is written at once: payments, amounts due and statuses, collections of the invoices now
+    paid, the audit trail and `payment.received` events. All or nothing: PaymentError names the first request
+    refused, and nothing was written."""
+    if not requests:
+        return []
+    for request in requests:
+        if not isinstance(request.amount, Decimal):
+            raise TypeError("amount must be a Decimal")
+    invoices = locked if locked is not None else locked_dues(r.invoice_id for r in requests)
+    todays = {entity_id: entity_today(db.session.get(LegalEntity, entity_id))
+              for entity_id in {i.legal_entity_id for i in invoices.values()}}
+    paid_before = {i.id for i in invoices.values() if i.status == "paid"}
+    after: list[tuple[_Due, str, str]] = []
+    for request in requests:
+        invoice = invoices.get(request.invoice_id)
+        problem = payment_problem(invoice, request, todays[invoice.legal_entity_id] if invoice else date.max)
+        if problem:
+            raise PaymentError(problem)
+        invoice.amount_due -= request.amount
+        if invoice.amount_due == 0:
+            invoice.status = "paid"
+        after.append((invoice, str(round_money(invoice.amount_due, invoice.currency)), invoice.status))
+    # Written first: on SQLite this takes the database's write lock, under which new_ids may pick ids.
+    db.session.execute(
+        update(Invoice.__table__).where(Invoice.__table__.c.id == bindparam("invoice_id"))
+        .values(amount_due=bindparam("due"), status=bindparam("new_status")),
+        [{"invoice_id": i.id, "due": i.amount_due, "new_status": i.status} for i in invoices.values()])
+    payment_ids = new_ids(Payment.__table__, len(requests))
+    now = utcnow()
+    copy_rows(Payment.__table__, PAYMENT_COLUMNS, [
+        (pid, r.invoice_id, r.amount, r.received_on, r.reference.strip(), r.source, r.sepa_batch_item_id,
+         r.bank_entry_id, actor.label, now) for pid, r in zip(payment_ids, requests)])
+    paid = [i.id for i in invoices.values() if i.status == "paid" and i.id not in paid_before]
+    for start in range(0, len(paid), 1000):
+        db.session.execute(update(Collection.__table__)
+                           .where(Collection.__table__.c.invoice_id.in_(paid[start:start + 1000]))
+                           .values(status="collected", next_retry_on=None))
+    audit, events = [], []
+    for pid, request, (invoice, amount_due, status) in zip(payment_ids, requests, after):
+        audit.append(audit_row(
+            "payment.recorded", "invoice", invoice.id, actor, legal_entity_id=invoice.legal_entity_id,
+            billing_run_id=invoice.billing_run_id, amount=str(request.amount), currency=invoice.currency,
+            received_on=request.received_on.isoformat(), reference=request.reference.strip(), source=request.source,
+            payment_id=pid, amount_due=amount_due, status=status))
+        events.append(event_row("payment.received", {
+            "invoice_id": invoice.id, "payment_id": pid, "amount": str(request.amount), "currency": invoice.currency,
+            "source": request.source, "amount_due": amount_due, "status": status},
+            legal_entity_id=invoice.legal_entity_id, billing_run_id=invoice.billing_run_id))
+    record_many(audit)
+    emit_many(events)
+    _forget(Invoice, invoices)
+    _forget(Collection, None, paid)
+    return payment_ids
+
+
+def _forget(model, by_id: dict | None, invoice_ids: list[int] | None = None) -> None:
+    """Expire what the session holds of rows written above with SQL, so it reads them afresh."""
+    for obj in list(db.session.identity_map.values()):
+        if isinstance(obj, model) and ((by_id is not None and obj.id in by_id)
+                                       or (invoice_ids is not None and obj.invoice_id in invoice_ids)):
+            db.session.expire(obj)
 
 
 def reversal_of(payment_id: int) -> Payment | None:

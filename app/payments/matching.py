@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+from stdnum import iso11649
+
 from app.billing.references import parse_creditor_references
 
 ZERO = Decimal(0)
@@ -37,7 +39,7 @@ class KnownInvoice:
     status: str  # issued, paid, void, credited
     amount_due: Decimal
     due_date: date
-    creditor_reference: str
+    reference: str  # the body of its RF creditor reference (references.reference_body)
 
     @property
     def open(self) -> bool:
@@ -103,9 +105,11 @@ class Book:
     by_number: dict[str, int] = field(init=False)
     open_by_customer: dict[int, list[int]] = field(init=False)
     number_pattern: re.Pattern | None = field(init=False)
+    loaded: dict[int, tuple[Decimal, str]] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.by_reference = {inv.creditor_reference: inv.id for inv in self.invoices.values() if inv.creditor_reference}
+        self.loaded = {i.id: (i.amount_due, i.status) for i in self.invoices.values()}
+        self.by_reference = {inv.reference: inv.id for inv in self.invoices.values()}
         self.by_number = {inv.number.upper(): inv.id for inv in self.invoices.values()}
         self.open_by_customer = defaultdict(list)
         for inv in sorted(self.invoices.values(), key=lambda i: (i.due_date, i.id)):
@@ -120,6 +124,10 @@ class Book:
         else:
             self.number_pattern = None
 
+    def as_loaded(self, invoice_id: int) -> tuple[Decimal, str] | None:
+        """An invoice's amount due and status when the book was read (to see whether it changed since)."""
+        return self.loaded.get(invoice_id)
+
     # ---------------------------------------------------------------- finding references
     def referenced_by_creditor_reference(self, credit: Credit) -> list[int]:
         found: list[int] = []
@@ -127,7 +135,9 @@ class Book:
             parse_creditor_references(credit.remittance)
         for reference in candidates:
             key = re.sub(r"\s+", "", reference or "").upper()
-            invoice_id = self.by_reference.get(key)
+            if not iso11649.is_valid(key):
+                continue
+            invoice_id = self.by_reference.get(key[4:])
             if invoice_id is not None and invoice_id not in found:
                 found.append(invoice_id)
         return found
