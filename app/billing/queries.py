@@ -83,6 +83,15 @@ def run_timeline(run: BillingRun, locale: str = "en_US") -> list[TimelineEntry]:
     return [TimelineEntry(e.at, e.action, e.actor_label, describe(e, locale)) for e in entries]
 
 
+def agent_timeline(agent_name: str, entity_id: int | None, locale: str = "en_US", limit: int = 100) -> list[TimelineEntry]:
+    """What an agent did in a legal entity, newest first, in words (its Audit tab)."""
+    query = select(AuditEntry).where(AuditEntry.actor_type == "system", AuditEntry.actor_label == agent_name)
+    if entity_id is not None:
+        query = query.where(AuditEntry.legal_entity_id == entity_id)
+    entries = db.session.scalars(query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit))
+    return [TimelineEntry(e.at, e.action, e.actor_label, describe(e, locale)) for e in entries]
+
+
 def _totals(totals: dict | None, locale: str) -> str:
     return ", ".join(format_currency(Decimal(amount), currency, locale=locale)
                      for currency, amount in sorted((totals or {}).items()))
@@ -153,5 +162,24 @@ def describe(entry: AuditEntry, locale: str = "en_US") -> str:
                 "check with the customer, then Resend")
     if action == "invoice.resend_requeued":
         return f"Invoice {d.get('number')}: resend queued again, because {d.get('reason')}"
+    if action == "bank_statement.imported":
+        return (f"Statement {d.get('statement')} ({d.get('file_name') or d.get('format')}) imported by {who}: "
+                f"{_plural(d.get('entries'), 'new entry').replace('entrys', 'entries')}, "
+                f"{d.get('duplicate_entries', 0)} imported before")
+    if action == "bank_entry.applied":
+        target = d.get("invoice") or f"invoice #{d.get('invoice_id')}"
+        return (f"Bank entry #{entry.subject_id}: {d.get('amount')} {d.get('currency')} applied to {target} "
+                f"({d.get('reason')})")
+    if action == "bank_entry.debit_returned":
+        return (f"Bank entry #{entry.subject_id}: SEPA debit {d.get('end_to_end_id')} for {d.get('invoice')} returned "
+                f"({d.get('reason')}): due again")
+    if action == "bank_entry.not_ours":
+        return f"Bank entry #{entry.subject_id} marked as not ours by {who}: {d.get('reason')}"
+    if action == "customer_credit.created":
+        return f"Over-payment of {d.get('amount')} {d.get('currency')} kept as customer credit ({d.get('reason')})"
+    if action == "payment.recorded":
+        return (f"Payment of {d.get('amount')} {d.get('currency')} recorded on "
+                f"{d.get('number') or 'invoice #' + str(entry.subject_id)} "
+                f"({d.get('source')}); {d.get('amount_due')} still due")
     details = ", ".join(f"{k} {v}" for k, v in d.items())
     return f"{action.replace('_', ' ').replace('.', ': ', 1)} by {who}" + (f" ({details})" if details else "")

@@ -279,7 +279,7 @@ def _apply_plans(entity: LegalEntity, book: matching.Book, plans: list[tuple[Ban
             savepoint = db.session.begin_nested()
             try:
                 _record_plan(entity, entry, decided, iter(record_payments(
-                    [r for r in requests if r.bank_entry_id == entry.id], actor)), actor, audit)
+                    [r for r in requests if r.bank_entry_id == entry.id], actor)), actor, audit, book)
             except PaymentError as error:
                 savepoint.rollback()
                 db.session.refresh(entry)
@@ -288,18 +288,20 @@ def _apply_plans(entity: LegalEntity, book: matching.Book, plans: list[tuple[Ban
                 savepoint.commit()
     else:
         for entry, decided in kept:
-            _record_plan(entity, entry, decided, payment_ids, actor, audit)
+            _record_plan(entity, entry, decided, payment_ids, actor, audit, book)
     record_many(audit)
 
 
 def _record_plan(entity: LegalEntity, entry: BankEntry, decided: matching.Match, payment_ids, actor: Actor,
-                 audit: list[tuple]) -> None:
+                 audit: list[tuple], book: matching.Book) -> None:
     """The entry's side of its payments (in allocation order): applied amount, audit rows, credit, status."""
     for allocation in decided.allocations:
         entry.applied_amount = Decimal(entry.applied_amount) + allocation.amount
         audit.append(audit_row("bank_entry.applied", "bank_entry", entry.id, actor, legal_entity_id=entity.id,
+                               invoice=book.invoices[allocation.invoice_id].number,
                                invoice_id=allocation.invoice_id, payment_id=next(payment_ids),
-                               amount=str(allocation.amount), currency=entry.currency, rule=decided.rule,
+                               amount=str(round_money(allocation.amount, entry.currency)), currency=entry.currency,
+                               rule=decided.rule,
                                reason=decided.note))
     _settle_status(entry, actor)
     if decided.credit_amount > 0:

@@ -169,13 +169,14 @@ def record_payments(requests: list[PaymentRequest], actor: Actor, locked: dict[i
                            .values(status="collected", next_retry_on=None))
     audit, events = [], []
     for pid, request, (invoice, amount_due, status) in zip(payment_ids, requests, after):
+        amount = str(round_money(request.amount, invoice.currency))
         audit.append(audit_row(
             "payment.recorded", "invoice", invoice.id, actor, legal_entity_id=invoice.legal_entity_id,
-            billing_run_id=invoice.billing_run_id, amount=str(request.amount), currency=invoice.currency,
+            billing_run_id=invoice.billing_run_id, number=invoice.number, amount=amount, currency=invoice.currency,
             received_on=request.received_on.isoformat(), reference=request.reference.strip(), source=request.source,
             payment_id=pid, amount_due=amount_due, status=status))
         events.append(event_row("payment.received", {
-            "invoice_id": invoice.id, "payment_id": pid, "amount": str(request.amount), "currency": invoice.currency,
+            "invoice_id": invoice.id, "payment_id": pid, "amount": amount, "currency": invoice.currency,
             "source": request.source, "amount_due": amount_due, "status": status},
             legal_entity_id=invoice.legal_entity_id, billing_run_id=invoice.billing_run_id))
     record_many(audit)

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from app.agents.service import get_agent, update_configuration
 from app.audit import Actor
 from app.banking import samples
 from app.billing.references import creditor_reference
@@ -230,3 +231,25 @@ def test_cli_import_json_unmatched_and_assign(app, runner, db_session, tmp_path)
     assert json.loads(runner.invoke(args=["bank", "unmatched", "--entity", "DE01", "--json"]).output) == []
     bad = runner.invoke(args=["bank", "import", str(path), "--entity", "DE01", "--format", "mt940"])
     assert bad.exit_code == 1 and "nothing was imported" in bad.output
+
+
+def test_the_agent_shows_under_definitions_with_its_configuration_and_audit(app, client_as, db_session):
+    entity = sepa_entity()
+    a1, _, _ = three_invoices(entity)
+    db.session.commit()
+    import_statement(entity, statement([credit("58.53", "R1", creditor_reference=creditor_reference(a1.number))]),
+                     "day.xml", ACTOR)
+    db.session.commit()
+    viewer = client_as("viewer")
+    assert "Reconciliation Agent" in viewer.get("/agents").get_data(as_text=True)
+    configuration = viewer.get("/agents/reconciliation/configuration").get_data(as_text=True)
+    assert "Match by amount and payer" in configuration and "Over-payments become customer credit" in configuration
+    audit = viewer.get("/agents/reconciliation/audit").get_data(as_text=True)
+    assert f"58.53 EUR applied to {a1.number} (creditor reference of {a1.number})" in audit
+    # an admin turns matching by payer off: a transfer with no reference then waits
+    update_configuration(get_agent("reconciliation"), {"match_by_payer": False, "overpayment_to_credit": True}, ACTOR)
+    _, a2, _ = db.session.scalars(select(Invoice).order_by(Invoice.id)).all()
+    result = import_statement(entity, statement([credit("58.53", "R2", counterparty_name="Acme Tools")],
+                                                statement_id="S2"), "2.xml", ACTOR)
+    db.session.commit()
+    assert result.unmatched == 1 and "no invoice reference in the transfer" in entry("R2").match_note

@@ -83,12 +83,13 @@ def test_every_tab_is_a_full_page_and_an_htmx_partial(client_as, demo, role, url
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_every_agent_has_its_three_tabs(app, client_as, demo, role):
+def test_every_agent_has_its_four_tabs(app, client_as, demo, role):
     client = client_as(role)
     with app.app_context():
         keys = [a.key for a in db.session.scalars(select(AgentDefinition))]
+    assert "reconciliation" in keys
     for key in keys:
-        for url in (f"/agents/{key}", f"/agents/{key}/configuration", f"/agents/{key}/runs"):
+        for url in (f"/agents/{key}", f"/agents/{key}/configuration", f"/agents/{key}/runs", f"/agents/{key}/audit"):
             assert client.get(url).status_code == 200, url
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from app.agents.registry import AgentSpec, get_spec
 from app.agents.service import current_configuration, get_agent, list_agents, set_enabled, update_configuration
 from app.audit import Actor
-from app.billing.queries import latest_run, runs_query
+from app.billing.queries import agent_timeline, latest_run, runs_query
 from app.billing.runs import RunRefused, default_as_of, start_billing_run
 from app.extensions import db, htmx
 from app.models import AgentDefinition
@@ -21,7 +21,7 @@ from app.web.helpers import current_entity, render
 from app.web.runs.presenters import run_helpers
 
 TABS = (("overview", "Overview", "agents.detail"), ("configuration", "Configuration", "agents.configuration"),
-        ("runs", "Runs", "agents.runs"))
+        ("runs", "Runs", "agents.runs"), ("audit", "Audit", "agents.audit"))
 # Agents with a Run button, and whose runs are billing runs of the current legal entity.
 BILLING_AGENTS = {"billing_run"}
 RUNS_ON_TAB = 25
@@ -56,6 +56,9 @@ def _page(agent: AgentDefinition, tab: str, partial: str | None = None, status: 
         query = runs_query(entity.id)
         base["runs"] = list(db.session.scalars(query.limit(RUNS_ON_TAB)))
         base["runs_total"] = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    if tab == "audit":
+        base["timeline"] = agent_timeline(agent.name, entity.id if entity else None,
+                                          entity.locale if entity else "en_US")
     base.update(context)
     response = render("agents/detail.html", partial or f"agents/_{tab}.html", **base)
     response.status_code = status
@@ -87,6 +90,12 @@ def configuration(key: str):
 @login_required
 def runs(key: str):
     return _page(_agent_or_404(key), "runs")
+
+
+@bp.get("/<key>/audit")
+@login_required
+def audit(key: str):
+    return _page(_agent_or_404(key), "audit")
 
 
 # ------------------------------------------------------------------ the Run button
