@@ -253,3 +253,58 @@ def test_the_agent_shows_under_definitions_with_its_configuration_and_audit(app,
                                                 statement_id="S2"), "2.xml", ACTOR)
     db.session.commit()
     assert result.unmatched == 1 and "no invoice reference in the transfer" in entry("R2").match_note
+
+
+# An MT940 day statement as a German savings bank sends it (CRLF, :86: with ?-subfields, SEPA keywords).
+MT940_DAY = (
+    ":20:STARTUMSE\r\n"
+    ":25:12030000/0000202051\r\n"
+    ":28C:00001/001\r\n"
+    ":60F:C261202EUR1000,00\r\n"
+    ":61:2612031203C58,53NTRFNONREF//9812031234567\r\n"
+    ":86:166?00SEPA-GUTSCHRIFT?109310?20EREF+NOTPROVIDED?21SVWZ+RF16 DE01 2026 0000 01?22 Danke?30BYLADEM1001\r\n"
+    "?31DE89370400440532013000?32ACME TOOLS GMBH\r\n"
+    ":61:2612031203C30,00NTRFNONREF//9812031234568\r\n"
+    ":86:166?00SEPA-GUTSCHRIFT?109310?20SVWZ+Rechnung DE01-2026-00?210002 Teilbetrag?30COBADEFFXXX\r\n"
+    "?31DE44500105175407324931?32Acme Tools\r\n"
+    ":61:2612031203D4,90NCHGNONREF//9812031234569\r\n"
+    ":86:805?00ENTGELT?20Kontofuehrung 11/2026\r\n"
+    ":62F:C261203EUR1083,63\r\n"
+    "-\r\n"
+)
+
+
+def test_an_mt940_day_statement_through_the_cli(app, runner, db_session, tmp_path):
+    entity = sepa_entity()
+    a1, a2, _ = three_invoices(entity)
+    db.session.commit()
+    assert (a1.number, a2.number) == ("DE01-2026-000001", "DE01-2026-000002")
+    path = tmp_path / "day.sta"
+    path.write_bytes(MT940_DAY.encode("latin-1"))
+    out = runner.invoke(args=["bank", "import", str(path), "--entity", "DE01", "--format", "mt940", "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert (data["entries"], data["matched"], data["unmatched"], data["outgoing"]) == (3, 2, 0, 1)
+    assert data["amount_applied"] == {"EUR": "88.53"}
+    listed = {i["number"]: i for i in json.loads(runner.invoke(
+        args=["invoices", "list", "--entity", "DE01", "--json"]).output)}
+    assert listed[a1.number]["status"] == "paid"
+    assert (listed[a2.number]["status"], listed[a2.number]["amount_due"]) == ("partially_paid", "28.53")
+    assert listed[a1.number]["creditor_reference"] == "RF16DE012026000001"
+    # the same file again, named differently: nothing new
+    again = json.loads(runner.invoke(args=["bank", "import", str(path), "--entity", "DE01", "--json"]).output)
+    assert (again["entries"], again["duplicate_entries"]) == (0, 3)
+
+
+def test_a_csv_statement_with_decimal_commas(app, runner, db_session, tmp_path):
+    entity = sepa_entity()
+    a1, _, _ = three_invoices(entity)
+    db.session.commit()
+    path = tmp_path / "export.csv"
+    path.write_text("booking_date;value_date;amount;currency;counterparty_name;counterparty_iban;remittance;reference;"
+                    "end_to_end_id\n"
+                    f"2026-12-03;2026-12-03;58,53;EUR;Acme Tools GmbH;;Invoice {a1.number};B-1;\n"
+                    "2026-12-03;2026-12-03;-2,50;EUR;Bank;;Fee;B-2;\n", encoding="utf-8-sig")
+    data = json.loads(runner.invoke(args=["bank", "import", str(path), "--entity", "DE01", "--json"]).output)
+    assert (data["entries"], data["matched"], data["outgoing"]) == (2, 1, 1)
+    assert db.session.get(Invoice, a1.id).status == "paid"
