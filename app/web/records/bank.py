@@ -26,7 +26,7 @@ from app.web.records.customers import unprocessable
 RECENT_STATEMENTS = 10
 FORMAT_NAMES = {"camt053": "camt.053 (ISO 20022 XML)", "mt940": "MT940 (SWIFT)", "csv": "CSV"}
 TOO_LARGE = ("Statements are read up to this size. Ask the bank for shorter statements (one per day or week), "
-             "or split the file by date, and upload each; `flask bank import` reads the same files.")
+             "or split the file by date, and upload each (flask bank import reads the same files).")
 
 
 def render_bank(entity, *, result: cash.ImportResult | None = None, problems: list[str] | None = None,
@@ -86,11 +86,11 @@ def bank_rematch():
         abort(404)
     result = cash.rematch(entity, Actor.for_user(current_user))
     db.session.commit()
-    looked = result.matched + result.partially_matched + result.unmatched
+    waiting = result.partially_matched + result.unmatched
+    looked = result.matched + waiting
     flash(f"Looked again at {looked} waiting credit{'s' if looked != 1 else ''}: {result.matched} matched now"
           + (f", {result.partially_matched} applied in part" if result.partially_matched else "")
-          + f"; {result.partially_matched + result.unmatched} wait{'s' if result.partially_matched + result.unmatched == 1 else ''}"
-          " for an accountant.", "success")
+          + f"; {waiting} wait{'s' if waiting == 1 else ''} for an accountant.", "success")
     return redirect(url_for("records.bank"), 303)
 
 
