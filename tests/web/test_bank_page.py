@@ -2,6 +2,7 @@
 to invoices or marked as not ours (inline, via HTMX), Look again, an entry's page; per role and legal entity."""
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from io import BytesIO
 
@@ -118,7 +119,7 @@ def test_the_search_narrows_the_queue_and_answers_htmx_with_the_queue_only(app, 
         from app.models import LegalEntity
 
         entity = db.session.get(LegalEntity, world["entity"])
-        import_statement(entity, day_statement(world) , "day.xml", Actor.system("test"))
+        import_statement(entity, day_statement(world), "day.xml", Actor.system("test"))
         import_statement(entity, statement([credit("99.00", "R3", counterparty_name="Zeta Works", remittance="Z")],
                                            statement_id="S2"), "z.xml", Actor.system("test"))
         db.session.commit()
@@ -145,7 +146,7 @@ def test_assign_answers_errors_inline_and_then_applies_the_money(app, client_as,
     wrong = client.post(f"/bank/entries/{entry_id}/assign", data={"invoice_number": "DE01-2026-999999"}, headers=HX)
     assert wrong.status_code == 422
     html = wrong.get_data(as_text=True)
-    assert html.startswith(f'<tr id="entry-{entry_id}">') or f'<tr id="entry-{entry_id}">' in html.split("\n", 3)[-1]
+    assert f'<tr id="entry-{entry_id}">' in html and "<details open>" in html  # the row, its form open
     assert "no invoice &#39;DE01-2026-999999&#39; in this legal entity" in html
     too_much = client.post(f"/bank/entries/{entry_id}/assign", data={"invoice_number": second, "amount": "20.00"},
                            headers=HX)
@@ -238,15 +239,29 @@ def test_look_again_applies_what_matches_now(app, client_as, world):
     assert get(app, Invoice, world["ids"][2]).status == "paid"
 
 
-def test_candidates_are_the_payers_open_invoices(app, client_as, world):
+def test_candidates_are_the_payers_open_invoices_else_those_due_the_amount(app, client_as, world):
+    with app.app_context():
+        db.session.scalar(select(Customer).where(Customer.name == "Bolt Logistics")).iban = PAYER_IBAN
+        db.session.commit()
     client = client_as("accountant")
-    upload(client, statement([credit("5.00", "R7", counterparty_name="ACME TOOLS GMBH", remittance="Teil")]))
-    entry_id = waiting_entry(app, "R7")
+    upload(client, statement([
+        credit("5.00", "R7", counterparty_name="ACME TOOLS GMBH", remittance="Teil"),  # by name
+        credit("6.00", "R8", counterparty_name="BL Treasury", counterparty_iban=PAYER_IBAN),  # by IBAN
+        credit("58.53", "R9", counterparty_name="Nobody Known"),  # unknown payer: the invoices due 58.53
+        credit("7.00", "R10", counterparty_name="Nobody Known"),  # nothing is due 7.00
+    ]))
     html = client.get("/bank").get_data(as_text=True)
     first, second, third = world["numbers"]
-    assert f'<datalist id="candidates-{entry_id}">' in html
-    assert f'<option value="{first}">' in html and f'<option value="{second}">' in html
-    assert f'<option value="{third}">' not in html  # Bolt Logistics' invoice
+
+    def datalist(reference: str) -> list[str]:
+        entry_id = waiting_entry(app, reference)
+        found = re.search(rf'<datalist id="candidates-{entry_id}">(.*?)</datalist>', html, re.S)
+        return re.findall(r'<option value="([^"]+)">', found.group(1)) if found else []
+
+    assert datalist("R7") == [first, second]
+    assert datalist("R8") == [third]
+    assert datalist("R9") == [first, second, third]
+    assert datalist("R10") == []
 
 
 def test_an_entry_of_another_legal_entity_is_not_found(app, client_as, world):
