@@ -32,8 +32,8 @@ from app.billing.money import round_money
 from app.billing.references import reference_body
 from app.bulk import copy_rows, new_ids
 from app.extensions import db
-from app.models import (AgentDefinition, BankEntry, BankStatement, Contract, Customer, CustomerCredit, Invoice,
-                        LegalEntity, Payment, SepaBatchItem)
+from app.models import (AgentDefinition, AuditEntry, BankEntry, BankStatement, Contract, Customer, CustomerCredit,
+                        Invoice, LegalEntity, Payment, SepaBatchItem)
 from app.models.banking import QUEUED
 from app.models.types import utcnow
 from app.payments import matching
@@ -549,3 +549,56 @@ def today_of(entity: LegalEntity) -> date:
     from app.reports.dashboard import entity_today
 
     return entity_today(entity)
+
+
+# ------------------------------------------------------------------ what the accountant sees of an entry
+def payers(entry: BankEntry) -> set[int]:
+    """The customers a credit may come from: those with its IBAN, else those with its payer's name (as the
+    matcher compares names: no case, accents, punctuation or legal form)."""
+    if entry.counterparty_iban:
+        found = set(db.session.scalars(select(Customer.id).where(
+            Customer.legal_entity_id == entry.legal_entity_id, Customer.iban == compact_iban(entry.counterparty_iban))))
+        if found:
+            return found
+    name = matching.normalized_name(entry.counterparty_name)
+    if not name:
+        return set()
+    longest = max(name.split(), key=len)  # narrows the customers in SQL; the names are compared here
+    rows = db.session.execute(select(Customer.id, Customer.name).where(
+        Customer.legal_entity_id == entry.legal_entity_id, func.lower(Customer.name).like(f"%{longest}%")))
+    return {customer_id for customer_id, customer_name in rows if matching.normalized_name(customer_name) == name}
+
+
+def candidates(entry: BankEntry, limit: int = 5) -> list[Invoice]:
+    """Open invoices an accountant may assign a waiting credit to, oldest due first: the payer's when the payer
+    is a known customer, else any invoice due exactly what of the credit is not applied yet."""
+    query = select(Invoice).where(Invoice.legal_entity_id == entry.legal_entity_id, Invoice.kind == "invoice",
+                                  Invoice.status == "issued", Invoice.amount_due > 0,
+                                  Invoice.currency == entry.currency)
+    customers = payers(entry)
+    if customers:
+        query = query.where(Invoice.customer_id.in_(customers))
+    else:
+        query = query.where(Invoice.amount_due == round_money(entry.unapplied, entry.currency))
+    return list(db.session.scalars(query.order_by(Invoice.due_date, Invoice.id).limit(limit)))
+
+
+@dataclass
+class EntryHistory:
+    """Where an entry's money went and who did what with it."""
+    payments: list[tuple[Payment, str]]  # (payment or its reversal, invoice number)
+    credits: list[tuple[CustomerCredit, str]]  # (over-payment kept as credit, customer name)
+    audit: list[AuditEntry]
+
+
+def entry_history(entry: BankEntry) -> EntryHistory:
+    payments = db.session.execute(
+        select(Payment, Invoice.number).join(Invoice, Invoice.id == Payment.invoice_id)
+        .where(Payment.bank_entry_id == entry.id).order_by(Payment.id)).tuples().all()
+    credits = db.session.execute(
+        select(CustomerCredit, Customer.name).join(Customer, Customer.id == CustomerCredit.customer_id)
+        .where(CustomerCredit.bank_entry_id == entry.id)).tuples().all()
+    audit = list(db.session.scalars(
+        select(AuditEntry).where(AuditEntry.subject_type == "bank_entry", AuditEntry.subject_id == entry.id)
+        .order_by(AuditEntry.at, AuditEntry.id)))
+    return EntryHistory(list(payments), list(credits), audit)

@@ -66,7 +66,11 @@ def register_blueprints(app: Flask) -> None:
 
     @app.errorhandler(413)
     def too_large(_error):
-        return render_template("errors/413.html", limit=size_in_words(current_app.config.get("MAX_CONTENT_LENGTH"))), 413
+        from flask import request
+
+        found = input.upload_limit_of(request.endpoint)
+        setting, size, advice = found or ("MAX_CONTENT_LENGTH", current_app.config.get("MAX_CONTENT_LENGTH"), None)
+        return render_template("errors/413.html", limit=size_in_words(size), setting=setting, advice=advice), 413
 
 
 def size_in_words(size: int | None) -> str:

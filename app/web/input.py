@@ -7,6 +7,9 @@
 - Before any view runs, a control character in a query argument (its name or value), or a NUL in a
   posted form, is refused with a 400 that names the argument. PostgreSQL cannot store NUL in text,
   and no query argument of ours holds a tab or a line break.
+- An upload view may take more than MAX_CONTENT_LENGTH (`@upload_limit("STATEMENT_MAX_BYTES", advice)`): the
+  request gets the view's own limit before anything reads the form (CSRF's check included); a larger one is
+  the 413 page with the view's limit and advice.
 - Views read typed query arguments through `arg_page`, `arg_id`, `arg_search`, `arg_choice`: a value
   that cannot be read is a 400 with a message (`page: '²' is not a whole number (use the digits
   0-9)`), rather than an unhandled error deeper down. The rules are `app.records.validation`'s.
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 from typing import Iterable, NoReturn
 
-from flask import Flask, abort, request
+from flask import Flask, abort, current_app, request
 from werkzeug.routing import IntegerConverter, UnicodeConverter
 
 from app.records import validation as v
@@ -112,9 +115,42 @@ def arg_choice(name: str, choices: Iterable[str]) -> str:
     return text if text in choices else ""
 
 
+# ------------------------------------------------------------------ uploads beyond MAX_CONTENT_LENGTH
+FORM_ROOM = 64 * 1024  # the multipart boundaries and the other fields of an upload form
+
+
+def upload_limit(config_key: str, advice: str):
+    """The view takes uploads of up to `app.config[config_key]` bytes instead of MAX_CONTENT_LENGTH; `advice`
+    tells a person with a larger file what to do (shown with the 413)."""
+
+    def decorator(view):
+        view.upload_limit = (config_key, advice)
+        return view
+
+    return decorator
+
+
+def upload_limit_of(endpoint: str | None) -> tuple[str, int, str] | None:
+    """(setting, bytes, advice) of an `@upload_limit` view, else None."""
+    found = getattr(current_app.view_functions.get(endpoint or ""), "upload_limit", None)
+    if found is None:
+        return None
+    config_key, advice = found
+    return config_key, int(current_app.config[config_key]), advice
+
+
+def raise_upload_limit(_endpoint: str | None, _values: dict | None) -> None:
+    """Give the request its view's upload limit. A URL value preprocessor, because those run before the
+    before-request functions, which read the form (the CSRF check, `refuse_control_characters`)."""
+    found = upload_limit_of(request.endpoint)
+    if found is not None:
+        request.max_content_length = found[1] + FORM_ROOM
+
+
 def init_app(app: Flask) -> None:
-    """Register the converters (before any route is added) and the check that runs before every view."""
+    """Register the converters (before any route is added) and the checks that run before every view."""
     app.url_map.converters["int"] = IdConverter
     app.url_map.converters["default"] = SegmentConverter
     app.url_map.converters["string"] = SegmentConverter
+    app.url_value_preprocessor(raise_upload_limit)
     app.before_request(refuse_control_characters)

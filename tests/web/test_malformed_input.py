@@ -45,7 +45,7 @@ FORM_FIELDS = ("entity", "entity_id", "next", "customer_id", "reference", "curre
                "outcome", "date", "event_type", "agent_key", "kind", "time", "weekdays", "day_of_month", "cron",
                "start", "back", "code", "country", "timezone", "locale", "tax_number", "registration_id", "contact_name",
                "contact_email", "contact_phone", "finance_email", "bic",
-               "sepa_creditor_id", "invoice_prefix", "enabled", "role", "active", "password")
+               "sepa_creditor_id", "invoice_prefix", "enabled", "role", "active", "password", "invoice_number", "format")
 
 KINDS = {
     # kind: (value in a URL path segment or None, value for query arguments and form fields)

@@ -1,6 +1,6 @@
-"""Records: customers, contracts (with the CSV import) and invoices."""
+"""Records: customers, contracts (with the CSV import), invoices and the bank (statements, unmatched queue)."""
 from flask import Blueprint
 
 bp = Blueprint("records", __name__)
 
-from app.web.records import contracts, customers, invoices  # noqa: E402,F401
+from app.web.records import bank, contracts, customers, invoices  # noqa: E402,F401
