@@ -2,6 +2,7 @@
 corrected by a reversal, a counter-entry of minus its amount (never changed or deleted)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
@@ -17,7 +18,11 @@ from app.reports.dashboard import entity_today
 
 
 class PaymentError(ValueError):
-    """A payment that cannot be recorded; the message says why."""
+    """A payment that cannot be recorded; the message says why, `field` which input is at fault."""
+
+    def __init__(self, message: str, field: str = "amount"):
+        super().__init__(message)
+        self.field = field
 
 
 def lock_invoice(invoice_id: int) -> Invoice:
@@ -55,7 +60,8 @@ def record_payment(invoice_id: int, amount: Decimal, received_on: date, referenc
     today = entity_today(invoice.legal_entity)
     if received_on > today:
         raise PaymentError(f"{received_on.isoformat()} is in the future (today is {today.isoformat()} in "
-                           f"{invoice.legal_entity.timezone}): record a payment once it has been received")
+                           f"{invoice.legal_entity.timezone}): record a payment once it has been received",
+                           "received_on")
     payment = Payment(invoice_id=invoice.id, amount=amount, received_on=received_on, reference=reference.strip(),
                       source=source, sepa_batch_item_id=sepa_batch_item_id, recorded_by=actor.label)
     db.session.add(payment)
@@ -76,6 +82,20 @@ def record_payment(invoice_id: int, amount: Decimal, received_on: date, referenc
                               "status": invoice.status},
          legal_entity_id=invoice.legal_entity_id, billing_run_id=invoice.billing_run_id)
     return payment
+
+
+def record_typed_payment(invoice_id: int, amount: str, received_on: str, reference: str, actor: Actor) -> Payment:
+    """A payment a person typed (the invoice page, `flask payments record`), as text; raises ValidationError
+    keyed by amount, received_on and reference, and then nothing was recorded."""
+    fields = v.Fields({"amount": amount, "received_on": received_on, "reference": reference})
+    fields.take("amount", v.parse_price)
+    fields.take("received_on", v.parse_date)
+    fields.take("reference", v.parse_payment_reference)
+    clean = fields.result()
+    try:
+        return record_payment(invoice_id, clean["amount"], clean["received_on"], clean["reference"], actor)
+    except PaymentError as error:
+        raise v.ValidationError({error.field: str(error)}) from None
 
 
 def reversal_of(payment_id: int) -> Payment | None:
@@ -185,3 +205,37 @@ def _collection_due_again(invoice: Invoice, payment: Payment, reason: str) -> st
     collection.status, collection.next_retry_on = "waiting", None
     collection.last_error = f"payment #{payment.id} reversed ({reason}): due again, not debited automatically"
     return "waiting: due again, not debited automatically"
+
+
+# ------------------------------------------------------------------ reading payments
+@dataclass
+class PaymentLine:
+    """A payment as lists show it: its invoice's number and the reversal that took it back, if any."""
+
+    payment: Payment
+    invoice_number: str
+    currency: str
+    reversed_by: Payment | None = None
+
+
+def list_payments(entity_id: int, invoice_id: int | None = None) -> list[PaymentLine]:
+    """The entity's payments (or one invoice's), oldest first, each with the reversal that took it back
+    (listed right after it)."""
+    conditions = [Invoice.legal_entity_id == entity_id]
+    if invoice_id is not None:
+        conditions.append(Payment.invoice_id == invoice_id)
+    rows = db.session.execute(select(Payment, Invoice.number, Invoice.currency)
+                              .join(Invoice, Invoice.id == Payment.invoice_id)
+                              .where(*conditions).order_by(Payment.id)).all()
+    # A reversal is on the same invoice as the payment it reverses, so always among these rows.
+    reversals = {p.reverses_payment_id: PaymentLine(p, number, currency)
+                 for p, number, currency in rows if p.reverses_payment_id is not None}
+    lines: list[PaymentLine] = []
+    for p, number, currency in rows:
+        if p.reverses_payment_id is not None:
+            continue  # listed under the payment it reverses
+        reversal = reversals.get(p.id)
+        lines.append(PaymentLine(p, number, currency, reversal.payment if reversal else None))
+        if reversal is not None:
+            lines.append(reversal)
+    return lines

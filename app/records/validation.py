@@ -346,6 +346,23 @@ def parse_payment_terms(value: str | None) -> int | None:
     return days
 
 
+def parse_collection_lead_days(value: int | str | None) -> int | None:
+    """Days between closing a SEPA batch and the earliest collection date, 1-30; empty means "the Payment
+    Collection Agent's setting applies"."""
+    if isinstance(value, int):
+        days = value
+    else:
+        text = optional(value)
+        if text is None:
+            return None
+        if not re.fullmatch(r"[0-9]+", text):
+            raise FieldError(f"{text!r} is not a whole number of days (e.g. 2)")
+        days = int(text)
+    if not 1 <= days <= 30:
+        raise FieldError(f"{days} is outside 1-30 days (empty: the Payment Collection Agent's setting applies)")
+    return days
+
+
 MANDATE_REFERENCE_MAX = column_length(Customer.mandate_reference)  # SEPA: at most 35 characters
 
 
