@@ -66,12 +66,10 @@ def add(code, **fields):
 
 @group.command("update")
 @click.argument("code")
-@entity_options
+@entity_options(adding=False)
 @click.option("--json", "as_json", is_flag=True)
 def update(code, as_json, **fields):
     """Change the settings of legal entity CODE: only the options given change; an empty value ('') clears one."""
-    from app.cli.billing import entity_or_fail
-
     entity = entity_or_fail(code)
     given = {name: value for name, value in fields.items() if value is not None}
     try:
