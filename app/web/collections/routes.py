@@ -44,7 +44,9 @@ def index():
     listing = attention = retries = None
     if entity is not None:
         listing = batch_rows(paginate(batches_query(entity)))
-        attention = collections_with_status(entity, ("failed", "flagged"))
+        # A SEPA debit customer's invoice waits only when a payment on it was reversed: a person decides.
+        attention = (collections_with_status(entity, ("failed", "flagged"))
+                     + collections_with_status(entity, ("waiting",), method="sepa_debit"))
         retries = collections_with_status(entity, ("retry_scheduled",))
     return render("collections/index.html", "collections/_batches.html", entity=entity, listing=listing,
                   attention=attention, retries=retries)
