@@ -17,9 +17,14 @@ group = AppGroup("payments", help="Payments received for invoices, and their rev
 CLI = Actor.system("cli")
 
 
-def _invoice_state(invoice: Invoice) -> dict:
+def _answer(invoice: Invoice, summary: dict, as_json: bool, sentence: str) -> None:
+    """Print the summary with the invoice's amount due and status now, as JSON or as `sentence` + them."""
     db.session.refresh(invoice)
-    return {"amount_due": round_money(invoice.amount_due, invoice.currency), "status": invoice.display_status}
+    summary.update(amount_due=round_money(invoice.amount_due, invoice.currency), status=invoice.display_status)
+    if as_json:
+        echo_json(summary)
+        return
+    click.echo(f"{sentence}; {summary['amount_due']} {invoice.currency} still due ({summary['status']})")
 
 
 @group.command("record")
@@ -38,14 +43,10 @@ def record(number, code, amount, received_on, reference, as_json):
         db.session.rollback()
         fail("; ".join(f"{field}: {message}" for field, message in error.errors.items()))
     db.session.commit()
-    summary = {"payment_id": payment.id, "invoice": invoice.number,
-               "amount": round_money(payment.amount, invoice.currency), "currency": invoice.currency,
-               **_invoice_state(invoice)}
-    if as_json:
-        echo_json(summary)
-        return
-    click.echo(f"payment #{payment.id}: {summary['amount']} {invoice.currency} on {invoice.number}; "
-               f"{summary['amount_due']} {invoice.currency} still due ({summary['status']})")
+    amount = round_money(payment.amount, invoice.currency)
+    _answer(invoice, {"payment_id": payment.id, "invoice": invoice.number, "amount": amount,
+                      "currency": invoice.currency}, as_json,
+            f"payment #{payment.id}: {amount} {invoice.currency} on {invoice.number}")
 
 
 @group.command("reverse")
@@ -61,14 +62,11 @@ def reverse(payment_id, reason, as_json):
         fail(str(error))
     db.session.commit()
     invoice = db.session.get(Invoice, reversal.invoice_id)
-    summary = {"reversal_id": reversal.id, "payment_id": payment_id, "invoice": invoice.number,
-               "amount": round_money(-reversal.amount, invoice.currency), "currency": invoice.currency,
-               **_invoice_state(invoice)}
-    if as_json:
-        echo_json(summary)
-        return
-    click.echo(f"payment #{payment_id} reversed by #{reversal.id}: {summary['amount']} {invoice.currency} due again "
-               f"on {invoice.number}; {summary['amount_due']} {invoice.currency} due ({summary['status']})")
+    amount = round_money(-reversal.amount, invoice.currency)
+    _answer(invoice, {"reversal_id": reversal.id, "payment_id": payment_id, "invoice": invoice.number,
+                      "amount": amount, "currency": invoice.currency}, as_json,
+            f"payment #{payment_id} reversed by #{reversal.id}: {amount} {invoice.currency} due again on "
+            f"{invoice.number}")
 
 
 @group.command("list")
