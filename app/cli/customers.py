@@ -8,6 +8,7 @@ from app.audit import Actor
 from app.cli.billing import entity_or_fail
 from app.cli.common import echo_json, fail
 from app.extensions import db
+from app.models.parties import PAYMENT_METHODS
 from app.records.customers import entity_customers, find_customer, form_values, update_customer
 from app.records.validation import ValidationError
 
@@ -44,7 +45,7 @@ def list_(code, as_json):
 @click.option("--country", help="ISO 3166 alpha-2, e.g. DE.")
 @click.option("--vat-id")
 @click.option("--buyer-reference", help="Leitweg-ID or the buyer's order reference (BT-10).")
-@click.option("--payment-method", type=click.Choice(["manual", "sepa_debit"]))
+@click.option("--payment-method", type=click.Choice(PAYMENT_METHODS))
 @click.option("--iban", help="Needed for sepa_debit.")
 @click.option("--mandate-reference", help="The SEPA mandate's reference; needed for sepa_debit.")
 @click.option("--mandate-date", help="The day the mandate was signed, YYYY-MM-DD; needed for sepa_debit.")

@@ -173,12 +173,14 @@ def _check_can_take_back(invoice: Invoice, amount: Decimal) -> None:
     """The amount due after the reversal stays within 0..what is still owed (total minus credit notes)."""
     from app.records.credit_notes import credit_notes_of, credited_total
 
-    if invoice.status not in ("issued", "paid"):
-        what = ("fully credited" if invoice.status == "credited" else invoice.status)
+    if invoice.status == "credited":
         raise PaymentError(
-            f"invoice {invoice.number} is {what}: nothing can be due on it again. A credit note on a paid invoice "
-            "left its customer a credit that includes this payment: if the money never arrived, settle that "
+            f"invoice {invoice.number} is fully credited: nothing can be due on it again. A credit note on a paid "
+            "invoice left its customer a credit that includes this payment: if the money never arrived, settle that "
             "credit with the customer (do not refund it) instead of reversing the payment")
+    if invoice.status not in ("issued", "paid"):
+        raise PaymentError(f"invoice {invoice.number or '(draft)'} is {invoice.status}: nothing can be due on it "
+                           "again, so its payments cannot be reversed")
     notes = credit_notes_of(invoice)
     owed = _money(invoice.total_amount, invoice) - credited_total(invoice, notes)
     due_after = _money(invoice.amount_due, invoice) + amount
