@@ -21,6 +21,21 @@ def fail(message: str) -> NoReturn:
     sys.exit(1)
 
 
+def invoice_or_fail(entity, number: str):
+    """The entity's invoice or credit note numbered `number`, else exit with what to do."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Invoice
+
+    invoice = db.session.scalar(select(Invoice).where(Invoice.legal_entity_id == entity.id,
+                                                      Invoice.number == number.strip()))
+    if invoice is None:
+        fail(f"no invoice numbered {number!r} in legal entity {entity.code}; drafts have no number until posted "
+             f"(see `flask invoices list --entity {entity.code}`)")
+    return invoice
+
+
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)

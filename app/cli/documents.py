@@ -9,7 +9,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from app.cli.billing import entity_or_fail
-from app.cli.common import echo_json, fail
+from app.cli.common import echo_json, fail, invoice_or_fail
 from app.documents.facts import DocumentError
 from app.documents.service import get_or_render_document, stored_document
 from app.extensions import db
@@ -47,13 +47,7 @@ def _kind(invoice: Invoice) -> str:
 
 
 def _invoice_or_fail(number: str, code: str) -> Invoice:
-    entity = entity_or_fail(code)
-    invoice = db.session.scalar(select(Invoice).where(Invoice.legal_entity_id == entity.id,
-                                                      Invoice.number == number))
-    if invoice is None:
-        fail(f"no invoice numbered {number!r} in legal entity {entity.code}; drafts have no number until posted "
-             f"(see `flask invoices list --entity {entity.code}`)")
-    return invoice
+    return invoice_or_fail(entity_or_fail(code), number)
 
 
 @click.command("validate")

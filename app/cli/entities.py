@@ -1,53 +1,88 @@
 import click
 from flask.cli import AppGroup
 
+from app.cli.billing import entity_or_fail
 from app.cli.common import echo_json, fail
 from app.extensions import db
-from app.records.entities import EntityInput, create_legal_entity, list_legal_entities
+from app.audit import Actor
+from app.records.entities import (EntityInput, create_legal_entity, entity_input, list_legal_entities,
+                                  update_legal_entity)
 from app.records.validation import ValidationError
 
 group = AppGroup("entities", help="Legal entities: the companies that bill.")
 
 
+def entity_options(adding: bool):
+    """The settings options `add` and `update` share (every field but the code); `add` requires some."""
+    options = [
+        click.option("--name", required=adding),
+        click.option("--country", required=adding, help="ISO 3166 alpha-2, e.g. DE."),
+        click.option("--currency", required=adding, help="ISO 4217 base currency, e.g. EUR."),
+        click.option("--vat-id"),
+        click.option("--invoice-prefix", help="Defaults to the code."),
+        click.option("--timezone", "timezone", default="UTC" if adding else None, show_default=adding,
+                     help="IANA zone, e.g. Europe/Berlin."),
+        click.option("--locale", "locale", help="e.g. de_DE; defaults from the country."),
+        click.option("--address-line1", help="Street and number (BT-35)."),
+        click.option("--address-line2"),
+        click.option("--postcode"),
+        click.option("--city"),
+        click.option("--subdivision", help="State, region or prefecture (BT-39)."),
+        click.option("--tax-number", help="Tax number from the tax office (BT-32), e.g. 181/815/08155."),
+        click.option("--registration-id", help="Legal registration (BT-30): SIREN/SIRET, HRB 12345 B..."),
+        click.option("--contact-name", help="Contact for invoices (BT-41)."),
+        click.option("--contact-email", help="BT-43."),
+        click.option("--contact-phone", help="BT-42."),
+        click.option("--payment-terms", "payment_terms_days", type=int,
+                     help="Days until due; default: the billing agent's (14)."),
+        click.option("--finance-email"),
+        click.option("--iban", help="The entity's bank account (shown on invoices, credited by SEPA debits)."),
+        click.option("--bic", help="e.g. COBADEFFXXX."),
+        click.option("--sepa-creditor-id", help="Needed to collect by SEPA direct debit, e.g. DE98ZZZ09999999999."),
+        click.option("--collection-lead-days",
+                     help="1-30 days from closing a SEPA batch to the earliest collection date; empty: the "
+                          "Payment Collection Agent's setting."),
+    ]
+
+    def decorate(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return decorate
+
+
 @group.command("add")
 @click.option("--code", required=True, help="Short unique code, e.g. DE01.")
-@click.option("--name", required=True)
-@click.option("--country", required=True, help="ISO 3166 alpha-2, e.g. DE.")
-@click.option("--currency", required=True, help="ISO 4217 base currency, e.g. EUR.")
-@click.option("--vat-id")
-@click.option("--invoice-prefix", help="Defaults to the code.")
-@click.option("--timezone", "timezone_name", default="UTC", show_default=True, help="IANA zone, e.g. Europe/Berlin.")
-@click.option("--locale", "locale_name", help="e.g. de_DE; defaults from the country.")
-@click.option("--address-line1", help="Street and number (BT-35).")
-@click.option("--address-line2")
-@click.option("--postcode")
-@click.option("--city")
-@click.option("--subdivision", help="State, region or prefecture (BT-39).")
-@click.option("--tax-number", help="Tax number from the tax office (BT-32), e.g. 181/815/08155.")
-@click.option("--registration-id", help="Legal registration (BT-30): SIREN/SIRET, HRB 12345 B...")
-@click.option("--contact-name", help="Contact for invoices (BT-41).")
-@click.option("--contact-email", help="BT-43.")
-@click.option("--contact-phone", help="BT-42.")
-@click.option("--payment-terms", type=int, help="Days until due; default: the billing agent's (14).")
-@click.option("--finance-email")
-def add(code, name, country, currency, vat_id, invoice_prefix, timezone_name, locale_name, address_line1,
-        address_line2, postcode, city, subdivision, tax_number, registration_id, contact_name, contact_email,
-        contact_phone, payment_terms, finance_email):
+@entity_options(adding=True)
+def add(code, **fields):
     """Add a legal entity."""
-    data = EntityInput(
-        code=code, name=name, country=country, currency=currency, vat_id=vat_id,
-        invoice_prefix=invoice_prefix, timezone=timezone_name, locale=locale_name,
-        address_line1=address_line1, address_line2=address_line2, postcode=postcode, city=city,
-        subdivision=subdivision, tax_number=tax_number, registration_id=registration_id,
-        contact_name=contact_name, contact_email=contact_email, contact_phone=contact_phone,
-        payment_terms_days=payment_terms, finance_email=finance_email,
-    )
     try:
-        entity = create_legal_entity(data)
+        entity = create_legal_entity(EntityInput(code=code, **fields))
     except ValidationError as error:
         fail(str(error))
     db.session.commit()
     click.echo(f"Created legal entity {entity.code} ({entity.name}), invoices numbered {entity.invoice_prefix}-YYYY-NNNNNN")
+
+
+@group.command("update")
+@click.argument("code")
+@entity_options(adding=False)
+@click.option("--json", "as_json", is_flag=True)
+def update(code, as_json, **fields):
+    """Change the settings of legal entity CODE: only the options given change; an empty value ('') clears one."""
+    entity = entity_or_fail(code)
+    given = {name: value for name, value in fields.items() if value is not None}
+    try:
+        changes = update_legal_entity(entity, entity_input(entity, **given), Actor.system("cli"))
+    except ValidationError as error:
+        db.session.rollback()
+        fail(str(error))
+    db.session.commit()
+    if as_json:
+        echo_json({"code": entity.code, "changes": {f: c["new"] for f, c in changes.items()}})
+        return
+    click.echo(f"{entity.code}: " + (", ".join(f"{f} {c['old']} → {c['new']}" for f, c in changes.items())
+                                     if changes else "nothing changed"))
 
 
 @group.command("list")

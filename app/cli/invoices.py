@@ -2,7 +2,7 @@ import click
 from flask.cli import AppGroup
 from redis.exceptions import RedisError
 from sqlalchemy import select
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, undefer
 
 from app.billing.money import round_money
 from app.cli.billing import entity_or_fail
@@ -35,7 +35,7 @@ def list_(code, undelivered, older_than, as_json):
         select(Invoice, Contract.reference, Customer.name, credited.number)
         .join(Contract, Contract.id == Invoice.contract_id).join(Customer, Customer.id == Invoice.customer_id)
         .outerjoin(credited, credited.id == Invoice.credited_invoice_id)
-        .where(*conditions)
+        .where(*conditions).options(undefer(Invoice.display_status))
         .order_by(Invoice.number.is_(None), Invoice.kind.desc(), Invoice.sequence_year, Invoice.sequence_number,
                   Invoice.id)
     ):
@@ -46,7 +46,7 @@ def list_(code, undelivered, older_than, as_json):
             "period_start": invoice.period_start.isoformat(), "period_end": invoice.period_end.isoformat(),
             "issue_date": invoice.issue_date.isoformat(), "due_date": invoice.due_date.isoformat(),
             "currency": invoice.currency, "net": money(invoice.net_amount), "tax": money(invoice.tax_amount),
-            "total": money(invoice.total_amount), "amount_due": money(invoice.amount_due), "status": invoice.status,
+            "total": money(invoice.total_amount), "amount_due": money(invoice.amount_due), "status": invoice.display_status,
             "creditor_reference": invoice.creditor_reference,
         })
         if undelivered:

@@ -12,7 +12,6 @@ from app.cli.common import ID, echo_json, fail
 from app.cli.sepa_results import results_command
 from app.extensions import db
 from app.models import SepaBatch
-from app.payments.collection import lead_days as collection_lead_days
 from app.payments.sepa import BatchError, close_batch, file_name
 from app.reports.dashboard import entity_today
 
@@ -31,8 +30,7 @@ def close(code, as_json):
     if batch is None:
         fail(f"{entity.code} has no open SEPA batch: nothing to close")
     try:
-        close_batch(batch, Actor.system("cli"), entity_today(entity),
-                    collection_lead_days())
+        close_batch(batch, Actor.system("cli"), entity_today(entity))
     except BatchError as error:
         db.session.rollback()
         fail(str(error))

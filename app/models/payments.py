@@ -5,8 +5,8 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import (CheckConstraint, Date, ForeignKey, Index, Integer, LargeBinary, String, Text,
-                        UniqueConstraint, text)
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+                        UniqueConstraint, and_, case, func, select, text)
+from sqlalchemy.orm import Mapped, column_property, deferred, mapped_column, relationship
 
 from app.extensions import db
 from app.models.invoices import Invoice
@@ -162,3 +162,16 @@ class CustomerCredit(db.Model):
     @property
     def available(self) -> Decimal:
         return self.amount - self.applied_amount - self.refunded_amount
+
+
+# ------------------------------------------------------------------ the status an invoice shows
+PARTIALLY_PAID = "partially_paid"
+SHOWN_STATUSES = ("draft", "issued", PARTIALLY_PAID, "paid", "void", "credited")
+# Stored statuses stay as they are (`issued` means open to many queries); the status shown is `partially_paid`
+# for an issued invoice with something paid (payments net of reversals) and something still due. Deferred:
+# loaded when read, or with undefer(Invoice.display_status) for a list; usable in WHERE clauses.
+_paid = (select(func.coalesce(func.sum(Payment.amount), 0)).where(Payment.invoice_id == Invoice.id)
+         .correlate_except(Payment).scalar_subquery())
+Invoice.display_status = deferred(column_property(
+    case((and_(Invoice.status == "issued", Invoice.amount_due > 0, _paid > 0), PARTIALLY_PAID),
+         else_=Invoice.status)))

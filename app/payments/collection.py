@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from app.agents.events import emit
 from app.audit import Actor, record
 from app.extensions import db
-from app.models import AgentDefinition, Collection, Customer, Invoice, Payment, SepaBatchItem
+from app.models import AgentDefinition, Collection, Customer, Invoice, LegalEntity, Payment, SepaBatchItem
 from app.models.types import utcnow
 from app.payments.connectors import CONNECTORS
 from app.payments.ledger import record_payment
@@ -27,8 +27,11 @@ def settings() -> dict:
     return {**PAYMENT_COLLECTION.defaults(), **((agent.configuration if agent else None) or {})}
 
 
-def lead_days() -> int:
-    """Days between closing a SEPA batch and the earliest collection date asked of the bank."""
+def lead_days(entity: LegalEntity) -> int:
+    """Days between closing the entity's SEPA batch and the earliest collection date asked of the bank: the
+    entity's own (Settings > Legal entities), else the Payment Collection Agent's setting."""
+    if entity.collection_lead_days is not None:
+        return entity.collection_lead_days
     return int(settings()["collection_lead_days"])
 
 

@@ -20,7 +20,11 @@ from app.reports.dashboard import entity_today
 
 
 class PaymentError(ValueError):
-    """A payment that cannot be recorded; the message says why."""
+    """A payment that cannot be recorded; the message says why, `field` which input is at fault."""
+
+    def __init__(self, message: str, field: str = "amount"):
+        super().__init__(message)
+        self.field = field
 
 
 def lock_invoice(invoice_id: int) -> Invoice:
@@ -60,24 +64,26 @@ class PaymentRequest:
     bank_entry_id: int | None = None
 
 
-def payment_problem(invoice, request: PaymentRequest, today: date) -> str | None:
+def payment_problem(invoice, request: PaymentRequest, today: date, zone: str = "") -> PaymentError | None:
     """Why `invoice` (an Invoice, or a row with its number, status, currency and amount_due) cannot take this
-    payment now, or None."""
+    payment now (with the field at fault), or None."""
     if invoice is None:
-        return f"no invoice #{request.invoice_id}"
+        return PaymentError(f"no invoice #{request.invoice_id}")
     amount = request.amount
     if invoice.status not in ("issued",):
-        return f"invoice {invoice.number or '(draft)'} is {invoice.status}: only issued invoices take payments"
+        return PaymentError(f"invoice {invoice.number or '(draft)'} is {invoice.status}: only issued invoices take "
+                            "payments")
     if amount <= 0:
-        return "the amount must be greater than zero"
+        return PaymentError("the amount must be greater than zero")
     if amount != round_money(amount, invoice.currency):
-        return f"{amount} has more decimals than {invoice.currency} allows"
+        return PaymentError(f"{amount} has more decimals than {invoice.currency} allows")
     if amount > invoice.amount_due:
-        return (f"{amount} is more than the {round_money(Decimal(invoice.amount_due), invoice.currency)} "
-                f"{invoice.currency} still due on {invoice.number}")
+        return PaymentError(f"{amount} is more than the {round_money(Decimal(invoice.amount_due), invoice.currency)} "
+                            f"{invoice.currency} still due on {invoice.number}")
     if request.received_on > today:
-        return (f"{request.received_on.isoformat()} is in the future (today is {today.isoformat()} in the legal "
-                f"entity's time zone): record a payment once it has been received")
+        return PaymentError(f"{request.received_on.isoformat()} is in the future (today is {today.isoformat()} in "
+                            f"{zone or 'the legal entity time zone'}): record a payment once it has been received",
+                            "received_on")
     return None
 
 
@@ -139,15 +145,17 @@ def record_payments(requests: list[PaymentRequest], actor: Actor, locked: dict[i
         if not isinstance(request.amount, Decimal):
             raise TypeError("amount must be a Decimal")
     invoices = locked if locked is not None else locked_dues(r.invoice_id for r in requests)
-    todays = {entity_id: entity_today(db.session.get(LegalEntity, entity_id))
-              for entity_id in {i.legal_entity_id for i in invoices.values()}}
+    entities = {entity_id: db.session.get(LegalEntity, entity_id)
+                for entity_id in {i.legal_entity_id for i in invoices.values()}}
+    todays = {entity_id: entity_today(entity) for entity_id, entity in entities.items()}
     paid_before = {i.id for i in invoices.values() if i.status == "paid"}
     after: list[tuple[_Due, str, str]] = []
     for request in requests:
         invoice = invoices.get(request.invoice_id)
-        problem = payment_problem(invoice, request, todays[invoice.legal_entity_id] if invoice else date.max)
+        problem = payment_problem(invoice, request, todays[invoice.legal_entity_id] if invoice else date.max,
+                                  entities[invoice.legal_entity_id].timezone if invoice else "")
         if problem:
-            raise PaymentError(problem)
+            raise problem
         invoice.amount_due -= request.amount
         if invoice.amount_due == 0:
             invoice.status = "paid"
@@ -192,6 +200,20 @@ def _forget(model, by_id: dict | None, invoice_ids: list[int] | None = None) -> 
         if isinstance(obj, model) and ((by_id is not None and obj.id in by_id)
                                        or (invoice_ids is not None and obj.invoice_id in invoice_ids)):
             db.session.expire(obj)
+
+
+def record_typed_payment(invoice_id: int, amount: str, received_on: str, reference: str, actor: Actor) -> Payment:
+    """A payment a person typed (the invoice page, `flask payments record`), as text; raises ValidationError
+    keyed by amount, received_on and reference, and then nothing was recorded."""
+    fields = v.Fields({"amount": amount, "received_on": received_on, "reference": reference})
+    fields.take("amount", v.parse_price)
+    fields.take("received_on", v.parse_date)
+    fields.take("reference", v.parse_payment_reference)
+    clean = fields.result()
+    try:
+        return record_payment(invoice_id, clean["amount"], clean["received_on"], clean["reference"], actor)
+    except PaymentError as error:
+        raise v.ValidationError({error.field: str(error)}) from None
 
 
 def reversal_of(payment_id: int) -> Payment | None:
@@ -273,12 +295,14 @@ def _check_can_take_back(invoice: Invoice, amount: Decimal) -> None:
     """The amount due after the reversal stays within 0..what is still owed (total minus credit notes)."""
     from app.records.credit_notes import credit_notes_of, credited_total
 
-    if invoice.status not in ("issued", "paid"):
-        what = ("fully credited" if invoice.status == "credited" else invoice.status)
+    if invoice.status == "credited":
         raise PaymentError(
-            f"invoice {invoice.number} is {what}: nothing can be due on it again. A credit note on a paid invoice "
-            "left its customer a credit that includes this payment: if the money never arrived, settle that "
+            f"invoice {invoice.number} is fully credited: nothing can be due on it again. A credit note on a paid "
+            "invoice left its customer a credit that includes this payment: if the money never arrived, settle that "
             "credit with the customer (do not refund it) instead of reversing the payment")
+    if invoice.status not in ("issued", "paid"):
+        raise PaymentError(f"invoice {invoice.number or '(draft)'} is {invoice.status}: nothing can be due on it "
+                           "again, so its payments cannot be reversed")
     notes = credit_notes_of(invoice)
     owed = _money(invoice.total_amount, invoice) - credited_total(invoice, notes)
     due_after = _money(invoice.amount_due, invoice) + amount
@@ -305,3 +329,37 @@ def _collection_due_again(invoice: Invoice, payment: Payment, reason: str) -> st
     collection.status, collection.next_retry_on = "waiting", None
     collection.last_error = f"payment #{payment.id} reversed ({reason}): due again, not debited automatically"
     return "waiting: due again, not debited automatically"
+
+
+# ------------------------------------------------------------------ reading payments
+@dataclass
+class PaymentLine:
+    """A payment as lists show it: its invoice's number and the reversal that took it back, if any."""
+
+    payment: Payment
+    invoice_number: str
+    currency: str
+    reversed_by: Payment | None = None
+
+
+def list_payments(entity_id: int, invoice_id: int | None = None) -> list[PaymentLine]:
+    """The entity's payments (or one invoice's), oldest first, each with the reversal that took it back
+    (listed right after it)."""
+    conditions = [Invoice.legal_entity_id == entity_id]
+    if invoice_id is not None:
+        conditions.append(Payment.invoice_id == invoice_id)
+    rows = db.session.execute(select(Payment, Invoice.number, Invoice.currency)
+                              .join(Invoice, Invoice.id == Payment.invoice_id)
+                              .where(*conditions).order_by(Payment.id)).all()
+    # A reversal is on the same invoice as the payment it reverses, so always among these rows.
+    reversals = {p.reverses_payment_id: PaymentLine(p, number, currency)
+                 for p, number, currency in rows if p.reverses_payment_id is not None}
+    lines: list[PaymentLine] = []
+    for p, number, currency in rows:
+        if p.reverses_payment_id is not None:
+            continue  # listed under the payment it reverses
+        reversal = reversals.get(p.id)
+        lines.append(PaymentLine(p, number, currency, reversal.payment if reversal else None))
+        if reversal is not None:
+            lines.append(reversal)
+    return lines

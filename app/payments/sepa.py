@@ -127,16 +127,21 @@ def _reread(batch: SepaBatch, item: SepaBatchItem, invoice: Invoice, customer: C
         item.amount = invoice.amount_due
 
 
-def close_batch(batch: SepaBatch, actor: Actor, today: date, lead_days: int = 2) -> SepaBatch:
+def close_batch(batch: SepaBatch, actor: Actor, today: date, lead_days: int | None = None) -> SepaBatch:
     """Produce the pain.008.001.08 file of an open batch (validated against its schema) and close it.
 
     Each debit is re-read under a lock on its invoice: what is no longer due drops out with a note, the rest is
     debited exactly its amount due now, on the later of the invoice's pre-notified date (its due date: "debited on
-    or after") and today + lead days, moved to the next TARGET2 business day."""
+    or after") and today + lead days (default: the entity's, see collection.lead_days), moved to the next TARGET2
+    business day."""
     batch = db.session.scalar(select(SepaBatch).where(SepaBatch.id == batch.id).with_for_update()) or batch
     if batch.status != "open":
         raise BatchError(f"batch #{batch.id} is already closed")
     entity = db.session.get(LegalEntity, batch.legal_entity_id)
+    if lead_days is None:
+        from app.payments.collection import lead_days as entity_lead_days
+
+        lead_days = entity_lead_days(entity)
     missing = [label for label, value in (("SEPA creditor id", entity.sepa_creditor_id), ("IBAN", entity.iban),
                                           ("BIC", entity.bic)) if not value]
     if missing:

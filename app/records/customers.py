@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import undefer
 
 from app.audit import Actor, record
 from app.extensions import db
@@ -130,6 +131,24 @@ def customer_query(entity: LegalEntity, search: str | None = None) -> Select:
     return query.order_by(Customer.name, Customer.id)
 
 
+def find_customer(entity: LegalEntity, name: str) -> Customer:
+    """The entity's customer called `name` (exactly, else ignoring case); ValidationError when none or several."""
+    name = (name or "").strip()
+    exact = db.session.scalar(select(Customer).where(Customer.legal_entity_id == entity.id, Customer.name == name))
+    if exact is not None:
+        return exact
+    matches = list(db.session.scalars(select(Customer).where(Customer.legal_entity_id == entity.id,
+                                                             func.lower(Customer.name) == name.lower())
+                                      .order_by(Customer.name).limit(5)))
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise v.ValidationError({"name": f"{name!r} matches several customers of {entity.code} "
+                                         f"({', '.join(c.name for c in matches)}): give the name exactly"})
+    raise v.ValidationError({"name": f"{entity.code} has no customer named {name!r} "
+                                     f"(see `flask customers list --entity {entity.code}`)"})
+
+
 def entity_customers(entity: LegalEntity) -> list[Customer]:
     return list(db.session.scalars(customer_query(entity)))
 
@@ -141,5 +160,5 @@ def customer_contracts(customer: Customer) -> list[Contract]:
 
 def customer_invoices(customer: Customer, limit: int = 100) -> list[Invoice]:
     return list(db.session.scalars(
-        select(Invoice).where(Invoice.customer_id == customer.id)
+        select(Invoice).where(Invoice.customer_id == customer.id).options(undefer(Invoice.display_status))
         .order_by(Invoice.period_start.desc(), Invoice.id.desc()).limit(limit)))

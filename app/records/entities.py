@@ -38,6 +38,7 @@ class EntityInput:
     iban: str | None = None
     bic: str | None = None
     sepa_creditor_id: str | None = None
+    collection_lead_days: int | str | None = None  # empty: the Payment Collection Agent's setting
 
 
 def default_locale(country: str) -> str:
@@ -75,6 +76,7 @@ def validate_entity_input(data: EntityInput) -> dict:
         clean["iban"] = None
     take("bic", v.parse_optional_bic, data.bic)
     take("sepa_creditor_id", v.parse_optional_creditor_id, data.sepa_creditor_id)
+    take("collection_lead_days", v.parse_collection_lead_days, data.collection_lead_days)
     if data.invoice_prefix:
         take("invoice_prefix", v.parse_code, data.invoice_prefix)
     elif "code" in clean:
@@ -107,7 +109,8 @@ def create_legal_entity(data: EntityInput, actor: Actor | None = None) -> LegalE
 
 EDITABLE = ("name", "country", "currency", "vat_id", "tax_number", "registration_id", "invoice_prefix", "timezone",
             "locale", "address_line1", "address_line2", "postcode", "city", "subdivision", "contact_name",
-            "contact_email", "contact_phone", "payment_terms_days", "finance_email", "iban", "bic", "sepa_creditor_id")
+            "contact_email", "contact_phone", "payment_terms_days", "finance_email", "iban", "bic", "sepa_creditor_id",
+            "collection_lead_days")
 
 
 def update_legal_entity(entity: LegalEntity, data: EntityInput, actor: Actor) -> dict:
@@ -130,6 +133,12 @@ def update_legal_entity(entity: LegalEntity, data: EntityInput, actor: Actor) ->
         record("legal_entity.updated", "legal_entity", entity.id, actor, legal_entity_id=entity.id,
                changes={f: {"old": str(c["old"]), "new": str(c["new"])} for f, c in changes.items()})
     return changes
+
+
+def entity_input(entity: LegalEntity, **changes) -> EntityInput:
+    """The entity's current settings as an EntityInput, with `changes` (field → new value) applied."""
+    values = {field: getattr(entity, field) for field in ("code", *EDITABLE)}
+    return EntityInput(**{**values, **changes})
 
 
 def list_legal_entities() -> list[LegalEntity]:

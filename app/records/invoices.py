@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any, Mapping
 
 from sqlalchemy import Select, case, func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import selectinload, undefer
 
 from app.audit import Actor, record
 from app.billing.ledger import EntityInfo, lock_entity, post_drafts
@@ -20,10 +20,11 @@ from app.billing.money import VatSubtotal, compute_invoice, round_money
 from app.delivery.service import DELIVERY_FILTERS, delivery_condition
 from app.documents.facts import line_inputs
 from app.extensions import db
-from app.models import (AuditEntry, BillingRun, Collection, Customer, Invoice, InvoiceDelivery, InvoiceDocument,
-                        Payment)
-from app.models.invoices import DOCUMENT_KINDS, INVOICE_STATUSES
+from app.models import AuditEntry, BillingRun, Collection, Customer, Invoice, InvoiceDelivery, InvoiceDocument
+from app.models.invoices import DOCUMENT_KINDS
+from app.models.payments import PARTIALLY_PAID, SHOWN_STATUSES
 from app.models.parties import LegalEntity
+from app.payments.ledger import list_payments
 from app.records import validation as v
 from app.reports.dashboard import OPEN_STATUSES, entity_today, overdue_condition
 
@@ -111,6 +112,9 @@ def invoice_history(invoice: Invoice) -> list[HistoryEntry]:
             text = f"resend queued again: {details.get('reason')}"
         elif entry.action == "payment.recorded":
             text = f"payment of {details.get('amount')} {details.get('currency')} received {details.get('received_on')}"
+        elif entry.action == "payment.reversed":
+            text = (f"payment of {details.get('amount')} {details.get('currency')} received {details.get('received_on')} "
+                    f"reversed: {details.get('reason')}")
         elif entry.action.startswith("collection."):
             text = f"collection {entry.action.split('.', 1)[1].replace('_', ' ')}: " + str(
                 details.get("message") or details.get("reason") or details.get("retry_on") or "")
@@ -119,6 +123,8 @@ def invoice_history(invoice: Invoice) -> list[HistoryEntry]:
         status = _ACTION_STATUS.get(entry.action, "")
         if entry.action in ("payment.recorded", "invoice.credited") and details.get("status") in ("paid", "credited"):
             status = details["status"]
+        if entry.action == "payment.reversed" and details.get("status_before") != details.get("status"):
+            status = details["status"]  # a paid invoice is issued again
         entries.append(HistoryEntry(entry.at, status, text, entry.actor_label, details))
     return entries
 
@@ -145,7 +151,7 @@ class InvoiceFilters:
         """Filters from a query string; a bad value is ignored and explained in `errors`."""
         filters = cls()
         status = (args.get("status") or "").strip()
-        filters.status = status if status in INVOICE_STATUSES else None
+        filters.status = status if status in SHOWN_STATUSES else None
         kind = (args.get("type") or "").strip()
         filters.kind = kind if kind in DOCUMENT_KINDS else None
         if (args.get("customer") or "").strip():
@@ -166,7 +172,9 @@ class InvoiceFilters:
 
 def _conditions(entity: LegalEntity, filters: InvoiceFilters, today: date | None = None) -> list:
     conditions = [Invoice.legal_entity_id == entity.id]
-    if filters.status:
+    if filters.status in ("issued", PARTIALLY_PAID):  # as shown: an issued invoice paid in part is partially paid
+        conditions.append(Invoice.display_status == filters.status)
+    elif filters.status:
         conditions.append(Invoice.status == filters.status)
     if filters.kind:
         conditions.append(Invoice.kind == filters.kind)
@@ -188,7 +196,7 @@ def invoice_query(entity: LegalEntity, filters: InvoiceFilters, today: date | No
     """The entity's invoices matching `filters`, newest period first."""
     return (select(Invoice).join(Customer, Invoice.customer_id == Customer.id)
             .where(*_conditions(entity, filters, today))
-            .options(selectinload(Invoice.customer), selectinload(Invoice.contract))
+            .options(selectinload(Invoice.customer), selectinload(Invoice.contract), undefer(Invoice.display_status))
             .order_by(Invoice.period_start.desc(), Invoice.id.desc()))
 
 
@@ -219,7 +227,7 @@ def is_overdue(invoice: Invoice, today: date) -> bool:
 class DeliveryAndPayment:
     deliveries: list
     collection: object | None
-    payments: list
+    payments: list  # PaymentLine: each reversal right after the payment it reverses
     # the stored document's EN 16931 warnings ([] when none; None when no document or made before the checks)
     document_findings: list | None = None
 
@@ -229,6 +237,6 @@ def delivery_and_payment(invoice: Invoice) -> DeliveryAndPayment:
     deliveries = list(db.session.scalars(select(InvoiceDelivery).where(InvoiceDelivery.invoice_id == invoice.id)
                                          .order_by(InvoiceDelivery.id.desc())))
     collection = db.session.scalar(select(Collection).where(Collection.invoice_id == invoice.id))
-    payments = list(db.session.scalars(select(Payment).where(Payment.invoice_id == invoice.id).order_by(Payment.id)))
+    payments = list_payments(invoice.legal_entity_id, invoice.id)
     findings = db.session.scalar(select(InvoiceDocument.findings).where(InvoiceDocument.invoice_id == invoice.id))
     return DeliveryAndPayment(deliveries, collection, payments, findings)

@@ -333,17 +333,31 @@ def parse_payment_reference(value: str | None) -> str:
     return parse_optional_text(value, "reference", column_length(Payment.reference)) or ""
 
 
+def parse_optional_days(value: int | str | None, low: int, high: int, example: int, empty: str = "") -> int | None:
+    """A whole number of days within low-high; empty (None or blank) is None. `empty` says what None means."""
+    if isinstance(value, int):
+        days = value
+    else:
+        text = optional(value)
+        if text is None:
+            return None
+        if not re.fullmatch(r"[0-9]+", text):
+            raise FieldError(f"{text!r} is not a whole number of days (e.g. {example})")
+        days = int(text)
+    if not low <= days <= high:
+        raise FieldError(f"{days} is outside {low}-{high} days{empty}")
+    return days
+
+
 def parse_payment_terms(value: str | None) -> int | None:
     """Days until an invoice is due, 0-365; empty means "the default applies"."""
-    text = optional(value)
-    if text is None:
-        return None
-    if not re.fullmatch(r"[0-9]+", text):
-        raise FieldError(f"{text!r} is not a whole number of days (e.g. 14)")
-    days = int(text)
-    if days > 365:
-        raise FieldError(f"{days} is outside 0-365 days")
-    return days
+    return parse_optional_days(value, 0, 365, 14)
+
+
+def parse_collection_lead_days(value: int | str | None) -> int | None:
+    """Days between closing a SEPA batch and the earliest collection date, 1-30; empty means "the Payment
+    Collection Agent's setting applies"."""
+    return parse_optional_days(value, 1, 30, 2, " (empty: the Payment Collection Agent's setting applies)")
 
 
 MANDATE_REFERENCE_MAX = column_length(Customer.mandate_reference)  # SEPA: at most 35 characters

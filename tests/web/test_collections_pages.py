@@ -268,3 +268,29 @@ def test_failed_collections_need_attention_with_their_reason(app, client_as, use
     with app.app_context():
         entity = db.session.scalar(select(LegalEntity))
         assert entity.code in html
+
+
+def attention_section(client) -> str:
+    html = client.get("/collections").get_data(as_text=True)
+    return html[html.index('id="attention"'):]
+
+
+def test_a_reversed_direct_debit_waits_for_a_person_among_the_collections_needing_attention(app, client_as, users,
+                                                                                           world):
+    client = client_as("accountant")
+    assert close(client, world).status_code == 303
+    on = world["today"].isoformat()
+    answer = client.post(f"/collections/batches/{world['batch']}/items/{world['items'][0]}/outcome",
+                         data={"outcome": "collected", "date": on, "reason": ""})
+    assert answer.status_code == 303, answer.get_data(as_text=True)
+    with app.app_context():
+        payment_id = db.session.scalar(select(Payment.id))
+    assert "Bolt" not in attention_section(client)
+    client.post(f"/invoices/{world['invoices'][0]}/payments/{payment_id}/reverse",
+                data={"reason": "the bank recalled the debit"})
+    html = attention_section(client)
+    assert "Bolt" in html and "badge-waiting" in html and "the bank recalled the debit" in html
+    with app.app_context():
+        assert db.session.get(Collection, db.session.scalar(
+            select(Collection.id).where(Collection.invoice_id == world["invoices"][0]))).status == "waiting"
+        assert db.session.scalar(select(func.count()).select_from(SepaBatchItem)) == 2  # no new debit by itself

@@ -127,3 +127,20 @@ def test_bank_and_sepa_creditor_details_are_validated_and_saved(app, admin_clien
         entity = db.session.scalar(select(LegalEntity))
         assert (entity.iban, entity.bic, entity.sepa_creditor_id) == ("DE02120300000000202051", "BYLADEM1001",
                                                                       "DE98ZZZ09999999999")
+
+
+def test_collection_lead_days_are_one_to_thirty_or_empty(app, admin_client):
+    for value, message in (("0", "0 is outside 1-30 days"), ("31", "31 is outside 1-30 days"),
+                           ("two", "is not a whole number of days")):
+        bad = admin_client.post("/settings/entities/new", data={**ENTITY, "collection_lead_days": value})
+        assert bad.status_code == 422 and message in bad.get_data(as_text=True)
+    assert admin_client.post("/settings/entities/new", data={**ENTITY, "collection_lead_days": "5"}).status_code == 302
+    with app.app_context():
+        entity = db.session.scalar(select(LegalEntity))
+        assert entity.collection_lead_days == 5
+    form = admin_client.get(f"/settings/entities/{entity.id}/edit").get_data(as_text=True)
+    assert 'name="collection_lead_days" value="5"' in form
+    cleared = admin_client.post(f"/settings/entities/{entity.id}/edit", data={**ENTITY, "collection_lead_days": ""})
+    assert cleared.status_code == 302
+    with app.app_context():
+        assert db.session.get(LegalEntity, entity.id).collection_lead_days is None  # the agent's setting applies

@@ -67,13 +67,15 @@ class CollectionRow:
 ATTENTION_LIMIT = 200
 
 
-def collections_with_status(entity: LegalEntity, statuses: tuple[str, ...]) -> list[CollectionRow]:
-    """The entity's collections in these states: those waiting longest first."""
+def collections_with_status(entity: LegalEntity, statuses: tuple[str, ...],
+                            method: str | None = None) -> list[CollectionRow]:
+    """The entity's collections in these states (by this payment method): those waiting longest first."""
     rows = db.session.execute(
         select(Collection, Invoice, Customer)
         .join(Invoice, Invoice.id == Collection.invoice_id)
         .join(Customer, Customer.id == Invoice.customer_id)
-        .where(Invoice.legal_entity_id == entity.id, Collection.status.in_(statuses))
+        .where(Invoice.legal_entity_id == entity.id, Collection.status.in_(statuses),
+               *([Collection.method == method] if method else []))
         .order_by(Collection.next_retry_on, Collection.updated_at, Collection.id)
         .limit(ATTENTION_LIMIT)
     )

@@ -9,7 +9,7 @@ from flask_login import current_user
 from app.audit import Actor
 from app.extensions import db
 from app.models import LegalEntity, SepaBatch, SepaBatchItem
-from app.payments.collection import lead_days as collection_lead_days
+from app.payments.collection import lead_days
 from app.payments.results import COLUMNS, EXAMPLE, OutcomeError, ResultImportFailed, apply_outcome, import_results
 from app.payments.sepa import BatchError, close_batch, file_name
 from app.reports.dashboard import entity_today
@@ -44,7 +44,9 @@ def index():
     listing = attention = retries = None
     if entity is not None:
         listing = batch_rows(paginate(batches_query(entity)))
-        attention = collections_with_status(entity, ("failed", "flagged"))
+        # A SEPA debit customer's invoice waits only when a payment on it was reversed: a person decides.
+        attention = (collections_with_status(entity, ("failed", "flagged"))
+                     + collections_with_status(entity, ("waiting",), method="sepa_debit"))
         retries = collections_with_status(entity, ("retry_scheduled",))
     return render("collections/index.html", "collections/_batches.html", entity=entity, listing=listing,
                   attention=attention, retries=retries)
@@ -54,7 +56,7 @@ def _batch_page(batch: SepaBatch, *, close_error: str | None = None, item_errors
                 import_errors: list[str] | None = None, status: int = 200) -> Response:
     entity = _entity_of(batch)
     response = render("collections/batch.html", batch=batch, entity=entity, rows=batch_items(batch),
-                      total=batch_total(batch), today=entity_today(entity), close_error=close_error,
+                      total=batch_total(batch), today=entity_today(entity), lead_days=lead_days(entity), close_error=close_error,
                       item_errors=item_errors or {}, import_errors=import_errors or [], columns=COLUMNS,
                       example=EXAMPLE)
     response.status_code = status
@@ -86,8 +88,7 @@ def pain008(batch_id: int):
 def close(batch_id: int):
     batch = _batch_or_404(batch_id)
     try:
-        close_batch(batch, Actor.for_user(current_user), entity_today(_entity_of(batch)),
-                    collection_lead_days())
+        close_batch(batch, Actor.for_user(current_user), entity_today(_entity_of(batch)))
     except BatchError as error:
         db.session.rollback()
         return _batch_page(_batch_or_404(batch_id), close_error=str(error), status=422)

@@ -9,16 +9,18 @@ from sqlalchemy import select
 
 from app.audit import Actor
 from app.extensions import db, htmx
-from app.models import Invoice
-from app.models.invoices import DOCUMENT_KINDS, INVOICE_STATUSES
+from app.billing.money import round_money
+from app.models import Invoice, Payment
+from app.models.invoices import DOCUMENT_KINDS
+from app.models.payments import SHOWN_STATUSES
 from app.records import invoices as service
 from app.records.contracts import plain_number
 from app.records.customers import entity_customers
 from app.delivery.service import DELIVERY_FILTERS, document_filename, undelivered_minutes
-from app.records.validation import FieldError, ValidationError, parse_date, parse_payment_reference, parse_price
+from app.records.validation import FieldError, ValidationError
 from app.reports.dashboard import entity_today
 from app.web.decorators import role_required
-from app.web.helpers import current_entity, paginate, render
+from app.web.helpers import current_entity, go_to, paginate, render
 from app.web.records import bp
 from app.web.records.customers import unprocessable
 
@@ -41,7 +43,7 @@ def invoices():
         listing = paginate(service.invoice_query(entity, filters, today))
         totals = service.invoice_totals(entity, filters, today)
     response = render("records/invoices.html", "records/_invoices_table.html", entity=entity, listing=listing,
-                      totals=totals, filters=filters, statuses=INVOICE_STATUSES, today=today, kinds=DOCUMENT_KINDS,
+                      totals=totals, filters=filters, statuses=SHOWN_STATUSES, today=today, kinds=DOCUMENT_KINDS,
                       customers=entity_customers(entity) if entity else [], is_overdue=service.is_overdue,
                       delivery_filters=DELIVERY_FILTERS, undelivered_minutes=undelivered_minutes())
     if filters.errors and not htmx:  # the page says which filter it ignored; HTMX swaps only 2xx answers
@@ -80,16 +82,17 @@ def invoice_detail(invoice_id: int):
 
 
 def render_detail(invoice: Invoice, errors: dict | None = None, payment_form: dict | None = None,
-                  credit_form: dict | None = None):
+                  credit_form: dict | None = None, reverse_form: dict | None = None, partial: str | None = None):
     from app.records.credit_notes import correction
 
     today = entity_today(invoice.legal_entity)
-    response = render("records/invoice_detail.html", invoice=invoice, entity=invoice.legal_entity,
+    response = render("records/invoice_detail.html", partial, invoice=invoice, entity=invoice.legal_entity,
                       correction=correction(invoice), credit_form=credit_form or {},
                       vat=service.vat_summary(invoice), history=service.invoice_history(invoice),
                       run=service.billing_run_of(invoice), overdue=service.is_overdue(invoice, today),
                       errors=errors or {}, plain=plain_number, today=today,
                       money_flow=service.delivery_and_payment(invoice), payment_form=payment_form or {},
+                      reverse_form=reverse_form or {},
                       undelivered_minutes=undelivered_minutes())
     return unprocessable(response) if errors else response
 
@@ -208,36 +211,46 @@ def invoice_resend(invoice_id: int):
 @role_required("accountant")
 def invoice_payment(invoice_id: int):
     """Record a payment received by hand (partial payments included)."""
-    from app.payments.ledger import PaymentError, record_payment
+    from app.payments.ledger import record_typed_payment
 
     invoice = get_invoice(invoice_id)
     form = {k: request.form.get(k, "").strip() for k in ("amount", "received_on", "reference")}
-    errors: dict[str, str] = {}
-    amount = received_on = None
     try:
-        amount = parse_price(form["amount"])
-    except FieldError as error:
-        errors["amount"] = str(error)
-    try:
-        received_on = parse_date(form["received_on"])
-    except FieldError as error:
-        errors["received_on"] = str(error)
-    try:
-        reference = parse_payment_reference(form["reference"])
-    except FieldError as error:
-        errors["reference"] = str(error)
-    if not errors:
-        try:
-            record_payment(invoice.id, amount, received_on, reference, Actor.for_user(current_user))
-        except PaymentError as error:
-            errors["amount"] = str(error)
-    if errors:
+        payment = record_typed_payment(invoice.id, form["amount"], form["received_on"], form["reference"],
+                                       Actor.for_user(current_user))
+    except ValidationError as error:
         db.session.rollback()
-        return render_detail(invoice, {f"payment_{k}": v for k, v in errors.items()}, payment_form=form)
+        return render_detail(invoice, {f"payment_{k}": v for k, v in error.errors.items()}, payment_form=form)
+    amount = payment.amount
     db.session.commit()
     flash(f"Payment of {amount} {invoice.currency} recorded"
           + ("; the invoice is paid." if invoice.status == "paid" else "."), "success")
     return redirect(url_for("records.invoice_detail", invoice_id=invoice.id))
+
+
+@bp.post("/invoices/<int:invoice_id>/payments/<int:payment_id>/reverse")
+@role_required("accountant")
+def invoice_payment_reverse(invoice_id: int, payment_id: int):
+    """Reverse a payment by a counter-entry, with a reason (HTMX: the payments section comes back on an error)."""
+    from app.payments.ledger import PaymentError, reverse_payment
+
+    invoice = get_invoice(invoice_id)
+    payment = db.session.get(Payment, payment_id)
+    if payment is None or payment.invoice_id != invoice.id:
+        abort(404)
+    reason = request.form.get("reason", "")
+    try:
+        reverse_payment(payment.id, reason, Actor.for_user(current_user))
+    except PaymentError as error:
+        db.session.rollback()
+        return render_detail(invoice, {f"reverse_{payment.id}": str(error)},
+                             reverse_form={"payment_id": payment.id, "reason": reason},
+                             partial="records/_invoice_payments.html")
+    db.session.commit()
+    money = lambda amount: f"{round_money(amount, invoice.currency)} {invoice.currency}"  # noqa: E731
+    flash(f"Payment #{payment.id} of {money(payment.amount)} reversed: {money(invoice.amount_due)} is due on "
+          f"{invoice.number}.", "success")
+    return go_to(url_for("records.invoice_detail", invoice_id=invoice.id))
 
 
 # ------------------------------------------------------------------ drafts

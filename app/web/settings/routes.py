@@ -18,7 +18,7 @@ from app.web.settings import bp
 ENTITY_FIELDS = ("code", "name", "country", "currency", "vat_id", "tax_number", "registration_id", "invoice_prefix",
                  "timezone", "locale", "address_line1", "address_line2", "postcode", "city", "subdivision",
                  "contact_name", "contact_email", "contact_phone", "payment_terms_days", "finance_email", "iban",
-                 "bic", "sepa_creditor_id")
+                 "bic", "sepa_creditor_id", "collection_lead_days")
 
 
 def _entity_input(form) -> tuple[EntityInput, dict[str, str]]:
