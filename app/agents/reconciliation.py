@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from app.extensions import db
 from app.models import Event, LegalEntity
-from app.payments.cash import rematch
+from app.payments.bank_queue import rematch
 
 
 def on_event(event: Event) -> str | None:

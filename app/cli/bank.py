@@ -11,7 +11,8 @@ from app.billing.money import round_money
 from app.cli.billing import entity_or_fail
 from app.cli.common import ID, echo_json, fail
 from app.extensions import db
-from app.payments.cash import BankImportError, QueueError, assign, mark_not_ours, queue_query, import_statement
+from app.payments.bank_queue import QueueError, assign, mark_not_ours, queue_query
+from app.payments.cash import BankImportError, import_statement
 from app.payments.ledger import PaymentError
 from app.banking.statements import FORMATS
 

@@ -6,8 +6,8 @@ Reconciliation Agent is enabled — applies them at once, so the page and `flask
 was matched. `reconcile` is the agent: for each new entry, a credit that answers a SEPA debit collects it, a
 debit that returns one re-opens its invoice (the Payment Collection Agent retries it), other credits are
 matched by app.payments.matching and applied as payments (`payment.received`), an over-payment becomes the
-customer's credit, and what is not certain waits in the unmatched queue. `assign`, `mark_not_ours` and
-`rematch` are the accountant's tools on that queue. Every application is audited with its reason.
+customer's credit, and what is not certain waits in the unmatched queue. The accountant's tools on that queue are
+in app/payments/bank_queue.py. Every application is audited with its reason.
 
 Services here work in the caller's transaction; the callers (CLI, views, the agent's job) commit.
 """
@@ -17,11 +17,10 @@ import hashlib
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date
 from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.agents.events import emit
 from app.agents.registry import get_spec
@@ -32,9 +31,8 @@ from app.billing.money import round_money
 from app.billing.references import reference_body
 from app.bulk import copy_rows, new_ids
 from app.extensions import db
-from app.models import (AgentDefinition, AuditEntry, BankEntry, BankStatement, Contract, Customer, CustomerCredit,
+from app.models import (AgentDefinition, BankEntry, BankStatement, Contract, Customer, CustomerCredit,
                         Invoice, LegalEntity, Payment, SepaBatchItem)
-from app.models.banking import QUEUED
 from app.models.types import utcnow
 from app.payments import matching
 from app.payments.ledger import PaymentError, PaymentRequest, locked_dues, record_payment, record_payments
@@ -49,10 +47,6 @@ class BankImportError(ValueError):
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__("; ".join(problems))
-
-
-class QueueError(ValueError):
-    """An accountant's action on a bank entry that cannot be done; the message says why."""
 
 
 @dataclass
@@ -432,173 +426,3 @@ def _debit_returned(entity: LegalEntity, entry: BankEntry, item: SepaBatchItem, 
     record("bank_entry.debit_returned", "bank_entry", entry.id, actor, legal_entity_id=entity.id,
            invoice=invoice.number, invoice_id=invoice.id, end_to_end_id=item.end_to_end_id, reason=reason,
            amount=str(entry.amount), currency=entry.currency)
-
-
-# ------------------------------------------------------------------ the queue
-def queue_query(entity: LegalEntity, search: str | None = None):
-    """The entity's entries waiting for an accountant, oldest first; `search` in payer, text, amount."""
-    query = select(BankEntry).where(BankEntry.legal_entity_id == entity.id, BankEntry.status.in_(QUEUED),
-                                    BankEntry.direction == "credit")
-    if search and search.strip():
-        text = f"%{search.strip().lower()}%"
-        conditions = [func.lower(BankEntry.remittance).like(text), func.lower(BankEntry.counterparty_name).like(text),
-                      func.lower(func.coalesce(BankEntry.counterparty_iban, "")).like(text.replace(" ", "")),
-                      func.lower(func.coalesce(BankEntry.creditor_reference, "")).like(text)]
-        try:
-            conditions.append(BankEntry.amount == Decimal(search.strip().replace(",", ".")))
-        except ArithmeticError:
-            pass
-        from sqlalchemy import or_
-        query = query.where(or_(*conditions))
-    return query.order_by(BankEntry.booking_date, BankEntry.id)
-
-
-def entry_of(entity: LegalEntity, entry_id: int) -> BankEntry | None:
-    entry = db.session.get(BankEntry, entry_id)
-    return entry if entry is not None and entry.legal_entity_id == entity.id else None
-
-
-def lock_entry(entry_id: int) -> BankEntry:
-    query = select(BankEntry).where(BankEntry.id == entry_id)
-    if db.session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    entry = db.session.scalar(query.execution_options(populate_existing=True))
-    if entry is None:
-        raise QueueError(f"no bank entry #{entry_id}")
-    return entry
-
-
-def assign(entry_id: int, invoice_number: str, amount: Decimal | None, actor: Actor,
-           entity: LegalEntity | None = None) -> Payment:
-    """An accountant applies (part of) a waiting credit to an invoice: by default as much as both allow."""
-    entry = lock_entry(entry_id)
-    if entity is not None and entry.legal_entity_id != entity.id:
-        raise QueueError(f"no bank entry #{entry_id} in {entity.code}")
-    if entry.direction != "credit":
-        raise QueueError(f"bank entry #{entry.id} is money out: only credits pay invoices")
-    if entry.status not in QUEUED:
-        raise QueueError(f"bank entry #{entry.id} is {entry.status.replace('_', ' ')}: nothing of it waits")
-    invoice = db.session.scalar(select(Invoice).where(Invoice.legal_entity_id == entry.legal_entity_id,
-                                                      Invoice.number == (invoice_number or "").strip()))
-    if invoice is None or invoice.kind != "invoice":
-        raise QueueError(f"no invoice {invoice_number!r} in this legal entity")
-    if invoice.currency != entry.currency:
-        raise QueueError(f"{invoice.number} is billed in {invoice.currency}; the transfer is in {entry.currency}")
-    left = round_money(entry.unapplied, entry.currency)
-    if amount is None:
-        amount = min(left, Decimal(invoice.amount_due))
-        if amount <= 0:
-            raise QueueError(f"{invoice.number} has nothing left to pay ({invoice.status})")
-    if amount > left:
-        raise QueueError(f"{amount} is more than the {left} {entry.currency} of this transfer not applied yet")
-    payment = _apply_to_invoice(entry, invoice.id, amount, "manual",
-                                f"assigned to {invoice.number} by {actor.label}", actor)
-    _settle_status(entry, actor)
-    entry.match_note = ((entry.match_note + "; ") if entry.match_note else "") + f"assigned to {invoice.number}"
-    return payment
-
-
-def mark_not_ours(entry_id: int, reason: str, actor: Actor, entity: LegalEntity | None = None) -> BankEntry:
-    """An accountant says a waiting credit is not a customer's payment (e.g. a refund, a loan, a wrong transfer)."""
-    entry = lock_entry(entry_id)
-    if entity is not None and entry.legal_entity_id != entity.id:
-        raise QueueError(f"no bank entry #{entry_id} in {entity.code}")
-    if entry.status not in QUEUED:
-        raise QueueError(f"bank entry #{entry.id} is {entry.status.replace('_', ' ')}: nothing of it waits")
-    if Decimal(entry.applied_amount) > 0:
-        raise QueueError(f"part of bank entry #{entry.id} is applied already: reverse those payments first")
-    reason = (reason or "").strip()
-    if not reason:
-        raise QueueError("say why it is not ours (e.g. 'loan from the bank', 'sent back to the payer')")
-    _resolve(entry, "not_ours", reason[:500], actor)
-    record("bank_entry.not_ours", "bank_entry", entry.id, actor, legal_entity_id=entry.legal_entity_id,
-           amount=str(entry.amount), currency=entry.currency, reason=reason[:500])
-    return entry
-
-
-def rematch(entity: LegalEntity, actor: Actor = AGENT) -> ImportResult:
-    """The agent looks again at every waiting credit (invoices issued since may now match)."""
-    lock_entity(entity.id)
-    waiting = list(db.session.scalars(queue_query(entity)))
-    return reconcile(entity, waiting, actor=actor)
-
-
-def release(entry_id: int, amount: Decimal, actor: Actor) -> None:
-    """A payment applied from this entry was reversed: that money waits in the queue again."""
-    entry = lock_entry(entry_id)
-    entry.applied_amount = max(ZERO, Decimal(entry.applied_amount) - amount)
-    entry.resolved_by = entry.resolved_at = None
-    _settle_status(entry, actor)
-    entry.match_note = ((entry.match_note + "; ") if entry.match_note else "") + \
-        f"{amount} {entry.currency} given back by a reversal"
-
-
-def statements_query(entity: LegalEntity):
-    return select(BankStatement).where(BankStatement.legal_entity_id == entity.id).order_by(BankStatement.id.desc())
-
-
-def unmatched_total(entity: LegalEntity) -> dict[str, Decimal]:
-    rows = db.session.execute(
-        select(BankEntry.currency, func.sum(BankEntry.amount - BankEntry.applied_amount), func.count())
-        .where(BankEntry.legal_entity_id == entity.id, BankEntry.status.in_(QUEUED), BankEntry.direction == "credit")
-        .group_by(BankEntry.currency))
-    return {currency: (round_money(Decimal(total), currency), count) for currency, total, count in rows}
-
-
-def today_of(entity: LegalEntity) -> date:
-    from app.reports.dashboard import entity_today
-
-    return entity_today(entity)
-
-
-# ------------------------------------------------------------------ what the accountant sees of an entry
-def payers(entry: BankEntry) -> set[int]:
-    """The customers a credit may come from: those with its IBAN, else those with its payer's name (as the
-    matcher compares names: no case, accents, punctuation or legal form)."""
-    if entry.counterparty_iban:
-        found = set(db.session.scalars(select(Customer.id).where(
-            Customer.legal_entity_id == entry.legal_entity_id, Customer.iban == compact_iban(entry.counterparty_iban))))
-        if found:
-            return found
-    name = matching.normalized_name(entry.counterparty_name)
-    if not name:
-        return set()
-    longest = max(name.split(), key=len)  # narrows the customers in SQL; the names are compared here
-    rows = db.session.execute(select(Customer.id, Customer.name).where(
-        Customer.legal_entity_id == entry.legal_entity_id, func.lower(Customer.name).like(f"%{longest}%")))
-    return {customer_id for customer_id, customer_name in rows if matching.normalized_name(customer_name) == name}
-
-
-def candidates(entry: BankEntry, limit: int = 5) -> list[Invoice]:
-    """Open invoices an accountant may assign a waiting credit to, oldest due first: the payer's when the payer
-    is a known customer, else any invoice due exactly what of the credit is not applied yet."""
-    query = select(Invoice).where(Invoice.legal_entity_id == entry.legal_entity_id, Invoice.kind == "invoice",
-                                  Invoice.status == "issued", Invoice.amount_due > 0,
-                                  Invoice.currency == entry.currency)
-    customers = payers(entry)
-    if customers:
-        query = query.where(Invoice.customer_id.in_(customers))
-    else:
-        query = query.where(Invoice.amount_due == round_money(entry.unapplied, entry.currency))
-    return list(db.session.scalars(query.order_by(Invoice.due_date, Invoice.id).limit(limit)))
-
-
-@dataclass
-class EntryHistory:
-    """Where an entry's money went and who did what with it."""
-    payments: list[tuple[Payment, str]]  # (payment or its reversal, invoice number)
-    credits: list[tuple[CustomerCredit, str]]  # (over-payment kept as credit, customer name)
-    audit: list[AuditEntry]
-
-
-def entry_history(entry: BankEntry) -> EntryHistory:
-    payments = db.session.execute(
-        select(Payment, Invoice.number).join(Invoice, Invoice.id == Payment.invoice_id)
-        .where(Payment.bank_entry_id == entry.id).order_by(Payment.id)).tuples().all()
-    credits = db.session.execute(
-        select(CustomerCredit, Customer.name).join(Customer, Customer.id == CustomerCredit.customer_id)
-        .where(CustomerCredit.bank_entry_id == entry.id)).tuples().all()
-    audit = list(db.session.scalars(
-        select(AuditEntry).where(AuditEntry.subject_type == "bank_entry", AuditEntry.subject_id == entry.id)
-        .order_by(AuditEntry.at, AuditEntry.id)))
-    return EntryHistory(list(payments), list(credits), audit)

@@ -273,7 +273,7 @@ def reverse_payment(payment_id: int, reason: str, actor: Actor) -> Payment:
         credit = db.session.get(CustomerCredit, payment.customer_credit_id)
         credit.applied_amount = Decimal(credit.applied_amount) - amount
     if payment.source == "bank_transfer":  # (a collected debit's credit stays: its return is another entry)
-        from app.payments.cash import release
+        from app.payments.bank_queue import release
 
         release(payment.bank_entry_id, amount, actor)  # the transfer's money waits in the unmatched queue again
     collection_note = _collection_due_again(invoice, payment, reason)

@@ -17,7 +17,8 @@ from app.banking import samples
 from app.billing.references import creditor_reference
 from app.extensions import db
 from app.models import AuditEntry, BankEntry, BankStatement, Collection, CustomerCredit, Event, Invoice, Payment
-from app.payments.cash import BankImportError, QueueError, assign, import_statement, mark_not_ours
+from app.payments.bank_queue import QueueError, assign, mark_not_ours
+from app.payments.cash import BankImportError, import_statement
 from app.payments.collection import record_outcome, start_collection
 from app.payments.ledger import reverse_payment
 from app.payments.sepa import close_batch, open_batch

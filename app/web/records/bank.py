@@ -14,7 +14,7 @@ from app.billing.money import round_money
 from app.extensions import db, htmx
 from app.models import BankEntry, Invoice
 from app.models.banking import QUEUED
-from app.payments import cash
+from app.payments import bank_queue, cash
 from app.payments.ledger import PaymentError
 from app.records.validation import FieldError, parse_price
 from app.web.decorators import role_required
@@ -34,11 +34,11 @@ def render_bank(entity, *, result: cash.ImportResult | None = None, problems: li
     """The bank page, or for the search box (HTMX) only the queue."""
     search = arg_search()
     context = {"entity": entity, "q": search, "result": result, "problems": problems or [], "form": form or {},
-               "formats": FORMAT_NAMES, "candidates_of": cash.candidates, "queued": QUEUED}
+               "formats": FORMAT_NAMES, "candidates_of": bank_queue.candidates, "queued": QUEUED}
     if entity is not None:
-        statements = cash.statements_query(entity)
+        statements = bank_queue.statements_query(entity)
         context.update(
-            queue=paginate(cash.queue_query(entity, search)), waiting=cash.unmatched_total(entity),
+            queue=paginate(bank_queue.queue_query(entity, search)), waiting=bank_queue.unmatched_total(entity),
             statements=list(db.session.scalars(statements.limit(RECENT_STATEMENTS))),
             statement_count=db.session.scalar(select(func.count()).select_from(statements.order_by(None).subquery())))
     response = render("records/bank.html", "records/_bank_queue.html", **context)
@@ -84,7 +84,7 @@ def bank_rematch():
     entity = current_entity()
     if entity is None:
         abort(404)
-    result = cash.rematch(entity, Actor.for_user(current_user))
+    result = bank_queue.rematch(entity, Actor.for_user(current_user))
     db.session.commit()
     waiting = result.partially_matched + result.unmatched
     looked = result.matched + waiting
@@ -98,7 +98,7 @@ def bank_rematch():
 def get_entry(entry_id: int) -> BankEntry:
     """The current legal entity's entry; another entity's is not found (404)."""
     entity = current_entity()
-    entry = cash.entry_of(entity, entry_id) if entity is not None else None
+    entry = bank_queue.entry_of(entity, entry_id) if entity is not None else None
     if entry is None:
         abort(404)
     return entry
@@ -111,13 +111,13 @@ def bank_entry(entry_id: int):
 
 
 def render_entry(entry: BankEntry, errors: dict | None = None, form: dict | None = None):
-    response = render("records/bank_entry.html", entry=entry, history=cash.entry_history(entry),
+    response = render("records/bank_entry.html", entry=entry, history=bank_queue.entry_history(entry),
                       candidates=_candidates(entry), errors=errors or {}, form=form or {}, queued=QUEUED)
     return unprocessable(response) if errors else response
 
 
 def _candidates(entry: BankEntry) -> list[Invoice]:
-    return cash.candidates(entry) if entry.status in QUEUED and current_user.can("accountant") else []
+    return bank_queue.candidates(entry) if entry.status in QUEUED and current_user.can("accountant") else []
 
 
 def render_row(entry: BankEntry, *, errors: dict | None = None, form: dict | None = None, message: str = ""):
@@ -125,7 +125,7 @@ def render_row(entry: BankEntry, *, errors: dict | None = None, form: dict | Non
     and the totals of what waits (swapped out of band)."""
     response = render("records/_bank_row_answer.html", entry=entry, errors=errors or {}, form=form or {},
                       message=message, candidates=_candidates(entry), queued=QUEUED,
-                      waiting=cash.unmatched_total(current_entity()))
+                      waiting=bank_queue.unmatched_total(current_entity()))
     return unprocessable(response) if errors else response
 
 
@@ -160,9 +160,9 @@ def bank_assign(entry_id: int):
     if errors:
         return _answer(entry, errors, form, "", done=False)
     try:
-        payment = cash.assign(entry.id, form["invoice_number"], amount, Actor.for_user(current_user),
+        payment = bank_queue.assign(entry.id, form["invoice_number"], amount, Actor.for_user(current_user),
                               entity=current_entity())
-    except (cash.QueueError, PaymentError) as error:
+    except (bank_queue.QueueError, PaymentError) as error:
         return _answer(entry, {"assign": str(error)}, form, "", done=False)
     invoice = db.session.get(Invoice, payment.invoice_id)
     message = (f"Applied {round_money(payment.amount, invoice.currency)} {invoice.currency} to {invoice.number}; "
@@ -180,7 +180,7 @@ def bank_not_ours(entry_id: int):
     entry = get_entry(entry_id)
     form = {"reason": request.form.get("reason", "").strip()}
     try:
-        cash.mark_not_ours(entry.id, form["reason"], Actor.for_user(current_user), entity=current_entity())
-    except cash.QueueError as error:
+        bank_queue.mark_not_ours(entry.id, form["reason"], Actor.for_user(current_user), entity=current_entity())
+    except bank_queue.QueueError as error:
         return _answer(entry, {"not_ours": str(error)}, form, "", done=False)
     return _answer(entry, {}, form, f"Marked as not ours: {entry.match_note}", done=True)
