@@ -135,7 +135,12 @@ def test_a_disabled_schedule_does_not_fire(db_session):
 def test_missed_slots_while_the_scheduler_was_down(db_session):
     entity = make_entity(timezone="UTC")
     schedule = new_schedule(entity, "0 6 * * *")
-    three_days_ago = utcnow() - timedelta(days=3, hours=1)
+    # Made a minute after the 06:00 slot three days before the latest one: whatever the time of day, the
+    # scheduler was down for exactly three slots.
+    now = utcnow()
+    latest = now.replace(hour=6, minute=0, second=0, microsecond=0)
+    latest -= timedelta(days=1) if latest > now else timedelta(0)
+    three_days_ago = latest - timedelta(days=3) + timedelta(minutes=1)
     db.session.execute(ScheduledJob.__table__.update().values(created_at=three_days_ago, updated_at=three_days_ago))
     db.session.commit()
     db.session.expire_all()
