@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from lxml import etree
 
-from app.banking.iso20022 import amount, describe, message_name, namespace, parse, q, text
+from app.banking.iso20022 import amount, describe, iterparse, message_name, namespace, q, text
 from app.banking.statements import Entry, Statement, StatementError, finish, too_many
 from app.billing.money import CurrencyError, minor_unit
 
@@ -26,32 +26,48 @@ _OPENING, _CLOSING = ("OPBD", "PRCD"), ("CLBD",)
 
 
 def read(data: bytes, *, max_entries: int) -> Statement:
+    """The statement, read as a stream: each entry is read when its element ends and then dropped, so a large
+    file never stands in memory as a whole tree (only its statements' headers and balances do)."""
+    problems: list[str] = []
+    reader: _Reader | None = None
+    statements = []
+    root = ns = current = None
     try:
-        root = parse(data)
+        for _, root in iterparse(data, events=("start",)):  # the root alone: what kind of file this is
+            break
+        if root is not None:
+            name = _check_kind(root)
+            ns = namespace(root)
+            reader = _Reader(ns, None, problems, max_entries)
+            ntry_tag, stmt_tag = q(ns, "Ntry"), q(ns, "Stmt")
+            for _, element in iterparse(data, events=("end",), tag=(ntry_tag, stmt_tag)):
+                parent = element.getparent()
+                if not statements and element.tag == stmt_tag:
+                    root = element.getroottree().getroot()  # this read's root (the first read was only begun)
+                if element.tag == stmt_tag:
+                    statements.append(element)
+                elif parent is not None and parent.tag == stmt_tag:
+                    if parent is not current:  # the statement's account (read before its entries) names our side
+                        current, reader.account = parent, _account(parent, ns)
+                    reader.entry(element)
+                    element.clear(keep_tail=True)
+                    previous = element.getprevious()
+                    while previous is not None and previous.tag == ntry_tag:  # entries read before: gone
+                        parent.remove(previous)
+                        previous = element.getprevious()
     except etree.XMLSyntaxError as error:
         raise StatementError([f"the file is not complete XML: it breaks off or is damaged at line "
                               f"{error.lineno or 1} ({error.msg}); ask the bank for the file again"]) from None
-    name = message_name(root)
-    if name is None or not name.startswith("camt.053.") or etree.QName(root).localname != "Document":
-        raise StatementError([f"the file is {describe(name)}, not a bank statement: Arbill reads camt.053 XML "
-                              f"(versions .001.02 and .001.08), MT940 text or CSV"])
-    if name not in VERSIONS:
-        raise StatementError([f"the file is a camt.053 statement in version {name}; Arbill reads "
-                              f"{' and '.join(VERSIONS)} (most banks offer one of these in online banking)"])
-    ns = namespace(root)
-    statements = root.findall(q(ns, "BkToCstmrStmt/Stmt"))
+    if root is None:
+        raise StatementError(["the file is not XML"])
     if not statements:
         raise StatementError([f"line {root.sourceline}: the file holds no statement (BkToCstmrStmt/Stmt)"])
-    problems: list[str] = []
     accounts = {_account(stmt, ns) for stmt in statements}
     if len(accounts) > 1:
         shown = ", ".join(sorted(account or "(none)" for account in accounts))
         raise StatementError([f"the file holds statements for {len(accounts)} accounts ({shown}); import one "
                               f"account's statements at a time"])
     account = accounts.pop()
-    reader = _Reader(ns, account, problems, max_entries)
-    for stmt in statements:
-        reader.statement(stmt)
     if problems:
         raise StatementError(problems)
     first, last = statements[0], statements[-1]
@@ -69,6 +85,18 @@ def read(data: bytes, *, max_entries: int) -> Statement:
         to_date=max((_day(s, last, problems) for s in ends if s), default=None),
         opening_balance=_balance(first, ns, _OPENING), closing_balance=_balance(last, ns, _CLOSING),
         entries=finish(account, reader.entries, reader.batch_index), skipped=reader.skipped)
+
+
+def _check_kind(root) -> str:
+    """The message name of a camt.053 document in a version read here; else StatementError saying what it is."""
+    name = message_name(root)
+    if name is None or not name.startswith("camt.053.") or etree.QName(root).localname != "Document":
+        raise StatementError([f"the file is {describe(name)}, not a bank statement: Arbill reads camt.053 XML "
+                              f"(versions .001.02 and .001.08), MT940 text or CSV"])
+    if name not in VERSIONS:
+        raise StatementError([f"the file is a camt.053 statement in version {name}; Arbill reads "
+                              f"{' and '.join(VERSIONS)} (most banks offer one of these in online banking)"])
+    return name
 
 
 def _account(stmt, ns: str) -> str | None:
@@ -111,10 +139,6 @@ class _Reader:
         self.entries: list[Entry] = []
         self.batch_index: list[int | None] = []
         self.skipped = 0
-
-    def statement(self, stmt) -> None:
-        for ntry in stmt.iterfind(q(self.ns, "Ntry")):
-            self.entry(ntry)
 
     def entry(self, ntry) -> None:
         ns, problems = self.ns, self.problems

@@ -3,6 +3,7 @@ statements (camt.053) share. No network, no entities, no huge trees: a file from
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
+from io import BytesIO
 from functools import lru_cache
 
 from lxml import etree
@@ -26,6 +27,12 @@ MESSAGES = {
 def parse(data: bytes) -> etree._Element:
     """The root element; raises etree.XMLSyntaxError for a file that is not (complete) XML."""
     return etree.fromstring(data, PARSER)
+
+
+def iterparse(data: bytes, events: tuple[str, ...], tag=None):
+    """(event, element) pairs as the document is read, with PARSER's safety; raises etree.XMLSyntaxError."""
+    return etree.iterparse(BytesIO(data), events=events, tag=tag, resolve_entities=False, no_network=True,
+                           load_dtd=False, huge_tree=False)
 
 
 def namespace(root: etree._Element) -> str:

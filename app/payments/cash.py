@@ -147,29 +147,42 @@ def import_statement(entity: LegalEntity, data: bytes, file_name: str, actor: Ac
         duplicate_count=len(known), imported_by=actor.label)
     db.session.add(row)
     db.session.flush()
-    now = utcnow()
-    ids = new_ids(BankEntry.__table__, len(new))
-    copy_rows(BankEntry.__table__, ENTRY_COLUMNS, [
-        (entry_id, row.id, entity.id, fingerprint, e.booking_date, e.value_date, e.direction, e.amount, e.currency,
-         e.reversal, _cut(e.bank_reference, 140), _cut(e.end_to_end_id, 140), _cut(e.creditor_reference, 140),
-         e.remittance or "", _cut(e.counterparty_name, 200), _cut(compact_iban(e.counterparty_iban), 34) or None,
-         _cut(e.counterparty_bic, 11), _cut(e.return_reason, 140), _cut(e.bank_transaction_code, 64), "unmatched",
-         ZERO, now) for entry_id, (fingerprint, e) in zip(ids, new)])
-    entries = list(db.session.scalars(select(BankEntry).where(BankEntry.statement_id == row.id)
-                                      .order_by(BankEntry.id)))
     record("bank_statement.imported", "bank_statement", row.id, actor, legal_entity_id=entity.id,
            file_name=row.file_name, format=row.format, statement=row.statement_id, entries=len(new),
            duplicate_entries=len(known))
     emit("bank_statement.imported", {"statement_id": row.id, "entries": len(new)}, legal_entity_id=entity.id)
     result = ImportResult(statement_id=row.id, entries=len(new), duplicate_entries=len(known))
     agent = db.session.scalar(select(AgentDefinition).where(AgentDefinition.key == "reconciliation"))
-    if agent is not None and agent.enabled:
-        reconcile(entity, entries, settings=_settings(agent), result=result)
-    else:
-        result.reconciled = False
-        result.unmatched = sum(1 for e in entries if e.direction == "credit")
-        result.outgoing = 0
+    result.reconciled = agent is not None and agent.enabled
+    settings = _settings(agent) if result.reconciled else None
+    book = load_book(entity) if result.reconciled else None
+    # In chunks, each stored, applied and let go before the next: memory stays flat however long the file.
+    for start in range(0, len(new), IMPORT_CHUNK):
+        entries = _store_entries(entity, row, new[start:start + IMPORT_CHUNK])
+        if result.reconciled:
+            reconcile(entity, entries, settings=settings, result=result, book=book)
+        else:
+            result.unmatched += sum(1 for e in entries if e.direction == "credit")
+        db.session.flush()
+        for entry in entries:
+            db.session.expunge(entry)
     return result
+
+
+IMPORT_CHUNK = 2000
+
+
+def _store_entries(entity: LegalEntity, statement: BankStatement, new: list[tuple[str, Entry]]) -> list[BankEntry]:
+    now = utcnow()
+    ids = new_ids(BankEntry.__table__, len(new))
+    copy_rows(BankEntry.__table__, ENTRY_COLUMNS, [
+        (entry_id, statement.id, entity.id, fingerprint, e.booking_date, e.value_date, e.direction, e.amount,
+         e.currency, e.reversal, _cut(e.bank_reference, 140), _cut(e.end_to_end_id, 140),
+         _cut(e.creditor_reference, 140), e.remittance or "", _cut(e.counterparty_name, 200),
+         _cut(compact_iban(e.counterparty_iban), 34) or None, _cut(e.counterparty_bic, 11),
+         _cut(e.return_reason, 140), _cut(e.bank_transaction_code, 64), "unmatched", ZERO, now)
+        for entry_id, (fingerprint, e) in zip(ids, new)])
+    return list(db.session.scalars(select(BankEntry).where(BankEntry.id.in_(ids)).order_by(BankEntry.id)))
 
 
 ENTRY_COLUMNS = ("id", "statement_id", "legal_entity_id", "fingerprint", "booking_date", "value_date", "direction",
@@ -209,7 +222,8 @@ def load_book(entity: LegalEntity) -> matching.Book:
 
 
 def reconcile(entity: LegalEntity, entries: list[BankEntry], *, settings: dict | None = None,
-              result: ImportResult | None = None, actor: Actor = AGENT) -> ImportResult:
+              result: ImportResult | None = None, actor: Actor = AGENT, book: matching.Book | None = None
+              ) -> ImportResult:
     """Apply `entries` (new or waiting in the queue) as the Reconciliation Agent.
 
     Credits are decided first, in memory, each seeing what the ones before it took (`matching.Book`); then
@@ -219,7 +233,7 @@ def reconcile(entity: LegalEntity, entries: list[BankEntry], *, settings: dict |
     with the reason and the others are applied."""
     settings = settings or _settings()
     result = result or ImportResult(statement_id=None)
-    book = load_book(entity)
+    book = book or load_book(entity)
     debits = _sepa_items([e.end_to_end_id for e in entries if e.end_to_end_id])
     plans: list[tuple[BankEntry, matching.Match]] = []
     for entry in entries:
@@ -265,10 +279,12 @@ def _apply_plans(entity: LegalEntity, book: matching.Book, plans: list[tuple[Ban
                                "bank_transfer", bank_entry_id=entry.id)
                 for entry, decided in kept for a in decided.allocations]
     audit: list[tuple] = []
+    reread = bool(changed)
     try:
         with db.session.begin_nested():
-            payment_ids = iter(record_payments(requests, actor))
+            payment_ids = iter(record_payments(requests, actor, fresh))
     except PaymentError:  # not expected after the checks above; then entry by entry, so one cannot stop all
+        reread = True
         for entry, decided in kept:
             savepoint = db.session.begin_nested()
             try:
@@ -284,6 +300,9 @@ def _apply_plans(entity: LegalEntity, book: matching.Book, plans: list[tuple[Ban
         for entry, decided in kept:
             _record_plan(entity, entry, decided, payment_ids, actor, audit, book)
     record_many(audit)
+    now = locked_dues(fresh) if reread else fresh  # what the database now says, for the next chunk
+    for invoice_id, due in now.items():
+        book.settle(invoice_id, due.amount_due, due.status)
 
 
 def _record_plan(entity: LegalEntity, entry: BankEntry, decided: matching.Match, payment_ids, actor: Actor,
@@ -395,13 +414,12 @@ def _debit_collected(entity: LegalEntity, entry: BankEntry, item: SepaBatchItem,
     payment = db.session.scalar(select(Payment).where(Payment.sepa_batch_item_id == item.id))
     payment.bank_entry_id = entry.id
     entry.applied_amount = Decimal(entry.amount)
-    invoice = book.invoices.get(item.invoice_id)
-    if invoice is not None:
-        invoice.amount_due -= Decimal(item.amount)
-        invoice.status = "paid" if invoice.amount_due == 0 else invoice.status
+    invoice = db.session.get(Invoice, item.invoice_id)
+    book.settle(invoice.id, invoice.amount_due, invoice.status)
     note = f"SEPA direct debit {item.end_to_end_id} collected"
     record("bank_entry.applied", "bank_entry", entry.id, actor, legal_entity_id=entity.id,
-           invoice_id=item.invoice_id, payment_id=payment.id, amount=str(item.amount), currency=entry.currency,
+           invoice_id=item.invoice_id, payment_id=payment.id, amount=str(round_money(item.amount, entry.currency)),
+           currency=entry.currency,
            rule="sepa_end_to_end_id", reason=note)
     entry.match_note = note
     _settle_status(entry, actor)
@@ -418,11 +436,9 @@ def _debit_returned(entity: LegalEntity, entry: BankEntry, item: SepaBatchItem, 
         return
     debit_returned(item, entry.booking_date, reason, actor)
     invoice = db.session.get(Invoice, item.invoice_id)
-    if item.invoice_id in book.invoices:
-        known = book.invoices[item.invoice_id]
-        known.amount_due, known.status = Decimal(invoice.amount_due), invoice.status
+    book.settle(invoice.id, invoice.amount_due, invoice.status)
     _resolve(entry, "debit_return", f"SEPA debit {item.end_to_end_id} for {invoice.number} returned ({reason}): "
                                     "due again, handed to the Payment Collection Agent", actor)
     record("bank_entry.debit_returned", "bank_entry", entry.id, actor, legal_entity_id=entity.id,
            invoice=invoice.number, invoice_id=invoice.id, end_to_end_id=item.end_to_end_id, reason=reason,
-           amount=str(entry.amount), currency=entry.currency)
+           amount=str(round_money(entry.amount, entry.currency)), currency=entry.currency)

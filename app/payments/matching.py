@@ -124,6 +124,13 @@ class Book:
         else:
             self.number_pattern = None
 
+    def settle(self, invoice_id: int, amount_due: Decimal, status: str) -> None:
+        """An invoice as the database now has it (after payments were written): the book and its snapshot agree."""
+        invoice = self.invoices.get(invoice_id)
+        if invoice is not None:
+            invoice.amount_due, invoice.status = Decimal(amount_due), status
+            self.loaded[invoice_id] = (Decimal(amount_due), status)
+
     def as_loaded(self, invoice_id: int) -> tuple[Decimal, str] | None:
         """An invoice's amount due and status when the book was read (to see whether it changed since)."""
         return self.loaded.get(invoice_id)

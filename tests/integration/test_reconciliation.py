@@ -309,3 +309,19 @@ def test_a_csv_statement_with_decimal_commas(app, runner, db_session, tmp_path):
     data = json.loads(runner.invoke(args=["bank", "import", str(path), "--entity", "DE01", "--json"]).output)
     assert (data["entries"], data["matched"], data["outgoing"]) == (2, 1, 1)
     assert db.session.get(Invoice, a1.id).status == "paid"
+
+
+def test_a_long_statement_is_applied_in_chunks_each_seeing_what_the_ones_before_took(db_session, monkeypatch):
+    from app.payments import cash
+
+    monkeypatch.setattr(cash, "IMPORT_CHUNK", 1)  # every entry its own chunk
+    entity = sepa_entity()
+    a1, _, _ = three_invoices(entity)
+    db.session.commit()
+    result = import_statement(entity, statement([
+        credit("30.00", "R1", remittance=a1.number), credit("28.53", "R2", remittance=a1.number),
+        credit("10.00", "R3", remittance=a1.number)]), "day.xml", ACTOR)
+    db.session.commit()
+    assert (result.matched, result.unmatched) == (2, 1)
+    assert db.session.get(Invoice, a1.id).status == "paid"
+    assert f"{a1.number} is paid already" in entry("R3").match_note  # not "changed while it was matched"
