@@ -91,7 +91,8 @@ def list_(as_json: bool) -> None:
     """List legal entities."""
     rows = [
         {"code": e.code, "name": e.name, "country": e.country, "currency": e.currency,
-         "timezone": e.timezone, "invoice_prefix": e.invoice_prefix}
+         "timezone": e.timezone, "invoice_prefix": e.invoice_prefix, "iban": e.iban, "bic": e.bic,
+         "sepa_creditor_id": e.sepa_creditor_id, "collection_lead_days": e.collection_lead_days}
         for e in list_legal_entities()
     ]
     if as_json:

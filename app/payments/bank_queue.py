@@ -15,6 +15,7 @@ from app.extensions import db
 from app.models import AuditEntry, BankEntry, BankStatement, Customer, CustomerCredit, Invoice, LegalEntity, Payment
 from app.models.banking import QUEUED
 from app.payments import matching
+from app.reports.dashboard import waiting_bank_credits
 from app.payments.cash import (AGENT, ZERO, ImportResult, _apply_to_invoice, _resolve, _settle_status, compact_iban,
                                reconcile)
 
@@ -125,12 +126,9 @@ def statements_query(entity: LegalEntity):
     return select(BankStatement).where(BankStatement.legal_entity_id == entity.id).order_by(BankStatement.id.desc())
 
 
-def unmatched_total(entity: LegalEntity) -> dict[str, Decimal]:
-    rows = db.session.execute(
-        select(BankEntry.currency, func.sum(BankEntry.amount - BankEntry.applied_amount), func.count())
-        .where(BankEntry.legal_entity_id == entity.id, BankEntry.status.in_(QUEUED), BankEntry.direction == "credit")
-        .group_by(BankEntry.currency))
-    return {currency: (round_money(Decimal(total), currency), count) for currency, total, count in rows}
+def unmatched_total(entity: LegalEntity) -> dict[str, tuple[Decimal, int]]:
+    """Currency → (what waits, how many credits): the dashboard shows the same figure."""
+    return waiting_bank_credits(entity)
 
 
 # ------------------------------------------------------------------ what the accountant sees of an entry

@@ -9,7 +9,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, case, func, select
 
 from app.extensions import db
-from app.models import BillingRun, Invoice, LegalEntity
+from app.billing.money import round_money
+from app.models import BankEntry, BillingRun, Invoice, LegalEntity
+from app.models.banking import QUEUED
 from app.models.types import utcnow
 
 OPEN_STATUSES = ("issued",)
@@ -34,6 +36,11 @@ class DashboardFigures:
     overdue_count: int
     last_run: BillingRun | None
     next_fire: datetime | None
+    bank_credits_waiting: dict[str, tuple[Decimal, int]]
+
+    @property
+    def bank_credits_count(self) -> int:
+        return sum(count for _, count in self.bank_credits_waiting.values())
 
 
 def entity_today(entity: LegalEntity, now: datetime | None = None) -> date:
@@ -66,7 +73,17 @@ def dashboard_figures(entity: LegalEntity) -> DashboardFigures:
         overdue_count=sum(int(r[4]) for r in rows),
         last_run=last_run,
         next_fire=next_scheduled_fire(entity),
+        bank_credits_waiting=waiting_bank_credits(entity),
     )
+
+
+def waiting_bank_credits(entity: LegalEntity) -> dict[str, tuple[Decimal, int]]:
+    """Currency → (money received and not applied yet, how many credits): the unmatched queue's total."""
+    rows = db.session.execute(
+        select(BankEntry.currency, func.sum(BankEntry.amount - BankEntry.applied_amount), func.count())
+        .where(BankEntry.legal_entity_id == entity.id, BankEntry.status.in_(QUEUED), BankEntry.direction == "credit")
+        .group_by(BankEntry.currency))
+    return {currency: (round_money(Decimal(total), currency), count) for currency, total, count in rows}
 
 
 def next_scheduled_fire(entity: LegalEntity) -> datetime | None:

@@ -108,6 +108,9 @@ def test_entities_update_sets_bank_details_and_lead_days_which_the_sepa_close_us
         assert code == 1 and message in out, out
     code, out = invoke(runner, "entities", "update", "XX99", "--bic", "BYLADEM1001")
     assert code == 1 and "unknown legal entity 'XX99'" in out
+    code, out = invoke(runner, "entities", "list", "--json")
+    listed, = json.loads(out)
+    assert (listed["iban"], listed["bic"], listed["collection_lead_days"]) == ("DE02120300000000202051", "BYLADEM1001", 9)
     with app.app_context():
         entity = db.session.scalar(select(LegalEntity))
         assert (entity.iban, entity.bic, entity.collection_lead_days, entity.name) == (

@@ -325,3 +325,15 @@ def test_a_long_statement_is_applied_in_chunks_each_seeing_what_the_ones_before_
     assert (result.matched, result.unmatched) == (2, 1)
     assert db.session.get(Invoice, a1.id).status == "paid"
     assert f"{a1.number} is paid already" in entry("R3").match_note  # not "changed while it was matched"
+
+
+def test_the_dashboard_shows_what_waits_in_the_unmatched_queue(client_as, db_session):
+    entity = sepa_entity()
+    three_invoices(entity)
+    db.session.commit()
+    import_statement(entity, statement([credit("12.34", "R1", counterparty_name="Nobody Known")]), "d.xml", ACTOR)
+    db.session.commit()
+    html = client_as("viewer").get("/").get_data(as_text=True)
+    waiting = html[html.index('id="bank-waiting"'):]
+    assert "12.34" in waiting[:200] or "12,34" in waiting[:200]
+    assert "1 credit(s) in the unmatched queue" in html
