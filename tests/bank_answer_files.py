@@ -95,5 +95,6 @@ def _camt054_entry(entry: dict, version: str) -> str:
             f'</BkTxCd>'
             f'<NtryDtls><TxDtls>'
             f'\n<Refs><EndToEndId>{escape(entry["end_to_end_id"])}</EndToEndId>{mandate}</Refs>'
-            f'<Amt Ccy="EUR">{amount}</Amt><CdtDbtInd>{entry["side"]}</CdtDbtInd>{returned}'
-            f'</TxDtls></NtryDtls></Ntry>')
+            + (f'<Amt Ccy="EUR">{amount}</Amt><CdtDbtInd>{entry["side"]}</CdtDbtInd>' if version == "08"
+               else f'<AmtDtls><TxAmt><Amt Ccy="EUR">{amount}</Amt></TxAmt></AmtDtls>')  # .02 has no TxDtls/Amt
+            + f'{returned}</TxDtls></NtryDtls></Ntry>')
