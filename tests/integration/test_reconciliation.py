@@ -337,3 +337,23 @@ def test_the_dashboard_shows_what_waits_in_the_unmatched_queue(client_as, db_ses
     waiting = html[html.index('id="bank-waiting"'):]
     assert "12.34" in waiting[:200] or "12,34" in waiting[:200]
     assert "1 credit(s) in the unmatched queue" in html
+
+
+def test_an_over_payment_is_used_by_the_next_billing_run(db_session):
+    from app.billing.runs import execute_run, start_billing_run
+
+    entity = sepa_entity()
+    a1, a2, _ = three_invoices(entity)
+    db.session.commit()
+    import_statement(entity, statement([credit("120.00", "R1", remittance=f"{a1.number} {a2.number}")]), "d.xml",
+                     ACTOR)
+    db.session.commit()
+    run = start_billing_run(entity, date(2026, 12, 1), "cli", ACTOR, enqueue=False)
+    execute_run(run.run.id, inline=True)
+    december = db.session.scalars(select(Invoice).where(Invoice.customer_id == a1.customer_id,
+                                                        Invoice.period_start == date(2026, 12, 1))
+                                  .order_by(Invoice.id)).all()
+    assert [i.amount_due for i in december] == [Decimal("55.59"), Decimal("58.53")]  # 2.94 of credit used
+    used = db.session.scalar(select(Payment).where(Payment.invoice_id == december[0].id))
+    assert (used.source, used.amount, used.reference) == ("customer_credit", Decimal("2.94"),
+                                                         f"Over-payment, bank entry #{entry('R1').id}")
