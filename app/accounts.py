@@ -18,7 +18,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.audit import Actor, record
 from app.extensions import db
-from app.models import User
+from app.models import EntityRole, LegalEntity, User
 from app.models.accounts import ROLES
 from app.models.types import utcnow
 from app.records.validation import FieldError, parse_email
@@ -86,26 +86,78 @@ def find_user(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == email.strip().lower()))
 
 
-def create_user(email: str, role: str, password: str, actor: Actor | None = None) -> User:
+def create_user(email: str, role: str, password: str, actor: Actor | None = None,
+                entity: LegalEntity | None = None) -> User:
+    """A user with `role` in every legal entity of the organisation (an organisation admin for `admin`), or —
+    with `entity` — only in that legal entity (more are granted with `grant_role`)."""
     if role not in ROLES:
         raise AccountError(f"role {role!r} is not one of {', '.join(ROLES)}")
     email = check_email(email)
     check_password_rule(password, email)
     if find_user(email) is not None:
         raise AccountError(f"a user with e-mail {email} already exists")
-    user = User(email=email, role=role)
+    user = User(email=email, role=None if entity else role)
     user.set_password(password)
     db.session.add(user)
     db.session.flush()
-    record("user.created", "user", user.id, actor or Actor.system("cli"), email=email, role=role)
+    actor = actor or Actor.system("cli")
+    record("user.created", "user", user.id, actor, email=email, role=user.role)
+    if entity is not None:
+        grant_role(user, entity, role, actor)
     return user
 
 
-def update_user(user: User, *, role: str, active: bool, password: str | None, actor: Actor) -> dict:
-    """Change a user's role, active flag or password; audited. An admin cannot demote or disable themselves.
+def grant_role(user: User, entity: LegalEntity, role: str, actor: Actor) -> bool:
+    """Give `user` `role` in one legal entity (replacing the role held there); audited. False: nothing changed."""
+    if role not in ROLES:
+        raise AccountError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    grant = db.session.scalar(select(EntityRole).where(EntityRole.user_id == user.id,
+                                                       EntityRole.legal_entity_id == entity.id))
+    old = grant.role if grant else None
+    if old == role:
+        return False
+    if grant is None:
+        db.session.add(EntityRole(user_id=user.id, legal_entity_id=entity.id, role=role))
+    else:
+        grant.role = role
+    user.__dict__.pop("_grants", None)
+    if old is not None:
+        user.end_sessions()  # a role taken down must not live on in an open session
+    record("user.role_granted", "user", user.id, actor, legal_entity_id=entity.id, email=user.email,
+           entity=entity.code, role=role, previous=old)
+    return True
+
+
+def revoke_role(user: User, entity: LegalEntity, actor: Actor) -> bool:
+    """Take away the role `user` holds in one legal entity; their sessions end. False: they held none there."""
+    grant = db.session.scalar(select(EntityRole).where(EntityRole.user_id == user.id,
+                                                       EntityRole.legal_entity_id == entity.id))
+    if grant is None:
+        return False
+    db.session.delete(grant)
+    user.__dict__.pop("_grants", None)
+    if user.current_legal_entity_id == entity.id:
+        user.current_legal_entity_id = None
+    user.end_sessions()
+    record("user.role_revoked", "user", user.id, actor, legal_entity_id=entity.id, email=user.email,
+           entity=entity.code, role=grant.role)
+    return True
+
+
+def grants_of(user: User) -> list[tuple[str, str]]:
+    """(entity code, role) of the roles granted to `user` per legal entity, by code."""
+    return list(db.session.execute(
+        select(LegalEntity.code, EntityRole.role).join(EntityRole, EntityRole.legal_entity_id == LegalEntity.id)
+        .where(EntityRole.user_id == user.id).order_by(LegalEntity.code)).tuples())
+
+
+def update_user(user: User, *, role: str | None, active: bool, password: str | None, actor: Actor) -> dict:
+    """Change a user's organisation-wide role (None or "": only their roles per legal entity), active flag or
+    password; audited. An admin cannot demote or disable themselves.
 
     Any of these changes ends the user's sessions: a stolen cookie does not outlive them."""
-    if role not in ROLES:
+    role = role or None
+    if role is not None and role not in ROLES:
         raise AccountError(f"role {role!r} is not one of {', '.join(ROLES)}")
     if actor.user_id == user.id and (role != user.role or not active):
         raise AccountError("you cannot change your own role or disable yourself: ask another admin")

@@ -230,6 +230,30 @@ def log_in(client: CSRFClient, email: str, password: str = PASSWORD):
 
 
 @pytest.fixture
+def client_in(app):
+    """client_in('DE01', 'accountant') → a client of a user who holds that role in that legal entity only."""
+    from app.accounts import create_user
+    from app.extensions import db
+    from app.records.entities import get_legal_entity_by_code
+
+    def make(code: str, role: str) -> CSRFClient:
+        email = f"{role}.{code.lower()}@example.com"
+        with app.app_context():
+            from app.accounts import find_user
+
+            if find_user(email) is None:
+                create_user(email, role, PASSWORD, entity=get_legal_entity_by_code(code))
+                db.session.commit()
+        client = app.test_client()
+        response = log_in(client, email)
+        assert response.status_code == 302, response.get_data(as_text=True)
+        client._token = None
+        return client
+
+    return make
+
+
+@pytest.fixture
 def client_as(app, users):
     """client_as('viewer') → a client logged in with that role."""
 

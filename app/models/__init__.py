@@ -1,5 +1,5 @@
 """The data model, one module per domain. Import from here: `from app.models import Invoice`."""
-from app.models.accounts import User
+from app.models.accounts import EntityRole, User
 from app.models.agents import AgentDefinition, OrchestrationRule, ScheduledJob, ScheduleFire
 from app.models.audit import AuditEntry
 from app.models.banking import BankEntry, BankStatement
@@ -13,6 +13,7 @@ from app.models.runs import BillingRun, BillingRunChunk, BillingRunItem
 from app.models.taxes import TaxCode
 
 __all__ = [
+    "EntityRole",
     "BankEntry",
     "BankStatement",
     "Collection",

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, CheckConstraint, Integer, String
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column, validates
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -27,7 +27,9 @@ class User(UserMixin, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(16), default="viewer")
+    # The role in every legal entity of the organisation (an organisation admin manages entities and people);
+    # NULL: only the roles granted per legal entity (`entity_roles`).
+    role: Mapped[str | None] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Sign-in attempts since the last success that were not (yet) proven right; decays after a quiet period.
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
@@ -63,9 +65,58 @@ class User(UserMixin, db.Model):
     def is_active(self) -> bool:  # Flask-Login: inactive users cannot log in
         return self.active
 
-    def can(self, role: str) -> bool:
-        """True when this user's role is `role` or above it."""
-        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+    # The legal entity the request works on (set by the web layer for each request): what `can` asks about.
+    working_entity_id = None
+
+    @property
+    def is_org_admin(self) -> bool:
+        """Manages legal entities, people, agents and the job queues; admin in every legal entity."""
+        return self.role == "admin"
+
+    def entity_grants(self) -> dict[int, str]:
+        """Legal entity id → the role granted there (read once per request)."""
+        cached = self.__dict__.get("_grants")
+        if cached is None:
+            from app.extensions import db
+
+            cached = dict(db.session.execute(select(EntityRole.legal_entity_id, EntityRole.role)
+                                             .where(EntityRole.user_id == self.id)).tuples().all())
+            self.__dict__["_grants"] = cached
+        return cached
+
+    def role_in(self, entity_id: int | None) -> str | None:
+        """The user's role in a legal entity: the higher of the organisation role and the role granted there."""
+        roles = [r for r in (self.role, self.entity_grants().get(entity_id) if entity_id else None) if r]
+        return max(roles, key=ROLE_RANK.__getitem__) if roles else None
+
+    def sees_entity(self, entity_id: int | None) -> bool:
+        return self.role_in(entity_id) is not None
+
+    def visible_entity_ids(self) -> set[int] | None:
+        """The legal entities this user may see; None: all of them (an organisation-wide role)."""
+        return None if self.role else set(self.entity_grants())
+
+    def can(self, role: str, entity_id: int | None = None) -> bool:
+        """True when this user's role in the legal entity (default: the one the request works on) is `role` or
+        above it."""
+        held = self.role_in(entity_id if entity_id is not None else self.working_entity_id)
+        return held is not None and ROLE_RANK[held] >= ROLE_RANK[role]
 
     def __repr__(self) -> str:
         return f"<User {self.email} {self.role}>"
+
+
+class EntityRole(db.Model):
+    """A user's role in one legal entity (viewer, accountant or admin of that entity)."""
+
+    __tablename__ = "entity_roles"
+    __table_args__ = (
+        UniqueConstraint("user_id", "legal_entity_id"),
+        CheckConstraint(enum_check("role", ROLES), name="role"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))  # led by the unique
+    legal_entity_id: Mapped[int] = mapped_column(ForeignKey("legal_entities.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

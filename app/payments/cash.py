@@ -410,9 +410,8 @@ def _debit_collected(entity: LegalEntity, entry: BankEntry, item: SepaBatchItem,
                      actor: Actor) -> None:
     from app.payments.collection import record_outcome
 
-    record_outcome(item, "collected", entry.booking_date, actor)
+    record_outcome(item, "collected", entry.booking_date, actor, bank_entry_id=entry.id)
     payment = db.session.scalar(select(Payment).where(Payment.sepa_batch_item_id == item.id))
-    payment.bank_entry_id = entry.id
     entry.applied_amount = Decimal(entry.amount)
     invoice = db.session.get(Invoice, item.invoice_id)
     book.settle(invoice.id, invoice.amount_due, invoice.status)

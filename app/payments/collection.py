@@ -83,7 +83,8 @@ def start_collection(invoice_id: int) -> CollectionResult:
     return CollectionResult(step.status, step.message)
 
 
-def record_outcome(item: SepaBatchItem, outcome: str, on_date: date, actor: Actor, reason: str = "") -> None:
+def record_outcome(item: SepaBatchItem, outcome: str, on_date: date, actor: Actor, reason: str = "",
+                   bank_entry_id: int | None = None) -> None:
     """The bank's answer for one debit: `collected` records a payment; `returned` schedules a retry or flags."""
     if item.status != "pending":
         raise ValueError(f"debit {item.end_to_end_id} is already {item.status}")
@@ -95,7 +96,7 @@ def record_outcome(item: SepaBatchItem, outcome: str, on_date: date, actor: Acto
     if outcome == "collected":
         item.status = "collected"
         record_payment(invoice.id, item.amount, on_date, f"SEPA {item.end_to_end_id}", actor,
-                       source="sepa_debit", sepa_batch_item_id=item.id)
+                       source="sepa_debit", sepa_batch_item_id=item.id, bank_entry_id=bank_entry_id)
         return
     if outcome != "returned":
         raise ValueError(f"unknown outcome {outcome!r}: use collected or returned")

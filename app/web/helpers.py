@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.numbers import format_decimal
-from flask import Flask, Response, g, has_request_context, make_response, redirect, render_template, request
+from flask import Flask, Response, abort, g, has_request_context, make_response, redirect, render_template, request
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -21,19 +21,39 @@ from app.models import LegalEntity
 
 # ------------------------------------------------------------------ the current legal entity
 def current_entity() -> LegalEntity | None:
-    """The legal entity the user works on: their last choice, else the first one."""
+    """The legal entity the user works on: their last choice among the entities they may see, else the first."""
     if "current_entity" not in g:
         entity = None
-        if current_user.is_authenticated and current_user.current_legal_entity_id:
-            entity = db.session.get(LegalEntity, current_user.current_legal_entity_id)
-        if entity is None:
-            entity = db.session.scalar(select(LegalEntity).order_by(LegalEntity.code).limit(1))
+        if current_user.is_authenticated:
+            chosen = current_user.current_legal_entity_id
+            if chosen and current_user.sees_entity(chosen):
+                entity = db.session.get(LegalEntity, chosen)
+            if entity is None:
+                entity = db.session.scalar(_visible(select(LegalEntity)).order_by(LegalEntity.code).limit(1))
+            current_user.working_entity_id = entity.id if entity else None
         g.current_entity = entity
     return g.current_entity
 
 
+def _visible(query):
+    """`query` of legal entities narrowed to those the user may see."""
+    visible = current_user.visible_entity_ids()
+    return query if visible is None else query.where(LegalEntity.id.in_(visible or [0]))
+
+
 def all_entities() -> list[LegalEntity]:
-    return list(db.session.scalars(select(LegalEntity).order_by(LegalEntity.code)))
+    """The legal entities the user may see (the entity switcher)."""
+    return list(db.session.scalars(_visible(select(LegalEntity)).order_by(LegalEntity.code)))
+
+
+def entity_record_or_404(model, record_id: int, role: str | None = None):
+    """A record of a legal entity (with `legal_entity_id`) by id, when the user holds `role` — by default the role
+    the view requires (`role_required`) — in that record's legal entity; else 404, as if it did not exist."""
+    record = db.session.get(model, record_id)
+    needed = role or g.get("required_role", "viewer")
+    if record is None or not current_user.can(needed, record.legal_entity_id):
+        abort(404)
+    return record
 
 
 # ------------------------------------------------------------------ full page or partial
@@ -141,7 +161,11 @@ def init_app(app: Flask) -> None:
             return {}
         from app.models.accounts import ROLE_RANK
 
-        allowed = [role for role, rank in ROLE_RANK.items() if rank <= ROLE_RANK[current_user.role]]
+        entity = current_entity()
+        held = current_user.role_in(entity.id if entity else None) or current_user.role
+        allowed = [role for role, rank in ROLE_RANK.items() if held and rank <= ROLE_RANK[held]]
+        if current_user.is_org_admin:
+            allowed.append("org_admin")
         from app.models.types import utcnow
 
         return {"current_entity": current_entity(), "entities": all_entities(), "allowed_roles": allowed,

@@ -264,7 +264,7 @@ def test_candidates_are_the_payers_open_invoices_else_those_due_the_amount(app, 
     assert datalist("R10") == []
 
 
-def test_an_entry_of_another_legal_entity_is_not_found(app, client_as, world):
+def test_an_entry_of_another_legal_entity_is_not_found(app, client_in, world):
     with app.app_context():
         other = make_entity("FR01", country="FR", iban="FR7630006000011234567890189")
         db.session.commit()
@@ -272,7 +272,7 @@ def test_an_entry_of_another_legal_entity_is_not_found(app, client_as, world):
                                           account_iban="FR7630006000011234567890189"), "fr.xml", Actor.system("t"))
         db.session.commit()
         foreign = db.session.scalar(select(BankEntry.id))
-    client = client_as("accountant")  # works on DE01
+    client = client_in("DE01", "accountant")  # holds a role in DE01 only
     assert client.get(f"/bank/entries/{foreign}").status_code == 404
     assert client.post(f"/bank/entries/{foreign}/assign", data={"invoice_number": "x"}, headers=HX).status_code == 404
     assert client.post(f"/bank/entries/{foreign}/not-ours", data={"reason": "x"}).status_code == 404

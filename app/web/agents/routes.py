@@ -16,7 +16,7 @@ from app.extensions import db, htmx
 from app.models import AgentDefinition
 from app.records.validation import FieldError, ValidationError, parse_optional_date
 from app.web.agents import bp
-from app.web.decorators import role_required
+from app.web.decorators import org_admin_required, role_required
 from app.web.helpers import current_entity, render
 from app.web.runs.presenters import run_helpers
 
@@ -147,7 +147,7 @@ def _saved_message(changes: dict[str, dict[str, Any]]) -> str:
 
 
 @bp.post("/<key>/configuration")
-@role_required("admin")
+@org_admin_required
 def configure(key: str):
     """Save the whole configuration; invalid values come back inline (422) and nothing is saved."""
     agent = _agent_or_404(key)
@@ -169,7 +169,7 @@ def configure(key: str):
 
 
 @bp.post("/<key>/enabled")
-@role_required("admin")
+@org_admin_required
 def toggle(key: str):
     """Enable or disable the agent (audited by the service)."""
     agent = _agent_or_404(key)

@@ -17,12 +17,12 @@ from app.web.collections import bp
 from app.web.collections.queries import (batch_items, batch_rows, batch_total, batches_query,
                                          collections_with_status)
 from app.web.decorators import role_required
-from app.web.helpers import current_entity, paginate, render
+from app.web.helpers import current_entity, entity_record_or_404, paginate, render
 
 
 def _batch_or_404(batch_id: int) -> SepaBatch:
-    # Any legal entity's batch opens by its link; the list shows the current entity's.
-    return db.session.get(SepaBatch, batch_id) or abort(404)
+    # Any legal entity's batch the user may see opens by its link; the list shows the current entity's.
+    return entity_record_or_404(SepaBatch, batch_id)
 
 
 def _entity_of(batch: SepaBatch) -> LegalEntity:

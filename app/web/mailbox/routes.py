@@ -5,7 +5,7 @@ import io
 
 from flask import abort, current_app, send_file
 
-from app.web.decorators import role_required
+from app.web.decorators import org_admin_required, role_required
 from app.web.helpers import Page, render
 from app.web.input import arg_page
 from app.web.mailbox import bp
@@ -26,7 +26,7 @@ def _message_or_404(name: str):
 
 
 @bp.get("")
-@role_required("admin")
+@org_admin_required
 def index():
     paths = message_paths(_folder())
     number = arg_page()
@@ -36,7 +36,7 @@ def index():
 
 
 @bp.get("/<name>")
-@role_required("admin")
+@org_admin_required
 def message(name: str):
     found = _message_or_404(name)
     body, kind = text_body(found)
@@ -44,7 +44,7 @@ def message(name: str):
 
 
 @bp.get("/<name>/attachment/<int:index>")
-@role_required("admin")
+@org_admin_required
 def attachment(name: str, index: int):
     found = _message_or_404(name)
     if index >= len(found.attachments):

@@ -31,7 +31,7 @@ def switch_entity():
         entity = db.session.get(LegalEntity, parse_id(request.form.get("entity"), "legal entity"))
     except FieldError as error:
         bad_request(f"legal entity: {error}.")
-    if entity is None:
+    if entity is None or not current_user.sees_entity(entity.id):  # not theirs: as if it did not exist
         abort(404)
     current_user.current_legal_entity_id = entity.id
     record("user.switched_entity", "user", current_user.id, Actor.for_user(current_user),

@@ -33,7 +33,7 @@ CONTENT_SECURITY_POLICY = (
 def _admins_only():
     if not current_user.is_authenticated:
         return redirect(url_for("auth.login", next=request.full_path))
-    if not current_user.can("admin"):
+    if not current_user.is_org_admin:
         abort(403)
     return None
 

@@ -10,7 +10,7 @@ from app.audit import Actor
 from app.extensions import db
 from app.models import OrchestrationRule
 from app.records.validation import ValidationError
-from app.web.decorators import role_required
+from app.web.decorators import org_admin_required, role_required
 from app.web.helpers import go_to, render
 from app.web.orchestration import bp
 
@@ -34,7 +34,7 @@ def index():
 
 
 @bp.post("/rules")
-@role_required("admin")
+@org_admin_required
 def add():
     values = {"event_type": request.form.get("event_type", "").strip(),
               "agent_key": request.form.get("agent_key", "").strip()}
@@ -65,19 +65,19 @@ def _set_enabled(rule_id: int, enabled: bool) -> Response:
 
 
 @bp.post("/rules/<int:rule_id>/enable")
-@role_required("admin")
+@org_admin_required
 def enable(rule_id: int):
     return _set_enabled(rule_id, True)
 
 
 @bp.post("/rules/<int:rule_id>/disable")
-@role_required("admin")
+@org_admin_required
 def disable(rule_id: int):
     return _set_enabled(rule_id, False)
 
 
 @bp.post("/rules/<int:rule_id>/delete")
-@role_required("admin")
+@org_admin_required
 def delete(rule_id: int):
     rule = _rule_or_404(rule_id)
     label = f"{rule.event_type} → {service.agent_name(rule.agent_key)}"

@@ -18,7 +18,7 @@ from app.payments import bank_queue, cash
 from app.payments.ledger import PaymentError
 from app.records.validation import FieldError, parse_price
 from app.web.decorators import role_required
-from app.web.helpers import current_entity, paginate, render
+from app.web.helpers import current_entity, entity_record_or_404, paginate, render
 from app.web.input import arg_search, upload_limit
 from app.web.records import bp
 from app.web.records.customers import unprocessable
@@ -96,12 +96,8 @@ def bank_rematch():
 
 # ------------------------------------------------------------------ one entry
 def get_entry(entry_id: int) -> BankEntry:
-    """The current legal entity's entry; another entity's is not found (404)."""
-    entity = current_entity()
-    entry = bank_queue.entry_of(entity, entry_id) if entity is not None else None
-    if entry is None:
-        abort(404)
-    return entry
+    """The entry, when the user holds the view's role in its legal entity; else not found (404)."""
+    return entity_record_or_404(BankEntry, entry_id)
 
 
 @bp.get("/bank/entries/<int:entry_id>")

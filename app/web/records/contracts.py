@@ -19,7 +19,7 @@ from app.records.taxcodes import entity_codes
 from app.records.validation import ValidationError
 from app.reports.dashboard import entity_today
 from app.web.decorators import role_required
-from app.web.helpers import current_entity, paginate, render
+from app.web.helpers import current_entity, entity_record_or_404, paginate, render
 from app.web.input import arg_choice, arg_id, arg_search, arg_whole_number
 from app.web.records import bp
 from app.web.records.customers import unprocessable
@@ -41,10 +41,7 @@ def form_data() -> tuple[dict[str, str], list[dict[str, str]]]:
 
 
 def get_contract(contract_id: int) -> Contract:
-    contract = db.session.get(Contract, contract_id)
-    if contract is None:
-        abort(404)
-    return contract
+    return entity_record_or_404(Contract, contract_id)
 
 
 def with_blank_rows(lines: list[dict[str, str]]) -> list[dict[str, str]]:

@@ -13,7 +13,7 @@ from app.records.invoices import is_overdue
 from app.records.validation import ValidationError
 from app.reports.dashboard import entity_today
 from app.web.decorators import role_required
-from app.web.helpers import current_entity, paginate, render
+from app.web.helpers import current_entity, entity_record_or_404, paginate, render
 from app.web.input import arg_search
 from app.web.records import bp
 
@@ -23,10 +23,7 @@ def form_data() -> dict[str, str]:
 
 
 def get_customer(customer_id: int) -> Customer:
-    customer = db.session.get(Customer, customer_id)
-    if customer is None:
-        abort(404)
-    return customer
+    return entity_record_or_404(Customer, customer_id)
 
 
 def unprocessable(response):

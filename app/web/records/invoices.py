@@ -20,16 +20,13 @@ from app.delivery.service import DELIVERY_FILTERS, document_filename, undelivere
 from app.records.validation import FieldError, ValidationError
 from app.reports.dashboard import entity_today
 from app.web.decorators import role_required
-from app.web.helpers import current_entity, go_to, paginate, render
+from app.web.helpers import current_entity, entity_record_or_404, go_to, paginate, render
 from app.web.records import bp
 from app.web.records.customers import unprocessable
 
 
 def get_invoice(invoice_id: int) -> Invoice:
-    invoice = db.session.get(Invoice, invoice_id)
-    if invoice is None:
-        abort(404)
-    return invoice
+    return entity_record_or_404(Invoice, invoice_id)
 
 
 @bp.get("/invoices")

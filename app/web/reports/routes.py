@@ -16,7 +16,9 @@ from app.reports.aging import (BUCKET_KEYS, BUCKETS, aging_csv_rows, aging_repor
 from app.reports.chart import bar_chart
 from app.web.decorators import role_required
 from app.records.validation import FieldError, check_date_range
-from app.web.helpers import current_entity, render
+from flask_login import current_user
+
+from app.web.helpers import current_entity, entity_record_or_404, render
 from app.web.reports import bp
 
 
@@ -41,7 +43,7 @@ def _entity() -> LegalEntity | None:
     if not code:
         return current_entity()
     entity = db.session.scalar(select(LegalEntity).where(LegalEntity.code == code))
-    if entity is None:
+    if entity is None or not current_user.sees_entity(entity.id):
         abort(Response(render_template("errors/404.html", reason=f"There is no legal entity with the code “{code}”."),
                        404))
     return entity
@@ -103,9 +105,7 @@ def aging_csv():
 @bp.get("/aging/customer/<int:customer_id>")
 @role_required("viewer")
 def aging_customer(customer_id: int):
-    customer = db.session.get(Customer, customer_id)
-    if customer is None:
-        abort(404)
+    customer = entity_record_or_404(Customer, customer_id)
     entity = customer.legal_entity
     as_of, as_of_text, error = _as_of(entity)
     currency = request.args.get("currency", "").strip().upper()

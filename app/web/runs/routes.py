@@ -11,7 +11,7 @@ from app.extensions import db, htmx
 from app.models import BillingRun
 from app.models.runs import ITEM_STATUSES, RUN_STATUSES
 from app.web.decorators import role_required
-from app.web.helpers import current_entity, go_to, paginate, render
+from app.web.helpers import current_entity, entity_record_or_404, go_to, paginate, render
 from app.web.input import arg_choice
 from app.web.runs import bp
 from app.web.runs.presenters import run_helpers
@@ -23,8 +23,8 @@ bp.context_processor(run_helpers)
 
 
 def _run_or_404(run_id: int) -> BillingRun:
-    # Any legal entity's run can be opened (audit links point across entities); a missing one is 404.
-    return db.session.get(BillingRun, run_id) or abort(404)
+    # Any run of a legal entity the user may see opens (audit links point across entities); else 404.
+    return entity_record_or_404(BillingRun, run_id)
 
 
 # ------------------------------------------------------------------ the list

@@ -16,7 +16,7 @@ from app.schedules.service import (ScheduleInput, check_name, create_schedule, d
                                    schedule_cron, set_schedule_enabled, update_schedule, when_in_words)
 from app.schedules.sync import sync_after_change
 from app.web.decorators import role_required
-from app.web.helpers import current_entity, go_to, render
+from app.web.helpers import current_entity, entity_record_or_404, go_to, render
 from app.web.schedules import bp
 from app.web.schedules.forms import (PRESET_CHOICES, WEEKDAY_CHOICES, default_values, form_values, parse_start,
                                      schedule_values, to_preset)
@@ -30,8 +30,8 @@ bp.context_processor(schedule_helpers)
 
 
 def _schedule_or_404(schedule_id: int) -> ScheduledJob:
-    # Any legal entity's schedule can be opened by its link; the list shows the current entity's.
-    return db.session.get(ScheduledJob, schedule_id) or abort(404)
+    # Any schedule of a legal entity the user may see opens by its link; the list shows the current entity's.
+    return entity_record_or_404(ScheduledJob, schedule_id)
 
 
 def _synced() -> None:
@@ -68,7 +68,8 @@ def preview():
     """The preview partial for the form's current values (`start`: ISO date-time, default now)."""
     entity = current_entity()
     try:
-        entity = db.session.get(LegalEntity, parse_id(request.form.get("entity_id"))) or entity
+        chosen = db.session.get(LegalEntity, parse_id(request.form.get("entity_id")))
+        entity = chosen if chosen is not None and current_user.can("accountant", chosen.id) else entity
     except FieldError:
         pass  # none or not an id: the current entity
     result = _preview(form_values(request.form), entity, request.form.get("start", "").strip())

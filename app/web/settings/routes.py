@@ -3,7 +3,7 @@ from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from app.accounts import AccountError, create_user, update_user
+from app.accounts import grants_of, AccountError, create_user, update_user
 from app.audit import Actor
 from app.extensions import db
 from app.models import LegalEntity, User
@@ -11,7 +11,7 @@ from app.models.accounts import ROLES
 from app.records.entities import (EntityInput, create_legal_entity, list_legal_entities, update_legal_entity,
                                   validate_entity_input)
 from app.records.validation import ValidationError
-from app.web.decorators import admin_required
+from app.web.decorators import admin_required, org_admin_required
 from app.web.helpers import render
 from app.web.settings import bp
 
@@ -44,11 +44,13 @@ def _entity_input(form) -> tuple[EntityInput, dict[str, str]]:
 @bp.get("/entities")
 @admin_required
 def entities():
-    return render("settings/entities.html", rows=list_legal_entities())
+    """The legal entities this user administers (an organisation admin: all of them)."""
+    return render("settings/entities.html",
+                  rows=[e for e in list_legal_entities() if current_user.can("admin", e.id)])
 
 
 @bp.route("/entities/new", methods=["GET", "POST"])
-@admin_required
+@org_admin_required
 def entity_new():
     values, errors = dict(request.form), {}
     if request.method == "POST":
@@ -68,7 +70,9 @@ def entity_new():
 @bp.route("/entities/<int:entity_id>/edit", methods=["GET", "POST"])
 @admin_required
 def entity_edit(entity_id: int):
-    entity = db.session.get(LegalEntity, entity_id) or abort(404)
+    entity = db.session.get(LegalEntity, entity_id)
+    if entity is None or not current_user.can("admin", entity.id):  # an admin of that entity (or of all)
+        abort(404)
     values = {f: "" if getattr(entity, f) is None else str(getattr(entity, f)) for f in ENTITY_FIELDS}
     errors: dict[str, str] = {}
     if request.method == "POST":
@@ -87,14 +91,14 @@ def entity_edit(entity_id: int):
 
 
 @bp.get("/users")
-@admin_required
+@org_admin_required
 def users():
     rows = list(db.session.scalars(select(User).order_by(User.email)))
-    return render("settings/users.html", rows=rows)
+    return render("settings/users.html", rows=rows, grants={u.id: grants_of(u) for u in rows})
 
 
 @bp.route("/users/new", methods=["GET", "POST"])
-@admin_required
+@org_admin_required
 def user_new():
     values, error = dict(request.form), None
     if request.method == "POST":
@@ -111,7 +115,7 @@ def user_new():
 
 
 @bp.route("/users/<int:user_id>/edit", methods=["GET", "POST"])
-@admin_required
+@org_admin_required
 def user_edit(user_id: int):
     user = db.session.get(User, user_id) or abort(404)
     values, error = {"role": user.role, "active": user.active}, None
