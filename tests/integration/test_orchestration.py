@@ -18,7 +18,8 @@ def test_default_rules_send_issued_invoices_to_delivery_and_collection(db_sessio
 
 
 def test_disabled_rules_and_disabled_agents_are_not_run(db_session):
-    db.session.scalar(select(OrchestrationRule).where(OrchestrationRule.agent_key == "invoice_delivery")).enabled = False
+    db.session.scalar(select(OrchestrationRule).where(OrchestrationRule.agent_key == "invoice_delivery",
+                                                      OrchestrationRule.event_type == "invoice.issued")).enabled = False
     db.session.scalar(select(AgentDefinition).where(AgentDefinition.key == "payment_collection")).enabled = False
     db.session.commit()
     assert subscribers("invoice.issued") == []
