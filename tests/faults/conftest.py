@@ -14,3 +14,13 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if HERE in Path(item.fspath).resolve().parents:
             item.add_marker(pytest.mark.faults)
+
+
+@pytest.fixture
+def private_postgres():
+    """A PostgreSQL server of the test's own (initdb in a temporary folder), which it may restart."""
+    from tests.processes import PostgresServer
+
+    server = PostgresServer()
+    yield server
+    server.close()
