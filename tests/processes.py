@@ -134,3 +134,80 @@ class RedisServer:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(30)
+
+
+def postgres_binaries() -> Path:
+    """The directory holding initdb and pg_ctl (PG_BINDIR, else Debian's newest /usr/lib/postgresql/N/bin,
+    else the PATH's); an AssertionError saying what to install when there is none: a drill that needs
+    them fails, it never skips."""
+    import shutil
+
+    candidates = [Path(os.environ["PG_BINDIR"])] if os.environ.get("PG_BINDIR") else []
+    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name), reverse=True)
+    on_path = shutil.which("initdb")
+    candidates += [Path(on_path).parent] if on_path else []
+    for directory in candidates:
+        if (directory / "initdb").exists() and (directory / "pg_ctl").exists():
+            return directory
+    raise AssertionError("the PostgreSQL drill needs the server binaries initdb and pg_ctl: install the "
+                         "postgresql package (Debian: apt-get install postgresql) or set PG_BINDIR to their directory")
+
+
+class PostgresServer:
+    """A PostgreSQL server of the test's own: `initdb` in a temporary folder, on a free TCP port and a
+    socket in that folder, so that stopping or restarting it disturbs nothing else on the machine.
+    As root, the server runs as the `postgres` user (initdb refuses root)."""
+
+    def __init__(self) -> None:
+        import shutil
+        import tempfile
+
+        self.bin = postgres_binaries()
+        self.directory = Path(tempfile.mkdtemp(prefix="arbill-pg-"))
+        self.data = self.directory / "data"
+        self.port = free_port()
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            runuser = shutil.which("runuser")
+            assert runuser, "running as root, the PostgreSQL drill needs runuser to start the server as postgres"
+            self.as_user = [runuser, "-u", "postgres", "--"]
+            shutil.chown(self.directory, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8",
+                  "--locale=C")
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/arbill"
+        self.start()
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "arbill")
+
+    def _run(self, program: str, *args: str) -> str:
+        done = subprocess.run([*self.as_user, str(self.bin / program), *args], capture_output=True, text=True,
+                              timeout=PATIENCE)
+        assert done.returncode == 0, f"{program} {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    def _pg_ctl(self, action: str, *args: str) -> None:
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", action, "-D", str(self.data), "-w", "-t", "120", "-l", str(self.directory / "server.log"),
+                  "-o", options, *args)
+
+    def start(self) -> None:
+        self._pg_ctl("start")
+
+    def restart(self, mode: str = "fast", away: float = 0.0) -> None:
+        """Stop the server, cutting every connection (`fast`: sessions terminated; `immediate`: as a
+        crash, recovered from the WAL at the start), leave it down `away` seconds, start it again;
+        returns once it accepts connections."""
+        self._run("pg_ctl", "stop", "-D", str(self.data), "-w", "-t", "120", "-m", mode)
+        time.sleep(away)
+        self.start()
+
+    def log(self) -> str:
+        path = self.directory / "server.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def close(self) -> None:
+        import shutil
+
+        if (self.data / "postmaster.pid").exists():
+            subprocess.run([*self.as_user, str(self.bin / "pg_ctl"), "stop", "-D", str(self.data), "-m", "immediate",
+                            "-w"], capture_output=True, timeout=PATIENCE)
+        shutil.rmtree(self.directory, ignore_errors=True)

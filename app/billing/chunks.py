@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from contextlib import suppress
 from functools import partial
 from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app.billing.ledger import (EntityInfo, PreparedInvoices, billed_period_starts, invoiced_among, lock_entity,
                                 prepare_invoices, write_invoices)
@@ -124,12 +125,14 @@ def process_chunk(run_id: int, contract_ids: list[int], settings: dict[str, Any]
     try:
         write(plans, post=settings["auto_post"])
     except DBAPIError as error:
+        _raise_if_database_away(error)
         db.session.rollback()
         log.warning("run %s: chunk write failed (%s); redoing contract by contract", run_id, error.orig)
         for plan in plans:
             try:
                 write([plan], post=settings["auto_post"])
             except DBAPIError as single:
+                _raise_if_database_away(single)
                 db.session.rollback()
                 reason = f"the database refused the invoice: {_first_line(single.orig)}"
                 write([ContractPlan(plan.contract_id, error=reason)], post=False)
@@ -208,6 +211,16 @@ def _recheck(run_id: int, plans: list[ContractPlan], dry_run: bool) -> tuple[lis
                     f"{len(plan.drafts) - len(remaining)} period(s) already invoiced by another run: nothing to do")
                 checked[i] = ContractPlan(plan.contract_id, remaining, plan.error)
     return (plans if not recorded and not taken else checked), notes
+
+
+def _raise_if_database_away(error: DBAPIError) -> None:
+    """A lost connection (the server restarted, the network broke) says nothing about the contracts:
+    the chunk job fails as a whole and RQ's retry (or the supervisor) does it again, rather than
+    recording contracts as refused when the server answers again half-way through the redo."""
+    if error.connection_invalidated or (isinstance(error, OperationalError) and error.statement is None):  # cut; refused
+        with suppress(DBAPIError):
+            db.session.rollback()
+        raise error
 
 
 def _first_line(error: Any) -> str:

@@ -214,7 +214,7 @@ def test_outbox_relay_survives_redis_outage_and_events_seen_twice_start_one_run(
 
 
 def test_a_run_whose_worker_was_killed_waits_for_its_chunk_to_be_put_back_then_completes(app, db_session):
-    """The supervisor in this process, its clock turned by hand; tests/integration/test_fault_drills.py
+    """The supervisor in this process, its clock turned by hand; tests/faults/test_run_drills.py
     has the same with the scheduler process doing it."""
     from app.models import AgentDefinition, AuditEntry
     from tests.processes import kill_hard, wait_until

@@ -176,3 +176,32 @@ def test_a_worker_killed_mid_send_never_sends_twice_and_shows_outcome_unknown(ap
     assert "Check with the customer, then press Resend" in delivery.error
     assert db.session.scalar(select(func.count()).select_from(AuditEntry)
                              .where(AuditEntry.action == "invoice.delivery_unknown")) == 1
+
+
+def test_smtp_down_then_up_during_delivery_every_invoice_is_emailed_once(app, db_session, redis_of_the_test,
+                                                                         processes, tmp_path):
+    """The SMTP server refuses connections while a real worker e-mails a run's invoices, then comes
+    back. Nobody acts: the agent's retry (after its first `retry_minutes`, 1) sends each invoice,
+    once."""
+    contracts = 12
+    bill(contracts, sepa_every=99)
+    sink = MailSink(tmp_path / "mailbox", free_port())  # not started: the server is down
+    worker = processes.worker("mailer", worker_env(redis_of_the_test, sink.port), "delivery")
+    try:
+        assert relay_outbox().jobs == 2 * contracts  # delivery and collection subscribe to invoice.issued
+
+        def statuses() -> Counter:
+            db.session.expire_all()
+            found = Counter(d.status for d in db.session.scalars(select(InvoiceDelivery)))
+            db.session.rollback()
+            return found
+
+        wait_until(lambda: statuses() == Counter(retrying=contracts), "every first attempt to fail", every=0.2)
+        sink.start()
+        wait_until(lambda: statuses() == Counter(sent=contracts), "every invoice to be e-mailed", every=0.5)
+    finally:
+        sink.stop()
+    sent = Counter(m["To"] for m in sink.messages())
+    assert sent == Counter({f"c-{n}@example.com": 1 for n in range(1, contracts + 1)}), worker.output()
+    assert {d.attempts for d in db.session.scalars(select(InvoiceDelivery))} == {2}
+    assert worker.alive()
