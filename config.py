@@ -119,6 +119,8 @@ class Config:
     IMPORT_MAX_ROWS = int(os.environ.get("IMPORT_MAX_ROWS", "10000"))
     # Where `make run`'s mail sink keeps what it received (the admin's "Mailbox (development)" page).
     MAILBOX_DIR = os.environ.get("MAILBOX_DIR", str(INSTANCE_DIR / "mailbox"))
+    # Strict-Transport-Security's max-age; 0 sends none (development is plain HTTP). See app/web/security.py.
+    HSTS_SECONDS = int(os.environ.get("HSTS_SECONDS", "0"))
     TESTING = False
 
 
@@ -129,6 +131,7 @@ class DevelopmentConfig(Config):
 class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
+    HSTS_SECONDS = int(os.environ.get("HSTS_SECONDS", str(365 * 24 * 3600)))
 
     MAIL_REFUSE_DEVELOPMENT_SINK = True
     DEMO_DATA_ALLOWED = False

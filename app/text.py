@@ -25,3 +25,16 @@ def control_character(text: str, *, multiline: bool = False) -> tuple[int, str] 
     """The first character `text` must not contain, as (1-based position, character), or None."""
     match = (_NOT_MULTILINE if multiline else _NOT_ONE_LINE).search(text)
     return (match.start() + 1, match.group()) if match else None
+
+
+# A spreadsheet program reads a cell that starts with one of these as a formula (or, for tab and CR, may
+# drop them and read what follows as one): =HYPERLINK(…) or @SUM(…) in a customer's name would run on the
+# finance team's machine when they open an export.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(value: str) -> str:
+    """A text cell of a CSV export, safe to open in a spreadsheet (OWASP "CSV injection"): a value that
+    starts with = + - @, a tab or a CR gets a leading apostrophe, which the spreadsheet shows as text.
+    Only for text: amounts are written with `format(amount, "f")` and stay numbers (-12.50)."""
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value

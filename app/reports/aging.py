@@ -19,6 +19,7 @@ from app.billing.money import CurrencyError, minor_unit
 from app.extensions import db
 from app.models import Customer, Invoice, LegalEntity
 from app.reports.dashboard import OPEN_STATUSES, entity_today
+from app.text import spreadsheet_text
 
 ZERO = Decimal("0")
 # DSO looks at the credit sales of this many days up to and including the as-of date.
@@ -302,17 +303,12 @@ def plain_amount(amount: Decimal) -> str:
     return format(amount, "f")
 
 
-def _csv_text(value: str) -> str:
-    """Keep spreadsheet programs from running a customer name as a formula (=, +, -, @)."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 def aging_csv_rows(report: AgingReport) -> list[list[str]]:
     """Header, then per currency one row per customer and the totals row."""
     rows: list[list[str]] = [list(CSV_HEADER)]
     for section in report.sections:
         for row in [*section.rows, section.totals]:
-            rows.append([section.currency, _csv_text(row.customer_name),
+            rows.append([spreadsheet_text(section.currency), spreadsheet_text(row.customer_name),
                          *(plain_amount(row.amounts[k]) for k in BUCKET_KEYS), plain_amount(row.total)])
     return rows
 

@@ -30,9 +30,10 @@ def register_blueprints(app: Flask) -> None:
         app.register_blueprint(blueprint)
     mount_rq_dashboard(app)
 
-    from app.web import helpers
+    from app.web import helpers, security
 
     helpers.init_app(app)
+    security.init_app(app)
 
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to continue."

@@ -7,9 +7,11 @@
 - Before any view runs, a control character in a query argument (its name or value), or a NUL in a
   posted form, is refused with a 400 that names the argument. PostgreSQL cannot store NUL in text,
   and no query argument of ours holds a tab or a line break.
-- An upload view may take more than MAX_CONTENT_LENGTH (`@upload_limit("STATEMENT_MAX_BYTES", advice)`): the
-  request gets the view's own limit before anything reads the form (CSRF's check included); a larger one is
-  the 413 page with the view's limit and advice.
+- Every view that takes a file says its limit with `@upload_limit(config_key, advice)`: MAX_CONTENT_LENGTH
+  (the app-wide limit of any request) or its own, larger one ("STATEMENT_MAX_BYTES"), which the request gets
+  before anything reads the form (CSRF's check included). A larger upload is the 413 page with the view's
+  limit and advice (what to do with a larger file). tests/web/test_upload_limits.py checks that every view
+  reading `request.files` has one.
 - Views read typed query arguments through `arg_page`, `arg_id`, `arg_search`, `arg_choice`: a value
   that cannot be read is a 400 with a message (`page: '²' is not a whole number (use the digits
   0-9)`), rather than an unhandled error deeper down. The rules are `app.records.validation`'s.
@@ -120,8 +122,8 @@ FORM_ROOM = 64 * 1024  # the multipart boundaries and the other fields of an upl
 
 
 def upload_limit(config_key: str, advice: str):
-    """The view takes uploads of up to `app.config[config_key]` bytes instead of MAX_CONTENT_LENGTH; `advice`
-    tells a person with a larger file what to do (shown with the 413)."""
+    """The view takes uploads of up to `app.config[config_key]` bytes (MAX_CONTENT_LENGTH or a larger limit of
+    its own); `advice` tells a person with a larger file what to do (shown with the 413)."""
 
     def decorator(view):
         view.upload_limit = (config_key, advice)
@@ -140,10 +142,10 @@ def upload_limit_of(endpoint: str | None) -> tuple[str, int, str] | None:
 
 
 def raise_upload_limit(_endpoint: str | None, _values: dict | None) -> None:
-    """Give the request its view's upload limit. A URL value preprocessor, because those run before the
+    """Give the request its view's own upload limit. A URL value preprocessor, because those run before the
     before-request functions, which read the form (the CSRF check, `refuse_control_characters`)."""
     found = upload_limit_of(request.endpoint)
-    if found is not None:
+    if found is not None and found[0] != "MAX_CONTENT_LENGTH":
         request.max_content_length = found[1] + FORM_ROOM
 
 

@@ -18,6 +18,7 @@ from app.web.collections.queries import (batch_items, batch_rows, batch_total, b
                                          collections_with_status)
 from app.web.decorators import role_required
 from app.web.helpers import current_entity, entity_record_or_404, paginate, render
+from app.web.input import upload_limit
 
 
 def _batch_or_404(batch_id: int) -> SepaBatch:
@@ -119,6 +120,8 @@ def outcome(batch_id: int, item_id: int):
 
 @bp.post("/batches/<int:batch_id>/results")
 @role_required("accountant")
+@upload_limit("MAX_CONTENT_LENGTH", "Split the bank's result file and upload each part, or import it on the command "
+              "line, where no upload limit applies: flask sepa results FILE.")
 def results(batch_id: int):
     batch = _batch_or_404(batch_id)
     upload = request.files.get("file")

@@ -20,7 +20,7 @@ from app.records.validation import ValidationError
 from app.reports.dashboard import entity_today
 from app.web.decorators import role_required
 from app.web.helpers import current_entity, entity_record_or_404, paginate, render
-from app.web.input import arg_choice, arg_id, arg_search, arg_whole_number
+from app.web.input import arg_choice, arg_id, arg_search, arg_whole_number, upload_limit
 from app.web.records import bp
 from app.web.records.customers import unprocessable
 
@@ -175,6 +175,8 @@ def contract_end(contract_id: int):
 
 @bp.route("/contracts/import", methods=["GET", "POST"])
 @role_required("accountant")
+@upload_limit("MAX_CONTENT_LENGTH", "A contracts file this large is imported on the command line, where no upload "
+              "limit applies: flask contracts import FILE.")
 def contracts_import():
     """The upload is read row by row from its stream (Werkzeug spools a large one to disk); at most
     IMPORT_MAX_ROWS rows, and MAX_CONTENT_LENGTH bytes (larger: 413)."""

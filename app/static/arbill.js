@@ -1,0 +1,33 @@
+// Arbill's page behaviour. The Content-Security-Policy (app/web/security.py) runs no inline script and no
+// `on…=` / `hx-on` handler, so what a page does beyond htmx is here, bound by data attributes.
+"use strict";
+
+// <form data-confirm="Delete this draft?">: submitted only after the person confirms.
+document.addEventListener("submit", (event) => {
+  const form = event.target.closest("form[data-confirm]");
+  if (form && !window.confirm(form.dataset.confirm)) {
+    event.preventDefault();
+    event.stopImmediatePropagation();
+  }
+}, true);
+
+// <select data-autosubmit>: choosing a value sends its form (the legal-entity switcher).
+document.addEventListener("change", (event) => {
+  const select = event.target.closest("select[data-autosubmit]");
+  if (select && select.form) {
+    select.form.requestSubmit();
+  }
+});
+
+// Tabs (_macros.html `tabs`): after htmx loaded a tab's panel, that tab is the selected one.
+document.addEventListener("htmx:afterRequest", (event) => {
+  const tab = event.detail.elt;
+  if (!event.detail.successful || !tab.matches || !tab.matches("nav.tabs [role=tab]")) {
+    return;
+  }
+  for (const other of tab.closest("nav.tabs").querySelectorAll("[role=tab]")) {
+    const on = other === tab;
+    other.classList.toggle("active", on);
+    other.setAttribute("aria-selected", on ? "true" : "false");
+  }
+});
