@@ -118,14 +118,14 @@ def verify(entity: LegalEntity | None, actor: Actor) -> Verification:
     return result
 
 
-def last_verifications() -> list[tuple[str, str, ChainVerification | None]]:
-    """(code, name, the last verification or None) for the organisation's chain and each legal entity's."""
+def last_verifications() -> list[tuple[int | None, str, str, ChainVerification | None]]:
+    """(entity id, code, name, the last verification or None) for the organisation's chain and each legal entity's."""
     latest = select(ChainVerification.chain_id, func.max(ChainVerification.id).label("id")) \
         .group_by(ChainVerification.chain_id).subquery()
     by_scope = {chain.scope: verification for chain, verification in db.session.execute(
         select(AuditChain, ChainVerification).join(latest, latest.c.chain_id == AuditChain.id)
         .join(ChainVerification, ChainVerification.id == latest.c.id))}
-    rows = [("organisation", "Organisation (users and settings)", by_scope.get(scope_of(None)))]
+    rows = [(None, "organisation", "Organisation (users and settings)", by_scope.get(scope_of(None)))]
     for entity in db.session.scalars(select(LegalEntity).order_by(LegalEntity.code)):
-        rows.append((entity.code, entity.name, by_scope.get(scope_of(entity.id))))
+        rows.append((entity.id, entity.code, entity.name, by_scope.get(scope_of(entity.id))))
     return rows
