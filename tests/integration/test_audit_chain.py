@@ -195,4 +195,3 @@ def test_the_settings_page_shows_the_last_verification_and_verifies_now(db_sessi
     tamper("UPDATE invoices SET currency = 'USD' WHERE id = :i", i=invoice.id)
     answer = client.post(f"/settings/audit-trail/{entity.id}/verify", follow_redirects=True)
     assert f"invoice #{invoice.id}" in answer.text and "changed after it was sealed" in answer.text
-    assert client_as("accountant").get("/settings/audit-trail").status_code == 403
