@@ -20,6 +20,7 @@ def create_app(config: object | None = None) -> Flask:
     htmx.init_app(app)
 
     from app import models  # noqa: F401  (registers the tables on db.metadata)
+    from app.chain import sealing  # noqa: F401  (seals chained records before each commit)
     from app.web import register_blueprints
 
     register_blueprints(app)

@@ -47,11 +47,15 @@ def audit_row(action: str, subject_type: str, subject_id: int | None, actor: Act
 
 
 def record_many(rows: list[tuple]) -> None:
-    """Write many audit_row()s at once (COPY on PostgreSQL), in the current transaction."""
-    from app.bulk import copy_rows
+    """Write many audit_row()s at once (COPY on PostgreSQL), in the current transaction; they are sealed
+    into the audit chain when it commits. On SQLite the transaction must already have written (new_ids)."""
+    from app.bulk import copy_rows, new_ids
+    from app.chain.sealing import pending
 
     if rows:
-        copy_rows(AuditEntry.__table__, AUDIT_COLUMNS, rows)
+        ids = new_ids(AuditEntry.__table__, len(rows))
+        copy_rows(AuditEntry.__table__, ("id", *AUDIT_COLUMNS), [(i, *row) for i, row in zip(ids, rows)])
+        pending("audit", ids)
 
 
 def record(

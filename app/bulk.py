@@ -135,6 +135,7 @@ def new_ids(table: Table, count: int) -> list[int]:
                  "FROM generate_series(1, :count)"),
             {"table": table.name, "count": count})
         return sorted(map(int, reserved.split(",")))
+    db.session.flush()  # rows of the table still pending in the session take their ids first
     last = db.session.scalar(select(func.coalesce(func.max(table.c.id), 0))) or 0
     return list(range(last + 1, last + 1 + count))
 

@@ -135,8 +135,14 @@ def _clean_state(request):
             if conn.dialect.name == "postgresql":
                 conn.execute(text("TRUNCATE " + ", ".join(t.name for t in tables) + " RESTART IDENTITY CASCADE"))
             else:
+                # SQLite has no TRUNCATE: the append-only triggers (migration 0016) step aside while it empties.
+                triggers = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")).all()
+                for name, _sql in triggers:
+                    conn.execute(text(f"DROP TRIGGER {name}"))
                 for table in tables:
                     conn.execute(table.delete())
+                for _name, sql in triggers:
+                    conn.execute(text(sql))
                 conn.execute(text("DELETE FROM sqlite_sequence")) if _has_sqlite_sequence(conn) else None
             reset_agent_definitions(conn)
         get_redis().flushdb()

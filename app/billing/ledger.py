@@ -23,6 +23,7 @@ from app.billing.numbering import format_invoice_number
 from app.billing.planner import InvoiceDraft
 from app.billing.vat import TaxTreatment
 from app.bulk import copy_rows, for_each_id, for_each_key, json_encoder, new_ids, reserve_ids, row_encoder
+from app.chain.sealing import pending
 from app.extensions import db
 from app.models import Invoice, InvoiceLine, InvoiceSequence, LegalEntity
 from app.models.types import utcnow
@@ -197,6 +198,8 @@ def write_invoices(entity: EntityInfo, prepared: PreparedInvoices) -> list[Writt
     copy_rows(Invoice.__table__, INVOICE_COLUMNS, prepared.invoices, encoded=True)
     copy_rows(InvoiceLine.__table__, LINE_COLUMNS, (row for _i, row in prepared.lines), encoded=True)
     emit_many([row for _payload, row in prepared.events], encoded=True)
+    if prepared.post:
+        pending("invoice", ids)
     return [WrittenInvoice(invoice_id, d.contract_id, d.period.start, number, d.amounts.currency, d.amounts.total)
             for invoice_id, d, number in zip(ids, drafts, numbers)]
 

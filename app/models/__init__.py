@@ -2,6 +2,7 @@
 from app.models.accounts import EntityRole, User
 from app.models.agents import AgentDefinition, OrchestrationRule, ScheduledJob, ScheduleFire
 from app.models.audit import AuditEntry
+from app.models.chain import AuditChain, ChainEntry, ChainVerification
 from app.models.banking import BankEntry, BankStatement
 from app.models.contracts import Contract, ContractLine
 from app.models.delivery import InvoiceDelivery, InvoiceDocument
@@ -26,6 +27,9 @@ __all__ = [
     "SepaBatchItem",
     "AgentDefinition",
     "AuditEntry",
+    "AuditChain",
+    "ChainEntry",
+    "ChainVerification",
     "BillingRun",
     "BillingRunChunk",
     "BillingRunItem",

@@ -12,6 +12,7 @@ from app.agents.events import emit, emit_many, event_row
 from app.audit import Actor, audit_row, record, record_many
 from app.bulk import copy_rows, new_ids
 from app.billing.money import round_money
+from app.chain.sealing import pending
 from app.extensions import db
 from app.models import Collection, CustomerCredit, Invoice, LegalEntity, Payment, SepaBatch, SepaBatchItem
 from app.models.types import utcnow
@@ -170,6 +171,7 @@ def record_payments(requests: list[PaymentRequest], actor: Actor, locked: dict[i
     copy_rows(Payment.__table__, PAYMENT_COLUMNS, [
         (pid, r.invoice_id, r.amount, r.received_on, r.reference.strip(), r.source, r.sepa_batch_item_id,
          r.bank_entry_id, actor.label, now) for pid, r in zip(payment_ids, requests)])
+    pending("payment", payment_ids)
     paid = [i.id for i in invoices.values() if i.status == "paid" and i.id not in paid_before]
     for start in range(0, len(paid), 1000):
         db.session.execute(update(Collection.__table__)

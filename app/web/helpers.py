@@ -46,12 +46,13 @@ def all_entities() -> list[LegalEntity]:
     return list(db.session.scalars(_visible(select(LegalEntity)).order_by(LegalEntity.code)))
 
 
-def entity_record_or_404(model, record_id: int, role: str | None = None):
-    """A record of a legal entity (with `legal_entity_id`) by id, when the user holds `role` — by default the role
-    the view requires (`role_required`) — in that record's legal entity; else 404, as if it did not exist."""
+def entity_record_or_404(model, record_id: int, role: str | None = None, key: str = "legal_entity_id"):
+    """A record of a legal entity (its `key`: `legal_entity_id`, or `id` for a legal entity itself) by id, when the
+    user holds `role` — by default the role the view requires (`role_required`) — in that legal entity; else 404,
+    as if it did not exist."""
     record = db.session.get(model, record_id)
     needed = role or g.get("required_role", "viewer")
-    if record is None or not current_user.can(needed, record.legal_entity_id):
+    if record is None or not current_user.can(needed, getattr(record, key)):
         abort(404)
     return record
 

@@ -32,7 +32,7 @@ OBJECT_PARAMS = {"invoice_id", "contract_id", "customer_id", "run_id", "batch_id
 ORG_ADMIN = {"settings.users", "settings.user_new", "settings.user_edit", "settings.entity_new",
              "mailbox.index", "mailbox.message", "mailbox.attachment",
              "orchestration.add", "orchestration.delete", "orchestration.disable", "orchestration.enable",
-             "agents.configure", "agents.toggle"}
+             "agents.configure", "agents.toggle", "settings.audit_trail_verify"}
 # The user's own legal entity (the header's): whatever they answer, nothing of another entity is in it.
 OWN_ENTITY = {"main.home", "main.switch_entity", "agents.index", "agents.detail", "agents.configuration", "agents.runs",
               "agents.audit", "agents.run", "collections.index", "orchestration.index", "records.bank",
@@ -40,7 +40,7 @@ OWN_ENTITY = {"main.home", "main.switch_entity", "agents.index", "agents.detail"
               "records.contracts", "records.contracts_import", "records.customer_new", "records.customers",
               "records.invoices", "records.invoices_resend", "reports.aging", "reports.aging_csv", "runs.index",
               "schedules.index", "schedules.new", "schedules.preview", "settings.entities", "settings.tax_code_add",
-              "settings.tax_codes"}
+              "settings.tax_codes", "settings.audit_trail"}
 PUBLIC = {"auth.login", "auth.logout", "ops.healthz", "static"}
 
 

@@ -2,4 +2,4 @@ from flask import Blueprint
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
-from app.web.settings import routes, taxcodes  # noqa: E402,F401
+from app.web.settings import audit_trail, routes, taxcodes  # noqa: E402,F401

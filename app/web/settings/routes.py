@@ -12,7 +12,7 @@ from app.records.entities import (EntityInput, create_legal_entity, list_legal_e
                                   validate_entity_input)
 from app.records.validation import ValidationError
 from app.web.decorators import admin_required, org_admin_required
-from app.web.helpers import render
+from app.web.helpers import entity_record_or_404, render
 from app.web.settings import bp
 
 ENTITY_FIELDS = ("code", "name", "country", "currency", "vat_id", "tax_number", "registration_id", "invoice_prefix",
@@ -70,9 +70,7 @@ def entity_new():
 @bp.route("/entities/<int:entity_id>/edit", methods=["GET", "POST"])
 @admin_required
 def entity_edit(entity_id: int):
-    entity = db.session.get(LegalEntity, entity_id)
-    if entity is None or not current_user.can("admin", entity.id):  # an admin of that entity (or of all)
-        abort(404)
+    entity = entity_record_or_404(LegalEntity, entity_id, "admin", key="id")  # an admin of that entity (or of all)
     values = {f: "" if getattr(entity, f) is None else str(getattr(entity, f)) for f in ENTITY_FIELDS}
     errors: dict[str, str] = {}
     if request.method == "POST":
