@@ -57,8 +57,17 @@ def canonical(value: Any) -> Any:
     return value
 
 
+def _scalar(value: Any) -> Any:
+    """What json cannot write by itself, as `canonical` writes it (dicts and lists json walks in C)."""
+    if isinstance(value, (Decimal, datetime, date)):
+        return canonical(value)
+    raise TypeError(f"cannot seal a {type(value).__name__}")
+
+
 def digest_of(content: dict[str, Any]) -> str:
-    text = json.dumps(canonical(content), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """sha256 of the content's canonical JSON (sorted keys, Decimals normalized, times in UTC); the same text as
+    json.dumps(canonical(content)) — json's own walk, which is several times faster than canonical's."""
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_scalar)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -70,13 +79,14 @@ def link_hash(prev_hash: str, seq: int, kind: str, record_id: int, digest: str) 
 def _invoices(ids: list[int]) -> dict[int, Sealed]:
     table, lines = Invoice.__table__, InvoiceLine.__table__
     by_invoice: dict[int, list[dict]] = defaultdict(list)
-    for row in for_each_id(select(*(lines.c[c] for c in SEALED_LINE_COLUMNS)), lines.c.invoice_id, ids):
-        by_invoice[row.key].append({c: row._mapping[c] for c in SEALED_LINE_COLUMNS})
+    # Rows are led by the id (for_each_id): the columns follow in the order asked for.
+    for key, *values in for_each_id(select(*(lines.c[c] for c in SEALED_LINE_COLUMNS)), lines.c.invoice_id, ids):
+        by_invoice[key].append(dict(zip(SEALED_LINE_COLUMNS, values)))
     found = {}
-    for row in for_each_id(select(*(table.c[c] for c in SEALED_INVOICE_COLUMNS)), table.c.id, ids):
-        content = {c: row._mapping[c] for c in SEALED_INVOICE_COLUMNS}
-        content["lines"] = sorted(by_invoice.get(row.key, ()), key=lambda line: line["position"])
-        found[row.key] = Sealed(content["legal_entity_id"], digest_of(content))
+    for key, *values in for_each_id(select(*(table.c[c] for c in SEALED_INVOICE_COLUMNS)), table.c.id, ids):
+        content = dict(zip(SEALED_INVOICE_COLUMNS, values))
+        content["lines"] = sorted(by_invoice.get(key, ()), key=lambda line: line["position"])
+        found[key] = Sealed(content["legal_entity_id"], digest_of(content))
     return found
 
 
