@@ -144,6 +144,27 @@ def revoke_role(user: User, entity: LegalEntity, actor: Actor) -> bool:
     return True
 
 
+def set_entity_roles(user: User, roles: dict[LegalEntity, str | None], actor: Actor) -> list[str]:
+    """Make `user`'s role in each given legal entity the one given (None: no role there), granting and revoking
+    as needed; each change audited. What changed, in words ("DE01: accountant → admin")."""
+    held = dict(db.session.execute(select(EntityRole.legal_entity_id, EntityRole.role)
+                                   .where(EntityRole.user_id == user.id)).tuples().all())
+    for role in roles.values():
+        if role is not None and role not in ROLES:
+            raise AccountError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    changes = []
+    for entity, role in sorted(roles.items(), key=lambda item: item[0].code):
+        old = held.get(entity.id)
+        if role == old:
+            continue
+        if role is None:
+            revoke_role(user, entity, actor)
+        else:
+            grant_role(user, entity, role, actor)
+        changes.append(f"{entity.code}: {old or 'none'} → {role or 'none'}")
+    return changes
+
+
 def grants_of(user: User) -> list[tuple[str, str]]:
     """(entity code, role) of the roles granted to `user` per legal entity, by code."""
     return list(db.session.execute(

@@ -29,7 +29,7 @@ SECRET_NAME = "Zweite Gesellschaft Kundin"  # a DE02 customer: must never show t
 OBJECT_PARAMS = {"invoice_id", "contract_id", "customer_id", "run_id", "batch_id", "schedule_id", "entry_id",
                  "code_id", "entity_id"}
 # Organisation-wide: only an organisation admin (403 for everybody else).
-ORG_ADMIN = {"settings.users", "settings.user_new", "settings.user_edit", "settings.entity_new",
+ORG_ADMIN = {"settings.users", "settings.user_new", "settings.user_edit", "settings.user_roles", "settings.entity_new",
              "mailbox.index", "mailbox.message", "mailbox.attachment",
              "orchestration.add", "orchestration.delete", "orchestration.disable", "orchestration.enable",
              "agents.configure", "agents.toggle", "settings.audit_trail_verify"}

@@ -144,3 +144,57 @@ def test_collection_lead_days_are_one_to_thirty_or_empty(app, admin_client):
     assert cleared.status_code == 302
     with app.app_context():
         assert db.session.get(LegalEntity, entity.id).collection_lead_days is None  # the agent's setting applies
+
+
+def test_an_organisation_admin_gives_and_takes_roles_per_legal_entity_on_the_users_page(app, admin_client):
+    from tests.factories import make_entity
+
+    with app.app_context():
+        de01, de02 = make_entity("DE01").id, make_entity("DE02", iban="DE89370400440532013000").id
+        db.session.commit()
+    created = admin_client.post("/settings/users/new", data={"email": "clerk@example.com", "role": "accountant",
+                                                             "entity": "DE01", "password": "long enough pass"})
+    assert created.status_code == 302
+    with app.app_context():
+        clerk = db.session.scalar(select(User).where(User.email == "clerk@example.com"))
+        assert (clerk.role, clerk.role_in(de01), clerk.role_in(de02)) == (None, "accountant", None)
+        clerk_id = clerk.id
+    page = admin_client.get(f"/settings/users/{clerk_id}/edit").get_data(as_text=True)
+    assert f'name="role_{de01}"' in page and f'name="role_{de02}"' in page
+    assert '<option value="accountant" selected>' in page
+
+    clerk_client = app.test_client()
+    assert log_in(clerk_client, "clerk@example.com", "long enough pass").status_code == 302
+    saved = admin_client.post(f"/settings/users/{clerk_id}/roles", data={f"role_{de01}": "", f"role_{de02}": "viewer"},
+                              follow_redirects=True)
+    assert "DE01: accountant → none; DE02: none → viewer." in saved.get_data(as_text=True)
+    with app.app_context():
+        clerk = db.session.get(User, clerk_id)
+        assert (clerk.role_in(de01), clerk.role_in(de02)) == (None, "viewer")
+        audited = [(e.action, e.details["entity"]) for e in db.session.scalars(
+            select(AuditEntry).where(AuditEntry.action.in_(("user.role_granted", "user.role_revoked")))
+            .order_by(AuditEntry.id))]
+        assert audited == [("user.role_granted", "DE01"), ("user.role_revoked", "DE01"), ("user.role_granted", "DE02")]
+    # The role taken away ends the clerk's open session.
+    assert clerk_client.get("/").status_code == 302
+
+    bad = admin_client.post(f"/settings/users/{clerk_id}/roles", data={f"role_{de02}": "owner"})
+    assert bad.status_code == 422 and "role &#39;owner&#39; is not one of" in bad.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(User, clerk_id).role_in(de02) == "viewer"  # nothing changed
+    unknown = admin_client.post("/settings/users/new", data={"email": "x2@example.com", "role": "viewer",
+                                                             "entity": "ZZ99", "password": "long enough pass"})
+    assert unknown.status_code == 422 and "there is no legal entity" in unknown.get_data(as_text=True)
+
+
+def test_only_an_organisation_admin_changes_roles(app, client_in, users):
+    from tests.factories import make_entity
+
+    with app.app_context():
+        de01 = make_entity("DE01").id
+        db.session.commit()
+    entity_admin = client_in("DE01", "admin")
+    response = entity_admin.post(f"/settings/users/{users['viewer']}/roles", data={f"role_{de01}": "admin"})
+    assert response.status_code == 403
+    with app.app_context():
+        assert db.session.get(User, users["viewer"]).role_in(de01) == "viewer"  # the org-wide viewer role, unchanged

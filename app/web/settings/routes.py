@@ -3,7 +3,7 @@ from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from app.accounts import grants_of, AccountError, create_user, update_user
+from app.accounts import AccountError, create_user, grants_of, set_entity_roles, update_user
 from app.audit import Actor
 from app.extensions import db
 from app.models import LegalEntity, User
@@ -98,18 +98,31 @@ def users():
 @bp.route("/users/new", methods=["GET", "POST"])
 @org_admin_required
 def user_new():
-    values, error = dict(request.form), None
+    values, error, entities = dict(request.form), None, list_legal_entities()
     if request.method == "POST":
         try:
-            user = create_user(request.form.get("email", ""), request.form.get("role", ""),
-                               request.form.get("password", ""), Actor.for_user(current_user))
+            entity = _chosen_entity(entities, request.form.get("entity", ""))
+            role = request.form.get("role", "")
+            user = create_user(request.form.get("email", ""), role, request.form.get("password", ""),
+                               Actor.for_user(current_user), entity=entity)
             db.session.commit()
-            flash(f"User {user.email} created as {user.role}.", "success")
-            return redirect(url_for("settings.users"))
+            where = f"in {entity.code}" if entity else "in every legal entity"
+            flash(f"User {user.email} created as {role} {where}.", "success")
+            return redirect(url_for("settings.user_edit", user_id=user.id))
         except AccountError as failure:
             db.session.rollback()
             error = str(failure)
-    return render("settings/user_form.html", user=None, values=values, error=error, roles=ROLES), 422 if error else 200
+    return render("settings/user_form.html", user=None, values=values, error=error, roles=ROLES,
+                  entities=entities), 422 if error else 200
+
+
+def _chosen_entity(entities: list[LegalEntity], code: str) -> LegalEntity | None:
+    if not code:
+        return None
+    for entity in entities:
+        if entity.code == code:
+            return entity
+    raise AccountError(f"there is no legal entity {code!r}")
 
 
 @bp.route("/users/<int:user_id>/edit", methods=["GET", "POST"])
@@ -128,4 +141,27 @@ def user_edit(user_id: int):
         except AccountError as failure:
             db.session.rollback()
             error = str(failure)
-    return render("settings/user_form.html", user=user, values=values, error=error, roles=ROLES), 422 if error else 200
+    return _edit_page(user, values, error)
+
+
+def _edit_page(user: User, values: dict, error: str | None, grant_error: str | None = None):
+    held = dict(grants_of(user))
+    return render("settings/user_form.html", user=user, values=values, error=error, grant_error=grant_error,
+                  roles=ROLES, entities=list_legal_entities(), held=held), 422 if error or grant_error else 200
+
+
+@bp.post("/users/<int:user_id>/roles")
+@org_admin_required
+def user_roles(user_id: int):
+    """The user's role in each legal entity, as the table on their page sets it (empty: none there)."""
+    user = db.session.get(User, user_id) or abort(404)
+    try:
+        roles = {entity: request.form.get(f"role_{entity.id}") or None for entity in list_legal_entities()
+                 if f"role_{entity.id}" in request.form}
+        changes = set_entity_roles(user, roles, Actor.for_user(current_user))
+        db.session.commit()
+    except AccountError as failure:
+        db.session.rollback()
+        return _edit_page(user, {"role": user.role, "active": user.active}, None, str(failure))
+    flash(f"{user.email}: " + ("; ".join(changes) + "." if changes else "no role changed."), "success")
+    return redirect(url_for("settings.user_edit", user_id=user.id))
