@@ -113,6 +113,61 @@ def test_a_worker_killed_mid_chunk_is_noticed_its_chunk_requeued_and_the_run_com
     assert survivor.alive() and scheduler.alive()
 
 
+def test_a_worker_killed_mid_chunk_while_invoices_are_emailed_every_invoice_is_billed_and_emailed_once(
+        app, db_session, processes, tmp_path):
+    """The whole path with nobody acting: billing, the outbox, delivery over a real SMTP server, while a
+    worker dies in the middle of a chunk. Every contract-period is invoiced once, numbers are gapless,
+    and every invoice reaches its customer exactly once."""
+    from collections import Counter
+
+    from app.models import Customer, InvoiceDelivery
+    from tests.conftest import MailSink, free_port
+
+    contracts = 4 * CHUNK  # 4 chunks, 200 invoices
+    small_chunks()
+    entity = make_entity(finance_email="finance@example.com")
+    seed_contracts(entity, contracts)
+    for customer in db.session.scalars(select(Customer).where(Customer.legal_entity_id == entity.id)):
+        customer.email = f"customer-{customer.id}@example.com"
+    db.session.commit()
+    sink = MailSink(tmp_path / "mailbox", free_port())
+    sink.start()
+    env = {**FAST, "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(sink.port)}
+    queues = ("billing", "default", "delivery", "collection")
+    from app.queues import get_redis
+
+    try:
+        processes.scheduler(env)
+        doomed, survivor = processes.worker("mail-a", env, *queues), processes.worker("mail-b", env, *queues)
+        wait_until(lambda: workers_registered(get_redis(), "mail-a", "mail-b"), "both workers to listen")
+        run_id = start_billing_run(entity, AS_OF, "manual", CLI).run.id
+        taken = hold_the_lock_mid_run(entity.id, run_id, worker="mail-a")
+        doomed.kill_hard()
+        db.session.rollback()
+
+        run = wait_until(lambda: ended(run_id), "the run to end")
+        assert run.status == "completed", run.error
+        assert_billed_once_without_gaps(entity, 2 * contracts)
+
+        def deliveries() -> Counter:
+            db.session.expire_all()
+            found = Counter(d.status for d in db.session.scalars(select(InvoiceDelivery)))
+            db.session.rollback()
+            return found
+
+        wait_until(lambda: deliveries() == Counter(sent=2 * contracts), "every invoice to be e-mailed", every=0.5)
+    finally:
+        sink.stop()
+    numbers = set(db.session.scalars(select(Invoice.number).where(Invoice.legal_entity_id == entity.id)))
+    subjects = Counter(m["Subject"] for m in sink.messages())
+    per_invoice = Counter({number: sum(n for subject, n in subjects.items() if number in subject.split())
+                           for number in numbers})
+    assert set(per_invoice.values()) == {1}, survivor.output()
+    assert sum(subjects.values()) == 2 * contracts
+    requeued = audit(run_id, "billing_run.chunk_requeued")
+    assert [(e.details["job_id"], e.details["reason"]) for e in requeued] == [(taken, "worker mail-a died")]
+
+
 # ------------------------------------------------------------------ (b) Redis away for a while
 def test_worker_and_scheduler_wait_for_redis_and_carry_on(app, private_redis, processes):
     env = {**FAST, "REDIS_URL": private_redis.url}
