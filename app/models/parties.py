@@ -65,6 +65,12 @@ class LegalEntity(PostalAddressColumns, db.Model):
 
     customers: Mapped[list["Customer"]] = relationship(back_populates="legal_entity")
 
+    def today(self, now: datetime | None = None) -> date:
+        """Today's date in the legal entity's time zone (its books' calendar day)."""
+        from zoneinfo import ZoneInfo
+
+        return (now or utcnow()).astimezone(ZoneInfo(self.timezone)).date()
+
     def __repr__(self) -> str:
         return f"<LegalEntity {self.code}>"
 

@@ -40,7 +40,8 @@ def clean_customer(entity: LegalEntity, data: dict[str, str], customer: Customer
             errors["email"] = problem
     try:
         clean.update(v.parse_payment_details({key: data.get(key) for key in
-                                              ("payment_method", "iban", "mandate_reference", "mandate_date")}))
+                                              ("payment_method", "iban", "mandate_reference", "mandate_date")},
+                                             today=entity.today()))
     except v.ValidationError as error:
         errors.update(error.errors)
     if customer is not None and "vat_id" in clean and not clean["vat_id"]:

@@ -58,7 +58,7 @@ def check_row(raw: dict[str, str], entities: dict[str, LegalEntity]) -> tuple[Le
     if clean.get("start_date") and clean.get("end_date") and clean["end_date"] < clean["start_date"]:
         fields.errors["end_date"] = f"{clean['end_date']} is before start_date {clean['start_date']}"
     try:
-        clean.update(v.parse_payment_details(raw))
+        clean.update(v.parse_payment_details(raw, today=entity.today() if entity is not None else None))
     except v.ValidationError as error:
         fields.errors.update(error.errors)
     p.take_address(fields, ADDRESS_COLUMNS)

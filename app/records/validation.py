@@ -363,12 +363,13 @@ def parse_collection_lead_days(value: int | str | None) -> int | None:
 MANDATE_REFERENCE_MAX = column_length(Customer.mandate_reference)  # SEPA: at most 35 characters
 
 
-def parse_payment_details(raw: dict[str, str | None]) -> dict:
+def parse_payment_details(raw: dict[str, str | None], today: date | None = None) -> dict:
     """Payment method and the SEPA direct debit details it needs, as the contracts CSV has them.
 
     `raw` has the keys payment_method, iban, mandate_reference and mandate_date. `sepa_debit` needs an
     IBAN (valid checksum), a mandate reference and a mandate date; an IBAN given for `manual` is
-    still checked. Raises ValidationError with every problem, keyed by those names.
+    still checked. A mandate date after `today` (the legal entity's) is refused: a mandate is signed before it
+    is used. Raises ValidationError with every problem, keyed by those names.
     """
     fields = Fields(raw)
     clean, errors, take = fields.clean, fields.errors, fields.take
@@ -386,6 +387,10 @@ def parse_payment_details(raw: dict[str, str | None]) -> dict:
     else:
         take("mandate_reference", lambda s: parse_optional_text(s, "mandate reference", MANDATE_REFERENCE_MAX))
         take("mandate_date", parse_optional_date)
+    signed = clean.get("mandate_date")
+    if today is not None and signed is not None and signed > today:
+        errors["mandate_date"] = (f"{signed.isoformat()} is after today ({today.isoformat()}): enter the date the "
+                                  "customer signed the mandate, which is before its first debit")
     if errors:
         raise ValidationError(errors)
     return clean

@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, select
 
@@ -12,7 +11,6 @@ from app.extensions import db
 from app.billing.money import round_money
 from app.models import BankEntry, BillingRun, Invoice, LegalEntity
 from app.models.banking import QUEUED
-from app.models.types import utcnow
 
 OPEN_STATUSES = ("issued",)
 
@@ -44,7 +42,7 @@ class DashboardFigures:
 
 
 def entity_today(entity: LegalEntity, now: datetime | None = None) -> date:
-    return (now or utcnow()).astimezone(ZoneInfo(entity.timezone)).date()
+    return entity.today(now)
 
 
 def dashboard_figures(entity: LegalEntity) -> DashboardFigures:

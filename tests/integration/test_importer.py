@@ -114,6 +114,8 @@ BAD_CASES = [
      "line 2: mandate_reference: mandate reference contains a line break (LF)"),
     ("DE01,C-9,Acme,,Hosting,1,1,EUR,19,monthly,9999-12-31,,,,,",
      "line 2: start_date: 9999-12-31 is outside the dates Arbill takes (1900-01-01 to 2999-12-31)"),
+    ("DE01,C-9,Acme,,Hosting,1,1,EUR,19,monthly,2026-01-01,,sepa_debit,DE89370400440532013000,M-1,2031-01-01",
+     "line 2: mandate_date: 2031-01-01 is after today"),
 ]
 
 

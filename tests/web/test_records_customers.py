@@ -237,3 +237,14 @@ def test_the_billing_address_is_structured_and_shown_as_a_letter_would(app, clie
     with app.app_context():
         assert db.session.get(Customer, world["bolt"]).city == "Tallinn"
 
+
+
+def test_a_mandate_signed_in_the_future_is_refused(app, client_as, world):
+    client = client_as("accountant")
+    response = client.post("/customers/new", data={
+        "name": "Future GmbH", "email": "ap@future.example", "payment_method": "sepa_debit",
+        "iban": "DE89 3704 0044 0532 0130 00", "mandate_reference": "M-9", "mandate_date": "2031-01-15"})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "2031-01-15 is after today" in html and "the date the customer signed the mandate" in html
+    assert count_customers(app) == 2  # nothing saved
