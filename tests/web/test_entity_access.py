@@ -34,7 +34,7 @@ ORG_ADMIN = {"settings.users", "settings.user_new", "settings.user_edit", "setti
              "orchestration.add", "orchestration.delete", "orchestration.disable", "orchestration.enable",
              "agents.configure", "agents.toggle", "settings.audit_trail_verify"}
 # The user's own legal entity (the header's): whatever they answer, nothing of another entity is in it.
-OWN_ENTITY = {"main.home", "main.switch_entity", "agents.index", "agents.detail", "agents.configuration", "agents.runs",
+OWN_ENTITY = {"main.home", "main.switch_entity", "main.search", "agents.index", "agents.detail", "agents.configuration", "agents.runs",
               "agents.audit", "agents.run", "collections.index", "orchestration.index", "records.bank",
               "records.bank_import", "records.bank_rematch", "records.contract_line_row", "records.contract_new",
               "records.contracts", "records.contracts_import", "records.customer_new", "records.customers",

@@ -8,7 +8,8 @@ from app.extensions import db
 from app.models import LegalEntity
 from app.records.validation import FieldError, parse_id
 from app.web.helpers import render
-from app.web.input import bad_request
+from app.web.decorators import role_required
+from app.web.input import arg_search, bad_request
 from app.web.main import bp
 
 
@@ -41,3 +42,21 @@ def switch_entity():
     if urlsplit(target).netloc or not target.startswith("/") or target.startswith("//"):
         target = url_for("main.home")
     return redirect(target)
+
+
+SEARCH_LINKS = {"invoice": ("records.invoice_detail", "invoice_id"), "customer": ("records.customer_detail", "customer_id"),
+                "contract": ("records.contract_detail", "contract_id"), "bank_entry": ("records.bank_entry", "entry_id")}
+
+
+@bp.get("/search")
+@role_required("viewer")
+def search():
+    """The header's search box: invoice number, customer name or e-mail, contract reference, IBAN. One hit opens it."""
+    from app.records.search import search as find
+
+    results = find(arg_search(), current_user.visible_entity_ids())
+    if len(results.hits) == 1 and not results.more:
+        hit = results.hits[0]
+        endpoint, param = SEARCH_LINKS[hit.kind]
+        return redirect(url_for(endpoint, **{param: hit.id}))
+    return render("main/search.html", results=results, links=SEARCH_LINKS)
