@@ -191,3 +191,12 @@ def test_actions_on_a_job_or_queue_that_cannot_take_them_are_conflicts_not_error
     assert admin_client.post(f"/rq/job/{job.id}/requeue").status_code == 409
     assert admin_client.post("/rq/queue/no-such-queue/compact").status_code in (200, 409)
     assert queue.count == 1
+
+
+def test_the_dashboard_leads_back_to_arbill_and_every_page_has_an_icon(admin_client):
+    page = admin_client.get("/rq/", follow_redirects=True).get_data(as_text=True)
+    assert 'id="back-to-arbill"' in page and 'href="/"' in page
+    home = admin_client.get("/").get_data(as_text=True)
+    assert 'rel="icon" href="/static/favicon.svg"' in home
+    icon = admin_client.get("/static/favicon.svg")
+    assert icon.status_code == 200 and icon.get_data(as_text=True).startswith("<svg")
