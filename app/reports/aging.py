@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import and_, case, func, literal, literal_column, select
+from sqlalchemy import and_, case, exists, func, literal, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.billing.money import CurrencyError, minor_unit
@@ -117,7 +117,7 @@ class KeyFigures:
     overdue_share: Decimal | None  # percent of the open amount past due
     over_30_share: Decimal | None  # percent of the open amount more than 30 days past due
     credit_sales: Decimal  # invoiced in the DSO window
-    dso: Decimal | None  # days; None without sales in the window
+    dso: Decimal | None  # days; None without sales in the window, or with less history than the window
     top_customers_share: Decimal | None  # percent of the open amount owed by the TOP_CUSTOMERS largest
 
 
@@ -135,6 +135,8 @@ class AgingReport:
     entity_code: str
     as_of: date
     sections: list[CurrencySection] = field(default_factory=list)
+    # Set when the sales history is shorter than the DSO window (DSO is not shown): the first sale's date.
+    first_sale: date | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -210,6 +212,16 @@ def credit_sales_query(entity_id: int, as_of: date, window_days: int = DSO_WINDO
     )
 
 
+def short_sales_history(entity_id: int, as_of: date, window_days: int = DSO_WINDOW_DAYS) -> tuple[bool, date | None]:
+    """(True, the first sale's date or None) when the legal entity has no sale as old as the DSO window's first
+    day: DSO would then measure days without sales (on day one it says "90 days"). (False, None) otherwise."""
+    sales = and_(Invoice.legal_entity_id == entity_id, Invoice.kind == "invoice", Invoice.status.in_(SALES_STATUSES))
+    window_start = as_of - timedelta(days=window_days - 1)
+    if db.session.scalar(select(exists().where(sales, Invoice.issue_date <= window_start))):
+        return False, None
+    return True, db.session.scalar(select(func.min(Invoice.issue_date)).where(sales, Invoice.issue_date <= as_of))
+
+
 def _row(currency: str, quantum: Decimal | None, customer_id: int, name: str, values, total, count) -> AgingRow:
     return AgingRow(currency, customer_id, name,
                     {key: _at_minor_unit(v, quantum) for key, v in zip(BUCKET_KEYS, values)},
@@ -234,20 +246,23 @@ def aging_report(entity: LegalEntity, as_of: date) -> AgingReport:
         rows_by_currency.setdefault(currency, []).append(
             _row(currency, quanta[currency], r[1], r[2], r[3:3 + n], r[3 + n], r[4 + n]))
     sales = {c: _at_minor_unit(s, _quantum(c)) for c, s in db.session.execute(credit_sales_query(entity.id, as_of))}
+    short_history, first_sale = short_sales_history(entity.id, as_of)
 
     # The entity's own currency first, then the others alphabetically.
     currencies = sorted(rows_by_currency, key=lambda c: (c != entity.currency, c))
-    report = AgingReport(entity.id, entity.code, as_of)
+    report = AgingReport(entity.id, entity.code, as_of, first_sale=first_sale)
     for currency in currencies:
         rows = rows_by_currency[currency]
         totals = totals_row(currency, rows)
         report.sections.append(CurrencySection(currency, rows, totals,
-                                               key_figures(rows, totals, sales.get(currency, ZERO))))
+                                               key_figures(rows, totals, sales.get(currency, ZERO), short_history)))
     return report
 
 
-def key_figures(rows: list[AgingRow], totals: AgingRow, credit_sales: Decimal) -> KeyFigures:
-    """The cards of one currency section, from its (already aggregated) rows, largest first."""
+def key_figures(rows: list[AgingRow], totals: AgingRow, credit_sales: Decimal,
+                short_history: bool = False) -> KeyFigures:
+    """The cards of one currency section, from its (already aggregated) rows, largest first; no DSO with
+    `short_history` (fewer days of sales than the DSO window)."""
     open_amount = totals.total
     overdue = open_amount - totals.amounts["current"]
     over_30 = sum((totals.amounts[k] for k in OVER_30_KEYS), ZERO)
@@ -258,7 +273,7 @@ def key_figures(rows: list[AgingRow], totals: AgingRow, credit_sales: Decimal) -
         overdue_share=percent(overdue, open_amount),
         over_30_share=percent(over_30, open_amount),
         credit_sales=credit_sales,
-        dso=dso_days(open_amount, credit_sales),
+        dso=None if short_history else dso_days(open_amount, credit_sales),
         top_customers_share=percent(top, open_amount),
     )
 

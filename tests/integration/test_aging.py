@@ -207,3 +207,15 @@ def test_csv_rows_are_plain_decimals_per_currency_with_totals(db_session):
         ["JPY", "Total", "0", "0", "1500", "0", "0", "1500"],
     ]
     assert csv_filename(report) == "ar-aging-DE01-2026-11-26.csv"
+
+
+def test_dso_waits_for_a_whole_window_of_sales_history(db_session):
+    """Day one: every invoice is of this month, so "open ÷ sales × 90" would say 90 days of nothing."""
+    entity = make_entity()
+    add_invoice(entity, "New", "100.00", days=-10, issue=AS_OF - timedelta(days=4))
+    report = aging_report(entity, AS_OF)
+    assert section(report).figures.dso is None and report.first_sale == AS_OF - timedelta(days=4)
+    # A sale on the window's first day is history enough.
+    add_invoice(entity, "Older", "100.00", days=-10, issue=AS_OF - timedelta(days=89))
+    report = aging_report(entity, AS_OF)
+    assert section(report).figures.dso == D("90.0") and report.first_sale is None
