@@ -5,7 +5,7 @@ import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.agents.events import emit
@@ -43,6 +43,13 @@ def retry_days() -> list[int]:
 class CollectionResult:
     status: str
     message: str
+
+
+def needs_attention():
+    """SQL: a collection a person must decide on — failed or flagged, or a SEPA debit that waits (only a
+    reversed payment on its invoice leaves one waiting)."""
+    return or_(Collection.status.in_(("failed", "flagged")),
+               and_(Collection.status == "waiting", Collection.method == "sepa_debit"))
 
 
 def collection_for(invoice: Invoice, method: str) -> tuple[Collection, bool]:

@@ -17,7 +17,6 @@ from app.extensions import db
 from app.models import Collection, CustomerCredit, Invoice, LegalEntity, Payment, SepaBatch, SepaBatchItem
 from app.models.types import utcnow
 from app.records import validation as v
-from app.reports.dashboard import entity_today
 
 
 class PaymentError(ValueError):
@@ -148,7 +147,7 @@ def record_payments(requests: list[PaymentRequest], actor: Actor, locked: dict[i
     invoices = locked if locked is not None else locked_dues(r.invoice_id for r in requests)
     entities = {entity_id: db.session.get(LegalEntity, entity_id)
                 for entity_id in {i.legal_entity_id for i in invoices.values()}}
-    todays = {entity_id: entity_today(entity) for entity_id, entity in entities.items()}
+    todays = {entity_id: entity.today() for entity_id, entity in entities.items()}
     paid_before = {i.id for i in invoices.values() if i.status == "paid"}
     after: list[tuple[_Due, str, str]] = []
     for request in requests:
@@ -263,7 +262,7 @@ def reverse_payment(payment_id: int, reason: str, actor: Actor) -> Payment:
     amount = _money(payment.amount, invoice)
     _check_can_take_back(invoice, amount)
 
-    today = entity_today(invoice.legal_entity)
+    today = invoice.legal_entity.today()
     reversal = Payment(invoice_id=invoice.id, amount=-amount, received_on=today, reference=payment.reference,
                        source=payment.source, customer_credit_id=payment.customer_credit_id,
                        bank_entry_id=payment.bank_entry_id, reverses_payment_id=payment.id, reason=reason, recorded_by=actor.label)

@@ -4,10 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from app.extensions import db
 from app.models import Collection, Customer, Invoice, LegalEntity, SepaBatch, SepaBatchItem
+from app.payments.collection import needs_attention
 from app.web.helpers import Page
 
 
@@ -67,16 +68,24 @@ class CollectionRow:
 ATTENTION_LIMIT = 200
 
 
-def collections_with_status(entity: LegalEntity, statuses: tuple[str, ...],
-                            method: str | None = None) -> list[CollectionRow]:
-    """The entity's collections in these states (by this payment method): those waiting longest first."""
+def collections_with_status(entity: LegalEntity, statuses: tuple[str, ...]) -> list[CollectionRow]:
+    """The entity's collections in these states: those waiting longest first."""
+    return _collections(entity, Collection.status.in_(statuses))
+
+
+def collections_needing_attention(entity: LegalEntity) -> list[CollectionRow]:
+    """What a person must decide on (app.payments.collection.needs_attention), failed and flagged first."""
+    return _collections(entity, needs_attention(), first=case((Collection.status == "waiting", 1), else_=0))
+
+
+def _collections(entity: LegalEntity, condition, first=None) -> list[CollectionRow]:
     rows = db.session.execute(
         select(Collection, Invoice, Customer)
         .join(Invoice, Invoice.id == Collection.invoice_id)
         .join(Customer, Customer.id == Invoice.customer_id)
-        .where(Invoice.legal_entity_id == entity.id, Collection.status.in_(statuses),
-               *([Collection.method == method] if method else []))
-        .order_by(Collection.next_retry_on, Collection.updated_at, Collection.id)
+        .where(Invoice.legal_entity_id == entity.id, condition)
+        .order_by(*([first] if first is not None else []), Collection.next_retry_on, Collection.updated_at,
+                  Collection.id)
         .limit(ATTENTION_LIMIT)
     )
     return [CollectionRow(collection, invoice, customer) for collection, invoice, customer in rows]

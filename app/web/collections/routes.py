@@ -15,7 +15,7 @@ from app.payments.sepa import BatchError, close_batch, file_name
 from app.reports.dashboard import entity_today
 from app.web.collections import bp
 from app.web.collections.queries import (batch_items, batch_rows, batch_total, batches_query,
-                                         collections_with_status)
+                                         collections_needing_attention, collections_with_status)
 from app.web.decorators import role_required
 from app.web.helpers import current_entity, entity_record_or_404, paginate, render
 from app.web.input import upload_limit
@@ -46,8 +46,7 @@ def index():
     if entity is not None:
         listing = batch_rows(paginate(batches_query(entity)))
         # A SEPA debit customer's invoice waits only when a payment on it was reversed: a person decides.
-        attention = (collections_with_status(entity, ("failed", "flagged"))
-                     + collections_with_status(entity, ("waiting",), method="sepa_debit"))
+        attention = collections_needing_attention(entity)
         retries = collections_with_status(entity, ("retry_scheduled",))
     return render("collections/index.html", "collections/_batches.html", entity=entity, listing=listing,
                   attention=attention, retries=retries)
