@@ -74,6 +74,7 @@ class AppWorker(Worker):
     """
 
     flask_app = None
+    log_result_lifespan = False  # "result is kept for 500 seconds" after every job tells a person nothing
 
     def __init__(self, *args, redis_retry_max: float = 30.0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -297,6 +298,25 @@ def settle_heap() -> None:
     gc.set_threshold(*GC_THRESHOLD)
 
 
+class HousekeepingFilter(logging.Filter):
+    """The system jobs that run every minute (outbox relay, schedule sync …) log at DEBUG, not INFO: the
+    terminal shows runs, deliveries and errors, not "Job OK" twice a minute. Their failures still show
+    (WARNING and above pass). LOG_HOUSEKEEPING=1 shows them all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from app.schedules.sync import SYSTEM_JOBS
+
+        self.marks = tuple(f"({job.id})" for job in SYSTEM_JOBS) + tuple(
+            f"completed {job.description} job" for job in SYSTEM_JOBS)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO:
+            return True
+        message = record.getMessage()
+        return not any(mark in message for mark in self.marks)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Arbill RQ worker")
     parser.add_argument("queues", nargs="*", default=list(QUEUES), help=f"queues in priority order (default: {' '.join(QUEUES)})")
@@ -309,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
 
     for logger in ("rq.worker", "app"):  # the worker's own lines and the jobs' warnings, timestamped
         setup_loghandlers("INFO", name=logger)
+    if os.environ.get("LOG_HOUSEKEEPING", "") not in ("1", "true", "yes"):
+        logging.getLogger("rq.worker").addFilter(HousekeepingFilter())
     app = create_app()
     AppWorker.flask_app = app
     with app.app_context():

