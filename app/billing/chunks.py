@@ -26,6 +26,7 @@ from app.bulk import copy_rows, for_each_id, json_encoder, row_encoder
 from app.extensions import db
 from app.billing.vat import TaxTreatment
 from app.payments.credits import NewInvoice, apply_customer_credits
+from app.records.precedence import first_set
 from app.models import BillingRun, BillingRunItem, Contract, ContractLine, Customer, LegalEntity, TaxCode
 from app.models.types import utcnow
 
@@ -68,13 +69,13 @@ def load_terms(entity: LegalEntity, contract_ids: list[int], default_terms: int)
                 tax = treatments[(code, *treatment)] = TaxTreatment(treatment[0], code, *treatment[1:])
             vat_rate = code_rate  # the code's rate is the line's (the line keeps a copy of it)
         lines[cid].append((position, LineInput(description, quantity, unit_price, vat_rate, tax)))
-    fallback = entity.payment_terms_days if entity.payment_terms_days is not None else default_terms
+    fallback, _ = first_set(entity.payment_terms_days, default_terms)  # contract > entity > agent (precedence.py)
     seller = seller_of(entity)
     terms = {}
     for cid, (reference, customer_id, currency, frequency, start_date, end_date, days, *buyer) in contracts.items():
         ordered = tuple(line for _position, line in sorted(lines[cid], key=itemgetter(0)))
         terms[cid] = ContractTerms(cid, reference, customer_id, currency, frequency, start_date, end_date, ordered,
-                                   days if days is not None else fallback, seller, _buyer(*buyer))
+                                   first_set(days, fallback)[0], seller, _buyer(*buyer))
     return terms
 
 

@@ -30,9 +30,9 @@ def settings() -> dict:
 def lead_days(entity: LegalEntity) -> int:
     """Days between closing the entity's SEPA batch and the earliest collection date asked of the bank: the
     entity's own (Settings > Legal entities), else the Payment Collection Agent's setting."""
-    if entity.collection_lead_days is not None:
-        return entity.collection_lead_days
-    return int(settings()["collection_lead_days"])
+    from app.records.precedence import collection_lead_days
+
+    return collection_lead_days(entity, int(settings()["collection_lead_days"])).value
 
 
 def retry_days() -> list[int]:

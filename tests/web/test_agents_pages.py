@@ -303,3 +303,23 @@ def test_the_runs_tab_lists_the_current_entitys_runs_with_a_link_to_runs_billing
 def test_the_runs_tab_empty_state_points_to_the_overview(client_as, demo):
     html = client_as("viewer").get("/agents/billing_run/runs").get_data(as_text=True)
     assert "No billing runs for DE01 yet — start one from the Overview tab." in html
+
+
+def test_an_agent_setting_a_legal_entity_overrides_says_so_wherever_it_is_shown(app, client_as, demo):
+    """Payment terms 14 → 30 on the agent changes nothing for DE01, which sets 14 itself: every page says so."""
+    from app.models import Contract, LegalEntity
+
+    admin = client_as("admin")
+    form = {"auto_post": "on", "payment_terms_days": "30", "chunk_size": "2000", "as_of_offset_days": "0"}
+    assert admin.post("/agents/billing_run/configuration", data=form).status_code == 303
+    page = admin.get("/agents/billing_run/configuration").get_data(as_text=True)
+    assert 'id="overrides-payment_terms_days"' in page and "Does not apply in\n        DE01 (14)" in page
+    assert 'id="overrides-chunk_size"' not in page  # no legal entity sets that
+    with app.app_context():
+        contract_id = db.session.scalar(select(Contract.id).order_by(Contract.id))
+        entity_id = db.session.scalar(select(LegalEntity.id))
+    detail = admin.get(f"/contracts/{contract_id}").get_data(as_text=True)
+    assert ("14 days, from the legal entity DE01; the Billing Run Agent&#39;s default 30 days does not apply"
+            in detail)
+    assert "the Billing Run Agent&#39;s default (30 days) applies" in admin.get(
+        f"/settings/entities/{entity_id}/edit").get_data(as_text=True)

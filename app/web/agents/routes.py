@@ -14,6 +14,7 @@ from app.billing.queries import agent_timeline, latest_run, runs_query
 from app.billing.runs import RunRefused, default_as_of, start_billing_run
 from app.extensions import db, htmx
 from app.models import AgentDefinition
+from app.records.precedence import entity_overrides
 from app.records.validation import FieldError, ValidationError, parse_optional_date
 from app.web.agents import bp
 from app.web.decorators import org_admin_required, role_required
@@ -52,6 +53,7 @@ def _page(agent: AgentDefinition, tab: str, partial: str | None = None, status: 
         base["default_as_of"] = default_as_of(entity, current_configuration(agent))
     if tab == "configuration" and base["spec"] is not None:
         base.setdefault("values", current_configuration(agent))
+        base["overrides"] = {s.name: entity_overrides(agent.key, s.name) for s in base["spec"].settings}
     if tab == "runs" and bills and entity is not None:
         query = runs_query(entity.id)
         base["runs"] = list(db.session.scalars(query.limit(RUNS_ON_TAB)))

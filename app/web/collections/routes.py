@@ -9,9 +9,9 @@ from flask_login import current_user
 from app.audit import Actor
 from app.extensions import db
 from app.models import LegalEntity, SepaBatch, SepaBatchItem
-from app.payments.collection import lead_days
 from app.payments.results import COLUMNS, EXAMPLE, OutcomeError, ResultImportFailed, apply_outcome, import_results
 from app.payments.sepa import BatchError, close_batch, file_name
+from app.records.precedence import collection_lead_days
 from app.reports.dashboard import entity_today
 from app.web.collections import bp
 from app.web.collections.queries import (batch_items, batch_rows, batch_total, batches_query,
@@ -56,7 +56,7 @@ def _batch_page(batch: SepaBatch, *, close_error: str | None = None, item_errors
                 import_errors: list[str] | None = None, status: int = 200) -> Response:
     entity = _entity_of(batch)
     response = render("collections/batch.html", batch=batch, entity=entity, rows=batch_items(batch),
-                      total=batch_total(batch), today=entity_today(entity), lead_days=lead_days(entity), close_error=close_error,
+                      total=batch_total(batch), today=entity_today(entity), lead_days=collection_lead_days(entity), close_error=close_error,
                       item_errors=item_errors or {}, import_errors=import_errors or [], columns=COLUMNS,
                       example=EXAMPLE)
     response.status_code = status

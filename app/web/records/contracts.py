@@ -14,6 +14,7 @@ from app.models.contracts import CONTRACT_STATUSES
 from app.records import contracts as service
 from app.records.customers import entity_customers
 from app.records.invoices import is_overdue
+from app.records.precedence import payment_terms
 from app.records.importer import CLI_HINT, COLUMNS, ImportFailed, import_contracts
 from app.records.taxcodes import entity_codes
 from app.records.validation import ValidationError
@@ -118,7 +119,8 @@ def render_detail(contract: Contract, errors: dict | None = None, end_date: str 
                       invoices=service.contract_invoices(contract), invoice_total=service.invoice_count(contract),
                       upcoming=service.upcoming_periods(contract, today),
                       amounts=service.period_amounts(contract), plain=service.plain_number, today=today,
-                      is_overdue=is_overdue, errors=errors or {}, end_date=end_date or today.isoformat())
+                      is_overdue=is_overdue, errors=errors or {}, end_date=end_date or today.isoformat(),
+                      terms=payment_terms(contract.legal_entity, contract))
     return unprocessable(response) if errors else response
 
 

@@ -64,7 +64,8 @@ def entity_new():
             except ValidationError as error:
                 db.session.rollback()
                 errors = error.errors
-    return render("settings/entity_form.html", entity=None, values=values, errors=errors), 422 if errors else 200
+    return render("settings/entity_form.html", entity=None, values=values, errors=errors,
+                  agent_defaults=_agent_defaults()), 422 if errors else 200
 
 
 @bp.route("/entities/<int:entity_id>/edit", methods=["GET", "POST"])
@@ -85,7 +86,17 @@ def entity_edit(entity_id: int):
             except ValidationError as error:
                 db.session.rollback()
                 errors = error.errors
-    return render("settings/entity_form.html", entity=entity, values=values, errors=errors), 422 if errors else 200
+    return render("settings/entity_form.html", entity=entity, values=values, errors=errors,
+                  agent_defaults=_agent_defaults()), 422 if errors else 200
+
+
+def _agent_defaults() -> dict[str, int]:
+    """The agents' values a legal entity's empty field falls back to (shown beside the field)."""
+    from app.billing.runs import agent_settings
+    from app.payments.collection import settings
+
+    return {"payment_terms_days": int(agent_settings()["payment_terms_days"]),
+            "collection_lead_days": int(settings()["collection_lead_days"])}
 
 
 @bp.get("/users")
