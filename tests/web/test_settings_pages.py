@@ -198,3 +198,18 @@ def test_only_an_organisation_admin_changes_roles(app, client_in, users):
     assert response.status_code == 403
     with app.app_context():
         assert db.session.get(User, users["viewer"]).role_in(de01) == "viewer"  # the org-wide viewer role, unchanged
+
+
+def test_the_legal_entity_form_keeps_its_grid_when_it_shows_errors(admin_client):
+    from lxml import html
+
+    response = admin_client.post("/settings/entities/new", data={**ENTITY, "country": "XX", "vat_id": "XX123",
+                                                                 "currency": "EURO"})
+    assert response.status_code == 422
+    tree = html.fromstring(response.get_data(as_text=True))
+    errors = tree.xpath("//small[@class='error']")
+    assert {e.get("id") for e in errors} >= {"error-country", "error-vat_id", "error-currency"}
+    for grid in tree.xpath("//form//div[@class='grid']"):  # every cell of a row is one field with its error
+        assert {child.tag for child in grid} == {"label"}, html.tostring(grid)[:200]
+    country = tree.xpath("//input[@name='country']")[0]
+    assert country.get("aria-describedby") == "error-country" and country.get("aria-invalid") == "true"
