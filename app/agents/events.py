@@ -122,7 +122,7 @@ def relay_outbox(batch_size: int = 200, max_batches: int | None = None) -> Relay
         handed_on: list[tuple[str, int]] = []
         for event in events:
             if event.depth > limit:
-                record("workflow.stopped", "event", event.id, Actor.system("relay"),
+                record("workflow.stopped", "event", event.id, Actor.system("Orchestration"),
                        legal_entity_id=event.legal_entity_id, billing_run_id=event.billing_run_id,
                        event_type=event.type, depth=event.depth,
                        reason=f"event chain deeper than {limit} steps: stopped so it cannot loop forever")
@@ -130,7 +130,7 @@ def relay_outbox(batch_size: int = 200, max_batches: int | None = None) -> Relay
                 continue
             for key in agents_of[event.type]:
                 handed_on.append((key, event.id))
-                record("workflow.step_fired", "event", event.id, Actor.system("relay"),
+                record("workflow.step_fired", "event", event.id, Actor.system("Orchestration"),
                        legal_entity_id=event.legal_entity_id, billing_run_id=event.billing_run_id,
                        event_type=event.type, agent=key, job_id=agent_event_job_id(key, event.id))
         _record_handlings(handed_on, now)

@@ -15,6 +15,7 @@ from app.extensions import db
 from app.models import AuditEntry, BillingRun, BillingRunItem, Contract, Customer, Invoice
 from app.models.runs import ACTIVE_RUN_STATUSES, ITEM_STATUSES, RUN_STATUSES
 from app.models.types import utcnow
+from app.wording import event_words
 
 
 # ------------------------------------------------------------------ runs
@@ -97,6 +98,14 @@ def _totals(totals: dict | None, locale: str) -> str:
                      for currency, amount in sorted((totals or {}).items()))
 
 
+def _money(amount, currency: str | None, locale: str) -> str:
+    """An amount of the audit's details in the entity's format (58,53 €); as stored when it is not one."""
+    try:
+        return format_currency(Decimal(str(amount)), currency, locale=locale)
+    except Exception:  # noqa: BLE001 - details written by older versions may lack a field
+        return f"{amount} {currency or ''}".strip()
+
+
 def _agent_name(key: str | None) -> str:
     from app.agents.registry import get_spec
 
@@ -149,14 +158,15 @@ def describe(entry: AuditEntry, locale: str = "en_US") -> str:
     if action == "billing_run.cancelled":
         return f"Cancelled by {who}"
     if action == "workflow.step_fired":
-        return f"Workflow step: event {d.get('event_type')} → {_agent_name(d.get('agent'))}, job {d.get('job_id')}"
+        return f"{_agent_name(d.get('agent'))} asked to act, because {event_words(d.get('event_type'))}"
     if action == "workflow.stopped":
-        return f"Workflow stopped at event {d.get('event_type')}: {d.get('reason')}"
+        return f"Follow-up work stopped after {event_words(d.get('event_type'))}: {d.get('reason')}"
     if action == "workflow.step_requeued":
-        return (f"Workflow step queued again: event {d.get('event_type')} → {_agent_name(d.get('agent'))}, "
+        return (f"{_agent_name(d.get('agent'))} asked again to act on {event_words(d.get('event_type'))}, "
                 f"because {d.get('reason')}")
     if action == "workflow.step_failed":
-        return f"Workflow step failed for good: event {d.get('event_type')} → {_agent_name(d.get('agent'))}"
+        return (f"{_agent_name(d.get('agent'))} could not act on {event_words(d.get('event_type'))} after its "
+                "retries: see its Audit tab")
     if action == "invoice.delivery_unknown":
         return (f"Invoice {d.get('number')}: delivery outcome unknown (its worker stopped mid-send); "
                 "check with the customer, then Resend")
@@ -168,18 +178,19 @@ def describe(entry: AuditEntry, locale: str = "en_US") -> str:
                 f"{d.get('duplicate_entries', 0)} imported before")
     if action == "bank_entry.applied":
         target = d.get("invoice") or f"invoice #{d.get('invoice_id')}"
-        return (f"Bank entry #{entry.subject_id}: {d.get('amount')} {d.get('currency')} applied to {target} "
-                f"({d.get('reason')})")
+        return (f"Bank entry #{entry.subject_id}: {_money(d.get('amount'), d.get('currency'), locale)} applied to "
+                f"{target} ({d.get('reason')})")
     if action == "bank_entry.debit_returned":
         return (f"Bank entry #{entry.subject_id}: SEPA debit {d.get('end_to_end_id')} for {d.get('invoice')} returned "
                 f"({d.get('reason')}): due again")
     if action == "bank_entry.not_ours":
         return f"Bank entry #{entry.subject_id} marked as not ours by {who}: {d.get('reason')}"
     if action == "customer_credit.created":
-        return f"Over-payment of {d.get('amount')} {d.get('currency')} kept as customer credit ({d.get('reason')})"
+        return (f"Over-payment of {_money(d.get('amount'), d.get('currency'), locale)} kept as customer credit "
+                f"({d.get('reason')})")
     if action == "payment.recorded":
-        return (f"Payment of {d.get('amount')} {d.get('currency')} recorded on "
+        return (f"Payment of {_money(d.get('amount'), d.get('currency'), locale)} recorded on "
                 f"{d.get('number') or 'invoice #' + str(entry.subject_id)} "
-                f"({d.get('source')}); {d.get('amount_due')} still due")
+                f"({d.get('source')}); {_money(d.get('amount_due'), d.get('currency'), locale)} still due")
     details = ", ".join(f"{k} {v}" for k, v in d.items())
     return f"{action.replace('_', ' ').replace('.', ': ', 1)} by {who}" + (f" ({details})" if details else "")

@@ -17,6 +17,7 @@ from app.billing.references import format_creditor_reference
 from app.extensions import db, htmx
 from app.formatting import fast_money
 from app.models import LegalEntity
+from app.wording import event_words
 
 
 # ------------------------------------------------------------------ the current legal entity
@@ -153,7 +154,7 @@ def duration(seconds: float | None) -> str:
 
 
 def init_app(app: Flask) -> None:
-    app.jinja_env.filters.update(money=money, number=number, local_time=local_time, iso_date=iso_date,
+    app.jinja_env.filters.update(event_words=event_words, money=money, number=number, local_time=local_time, iso_date=iso_date,
                                  duration=duration, creditor_reference=format_creditor_reference)
 
     @app.context_processor

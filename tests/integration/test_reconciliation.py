@@ -246,7 +246,7 @@ def test_the_agent_shows_under_definitions_with_its_configuration_and_audit(app,
     configuration = viewer.get("/agents/reconciliation/configuration").get_data(as_text=True)
     assert "Match by amount and payer" in configuration and "Over-payments become customer credit" in configuration
     audit = viewer.get("/agents/reconciliation/audit").get_data(as_text=True)
-    assert f"58.53 EUR applied to {a1.number} (creditor reference of {a1.number})" in audit
+    assert f"58,53\xa0€ applied to {a1.number} (creditor reference of {a1.number})" in audit
     # an admin turns matching by payer off: a transfer with no reference then waits
     update_configuration(get_agent("reconciliation"), {"match_by_payer": False, "overpayment_to_credit": True}, ACTOR)
     _, a2, _ = db.session.scalars(select(Invoice).order_by(Invoice.id)).all()

@@ -35,8 +35,10 @@ def test_every_role_reads_the_rules_and_the_note(client_as, role):
     assert "invoice.issued" in html and "Invoice Delivery Agent" in html and "Payment Collection Agent" in html
     assert "payment.retry_scheduled" in html and "billing.run_requested" in html
     text = " ".join(html.split())
-    assert ("Events are written with the change that causes them; the relay hands each to the agents below "
-            "(at least once; agents tolerate duplicates). Chains deeper than EVENT_CHAIN_MAX_DEPTH (5) are stopped.") in text
+    assert ("Each rule asks an agent to act when something happens, e.g. “when an invoice is issued, the Invoice "
+            "Delivery Agent e-mails it”.") in text and "stop after 5 steps" in text
+    assert "relay" not in text and "EVENT_CHAIN_MAX_DEPTH" not in text  # the finance team's words, not ours
+    assert "An invoice is issued" in text and "A failed collection is due for another try" in text
     assert ("Add rule" in html) is (role == "admin")
     assert ("Disable" in html) is (role == "admin")
 

@@ -266,16 +266,16 @@ def test_the_invoices_tab_lists_the_invoices_of_the_run(app, client_as, demo):
 def test_the_audit_tab_tells_the_runs_lifecycle_in_words(app, client_as, demo):
     run_id = start(app, actor=Actor("user", "admin@arbill.example"))
     with app.app_context():
-        record("workflow.step_fired", "event", 7, Actor.system("relay"), billing_run_id=run_id,
+        record("workflow.step_fired", "event", 7, Actor.system("Orchestration"), billing_run_id=run_id,
                event_type="invoice.issued", agent="invoice_delivery", job_id="invoice_delivery-event-7")
         db.session.commit()
     html = client_as("viewer").get(f"/runs/{run_id}/audit").get_data(as_text=True)
     queued = html.index(f"Queued by admin@arbill.example (manual trigger), as of {date.today().isoformat()}")
     started = html.index("Started by billing worker")
     completed = html.index(f"Completed: 2 invoices, {EUR_117_06}")
-    fired = html.index("Workflow step: event invoice.issued → ")
+    fired = html.index("Invoice Delivery Agent asked to act, because an invoice is issued")
     assert queued < started < completed < fired  # oldest first
-    assert "job invoice_delivery-event-7" in html and "· relay" in html
+    assert "invoice_delivery-event-7" not in html and "· Orchestration" in html  # words, not job ids
     assert 'data-action="billing_run.queued"' in html and "<time datetime=" in html
 
 
