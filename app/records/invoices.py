@@ -210,11 +210,13 @@ class CurrencyTotal:
 
 def invoice_totals(entity: LegalEntity, filters: InvoiceFilters, today: date | None = None) -> list[CurrencyTotal]:
     """Count, total and amount due per currency of every invoice matching `filters` (SQL SUM); credit
-    notes count negative in the total (they reduce what was invoiced)."""
+    notes count negative in the total (they reduce what was invoiced), and drafts are never due (nothing is
+    owed on a document the customer has not received)."""
     signed = case((Invoice.kind == "credit_note", -Invoice.total_amount), else_=Invoice.total_amount)
+    owed = case((Invoice.status == "draft", 0), else_=Invoice.amount_due)
     rows = db.session.execute(
         select(Invoice.currency, func.count(), func.coalesce(func.sum(signed), 0),
-               func.coalesce(func.sum(Invoice.amount_due), 0))
+               func.coalesce(func.sum(owed), 0))
         .where(*_conditions(entity, filters, today)).group_by(Invoice.currency).order_by(Invoice.currency))
     return [CurrencyTotal(c, n, round_money(Decimal(t), c), round_money(Decimal(d), c)) for c, n, t, d in rows]
 

@@ -87,3 +87,8 @@ def test_a_posted_invoice_is_neither_edited_nor_deleted(app, client_as, draft_id
     assert "only a draft can be deleted; correct an issued invoice with a credit note" in refused.get_data(as_text=True)
     with app.app_context():
         assert db.session.get(Invoice, draft_id).status == "issued"
+
+
+def test_drafts_are_not_receivables_on_the_invoice_list(app, client_as, draft_id):
+    page = client_as("viewer").get("/invoices").get_data(as_text=True)
+    assert "0,00\xa0€ due" in page  # the draft's 58,31 € is not owed by anybody yet
