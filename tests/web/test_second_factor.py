@@ -249,12 +249,13 @@ def test_too_many_sign_in_posts_from_one_address_get_429(app, users, small_rate_
         assert password_step(attacker, f"guess{_}@example.com", "wrong guess").status_code == 401
     limited = password_step(attacker, "viewer@example.com")  # even the right password
     assert limited.status_code == 429
+    assert password_step(attacker, "viewer@example.com").status_code == 429
     assert b"Too many sign-in attempts came from your address" in limited.data
     assert attacker.get("/login").status_code == 200  # the page itself is not limited
     elsewhere = app.test_client()
     elsewhere.environ_base["REMOTE_ADDR"] = "198.51.100.20"
     assert password_step(elsewhere, "viewer@example.com").status_code == 302  # another address is not
-    (entry,) = audit(app, "signin.rate_limited")
+    (entry,) = audit(app, "signin.rate_limited")  # once per address and minute, not per request
     assert entry.details["ip"] == "203.0.113.7"
 
 
@@ -341,3 +342,12 @@ def test_the_security_page_shows_the_state(client_as, admin_client):
     assert "Turn on two-step sign-in" in page and "Sign out everywhere" in page
     page = admin_client.get("/account/security").get_data(as_text=True)
     assert "cannot turn two-step sign-in off" in page and "Make new recovery codes" in page
+
+
+def test_the_users_page_shows_who_has_two_step_sign_in(admin_client, runner):
+    assert runner.invoke(args=["users", "create", "--email", "boss@example.com", "--role", "admin",
+                               "--password", PASSWORD]).exit_code == 0
+    page = admin_client.get("/settings/users").get_data(as_text=True)
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"<td>([^<]+@example\.com)</td>.*?</tr>", page, re.S)}
+    assert "not set up" in rows["boss@example.com"] and ">on<" in rows["admin@example.com"]
+    assert ">off<" in rows["viewer@example.com"]

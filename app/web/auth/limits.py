@@ -33,9 +33,25 @@ def init_app(app: Flask) -> Limiter:
 
     @app.errorhandler(RateLimitExceeded)
     def too_many(error):
-        record("signin.rate_limited", "user", None, Actor.system("sign-in rate limit"), path=request.path,
-               limit=str(error.limit.limit), **request_origin())
-        db.session.commit()
+        if _first_refusal_this_minute():
+            record("signin.rate_limited", "user", None, Actor.system("sign-in rate limit"), path=request.path,
+                   limit=str(error.limit.limit), **request_origin())
+            db.session.commit()
         return render_template("errors/429.html", limit=str(error.limit.limit)), 429
 
     return limiter
+
+
+def _first_refusal_this_minute() -> bool:
+    """Whether this address's refusal is the first in its minute: the audit trail gets one row per address and
+    minute, not one per request an attacker sends. Without Redis: no row (the limit then counts in memory)."""
+    from redis.exceptions import RedisError
+
+    from app.queues import get_redis
+
+    key = f"{current_app.config['RATELIMIT_KEY_PREFIX']}-audited:{request.remote_addr}"
+    try:
+        return bool(get_redis().set(key, 1, nx=True, ex=60))
+    except RedisError:
+        current_app.logger.warning("sign-in rate limit hit by %s (Redis unreachable: not audited)", request.remote_addr)
+        return False
