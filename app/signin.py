@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
+import time
 import secrets
 from base64 import b32encode
 from dataclasses import dataclass
@@ -92,11 +94,35 @@ def begin_attempt(user_id: int, now: datetime | None = None) -> Attempt:
         db.session.commit()
         return Attempt(True)
     until = db.session.scalar(select(User.login_delayed_until).where(User.id == user_id))
-    wait = max(1, int((until - now).total_seconds() + 0.999)) if until else 1
+    wait = max(1, math.ceil((until - now).total_seconds())) if until else 1
     record("user.login_delayed", "user", user_id, Actor.system("sign-in throttle"), wait_seconds=wait,
            **request_origin())
     db.session.commit()
     return Attempt(False, wait)
+
+
+def _unknown_address_attempt(address: str) -> Attempt:
+    """An address without an account is delayed as an account would be (counted in Redis by a hash of the address,
+    forgotten after LOGIN_FAILURE_DECAY_SECONDS), so the answers do not tell which addresses have accounts.
+    Without Redis: no delay (there is no account to protect)."""
+    from redis.exceptions import RedisError
+
+    from app.queues import get_redis
+
+    config = current_app.config
+    key = f"{config['RATELIMIT_KEY_PREFIX']}-unknown:{hashlib.sha256(address.encode()).hexdigest()}"
+    now = time.time()
+    try:
+        redis = get_redis()
+        failures, until = (float(value or 0) for value in redis.hmget(key, "failures", "until"))
+        if until > now:
+            return Attempt(False, max(1, math.ceil(until - now)))
+        failures = int(failures) + 1
+        redis.hset(key, mapping={"failures": failures, "until": now + delay_after(failures)})
+        redis.expire(key, config["LOGIN_FAILURE_DECAY_SECONDS"])
+    except RedisError:
+        pass
+    return Attempt(True)
 
 
 def attempt_succeeded(user_id: int) -> None:
@@ -145,6 +171,9 @@ def authenticate(email: str, password: str) -> LoginResult:
         address = None
     user = find_user(address) if address else None
     if user is None:
+        attempt = _unknown_address_attempt(address or (email or "").strip().lower())
+        if not attempt.allowed:
+            return LoginResult(None, attempt.message)
         check_password_hash(_dummy_hash(), password)  # the same work as for a known address
         record("user.login_failed", "user", None, Actor.system("sign-in"), email=(email or "")[:254],
                **request_origin())
