@@ -351,3 +351,15 @@ def test_the_users_page_shows_who_has_two_step_sign_in(admin_client, runner):
     rows = {m.group(1): m.group(0) for m in re.finditer(r"<td>([^<]+@example\.com)</td>.*?</tr>", page, re.S)}
     assert "not set up" in rows["boss@example.com"] and ">on<" in rows["admin@example.com"]
     assert ">off<" in rows["viewer@example.com"]
+
+
+def test_behind_a_proxy_the_forwarded_address_is_the_clients(database_url, redis_url, app, users):
+    from app import create_app
+    from tests.conftest import make_config
+
+    proxied = create_app(make_config(database_url, redis_url, PROXY_FIX_X_FOR=1))
+    proxied.test_client_class = type(app.test_client())
+    client = proxied.test_client()
+    client.environ_base.update(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="198.51.100.77")
+    assert password_step(client, "viewer@example.com").status_code == 302
+    assert audit(app, "user.login")[-1].details["ip"] == "198.51.100.77"

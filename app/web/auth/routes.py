@@ -141,7 +141,8 @@ def enrol():
     if current_user.is_authenticated:
         return redirect(url_for("main.home"))
     user = _pending("enrol")
-    if user is None:
+    if user is None or user.has_second_factor:  # (enrolled meanwhile, in another tab: sign in with a code)
+        session.pop(PENDING, None)
         return _back_to_login()
     start_enrolment(user)
     db.session.commit()
