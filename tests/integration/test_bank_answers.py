@@ -188,10 +188,10 @@ def test_a_payment_block_status_answers_only_the_debits_of_that_block(db_session
 
     from app.payments.sepa import close_batch
 
-    _, batch = sepa_world(close=False)
+    # Pre-notified later: the second debit is collected on another day (due 2026-12-21), in its own payment block.
+    _, batch = sepa_world(close=False, payment_terms_days={"C-2": 25})
     first, second = items()
-    # Pre-notified later: the second debit is collected on another day, in its own payment block.
-    db.session.get(Invoice, second.invoice_id).due_date = date(2026, 12, 21)
+    assert db.session.get(Invoice, second.invoice_id).due_date == date(2026, 12, 21)
     close_batch(batch, ACTOR, date(2026, 11, 27))
     db.session.commit()
     blocks = {block.findtext("{*}PmtInfId"): {e.text for e in block.iter("{*}EndToEndId")}

@@ -19,8 +19,10 @@ ACTOR = Actor.system("test")
 IBAN = "DE89370400440532013000"
 
 
-def sepa_world(customers=("Bolt", "Starship Technologies"), creditor=True, close=True):
-    """An entity whose SEPA customers each have one invoice in one batch (closed unless `close=False`)."""
+def sepa_world(customers=("Bolt", "Starship Technologies"), creditor=True, close=True, payment_terms_days=None):
+    """An entity whose SEPA customers each have one invoice in one batch (closed unless `close=False`);
+    `payment_terms_days`: {contract reference ("C-1", "C-2" …): days} (issued invoices are sealed: their due date
+    is set by the run, not changed afterwards)."""
     entity = make_entity()
     if creditor:
         entity.sepa_creditor_id, entity.iban, entity.bic = "DE98ZZZ09999999999", "DE02120300000000202051", "BYLADEM1001"
@@ -29,7 +31,8 @@ def sepa_world(customers=("Bolt", "Starship Technologies"), creditor=True, close
                                 payment_method="sepa_debit", **CUSTOMER_ADDRESS, iban=IBAN, mandate_reference=f"MANDATE-{n}",
                                 mandate_date=date(2026, 1, 15)))
         db.session.flush()
-        make_contract(entity, f"C-{n}", start=date(2026, 11, 1), customer=name)
+        make_contract(entity, f"C-{n}", start=date(2026, 11, 1), customer=name,
+                      payment_terms_days=(payment_terms_days or {}).get(f"C-{n}"))
     db.session.commit()
     run = start_billing_run(entity, date(2026, 11, 26), "cli", ACTOR, enqueue=False).run
     execute_run(run.id, inline=True)
