@@ -96,7 +96,8 @@ def main() -> int:
         subprocess.run([str(BIN / "flask"), "demo", "seed", "--if-empty"], env=env, cwd=ROOT, check=True)
         from app.demo import DEMO_EMAIL, DEMO_PASSWORD
 
-        say(f"Arbill is at http://127.0.0.1:{port}/  (demo login: {DEMO_EMAIL} / {DEMO_PASSWORD})")
+        say(f"Arbill is at http://127.0.0.1:{port}/  (demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}; "
+            "the first sign-in sets up two-step sign-in: have an authenticator app at hand)")
         say("processes: web, worker, scheduler (Procfile); Ctrl-C stops them all")
         honcho = start([str(BIN / "honcho"), "start", "-f", "Procfile"], env)
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
