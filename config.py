@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -71,15 +70,31 @@ class Config:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False
-    REMEMBER_COOKIE_HTTPONLY = True
-    REMEMBER_COOKIE_SAMESITE = "Lax"
     WTF_CSRF_TIME_LIMIT = None
-    # Failed logins: after LOGIN_MAX_FAILURES failures an account is locked for LOGIN_LOCK_SECONDS.
-    LOGIN_MAX_FAILURES = int(os.environ.get("LOGIN_MAX_FAILURES", "5"))
-    LOGIN_LOCK_SECONDS = int(os.environ.get("LOGIN_LOCK_SECONDS", "300"))
-    # Failed logins further apart than this start the count again.
+    # Signing in (README, "Signing in"). No remember-me: a session lives while it is used.
+    # Failed attempts on an account (passwords and second-factor codes): after LOGIN_FREE_ATTEMPTS each further
+    # attempt waits 2^k seconds, at most LOGIN_DELAY_MAX_SECONDS; never a lock.
+    LOGIN_FREE_ATTEMPTS = int(os.environ.get("LOGIN_FREE_ATTEMPTS", "5"))
+    LOGIN_DELAY_MAX_SECONDS = int(os.environ.get("LOGIN_DELAY_MAX_SECONDS", "300"))
+    # Failed attempts further apart than this start the count again.
     LOGIN_FAILURE_DECAY_SECONDS = int(os.environ.get("LOGIN_FAILURE_DECAY_SECONDS", "900"))
-    REMEMBER_COOKIE_DURATION = timedelta(days=int(os.environ.get("REMEMBER_COOKIE_DAYS", "30")))
+    # Sign-in posts (password, second factor, enrolment) per client address (Flask-Limiter's notation); 429 beyond.
+    LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "20 per minute")
+    # The limiter's counters live in REDIS_URL under this prefix; without Redis they fall back to memory.
+    RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX", "arbill-limits")
+    RATELIMIT_SWALLOW_ERRORS = True
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_HEADERS_ENABLED = True
+    # A password accepted waits this long for its second factor (or the enrolment of one) before it must be
+    # given again.
+    SECOND_FACTOR_MINUTES = int(os.environ.get("SECOND_FACTOR_MINUTES", "5"))
+    # A session unused for this long ends (the next request goes to the login page).
+    SESSION_IDLE_MINUTES = int(os.environ.get("SESSION_IDLE_MINUTES", "30"))
+    # Behind a reverse proxy: how many proxies' X-Forwarded-For / -Proto to trust (0: none, the address is the
+    # peer's). The rate limit and the audit trail use the client address this gives.
+    PROXY_FIX_X_FOR = int(os.environ.get("PROXY_FIX_X_FOR", "0"))
+    # The name authenticator apps show next to the account.
+    TOTP_ISSUER = os.environ.get("TOTP_ISSUER", "Arbill")
     # Mail (Flask-Mail's names). `make run` points these at its local mail sink.
     MAIL_SERVER = os.environ.get("MAIL_SERVER", "127.0.0.1")
     MAIL_PORT = int(os.environ.get("MAIL_PORT", "8025"))
@@ -130,7 +145,6 @@ class DevelopmentConfig(Config):
 
 class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = True
-    REMEMBER_COOKIE_SECURE = True
     HSTS_SECONDS = int(os.environ.get("HSTS_SECONDS", str(365 * 24 * 3600)))
 
     MAIL_REFUSE_DEVELOPMENT_SINK = True
@@ -150,7 +164,8 @@ class TestingConfig(Config):
     SQLALCHEMY_DATABASE_URI = normalize_database_url(
         os.environ.get("TEST_DATABASE_URL") or "sqlite:///" + str(INSTANCE_DIR / "test.db")
     )
-    LOGIN_LOCK_SECONDS = 60
+    # Many tests sign in from 127.0.0.1 in one minute; tests of the limit set their own.
+    LOGIN_RATE_LIMIT = "10000 per minute"
 
 
 CONFIGS = {

@@ -25,6 +25,15 @@ def create_app(config: object | None = None) -> Flask:
 
     register_blueprints(app)
 
+    from app.web.auth import limits
+
+    limits.init_app(app)
+    if app.config.get("PROXY_FIX_X_FOR"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = int(app.config["PROXY_FIX_X_FOR"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
+
     from app.cli import register_cli
 
     register_cli(app)

@@ -1,42 +1,25 @@
-"""Accounts: creating users, the password rule, and checking logins with throttling of failures.
-
-A login attempt is counted before its password is checked, by one atomic UPDATE on the user's row:
-however many attempts arrive at once, at most LOGIN_MAX_FAILURES passwords are checked before the
-account is locked. Unknown addresses cost the same password hash and get the same answer.
-"""
+"""Accounts: creating users, the password rule, roles and sessions. Signing in (passwords checked under growing
+delays, the second factor) is app/signin.py."""
 from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from pathlib import Path
 
-from flask import current_app
-from sqlalchemy import case, or_, select, update
-from werkzeug.security import check_password_hash, generate_password_hash
+from sqlalchemy import select
 
-from app.audit import Actor, record
+from app.audit import Actor, record, request_origin
 from app.extensions import db
 from app.models import EntityRole, LegalEntity, User
 from app.models.accounts import ROLES
-from app.models.types import utcnow
 from app.records.validation import FieldError, parse_email
 
 PASSWORD_MIN_LENGTH = 12
 COMMON_PASSWORDS = Path(__file__).resolve().parent / "data" / "common-passwords.txt"
-# Every failed login gets this answer: it does not tell whether the address has an account or is locked.
-LOGIN_REFUSED = "E-mail or password is wrong. After {max} failed attempts an account is locked for {minutes} minute(s)."
 
 
 class AccountError(ValueError):
     """A problem with account input a person can act on."""
-
-
-@dataclass
-class LoginResult:
-    user: User | None
-    error: str | None = None
 
 
 # ------------------------------------------------------------------ the rules
@@ -101,7 +84,7 @@ def create_user(email: str, role: str, password: str, actor: Actor | None = None
     db.session.add(user)
     db.session.flush()
     actor = actor or Actor.system("cli")
-    record("user.created", "user", user.id, actor, email=email, role=user.role)
+    record("user.created", "user", user.id, actor, email=email, role=user.role, **request_origin())
     if entity is not None:
         grant_role(user, entity, role, actor)
     return user
@@ -124,7 +107,7 @@ def grant_role(user: User, entity: LegalEntity, role: str, actor: Actor) -> bool
     if old is not None:
         user.end_sessions()  # a role taken down must not live on in an open session
     record("user.role_granted", "user", user.id, actor, legal_entity_id=entity.id, email=user.email,
-           entity=entity.code, role=role, previous=old)
+           entity=entity.code, role=role, previous=old, **request_origin())
     return True
 
 
@@ -140,7 +123,7 @@ def revoke_role(user: User, entity: LegalEntity, actor: Actor) -> bool:
         user.current_legal_entity_id = None
     user.end_sessions()
     record("user.role_revoked", "user", user.id, actor, legal_entity_id=entity.id, email=user.email,
-           entity=entity.code, role=grant.role)
+           entity=entity.code, role=grant.role, **request_origin())
     return True
 
 
@@ -193,11 +176,11 @@ def update_user(user: User, *, role: str | None, active: bool, password: str | N
         user.active = active
     if password:
         user.set_password(password)
-        user.failed_logins, user.locked_until, user.last_failed_login_at = 0, None, None
+        user.failed_logins, user.login_delayed_until, user.last_failed_login_at = 0, None, None
         changes["password"] = {"old": "…", "new": "changed"}
     if changes:
         user.end_sessions()
-        record("user.updated", "user", user.id, actor, email=user.email, changes=changes)
+        record("user.updated", "user", user.id, actor, email=user.email, changes=changes, **request_origin())
     return changes
 
 
@@ -217,76 +200,4 @@ def load_session_user(session_id: str) -> User | None:
 def log_out(user: User, actor: Actor) -> None:
     """End every session of the user (this browser's and any copy of its cookies); the caller commits."""
     user.end_sessions()
-    record("user.logout", "user", user.id, actor)
-
-
-# ------------------------------------------------------------------ logins
-@functools.cache
-def _dummy_hash() -> str:
-    """A hash of the same method and cost as real ones, checked for unknown addresses."""
-    return generate_password_hash("no user has this password")
-
-
-def _refused() -> LoginResult:
-    config = current_app.config
-    minutes = max(1, config["LOGIN_LOCK_SECONDS"] // 60)
-    return LoginResult(None, LOGIN_REFUSED.format(max=config["LOGIN_MAX_FAILURES"], minutes=minutes))
-
-
-def _count_attempt(user_id: int, now: datetime) -> int | None:
-    """Count one login attempt atomically; its number since the counter last started, or None when the
-    account is locked. Attempts after a quiet period of LOGIN_FAILURE_DECAY_SECONDS start again at 1."""
-    quiet_since = now - timedelta(seconds=current_app.config["LOGIN_FAILURE_DECAY_SECONDS"])
-    counted = db.session.execute(
-        update(User)
-        .where(User.id == user_id, or_(User.locked_until.is_(None), User.locked_until <= now))
-        .values(failed_logins=case((or_(User.last_failed_login_at.is_(None),
-                                           User.last_failed_login_at < quiet_since), 1),
-                                      else_=User.failed_logins + 1),
-                last_failed_login_at=now)
-        .returning(User.failed_logins)
-        .execution_options(synchronize_session=False)
-    ).scalar()
-    db.session.commit()
-    return counted
-
-
-def authenticate(email: str, password: str) -> LoginResult:
-    """Check a login. After LOGIN_MAX_FAILURES failed attempts the account is locked for a while."""
-    config = current_app.config
-    try:
-        address = check_email(email)
-    except AccountError:
-        address = None
-    user = find_user(address) if address else None
-    if user is None:
-        check_password_hash(_dummy_hash(), password)  # the same work as for a known address
-        return _refused()
-    user_id, max_failures = user.id, config["LOGIN_MAX_FAILURES"]
-    db.session.rollback()  # nothing of the user's row is held while the password is hashed
-    now = utcnow()
-    attempt = _count_attempt(user_id, now)
-    if attempt is None or attempt > max_failures:
-        check_password_hash(_dummy_hash(), password)
-        return _refused()  # locked, or more attempts at once than may be checked
-    user = db.session.get(User, user_id)
-    if not user.check_password(password):
-        if attempt >= max_failures:
-            locked = db.session.execute(
-                update(User).where(User.id == user_id, or_(User.locked_until.is_(None), User.locked_until <= now))
-                .values(locked_until=now + timedelta(seconds=config["LOGIN_LOCK_SECONDS"]), failed_logins=0,
-                        last_failed_login_at=None)
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            if locked:
-                record("user.locked", "user", user_id, Actor.system("login throttle"), email=user.email)
-            db.session.commit()
-        return _refused()
-    if not user.active:
-        return LoginResult(None, "This account is disabled: ask an admin to enable it.")
-    db.session.execute(update(User).where(User.id == user_id)
-                       .values(failed_logins=0, last_failed_login_at=None, locked_until=None)
-                       .execution_options(synchronize_session=False))
-    db.session.commit()
-    db.session.refresh(user)
-    return LoginResult(user)
+    record("user.logout", "user", user.id, actor, **request_origin())

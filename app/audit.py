@@ -8,6 +8,20 @@ from app.extensions import db
 from app.models import AuditEntry
 
 
+USER_AGENT_MAX = 256
+
+
+def request_origin() -> dict[str, str | None]:
+    """Where the current request comes from, for the audit entries of signing in and of accounts: the client's
+    address (behind a proxy, as PROXY_FIX_X_FOR trusts it) and its user agent (cut to 256 characters). Empty
+    outside a request (the CLI, a job)."""
+    from flask import has_request_context, request
+
+    if not has_request_context():
+        return {}
+    return {"ip": request.remote_addr, "user_agent": (request.user_agent.string or "")[:USER_AGENT_MAX]}
+
+
 @dataclass(frozen=True)
 class Actor:
     """A user, a schedule, an event or the system: whoever caused an action."""

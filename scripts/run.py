@@ -99,7 +99,8 @@ def main() -> int:
 
         # Each page view in a file of its own, not in the terminal (ACCESS_LOG=- puts it back there).
         env.setdefault("ACCESS_LOG", str(INSTANCE_DIR / "access.log"))
-        say(f"Arbill is at http://127.0.0.1:{port}/  (demo login: {DEMO_EMAIL} / {DEMO_PASSWORD})")
+        say(f"Arbill is at http://127.0.0.1:{port}/  (demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}; "
+            "the first sign-in sets up two-step sign-in: have an authenticator app at hand)")
         say(f"requests are logged to {env['ACCESS_LOG']}; LOG_HOUSEKEEPING=1 shows the every-minute system jobs")
         say("processes: web, worker, scheduler (Procfile); Ctrl-C stops them all")
         honcho = start([str(BIN / "honcho"), "start", "-f", "Procfile"], env)

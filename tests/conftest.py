@@ -216,23 +216,51 @@ class CSRFClient(FlaskClient):
 
 
 PASSWORD = "correct horse battery"
+# The authenticator secret of every admin the fixtures make (admins must sign in with a second factor).
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+
+def enrol_known_secret(user) -> None:
+    """Give `user` the second factor TOTP_SECRET, as if they had enrolled it (the caller commits)."""
+    from app.models.types import utcnow
+
+    user.totp_secret, user.totp_enabled_at, user.totp_last_step = TOTP_SECRET, utcnow(), None
+
+
+def totp_code(secret: str = TOTP_SECRET) -> str:
+    import pyotp
+
+    return pyotp.TOTP(secret).now()
 
 
 @pytest.fixture
 def users(app):
-    """One user per role: {'admin': User, 'accountant': User, 'viewer': User}."""
+    """One user per role: {'admin': User, 'accountant': User, 'viewer': User}; the admin enrolled with TOTP_SECRET."""
     from app.accounts import create_user
     from app.extensions import db
 
     with app.app_context():
         created = {role: create_user(f"{role}@example.com", role, PASSWORD) for role in ("admin", "accountant", "viewer")}
+        enrol_known_secret(created["admin"])
         db.session.commit()
         ids = {role: user.id for role, user in created.items()}
     return ids
 
 
 def log_in(client: CSRFClient, email: str, password: str = PASSWORD):
-    return client.post("/login", data={"email": email, "password": password})
+    """Sign in with the password and, where the account asks for one, the current code of TOTP_SECRET; the last
+    response. The fixtures sign the same admin in many times within one 30-second step, and a code is accepted
+    once: the stored last step is cleared first (tests/web/test_second_factor.py tests that a code is single-use)."""
+    response = client.post("/login", data={"email": email, "password": password})
+    if response.status_code == 302 and response.headers["Location"].endswith("/login/second-factor"):
+        from app.accounts import find_user
+        from app.extensions import db
+
+        with client.application.app_context():
+            find_user(email).totp_last_step = None
+            db.session.commit()
+        response = client.post("/login/second-factor", data={"code": totp_code()})
+    return response
 
 
 @pytest.fixture
@@ -248,7 +276,9 @@ def client_in(app):
             from app.accounts import find_user
 
             if find_user(email) is None:
-                create_user(email, role, PASSWORD, entity=get_legal_entity_by_code(code))
+                user = create_user(email, role, PASSWORD, entity=get_legal_entity_by_code(code))
+                if user.needs_second_factor:
+                    enrol_known_secret(user)
                 db.session.commit()
         client = app.test_client()
         response = log_in(client, email)

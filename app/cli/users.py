@@ -64,6 +64,21 @@ def revoke(email: str, code: str) -> None:
     click.echo(f"{user.email} no longer has a role in {entity.code}")
 
 
+@group.command("reset-second-factor")
+@click.argument("email")
+def reset_second_factor_(email: str) -> None:
+    """For a user who lost their authenticator: remove their second factor and end their sessions (audited).
+    An admin sets up a new one at their next sign-in; others may turn it on again on their Security page."""
+    from app.signin import reset_second_factor
+
+    user = user_or_fail(email)
+    had = user.has_second_factor
+    reset_second_factor(user, Actor.system("cli"))
+    db.session.commit()
+    then = "sets up a new one at the next sign-in" if user.needs_second_factor else "may turn it on again"
+    click.echo(f"{user.email}: second factor {'removed' if had else 'was not set up; sessions ended'}; {then}")
+
+
 @group.command("list")
 @click.option("--json", "as_json", is_flag=True)
 def list_(as_json: bool) -> None:

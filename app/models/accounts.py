@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint, select
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column, validates
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -22,6 +22,7 @@ class User(UserMixin, db.Model):
         CheckConstraint(enum_check("role", ROLES), name="role"),
         CheckConstraint("email = lower(email)", name="email_lowercase"),
         CheckConstraint("failed_logins >= 0", name="failed_logins_not_negative"),
+        CheckConstraint("totp_enabled_at IS NULL OR totp_secret IS NOT NULL", name="totp_enabled_has_secret"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -34,7 +35,14 @@ class User(UserMixin, db.Model):
     # Sign-in attempts since the last success that were not (yet) proven right; decays after a quiet period.
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     last_failed_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # No sign-in attempt (password or second factor) is checked before then: a delay that grows with the
+    # failures (app/signin.py), never a lock an attacker could hold.
+    login_delayed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The second factor (TOTP, RFC 6238): a secret being enrolled has no totp_enabled_at yet; the last time
+    # step a code was accepted for, so that a code cannot be used twice.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     # In the session and the remember-me cookie; bumped on password change, logout, role change and
     # disabling, which ends every session the user had.
     session_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
@@ -60,6 +68,15 @@ class User(UserMixin, db.Model):
     def end_sessions(self) -> None:
         """Every session and remember-me cookie of this user stops working (the caller commits)."""
         self.session_version = (self.session_version or 1) + 1
+
+    @property
+    def has_second_factor(self) -> bool:
+        return self.totp_enabled_at is not None
+
+    @property
+    def needs_second_factor(self) -> bool:
+        """Admins (of the organisation or of any legal entity) must sign in with a second factor."""
+        return self.role == "admin" or "admin" in self.entity_grants().values()
 
     @property
     def is_active(self) -> bool:  # Flask-Login: inactive users cannot log in
@@ -119,4 +136,17 @@ class EntityRole(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))  # led by the unique
     legal_entity_id: Mapped[int] = mapped_column(ForeignKey("legal_entities.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RecoveryCode(db.Model):
+    """A single-use code that stands in for the second factor; only its SHA-256 is kept (80 random bits)."""
+
+    __tablename__ = "recovery_codes"
+    __table_args__ = (UniqueConstraint("user_id", "code_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))  # led by the unique
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -9,7 +9,8 @@ Fixtures (reuse them in every screen's tests):
 - `page` (function): a fresh context (1280x900, base_url = live_server, 10 s timeouts) and page;
   `page.goto("/login")` works. Closed after the test.
 - `demo_data` (function): the demo data (`app.demo.seed_demo(today)`), committed; yields the
-  `DemoResult` (admin_email, admin_password, entity_code, contracts).
+  `DemoResult` (admin_email, admin_password, entity_code, contracts). The demo admin is enrolled with
+  tests.conftest.TOTP_SECRET (admins sign in with a second factor).
 - `screenshot` (function): `shot(page, name)` saves a full-page PNG to <repo>/screenshots/<name>.png
   and returns its path.
 
@@ -99,11 +100,14 @@ def page(browser, live_server):
 
 @pytest.fixture
 def demo_data(app):
+    from app.accounts import find_user
     from app.demo import seed_demo
     from app.extensions import db
+    from tests.conftest import enrol_known_secret
 
     with app.app_context():
         result = seed_demo(date.today())
+        enrol_known_secret(find_user(result.admin_email))
         db.session.commit()
     return result
 

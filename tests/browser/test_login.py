@@ -5,13 +5,19 @@ import re
 
 from playwright.sync_api import Page, expect
 
+from tests.conftest import TOTP_SECRET, totp_code
+
 LOGIN_URL = re.compile(r"/login(\?.*)?$")
 
 
-def log_in(page: Page, email: str, password: str) -> None:
+def log_in(page: Page, email: str, password: str, totp_secret: str | None = None) -> None:
+    """Sign in; with `totp_secret` (an admin's, as tests/conftest.py enrols them) also the second step."""
     page.get_by_label("E-mail", exact=True).fill(email)
     page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Log in").click()
+    if totp_secret:
+        page.get_by_label("Authentication code").fill(totp_code(totp_secret))
+        page.get_by_role("button", name="Verify").click()
 
 
 def expect_login_page(page: Page) -> None:
@@ -26,6 +32,10 @@ def test_log_in_and_out(page: Page, live_server, demo_data, screenshot):
     screenshot(page, "login")
 
     log_in(page, demo_data.admin_email, demo_data.admin_password)
+    expect(page.get_by_role("heading", name="Two-step sign-in")).to_be_visible()
+    screenshot(page, "login-second-factor")
+    page.get_by_label("Authentication code").fill(totp_code(TOTP_SECRET))
+    page.get_by_role("button", name="Verify").click()
 
     expect(page).to_have_url(f"{live_server}/")
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()

@@ -19,7 +19,7 @@ from rq.job import Job
 
 from app.queues import get_redis
 from tests.browser.test_login import log_in
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, TOTP_SECRET
 
 IMG = '<img src=x onerror="window.__xss=1">'
 EMAIL = '"<img/src/onerror=alert(document.domain)>"@x.example'  # a valid address, quoted local part
@@ -64,7 +64,7 @@ def scripts(page: Page) -> ScriptLog:
 @pytest.fixture
 def admin_page(page: Page, users, scripts) -> Page:
     page.goto("/login")
-    log_in(page, "admin@example.com", PASSWORD)
+    log_in(page, "admin@example.com", PASSWORD, TOTP_SECRET)
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
     return page
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TOTP_SECRET, totp_code
 
 
 @pytest.fixture
@@ -22,10 +22,13 @@ def worker(app):
 
 
 def log_in(page, demo):
+    """The demo admin signs in with the password and the code of the secret the demo_data fixture enrolled."""
     page.goto("/login")
     page.get_by_label("E-mail").fill(demo.admin_email)
     page.get_by_label("Password").fill(demo.admin_password)
     page.get_by_role("button", name="Log in").click()
+    page.get_by_label("Authentication code").fill(totp_code(TOTP_SECRET))
+    page.get_by_role("button", name="Verify").click()
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
 
 

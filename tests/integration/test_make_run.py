@@ -11,6 +11,7 @@ from http.cookiejar import CookieJar
 from urllib.parse import urlencode
 
 import psutil
+import pyotp
 
 from tests.conftest import ROOT
 
@@ -43,12 +44,19 @@ def test_run_starts_every_process_on_embedded_defaults_and_ctrl_c_stops_them(tmp
         assert f"http://127.0.0.1:{port}/" in output and "admin@arbill.example / arbill-demo-admin" in output
         assert (tmp_path / "instance" / "arbill.db").exists() and (tmp_path / "instance" / "redis.sock").exists()
 
-        # The demo admin can log in.
+        # The demo admin can log in: the first time, setting up two-step sign-in (as an authenticator app would).
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
         page = opener.open(f"{base}/login").read().decode()
         token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
         data = urlencode({"csrf_token": token, "email": "admin@arbill.example", "password": "arbill-demo-admin"}).encode()
-        dashboard = opener.open(f"{base}/login", data=data).read().decode()
+        enrol = opener.open(f"{base}/login", data=data).read().decode()
+        assert "Set up two-step sign-in" in enrol
+        secret = re.search(r'data-testid="totp-secret">([A-Z2-7]+)<', enrol).group(1)
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', enrol).group(1)
+        codes = opener.open(f"{base}/login/enrol", data=urlencode({"csrf_token": token,
+                                                                   "code": pyotp.TOTP(secret).now()}).encode())
+        assert "Your recovery codes" in codes.read().decode()
+        dashboard = opener.open(f"{base}/").read().decode()
         assert "Dashboard" in dashboard and "admin@arbill.example" in dashboard
 
         processes = psutil.Process(launcher.pid).children(recursive=True)

@@ -41,14 +41,15 @@ def test_unknown_user_gets_the_same_message(client, users):
     assert response.status_code == 401 and b"E-mail or password is wrong." in response.data
 
 
-def test_repeated_failures_lock_the_account(app, client, users):
-    for _ in range(app.config["LOGIN_MAX_FAILURES"]):
+def test_repeated_failures_delay_the_account_instead_of_locking_it(app, client, users):
+    for _ in range(app.config["LOGIN_FREE_ATTEMPTS"]):
         assert log_in(client, "viewer@example.com", "guess").status_code == 401
-    response = log_in(client, "viewer@example.com")  # even the right password, for a while
+    response = log_in(client, "viewer@example.com")  # even the right password, until the delay has passed
     assert response.status_code == 401
-    assert b"an account is locked for 1 minute(s)" in response.data
+    assert re.search(rb"Too many failed attempts for this account: try again in \d+ s\.", response.data)
     with app.app_context():
-        assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "user.locked")) is not None
+        assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "user.login_delay_started")) is not None
+        assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "user.login_delayed")) is not None
 
 
 def test_inactive_user_cannot_log_in(app, client, users):
@@ -67,10 +68,10 @@ def test_logout_needs_a_post_and_ends_the_session(admin_client):
 
 
 def test_login_does_not_redirect_off_site(client, users):
-    response = client.post("/login?next=https://evil.example/", data={"email": "admin@example.com", "password": PASSWORD})
+    response = client.post("/login?next=https://evil.example/", data={"email": "viewer@example.com", "password": PASSWORD})
     assert response.headers["Location"] == "/"
     client.post("/logout")
-    response = client.post("/login?next=/login", data={"email": "admin@example.com", "password": PASSWORD})
+    response = client.post("/login?next=/login", data={"email": "viewer@example.com", "password": PASSWORD})
     assert response.headers["Location"] == "/login"
 
 

@@ -41,7 +41,10 @@ OWN_ENTITY = {"main.home", "main.switch_entity", "main.search", "agents.index", 
               "records.invoices", "records.invoices_resend", "reports.aging", "reports.aging_csv", "runs.index",
               "schedules.index", "schedules.new", "schedules.preview", "settings.entities", "settings.tax_code_add",
               "settings.tax_codes", "settings.audit_trail"}
-PUBLIC = {"auth.login", "auth.logout", "ops.healthz", "static"}
+# The user's own account (any signed-in user, about themselves only): nothing of a legal entity in it.
+OWN_ACCOUNT = {"auth.security", "auth.security_enrol", "auth.security_recovery_codes", "auth.security_disable",
+               "auth.security_password", "auth.security_sign_out_everywhere"}
+PUBLIC = {"auth.login", "auth.second_factor", "auth.enrol", "auth.logout", "ops.healthz", "static"}
 
 
 @pytest.fixture
@@ -105,12 +108,12 @@ def test_people_of_one_legal_entity_reach_nothing_of_another(client_in, other_en
         assert status in allowed, f"{method} {path} answered {status} to DE01's {role} for a DE02 record"
     elif endpoint in ORG_ADMIN:
         assert status == 403, f"{method} {path} answered {status} to DE01's {role}: organisation admins only"
-    elif endpoint in OWN_ENTITY:
+    elif endpoint in OWN_ENTITY or endpoint in OWN_ACCOUNT:
         assert status < 500, f"{method} {path} answered {status}"
     else:
         pytest.fail(f"{endpoint} ({rule}) is in no list of tests/web/test_entity_access.py: say whether it shows a "
                     "record of a legal entity (check it with entity_record_or_404), is organisation-wide "
-                    "(org_admin_required), or works on the user's current legal entity")
+                    "(org_admin_required), works on the user's current legal entity, or on their own account")
     assert SECRET_NAME not in body and other_entity["number"] not in body, f"{method} {path} shows DE02's data"
 
 

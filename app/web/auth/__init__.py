@@ -3,3 +3,5 @@ from flask import Blueprint
 bp = Blueprint("auth", __name__)
 
 from app.web.auth import routes  # noqa: E402,F401
+
+bp.before_app_request(routes.end_stale_session)

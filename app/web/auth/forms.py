@@ -1,11 +1,16 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField
+from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 
 class LoginForm(FlaskForm):
-    # The address rule is applied by app.accounts.authenticate, which answers every refusal alike.
+    # The address rule is applied by app.signin.authenticate, which answers every refusal alike.
     email = EmailField("E-mail", validators=[DataRequired(), Length(max=254)],
                        filters=[lambda s: s.strip() if s else s])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
-    remember = BooleanField("Keep me logged in")
+
+
+class CodeForm(FlaskForm):
+    """A 6-digit code from the authenticator app, or a recovery code (app.signin tells them apart)."""
+
+    code = StringField("Authentication code", validators=[DataRequired(), Length(max=64)])
