@@ -12,6 +12,7 @@ from app.extensions import db
 from app.models import Invoice
 from app.records.entities import get_legal_entity_by_code
 from tests.browser.test_login import log_in
+from tests.conftest import TOTP_SECRET
 
 PHONE = {"width": 390, "height": 844}
 
@@ -24,7 +25,7 @@ def phone(page: Page, app, demo_data):
         execute_run(run.id, inline=True)
     page.set_viewport_size(PHONE)
     page.goto("/login")
-    log_in(page, demo_data.admin_email, demo_data.admin_password)
+    log_in(page, demo_data.admin_email, demo_data.admin_password, TOTP_SECRET)
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
     return page
 

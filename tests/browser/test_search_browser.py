@@ -11,6 +11,7 @@ from app.extensions import db
 from app.models import Invoice
 from app.records.entities import get_legal_entity_by_code
 from tests.browser.test_login import log_in
+from tests.conftest import TOTP_SECRET
 
 
 def test_the_header_search_opens_an_invoice_by_its_number_and_lists_several_matches(app, page: Page, demo_data, screenshot):
@@ -21,7 +22,7 @@ def test_the_header_search_opens_an_invoice_by_its_number_and_lists_several_matc
         invoice = db.session.scalar(select(Invoice).where(Invoice.number.is_not(None)).order_by(Invoice.id))
         number, customer = invoice.number, invoice.customer.name
     page.goto("/login")
-    log_in(page, demo_data.admin_email, demo_data.admin_password)
+    log_in(page, demo_data.admin_email, demo_data.admin_password, TOTP_SECRET)
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
 
     box = page.get_by_role("searchbox", name="Search invoices, customers, contracts, IBANs")
