@@ -18,7 +18,7 @@ from app.agents.events import subscribers
 from app.billing.chunks import plan_contracts
 from app.billing.money import round_money
 from app.billing.runs import (AsOfCheck, AsOfRefused, active_run, as_of_check, billable_contract_ids, default_as_of,
-                              enabled_agent_settings, refuse_as_of)
+                              enabled_agent_settings, failed_contract_ids, refuse_as_of)
 from app.bulk import for_each_id
 from app.extensions import db
 from app.models import BillingRun, Contract, Customer, LegalEntity
@@ -57,6 +57,7 @@ class RunPreview:
     failures: list[PreviewRow] = field(default_factory=list)
     active: BillingRun | None = None  # a run of the entity already pending or running
     refused: str | None = None  # why a run as of this date cannot start (beyond the cap), in the service's words
+    retry_of: BillingRun | None = None  # a preview of Retry failed: only that run's failed contracts
 
     @property
     def nothing_to_bill(self) -> bool:
@@ -64,7 +65,14 @@ class RunPreview:
 
     @property
     def can_confirm(self) -> bool:
-        return not self.nothing_to_bill and self.refused is None and self.active is None
+        # A retry whose contracts would all fail again may still be confirmed: it moves no money and records why.
+        return (not self.nothing_to_bill or (self.retry_of is not None and self.failed > 0)) \
+            and self.refused is None and self.active is None
+
+    @property
+    def needs_ahead_tick(self) -> bool:
+        """A retry keeps its run's as-of date, asked for when that run was confirmed."""
+        return self.check.ahead and self.retry_of is None
 
     def facts(self) -> dict[str, Any]:
         """What the person confirms: a run of this entity as of this date billing exactly this."""
@@ -72,11 +80,14 @@ class RunPreview:
                 "invoices": self.invoices, "failed": self.failed,
                 "totals": {currency: str(amount) for currency, amount in sorted(self.totals.items())},
                 "customers_emailed": self.customers_emailed, "customers_debited": self.customers_debited,
-                "auto_post": self.auto_post, "days_ahead": max(self.check.days_ahead, 0)}
+                "auto_post": self.auto_post, "days_ahead": max(self.check.days_ahead, 0),
+                **({"retry_of": self.retry_of.number} if self.retry_of is not None else {})}
 
 
-def preview_run(entity: LegalEntity, as_of: date | None = None, now: datetime | None = None) -> RunPreview:
-    """What a run of `entity` as of `as_of` (default: the agent's) would do now. Writes nothing.
+def preview_run(entity: LegalEntity, as_of: date | None = None, now: datetime | None = None, *,
+                retry_of: BillingRun | None = None) -> RunPreview:
+    """What a run of `entity` as of `as_of` (default: the agent's) would do now; with `retry_of`, what
+    Retry failed of that run would do (its contracts that failed, as of its date). Writes nothing.
 
     RunRefused when the agent is disabled. An as-of date beyond the cap is not computed: the preview
     says so (`check.beyond_cap`) and cannot be confirmed."""
@@ -84,14 +95,14 @@ def preview_run(entity: LegalEntity, as_of: date | None = None, now: datetime | 
     as_of = as_of or default_as_of(entity, settings, now)
     issued_to = set(subscribers("invoice.issued")) if settings["auto_post"] else set()
     preview = RunPreview(entity, as_of, as_of_check(entity, as_of, now), bool(settings["auto_post"]),
-                         "invoice_delivery" in issued_to, "payment_collection" in issued_to)
+                         "invoice_delivery" in issued_to, "payment_collection" in issued_to, retry_of=retry_of)
     preview.active = active_run(entity.id)
     try:
         refuse_as_of(preview.check, explicit=False, ahead_of_time=True)
     except AsOfRefused as refused:
         preview.refused = str(refused)
         return preview
-    ids = billable_contract_ids(entity.id)
+    ids = billable_contract_ids(entity.id, failed_contract_ids(retry_of) if retry_of is not None else None)
     preview.contracts_looked_at = len(ids)
     size = int(settings["chunk_size"])
     customer_ids: set[int] = set()

@@ -357,12 +357,18 @@ def cancel_run(run: BillingRun, actor: Actor) -> bool:
     return True
 
 
-def retry_failed(run: BillingRun, actor: Actor, trigger: str = "manual") -> StartResult:
-    """Start a run for only the contracts that failed in `run` (a dry run's retry is a dry run too)."""
-    failed = list(db.session.scalars(select(BillingRunItem.contract_id).where(
-        BillingRunItem.billing_run_id == run.id, BillingRunItem.status == "failed")))
+def failed_contract_ids(run: BillingRun) -> list[int]:
+    return list(db.session.scalars(select(BillingRunItem.contract_id).where(
+        BillingRunItem.billing_run_id == run.id, BillingRunItem.status == "failed").order_by(BillingRunItem.contract_id)))
+
+
+def retry_failed(run: BillingRun, actor: Actor, trigger: str = "manual", *,
+                 confirmation: dict[str, Any] | None = None) -> StartResult:
+    """Start a run for only the contracts that failed in `run` (a dry run's retry is a dry run too).
+    `confirmation`: what the retry's preview said, for the new run's audit."""
+    failed = failed_contract_ids(run)
     if not failed:
         raise RunRefused(f"run #{run.number} has no failed contracts to retry")
     # The original run's as-of date was accepted (and, if ahead, asked for) when it started; the cap still holds.
     return start_billing_run(run.legal_entity, run.as_of, trigger, actor, run.dry_run, contract_ids=failed,
-                             ahead_of_time=True)
+                             ahead_of_time=True, confirmation=confirmation)

@@ -174,3 +174,27 @@ def test_resend_all_shows_count_and_totals_before_anything_is_sent(app, watched,
     page.get_by_role("button", name="Resend 2 by e-mail").click()
     expect(page.locator(".flash")).to_contain_text("2 invoice(s) will be e-mailed again")
     assert violations(page) == [] and problems == []
+
+
+def test_retry_failed_shows_its_preview_and_starts_on_confirm(app, watched, demo_data):
+    from tests.factories import make_contract
+
+    page, problems = watched
+    with app.app_context():
+        entity = db.session.scalar(select(LegalEntity).filter_by(code=demo_data.entity_code))
+        make_contract(entity, "C-BAD", start=entity_today(entity).replace(day=1),
+                      lines=[("Support", "1", "10.00", None)])  # no VAT rate: fails
+        db.session.commit()
+        run = start_billing_run(entity, None, "cli", Actor.system("test"), enqueue=False).run
+        execute_run(run.id, inline=True)
+        run_id = run.id
+    log_in(page, demo_data)
+    page.goto(f"/runs/{run_id}")
+    page.get_by_role("button", name="Retry 1 failed contract(s)…").click()
+    expect(page.locator("#run-preview-title")).to_contain_text("Preview: retry of run #1's 1 failed contract")
+    expect(page.locator("#preview-failures")).to_contain_text("1 contract cannot be billed")
+    assert len(runs(app)) == 1
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator(".flash")).to_contain_text("Run #2 queued for DE01")
+    assert len(runs(app)) == 2
+    assert violations(page) == [] and problems == []

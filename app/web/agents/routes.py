@@ -137,7 +137,7 @@ def run(key: str):
     if preview.nothing_to_bill or preview.refused:  # (a run already under way: the entrance says so)
         return _preview_answer(agent, preview, "Not started: there is nothing to confirm.", 409)
     ahead = request.form.get("ahead_of_time", "").lower() in {"on", "1", "true", "yes"}
-    if preview.check.ahead and not ahead:
+    if preview.needs_ahead_tick and not ahead:
         return _preview_answer(agent, preview, "Not started: this run bills ahead of time; tick “I want to bill "
                                                "ahead of time” to confirm that, or choose an earlier as-of date.", 422)
     try:
@@ -152,7 +152,8 @@ def run(key: str):
 def _preview_answer(agent: AgentDefinition, preview: RunPreview, problem: str | None = None, status: int = 200):
     token = confirmation_token("billing_run", current_user.id, preview.facts()) if preview.can_confirm else None
     return _page(agent, "overview", "agents/_run_preview.html", status, preview=preview, confirm_token=token,
-                 problem=problem)
+                 problem=problem, confirm_url=url_for("agents.run", key=agent.key),
+                 cancel_url=url_for("agents.detail", key=agent.key), hx_target="#run-result")
 
 
 def _run_answer(agent: AgentDefinition, result, message: str, status: int):
