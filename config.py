@@ -120,6 +120,11 @@ class Config:
     WORKER_LOST_SECONDS = int(os.environ.get("WORKER_LOST_SECONDS", "30"))
     RUN_SUPERVISE_SECONDS = int(os.environ.get("RUN_SUPERVISE_SECONDS", "15"))
     RUN_MAX_REQUEUES = int(os.environ.get("RUN_MAX_REQUEUES", "3"))
+    # A real billing run may bill at most this many days after today in the legal entity's time zone (a
+    # person must also say so explicitly: the preview's checkbox, `flask billing run --ahead-of-time`).
+    RUN_AS_OF_MAX_DAYS_AHEAD = int(os.environ.get("RUN_AS_OF_MAX_DAYS_AHEAD", "31"))
+    # How long a preview's Confirm button stays valid (billing run, closing a SEPA batch, bulk resend).
+    CONFIRM_MAX_AGE_SECONDS = int(os.environ.get("CONFIRM_MAX_AGE_SECONDS", "900"))
     # A billing run with no job left alive in Redis and no progress for this long is failed.
     RUN_STALE_SECONDS = int(os.environ.get("RUN_STALE_SECONDS", "120"))
     # Worker and scheduler wait for an unreachable Redis, retrying with back-off up to this many seconds.

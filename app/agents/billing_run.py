@@ -27,7 +27,8 @@ def on_event(event: Event):
     as_of = date.fromisoformat(payload["as_of"]) if payload.get("as_of") else None
     try:
         result = start_billing_run(entity, as_of, "event", Actor.for_event(event), bool(payload.get("dry_run")),
-                                   trigger_ref=f"event:{event.id}", event_depth=event.depth + 1)
+                                   trigger_ref=f"event:{event.id}", event_depth=event.depth + 1,
+                                   ahead_of_time=bool(payload.get("ahead_of_time")))
     except RunRefused as refused:
         record("agent.event_refused", "event", event.id, Actor.system("billing_run"),
                legal_entity_id=entity.id, reason=str(refused))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from contextlib import suppress
+from datetime import date
 from functools import partial
 from operator import itemgetter
 from typing import Any
@@ -103,6 +104,14 @@ def recorded_contracts(run_id: int, contract_ids: list[int]) -> set[int]:
                                            BillingRunItem.contract_id, contract_ids)}
 
 
+def plan_contracts(entity: LegalEntity, contract_ids: list[int], as_of: date, payment_terms_days: int) -> list[ContractPlan]:
+    """What each contract needs as of `as_of` (invoices to write, or why it cannot be billed): what a chunk
+    writes, and what a run's preview (app/billing/preview.py) adds up."""
+    terms = load_terms(entity, contract_ids, payment_terms_days)
+    billed = billed_period_starts(contract_ids)
+    return [plan_contract(terms[cid], billed.get(cid, set()), as_of) for cid in contract_ids if cid in terms]
+
+
 def process_chunk(run_id: int, contract_ids: list[int], settings: dict[str, Any], *,
                   first_attempt: bool = False) -> None:
     """Bill one chunk of contracts: one transaction, redone contract by contract if it fails.
@@ -117,9 +126,7 @@ def process_chunk(run_id: int, contract_ids: list[int], settings: dict[str, Any]
     entity = run.legal_entity
     done = set() if first_attempt else recorded_contracts(run_id, contract_ids)
     todo = [cid for cid in contract_ids if cid not in done]  # a retried chunk job skips what it did
-    terms = load_terms(entity, todo, settings["payment_terms_days"])
-    billed = billed_period_starts(todo)
-    plans = [plan_contract(terms[cid], billed.get(cid, set()), run.as_of) for cid in todo if cid in terms]
+    plans = plan_contracts(entity, todo, run.as_of, settings["payment_terms_days"])
     info, dry_run, depth = _entity_info(entity), run.dry_run, run.event_depth
     db.session.rollback()  # end the read transaction before taking the entity lock
     write = partial(_write_chunk, run_id, info, dry_run=dry_run, depth=depth)

@@ -134,6 +134,18 @@ def describe(entry: AuditEntry, locale: str = "en_US") -> str:
         if d.get("retry_of_contracts") is not None:
             text += f", retrying {_plural(d['retry_of_contracts'], 'failed contract')}"
         return text
+    if action == "billing_run.confirmed":
+        text = (f"Confirmed by {who} after its preview: {_plural(d.get('contracts'), 'contract')}, "
+                f"{_plural(d.get('invoices'), 'invoice')}")
+        if d.get("totals"):
+            text += f", {_totals(d['totals'], locale)}"
+        text += (f"; {_plural(d.get('customers_emailed'), 'customer')} to e-mail, "
+                 f"{d.get('customers_debited') or 0} to debit")
+        if d.get("failed"):
+            text += f"; {_plural(d['failed'], 'contract')} that cannot be billed"
+        if d.get("ahead_of_time"):
+            text += f"; billing {_plural(d.get('days_ahead'), 'day')} ahead of time, as asked"
+        return text
     if action == "billing_run.started":
         return f"Started by {who}"
     if action == "billing_run.fanned_out":

@@ -16,8 +16,8 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from flask import current_app
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -32,12 +32,22 @@ from app.models import AgentDefinition, BillingRun, BillingRunChunk, BillingRunI
 from app.models.runs import ACTIVE_RUN_STATUSES, RUN_TRIGGERS
 from app.models.types import utcnow
 from app.queues import REDIS_DOWN
+from app.reports.dashboard import entity_today
 
 log = logging.getLogger(__name__)
 
 
 class RunRefused(RuntimeError):
     """A run cannot be started; the message says why and what to do."""
+
+
+class AsOfRefused(RunRefused):
+    """The as-of date is after today beyond the cap, or ahead of time without anyone saying so.
+    `needs_consent`: it would be accepted if the person says explicitly that they bill ahead of time."""
+
+    def __init__(self, message: str, *, needs_consent: bool = False):
+        super().__init__(message)
+        self.needs_consent = needs_consent
 
 
 @dataclass
@@ -60,11 +70,70 @@ def agent_settings() -> dict[str, Any]:
     return {**BILLING_RUN.defaults(), **(billing_agent().configuration or {})}
 
 
+def enabled_agent_settings() -> dict[str, Any]:
+    """The agent's settings; RunRefused when it is disabled."""
+    agent = billing_agent()
+    if not agent.enabled:
+        raise RunRefused("the Billing Run Agent is disabled: enable it under Agents > Definitions")
+    return {**BILLING_RUN.defaults(), **(agent.configuration or {})}
+
+
 def default_as_of(entity: LegalEntity, settings: dict[str, Any], now: datetime | None = None) -> date:
     """Today in the entity's time zone, moved by the agent's `as_of_offset_days`."""
-    now = now or utcnow()
-    today = now.astimezone(ZoneInfo(entity.timezone)).date()
-    return today + timedelta(days=int(settings.get("as_of_offset_days", 0)))
+    return entity_today(entity, now) + timedelta(days=int(settings.get("as_of_offset_days", 0)))
+
+
+# ------------------------------------------------------------------ billing ahead of time
+@dataclass(frozen=True)
+class AsOfCheck:
+    """Where an as-of date stands against today in the legal entity's time zone and the cap."""
+    as_of: date
+    today: date
+    zone: str
+    max_days_ahead: int
+
+    @property
+    def days_ahead(self) -> int:
+        return (self.as_of - self.today).days
+
+    @property
+    def ahead(self) -> bool:
+        return self.days_ahead > 0
+
+    @property
+    def latest(self) -> date:
+        return self.today + timedelta(days=self.max_days_ahead)
+
+    @property
+    def beyond_cap(self) -> bool:
+        return self.days_ahead > self.max_days_ahead
+
+    def in_words(self) -> str:
+        """"2027-12-31 is 389 days after today (2026-12-07 in Europe/Berlin)"."""
+        days = self.days_ahead
+        return (f"as-of {self.as_of.isoformat()} is {days} day{'' if days == 1 else 's'} after today "
+                f"({self.today.isoformat()} in {self.zone})")
+
+
+def max_days_ahead() -> int:
+    return int(current_app.config.get("RUN_AS_OF_MAX_DAYS_AHEAD", 31))
+
+
+def as_of_check(entity: LegalEntity, as_of: date, now: datetime | None = None) -> AsOfCheck:
+    return AsOfCheck(as_of, entity_today(entity, now), entity.timezone, max_days_ahead())
+
+
+def refuse_as_of(check: AsOfCheck, *, explicit: bool, ahead_of_time: bool) -> None:
+    """A real run bills at most RUN_AS_OF_MAX_DAYS_AHEAD days ahead; an as-of date a person gave that is
+    after today needs them to say so (`ahead_of_time`). The agent's as-of offset is such a statement."""
+    if check.beyond_cap:
+        raise AsOfRefused(
+            f"{check.in_words()}; a billing run bills at most {check.max_days_ahead} days ahead "
+            f"(RUN_AS_OF_MAX_DAYS_AHEAD): choose an as-of date up to {check.latest.isoformat()}, "
+            "or make a dry run to see what later dates would bill")
+    if check.ahead and explicit and not ahead_of_time:
+        raise AsOfRefused(f"{check.in_words()}: billing ahead of time must be asked for explicitly",
+                          needs_consent=True)
 
 
 # ------------------------------------------------------------------ the one entrance
@@ -79,19 +148,24 @@ def start_billing_run(
     trigger_ref: str | None = None,
     event_depth: int = 0,
     enqueue: bool = True,
+    ahead_of_time: bool = False,
+    confirmation: dict[str, Any] | None = None,
 ) -> StartResult:
     """Record a billing run and enqueue it: the entrance for buttons, schedules, events and the CLI.
 
     While a (non-dry) run of the entity is pending or running, returns that run instead
     (`started` False). With `trigger_ref`, a trigger that already started a run returns that run.
+    A real run's as-of date is at most RUN_AS_OF_MAX_DAYS_AHEAD days after today in the entity's time
+    zone, and a given one after today needs `ahead_of_time` (AsOfRefused). `confirmation`: what the
+    preview the person confirmed said, recorded in the run's audit with them.
     """
     if trigger not in RUN_TRIGGERS:
         raise ValueError(f"unknown trigger {trigger!r}: use one of {', '.join(RUN_TRIGGERS)}")
-    agent = billing_agent()
-    if not agent.enabled:
-        raise RunRefused("the Billing Run Agent is disabled: enable it under Agents > Definitions")
-    settings = agent_settings()
+    settings = enabled_agent_settings()
+    explicit = as_of is not None
     as_of = as_of or default_as_of(entity, settings)
+    if not dry_run:
+        refuse_as_of(as_of_check(entity, as_of), explicit=explicit, ahead_of_time=ahead_of_time)
     _look_after_runs_of(entity.id)
 
     for _attempt in range(5):
@@ -116,6 +190,9 @@ def start_billing_run(
         record("billing_run.queued", "billing_run", run.id, actor, legal_entity_id=entity.id,
                billing_run_id=run.id, as_of=as_of.isoformat(), trigger=trigger, dry_run=dry_run,
                retry_of_contracts=len(contract_ids) if contract_ids is not None else None)
+        if confirmation is not None:
+            record("billing_run.confirmed", "billing_run", run.id, actor, legal_entity_id=entity.id,
+                   billing_run_id=run.id, **confirmation)
         try:
             db.session.commit()
         except IntegrityError:
@@ -227,10 +304,7 @@ def _record_chunks(run: BillingRun, *, inline: bool) -> tuple[list[list[int]], d
     from app.agents.jobs import chunk_job_id
 
     settings = agent_settings()
-    query = select(Contract.id).where(Contract.legal_entity_id == run.legal_entity_id, Contract.status == "active")
-    if run.contract_ids is not None:
-        query = query.where(Contract.id.in_(run.contract_ids))
-    ids = list(db.session.scalars(query.order_by(Contract.id)))
+    ids = billable_contract_ids(run.legal_entity_id, run.contract_ids)
     size = int(settings["chunk_size"])
     chunk_settings = {"auto_post": bool(settings["auto_post"]), "payment_terms_days": int(settings["payment_terms_days"])}
     chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
@@ -243,6 +317,14 @@ def _record_chunks(run: BillingRun, *, inline: bool) -> tuple[list[list[int]], d
                legal_entity_id=run.legal_entity_id, billing_run_id=run.id, chunks=len(chunks), chunk_size=size)
     db.session.commit()
     return chunks, chunk_settings
+
+
+def billable_contract_ids(entity_id: int, only: list[int] | None = None) -> list[int]:
+    """The contracts a run of the entity looks at (its active ones, of `only` if given), in id order."""
+    query = select(Contract.id).where(Contract.legal_entity_id == entity_id, Contract.status == "active")
+    if only is not None:
+        query = query.where(Contract.id.in_(only))
+    return list(db.session.scalars(query.order_by(Contract.id)))
 
 
 def _enqueue_chunks(run_id: int, chunks: list[list[int]], settings: dict[str, Any]) -> None:
@@ -275,10 +357,18 @@ def cancel_run(run: BillingRun, actor: Actor) -> bool:
     return True
 
 
-def retry_failed(run: BillingRun, actor: Actor, trigger: str = "manual") -> StartResult:
-    """Start a run for only the contracts that failed in `run` (a dry run's retry is a dry run too)."""
-    failed = list(db.session.scalars(select(BillingRunItem.contract_id).where(
-        BillingRunItem.billing_run_id == run.id, BillingRunItem.status == "failed")))
+def failed_contract_ids(run: BillingRun) -> list[int]:
+    return list(db.session.scalars(select(BillingRunItem.contract_id).where(
+        BillingRunItem.billing_run_id == run.id, BillingRunItem.status == "failed").order_by(BillingRunItem.contract_id)))
+
+
+def retry_failed(run: BillingRun, actor: Actor, trigger: str = "manual", *,
+                 confirmation: dict[str, Any] | None = None) -> StartResult:
+    """Start a run for only the contracts that failed in `run` (a dry run's retry is a dry run too).
+    `confirmation`: what the retry's preview said, for the new run's audit."""
+    failed = failed_contract_ids(run)
     if not failed:
         raise RunRefused(f"run #{run.number} has no failed contracts to retry")
-    return start_billing_run(run.legal_entity, run.as_of, trigger, actor, run.dry_run, contract_ids=failed)
+    # The original run's as-of date was accepted (and, if ahead, asked for) when it started; the cap still holds.
+    return start_billing_run(run.legal_entity, run.as_of, trigger, actor, run.dry_run, contract_ids=failed,
+                             ahead_of_time=True, confirmation=confirmation)

@@ -5,7 +5,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from app.audit import Actor
-from app.billing.runs import RunRefused, execute_run, start_billing_run
+from app.billing.runs import AsOfRefused, RunRefused, execute_run, start_billing_run
 from app.billing.supervision import supervise_runs
 from app.cli.common import ID, echo_json, fail
 from app.extensions import db
@@ -52,11 +52,14 @@ def echo_summary(summary: dict) -> None:
 @click.option("--entity", "code", required=True, help="Legal entity code, e.g. DE01.")
 @click.option("--as-of", "as_of", help="YYYY-MM-DD; default: today in the entity's time zone (+ the agent's offset).")
 @click.option("--dry-run", is_flag=True, help="Compute the result table and totals; write no invoices.")
+@click.option("--ahead-of-time", "ahead_of_time", is_flag=True,
+              help="Allow an --as-of date after today in the entity's time zone (at most RUN_AS_OF_MAX_DAYS_AHEAD "
+                   "days ahead): periods starting by then are invoiced now.")
 @click.option("--inline", is_flag=True, help="Run in this process, without a worker.")
 @click.option("--wait", is_flag=True, help="Wait until the queued run ends.")
 @click.option("--timeout", default=3600, show_default=True, help="Seconds --wait waits at most.")
 @click.option("--json", "as_json", is_flag=True)
-def run(code, as_of, dry_run, inline, wait, timeout, as_json):
+def run(code, as_of, dry_run, ahead_of_time, inline, wait, timeout, as_json):
     """Start a billing run for a legal entity."""
     entity = entity_or_fail(code)
     try:
@@ -64,7 +67,11 @@ def run(code, as_of, dry_run, inline, wait, timeout, as_json):
     except FieldError as error:
         fail(f"--as-of: {error}")
     try:
-        result = start_billing_run(entity, as_of_date, "cli", Actor.system("cli"), dry_run, enqueue=not inline)
+        result = start_billing_run(entity, as_of_date, "cli", Actor.system("cli"), dry_run, enqueue=not inline,
+                                   ahead_of_time=ahead_of_time)
+    except AsOfRefused as refused:
+        fail(f"--as-of: {refused}" + ("; pass --ahead-of-time to bill ahead, or --dry-run to see what it would bill"
+                                      if refused.needs_consent else ""))
     except RunRefused as refused:
         fail(str(refused))
     run_ = result.run

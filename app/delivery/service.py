@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from babel.numbers import format_currency
 from flask import current_app
@@ -23,6 +24,7 @@ from sqlalchemy import and_, exists, select
 from sqlalchemy.exc import IntegrityError
 
 from app.audit import Actor, record
+from app.billing.money import round_money
 from app.billing.references import format_creditor_reference
 from app.delivery.mail import MailError, build_message, send
 from app.documents.facts import DocumentError
@@ -323,27 +325,65 @@ class BulkResend:
     no_email: int = 0  # their customer has no e-mail address
 
 
-def request_bulk_resend(legal_entity_id: int, actor: Actor, kind: str = "undelivered",
-                        older_than_minutes: int | None = None, now: datetime | None = None) -> BulkResend:
-    """A resend for every invoice of the entity matching the `kind` filter, except those whose delivery is
-    still in progress and those whose customer has no address (both counted). The caller commits, then
-    enqueues them (`enqueue_resends`); a resend whose job is lost is enqueued again by the sweep."""
+@dataclass
+class BulkResendPlan:
+    """Which invoices a bulk resend would e-mail again now, and which it leaves alone (the confirm step)."""
+    kind: str
+    invoices: list[Invoice]
+    in_progress: int = 0
+    no_email: int = 0
+
+    @property
+    def totals(self) -> dict[str, Decimal]:
+        """Currency → total of the invoices to e-mail again."""
+        totals: dict[str, Decimal] = {}
+        for invoice in self.invoices:
+            totals[invoice.currency] = totals.get(invoice.currency, Decimal(0)) + invoice.total_amount
+        return {currency: round_money(amount, currency) for currency, amount in sorted(totals.items())}
+
+    @property
+    def customers(self) -> int:
+        return len({invoice.customer_id for invoice in self.invoices})
+
+    def facts(self) -> dict:
+        return {"kind": self.kind, "invoices": sorted(invoice.id for invoice in self.invoices)}
+
+
+def bulk_resend_plan(legal_entity_id: int, kind: str = "undelivered", older_than_minutes: int | None = None,
+                     now: datetime | None = None) -> BulkResendPlan:
+    """Every invoice of the entity matching the `kind` filter, except those whose delivery is still in
+    progress and those whose customer has no address (both counted). Writes nothing."""
     invoices = db.session.scalars(
         select(Invoice).join(Customer, Customer.id == Invoice.customer_id)
         .where(Invoice.legal_entity_id == legal_entity_id, delivery_condition(kind, now, older_than_minutes))
         .order_by(Invoice.id))
-    result = BulkResend([])
+    plan = BulkResendPlan(kind, [])
     for invoice in invoices:
         busy = db.session.scalar(select(InvoiceDelivery.id).where(
             InvoiceDelivery.invoice_id == invoice.id,
             InvoiceDelivery.status.in_(DELIVERY_IN_PROGRESS)).limit(1))
         if busy is not None:
-            result.in_progress += 1
+            plan.in_progress += 1
         elif not invoice.customer.email:
-            result.no_email += 1
+            plan.no_email += 1
         else:
-            result.requested.append(request_resend(invoice, actor))
-    return result
+            plan.invoices.append(invoice)
+    return plan
+
+
+def request_bulk_resend(legal_entity_id: int, actor: Actor, kind: str = "undelivered",
+                        older_than_minutes: int | None = None, now: datetime | None = None, *,
+                        plan: BulkResendPlan | None = None, confirmed: bool = False) -> BulkResend:
+    """A resend for every invoice of `plan` (default: bulk_resend_plan's now). The caller commits, then
+    enqueues them (`enqueue_resends`); a resend whose job is lost is enqueued again by the sweep.
+    `confirmed`: a person confirmed exactly this plan (the web's confirm step); the audit says what they saw."""
+    plan = plan or bulk_resend_plan(legal_entity_id, kind, older_than_minutes, now)
+    if confirmed:
+        record("invoice.bulk_resend_confirmed", "legal_entity", legal_entity_id, actor,
+               legal_entity_id=legal_entity_id, kind=kind, invoices=len(plan.invoices), customers=plan.customers,
+               totals={currency: str(amount) for currency, amount in plan.totals.items()},
+               left_alone={"in_progress": plan.in_progress, "no_email": plan.no_email})
+    return BulkResend([request_resend(invoice, actor) for invoice in plan.invoices], plan.in_progress, plan.no_email)
 
 
 def enqueue_resends(deliveries: list[InvoiceDelivery]) -> None:

@@ -1,6 +1,7 @@
 """SEPA direct-debit batches: open per legal entity, closed into a validated pain.008.001.08 file."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.audit import Actor, record
+from app.billing.money import round_money
 from app.extensions import db
 from app.models import Collection, Customer, Invoice, LegalEntity, SepaBatch, SepaBatchItem
 from app.models.types import utcnow
@@ -127,31 +129,120 @@ def _reread(batch: SepaBatch, item: SepaBatchItem, invoice: Invoice, customer: C
         item.amount = invoice.amount_due
 
 
-def close_batch(batch: SepaBatch, actor: Actor, today: date, lead_days: int | None = None) -> SepaBatch:
+def _creditor_missing(entity: LegalEntity) -> None:
+    missing = [label for label, value in (("SEPA creditor id", entity.sepa_creditor_id), ("IBAN", entity.iban),
+                                          ("BIC", entity.bic)) if not value]
+    if missing:
+        raise BatchError(f"{entity.code} has no {', '.join(missing)}: add them under Settings > Legal entities")
+
+
+def _lead_days(entity: LegalEntity, lead_days: int | None) -> int:
+    if lead_days is not None:
+        return lead_days
+    from app.payments.collection import lead_days as entity_lead_days
+
+    return entity_lead_days(entity)
+
+
+def _pending_with_parties(batch: SepaBatch, *, lock: bool) -> tuple[list[SepaBatchItem], dict[int, Invoice],
+                                                                     dict[int, Customer]]:
+    pending = [i for i in batch.items if i.status == "pending"]
+    query = select(Invoice).where(Invoice.id.in_([i.invoice_id for i in pending])).order_by(Invoice.id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    invoices = {invoice.id: invoice for invoice in db.session.scalars(query)}
+    customers = {customer.id: customer for customer in db.session.scalars(
+        select(Customer).where(Customer.id.in_({invoice.customer_id for invoice in invoices.values()})))}
+    return pending, invoices, customers
+
+
+# ------------------------------------------------------------------ what closing would do (the confirm step)
+@dataclass(frozen=True)
+class DebitPreview:
+    item: SepaBatchItem
+    invoice: Invoice
+    customer: Customer
+    amount: Decimal  # what would be debited (the amount due now), or what the item held if it drops out
+    collection_date: date | None
+    drops_out: str | None = None  # why it would be withdrawn
+
+
+@dataclass
+class ClosePreview:
+    batch: SepaBatch
+    today: date
+    lead_days: int
+    debits: list[DebitPreview] = field(default_factory=list)
+    dropped: list[DebitPreview] = field(default_factory=list)
+    problem: str | None = None  # why the batch cannot be closed now (creditor data missing, no debits left)
+
+    @property
+    def totals(self) -> dict[str, Decimal]:
+        return {"EUR": round_money(sum((d.amount for d in self.debits), Decimal(0)), "EUR")} if self.debits else {}
+
+    @property
+    def dates(self) -> list[tuple[date, int]]:
+        """Each collection date with how many debits fall on it, earliest first."""
+        counts: dict[date, int] = {}
+        for debit in self.debits:
+            counts[debit.collection_date] = counts.get(debit.collection_date, 0) + 1
+        return sorted(counts.items())
+
+    @property
+    def changed(self) -> list[DebitPreview]:
+        return [d for d in self.debits if d.amount != d.item.amount]
+
+    def facts(self) -> dict:
+        """What the person confirms: exactly these debits, amounts and dates; exactly these dropping out."""
+        return {"batch": self.batch.id, "today": self.today.isoformat(),
+                "debits": [[d.item.id, str(round_money(d.amount, "EUR")), d.collection_date.isoformat()]
+                           for d in self.debits],
+                "dropped": [d.item.id for d in self.dropped]}
+
+
+def close_preview(batch: SepaBatch, today: date, lead_days: int | None = None) -> ClosePreview:
+    """What close_batch would send now, by the same rules, writing nothing (the page's confirm step)."""
+    entity = db.session.get(LegalEntity, batch.legal_entity_id)
+    preview = ClosePreview(batch, today, _lead_days(entity, lead_days))
+    if batch.status != "open":
+        preview.problem = f"batch #{batch.id} is already closed"
+        return preview
+    try:
+        _creditor_missing(entity)
+    except BatchError as error:
+        preview.problem = str(error)
+    pending, invoices, customers = _pending_with_parties(batch, lock=False)
+    for item in pending:
+        invoice = invoices[item.invoice_id]
+        customer = customers[invoice.customer_id]
+        reason = _not_to_debit(invoice, customer)
+        if reason is not None:
+            preview.dropped.append(DebitPreview(item, invoice, customer, item.amount, None, reason))
+        else:
+            preview.debits.append(DebitPreview(item, invoice, customer, invoice.amount_due,
+                                               target2.collection_date(invoice.due_date, today, preview.lead_days)))
+    if not preview.debits and preview.problem is None:
+        dropped = [d.item.end_to_end_id for d in preview.dropped]
+        preview.problem = (f"batch #{batch.id} has no debits to send"
+                           + (f" ({len(dropped)} would be withdrawn: {', '.join(dropped)})" if dropped else ""))
+    return preview
+
+
+def close_batch(batch: SepaBatch, actor: Actor, today: date, lead_days: int | None = None, *,
+                confirmation: dict | None = None) -> SepaBatch:
     """Produce the pain.008.001.08 file of an open batch (validated against its schema) and close it.
 
     Each debit is re-read under a lock on its invoice: what is no longer due drops out with a note, the rest is
     debited exactly its amount due now, on the later of the invoice's pre-notified date (its due date: "debited on
     or after") and today + lead days (default: the entity's, see collection.lead_days), moved to the next TARGET2
-    business day."""
+    business day. `confirmation`: what the preview the person confirmed said (kept in the audit entry)."""
     batch = db.session.scalar(select(SepaBatch).where(SepaBatch.id == batch.id).with_for_update()) or batch
     if batch.status != "open":
         raise BatchError(f"batch #{batch.id} is already closed")
     entity = db.session.get(LegalEntity, batch.legal_entity_id)
-    if lead_days is None:
-        from app.payments.collection import lead_days as entity_lead_days
-
-        lead_days = entity_lead_days(entity)
-    missing = [label for label, value in (("SEPA creditor id", entity.sepa_creditor_id), ("IBAN", entity.iban),
-                                          ("BIC", entity.bic)) if not value]
-    if missing:
-        raise BatchError(f"{entity.code} has no {', '.join(missing)}: add them under Settings > Legal entities")
-    pending = [i for i in batch.items if i.status == "pending"]
-    invoices = {invoice.id: invoice for invoice in db.session.scalars(
-        select(Invoice).where(Invoice.id.in_([i.invoice_id for i in pending])).order_by(Invoice.id)
-        .with_for_update().execution_options(populate_existing=True))}
-    customers = {customer.id: customer for customer in db.session.scalars(
-        select(Customer).where(Customer.id.in_({invoice.customer_id for invoice in invoices.values()})))}
+    lead_days = _lead_days(entity, lead_days)
+    _creditor_missing(entity)
+    pending, invoices, customers = _pending_with_parties(batch, lock=True)
     for item in pending:
         invoice = invoices[item.invoice_id]
         _reread(batch, item, invoice, customers[invoice.customer_id])
@@ -189,7 +280,7 @@ def close_batch(batch: SepaBatch, actor: Actor, today: date, lead_days: int | No
     batch.status, batch.closed_at = "closed", utcnow()
     record("sepa_batch.closed", "sepa_batch", batch.id, actor, legal_entity_id=entity.id, items=len(items),
            control_sum=str(total), collection_date=batch.collection_date.isoformat(), message_id=batch.message_id,
-           withdrawn=withdrawn)
+           withdrawn=withdrawn, **({"confirmed": confirmation} if confirmation is not None else {}))
     return batch
 
 

@@ -44,8 +44,10 @@ def test_billing_run_walkthrough(page, demo_data, worker, screenshot):
     page.get_by_role("link", name="Billing Run Agent").click()
     expect(page.locator("body")).to_contain_text("manual.trigger")
 
-    # Run: the button starts a run at once and links to it.
+    # Run: the button shows the run's preview (2 invoices, 117,06 €); Confirm starts it and links to it.
     page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.locator("#preview-totals")).to_have_text("117,06\u00a0€")
+    page.get_by_role("button", name="Confirm").click()
     started = page.get_by_role("link", name="Run #1 started — view progress")
     expect(started).to_be_visible()
     screenshot(page, "run-started")

@@ -111,3 +111,32 @@ def test_events_relay_marks_the_outbox_dispatched(app, runner):
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Event).where(Event.dispatched_at.is_(None))) == 0
         assert db.session.scalar(select(func.count()).select_from(BillingRun)) == 1
+
+
+def test_billing_ahead_of_time_needs_the_flag_and_stays_within_the_cap(app, runner):
+    """Issue 13: an as-of date a year ahead was accepted. After today in the entity's zone it needs
+    --ahead-of-time; beyond RUN_AS_OF_MAX_DAYS_AHEAD (31) it is refused; a dry run may look further."""
+    from datetime import timedelta
+
+    from app.models import LegalEntity
+    from app.reports.dashboard import entity_today
+
+    seed(app)
+    with app.app_context():
+        today = entity_today(db.session.scalar(select(LegalEntity)))
+    ahead, far = (today + timedelta(days=10)).isoformat(), (today + timedelta(days=32)).isoformat()
+    refused = runner.invoke(args=["billing", "run", "--entity", "DE01", "--as-of", ahead, "--inline"])
+    assert refused.exit_code == 1
+    assert (f"Error: --as-of: as-of {ahead} is 10 days after today ({today.isoformat()} in Europe/Berlin): billing "
+            "ahead of time must be asked for explicitly; pass --ahead-of-time to bill ahead, or --dry-run to see what "
+            "it would bill") in refused.output
+    capped = runner.invoke(args=["billing", "run", "--entity", "DE01", "--as-of", far, "--inline", "--ahead-of-time"])
+    assert capped.exit_code == 1 and "a billing run bills at most 31 days ahead (RUN_AS_OF_MAX_DAYS_AHEAD)" in capped.output
+    assert f"choose an as-of date up to {(today + timedelta(days=31)).isoformat()}" in capped.output
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(BillingRun)) == 0
+    result, data = invoke_json(runner, "billing", "run", "--entity", "DE01", "--as-of", far, "--inline", "--dry-run")
+    assert result.exit_code == 0 and data["dry_run"] is True and data["as_of"] == far
+    result, data = invoke_json(runner, "billing", "run", "--entity", "DE01", "--as-of", ahead, "--inline",
+                               "--ahead-of-time")
+    assert result.exit_code == 0 and data["dry_run"] is False and data["as_of"] == ahead and data["invoices"] >= 2

@@ -209,8 +209,8 @@ def test_numbers_continue_across_runs_and_restart_each_year(db_session):
     make_contract(entity, "C-2", start=date(2026, 11, 15))
     db.session.commit()
     run_inline(entity, date(2026, 11, 20))
-    run_inline(entity, date(2026, 12, 20))
-    run_inline(entity, date(2027, 1, 2))
+    run_inline(entity, date(2026, 12, 20), ahead_of_time=True)  # fixed dates, maybe after today: asked for
+    run_inline(entity, date(2027, 1, 2), ahead_of_time=True)
     numbers = sorted((i.sequence_year, i.sequence_number, i.number) for i in invoices())
     assert [n for _, _, n in numbers] == [
         "ACME-2026-000001", "ACME-2026-000002", "ACME-2026-000003", "ACME-2026-000004", "ACME-2027-000001"]
@@ -303,3 +303,70 @@ def test_amounts_whose_float_sum_is_inexact_are_stored(db_session):
     assert (invoice.net_amount, invoice.tax_amount, invoice.total_amount) == (
         Decimal("21.10"), Decimal("3.89"), Decimal("24.99"))
     assert run.status == "completed"
+
+
+# ------------------------------------------------------------------ billing ahead of time (issue 13)
+def _today(entity):
+    from app.reports.dashboard import entity_today
+
+    return entity_today(entity)
+
+
+def test_a_real_run_is_capped_at_run_as_of_max_days_ahead_whoever_starts_it(app, db_session, monkeypatch):
+    from datetime import timedelta
+
+    from app.billing.runs import AsOfRefused
+
+    entity = make_entity()
+    make_contract(entity, "C-1", start=date(2026, 11, 1))
+    db.session.commit()
+    today = _today(entity)
+    for trigger in ("manual", "cli", "event", "schedule"):
+        with pytest.raises(AsOfRefused, match=r"bills at most 31 days ahead \(RUN_AS_OF_MAX_DAYS_AHEAD\)") as refused:
+            start_billing_run(entity, today + timedelta(days=32), trigger, CLI, enqueue=False, ahead_of_time=True)
+        assert not refused.value.needs_consent
+    monkeypatch.setitem(app.config, "RUN_AS_OF_MAX_DAYS_AHEAD", 5)
+    with pytest.raises(AsOfRefused, match="at most 5 days ahead"):
+        start_billing_run(entity, today + timedelta(days=6), "cli", CLI, enqueue=False, ahead_of_time=True)
+    assert db.session.scalar(select(func.count()).select_from(BillingRun)) == 0
+    # A dry run writes nothing and moves no money: it may look further ahead.
+    dry = start_billing_run(entity, today + timedelta(days=400), "cli", CLI, True, enqueue=False)
+    assert dry.started and dry.run.dry_run
+
+
+def test_an_as_of_date_after_today_must_be_asked_for(db_session):
+    from datetime import timedelta
+
+    from app.billing.runs import AsOfRefused
+
+    entity = make_entity()
+    make_contract(entity, "C-1", start=date(2026, 11, 1))
+    db.session.commit()
+    today = _today(entity)
+    with pytest.raises(AsOfRefused, match=r"is 1 day after today \(.* in Europe/Berlin\): billing ahead of time must "
+                                          "be asked for explicitly") as refused:
+        start_billing_run(entity, today + timedelta(days=1), "manual", CLI, enqueue=False)
+    assert refused.value.needs_consent
+    assert start_billing_run(entity, today, "manual", CLI, enqueue=False).started  # today itself needs nothing
+    run = db.session.scalar(select(BillingRun))
+    cancel_run(run, CLI)
+    ahead = start_billing_run(entity, today + timedelta(days=31), "manual", CLI, enqueue=False, ahead_of_time=True)
+    assert ahead.started and ahead.run.as_of == today + timedelta(days=31)
+
+
+def test_the_agents_as_of_offset_is_the_asking_but_stays_within_the_cap(app, db_session, monkeypatch):
+    from datetime import timedelta
+
+    from app.billing.runs import AsOfRefused
+
+    entity = make_entity()
+    db.session.commit()
+    agent = db.session.scalar(select(AgentDefinition).where(AgentDefinition.key == "billing_run"))
+    agent.configuration = {**(agent.configuration or {}), "as_of_offset_days": 7}
+    db.session.commit()
+    result = start_billing_run(entity, None, "schedule", CLI, enqueue=False)  # a schedule gives no date
+    assert result.started and result.run.as_of == _today(entity) + timedelta(days=7)
+    cancel_run(result.run, CLI)
+    monkeypatch.setitem(app.config, "RUN_AS_OF_MAX_DAYS_AHEAD", 3)
+    with pytest.raises(AsOfRefused, match="at most 3 days ahead"):
+        start_billing_run(entity, None, "schedule", CLI, enqueue=False)

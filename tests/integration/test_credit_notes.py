@@ -26,7 +26,8 @@ TWO_LINES = [("Plan", "1", "100.00", "19"), ("Support", "2", "25.00", "7")]  # 1
 
 
 def run(entity, as_of=date(2026, 11, 26)):
-    result = start_billing_run(entity, as_of, "cli", ADMIN, enqueue=False)
+    # Fixed dates, some after today: billing ahead of time is asked for, as `--ahead-of-time` does.
+    result = start_billing_run(entity, as_of, "cli", ADMIN, enqueue=False, ahead_of_time=True)
     execute_run(result.run.id, inline=True)
     db.session.expire_all()
     return result.run

@@ -9,6 +9,7 @@ from app.billing.runs import execute_run, start_billing_run
 from app.demo import seed_demo
 from app.extensions import db
 from app.models import AgentDefinition, AuditEntry, BillingRun, User
+from tests.confirming import confirm_fields
 from tests.factories import make_contract, make_entity
 
 ROLES = ("viewer", "accountant", "admin")
@@ -30,6 +31,23 @@ def runs():
 
 def agent():
     return db.session.scalar(select(AgentDefinition).where(AgentDefinition.key == "billing_run"))
+
+
+def press_run(client, data=None, headers=HX):
+    """The Run button: answers with the preview (no run yet)."""
+    return client.post("/agents/billing_run/run", data=data or {}, headers=headers)
+
+
+def press_confirm(client, preview_html, extra=None, headers=HX):
+    """The preview's Confirm button."""
+    return client.post("/agents/billing_run/run", data={**confirm_fields(preview_html, "run-confirm"), **(extra or {})},
+                       headers=headers)
+
+
+def run_and_confirm(client, data=None, headers=HX):
+    preview = press_run(client, data, headers)
+    assert preview.status_code == 200, preview.get_data(as_text=True)
+    return press_confirm(client, preview.get_data(as_text=True), headers=headers)
 
 
 def billing_run_inline(app, code="DE01", *, as_of=None, dry_run=False):
@@ -130,7 +148,12 @@ def test_viewers_see_no_run_button_and_their_post_is_forbidden(app, client_as, d
 
 
 def test_run_button_starts_a_pending_enqueued_run_and_links_to_it(app, client_as, demo):
-    response = client_as("accountant").post("/agents/billing_run/run", data={"as_of": ""}, headers=HX)
+    client = client_as("accountant")
+    preview = press_run(client, {"as_of": ""})
+    assert preview.status_code == 200 and "<html" not in preview.get_data(as_text=True)
+    with app.app_context():
+        assert runs() == []  # the Run button shows the preview; only Confirm starts the run
+    response = press_confirm(client, preview.get_data(as_text=True))
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and "<html" not in html
     with app.app_context():
@@ -148,14 +171,20 @@ def test_run_button_starts_a_pending_enqueued_run_and_links_to_it(app, client_as
 
 def test_a_second_press_answers_already_pending_and_links_to_the_same_run(app, client_as, demo):
     client = client_as("accountant")
-    client.post("/agents/billing_run/run", data={}, headers=HX)
-    response = client.post("/agents/billing_run/run", data={}, headers=HX)
+    first = press_run(client).get_data(as_text=True)
+    run_and_confirm(client)
+    response = press_run(client)  # the Run button again: the preview says a run is under way, no Confirm
     html = response.get_data(as_text=True)
     with app.app_context():
         (run,) = runs()
     assert response.status_code == 200
     assert "Run #1 is already pending for DE01" in html and f'href="/runs/{run.id}"' in html
-    assert "started — view progress" not in html
+    assert "started — view progress" not in html and 'id="run-confirm"' not in html
+    # A Confirm from an earlier preview (another tab) does not start a second run either.
+    again = press_confirm(client, first).get_data(as_text=True)
+    assert "Run #1 is already pending for DE01" in again and "started — view progress" not in again
+    with app.app_context():
+        assert len(runs()) == 1
 
 
 def test_the_dry_run_checkbox_starts_a_dry_run_with_the_given_as_of(app, client_as, demo):
@@ -176,7 +205,11 @@ def test_an_invalid_as_of_date_is_refused_with_a_reason(app, client_as, demo):
 
 
 def test_without_javascript_the_run_answers_with_the_whole_page(app, client_as, demo):
-    response = client_as("accountant").post("/agents/billing_run/run", data={})
+    client = client_as("accountant")
+    preview = press_run(client, headers={})
+    assert preview.status_code == 200 and "<html" in preview.get_data(as_text=True)
+    assert 'id="run-preview"' in preview.get_data(as_text=True)
+    response = press_confirm(client, preview.get_data(as_text=True), headers={})
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and "<html" in html and "Run #1 started — view progress" in html
 

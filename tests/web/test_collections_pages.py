@@ -14,6 +14,7 @@ from app.models import AuditEntry, Collection, Customer, Invoice, LegalEntity, P
 from app.payments.collection import start_collection
 from app.payments.target2 import collection_date, is_business_day
 from app.reports.dashboard import entity_today
+from tests.confirming import confirm_fields
 from tests.factories import CUSTOMER_ADDRESS, make_contract, make_entity
 
 ROLES = ("viewer", "accountant", "admin")
@@ -55,7 +56,11 @@ def build_world(app, creditor: bool = True, bad_iban_customer: bool = False) -> 
 
 
 def close(client, world):
-    return client.post(f"/collections/batches/{world['batch']}/close")
+    """Close batch… → the confirm step → its Close button (a bare POST when the step offers none)."""
+    url = f"/collections/batches/{world['batch']}/close"
+    step = client.get(url).get_data(as_text=True)
+    fields = confirm_fields(step, "close-confirm") if 'id="close-confirm"' in step else {}
+    return client.post(url, data=fields)
 
 
 def get(model, id_):
@@ -108,7 +113,7 @@ def test_only_accountants_and_admins_act(app, client_as, world, role):
     item = world["items"][0]
     expected = 403 if role == "viewer" else None
     responses = [
-        client.post(f"/collections/batches/{world['batch']}/close"),
+        close(client, world) if role != "viewer" else client.post(f"/collections/batches/{world['batch']}/close"),
         client.post(f"/collections/batches/{world['batch']}/items/{item}/outcome",
                     data={"outcome": "collected", "date": "2026-12-01"}),
         client.post(f"/collections/batches/{world['batch']}/results",
@@ -294,3 +299,67 @@ def test_a_reversed_direct_debit_waits_for_a_person_among_the_collections_needin
         assert db.session.get(Collection, db.session.scalar(
             select(Collection.id).where(Collection.invoice_id == world["invoices"][0]))).status == "waiting"
         assert db.session.scalar(select(func.count()).select_from(SepaBatchItem)) == 2  # no new debit by itself
+
+
+# ------------------------------------------------------------------ confirm before closing (issue 13)
+def test_close_shows_debits_totals_dates_and_what_drops_out_before_anything_is_closed(app, client_as, world):
+    from app.records.credit_notes import CreditRequest, credit_invoice
+
+    with app.app_context():  # Bolt's invoice is credited in full: its debit drops out
+        credit_invoice(get(Invoice, world["invoices"][0]), CreditRequest(reason="cancelled"), Actor.system("test"))
+        db.session.commit()
+    client = client_as("accountant")
+    page = client.get(f"/collections/batches/{world['batch']}").get_data(as_text=True)
+    assert f'href="/collections/batches/{world["batch"]}/close"' in page and 'id="close-batch"' in page
+    step = client.get(f"/collections/batches/{world['batch']}/close")
+    html = step.get_data(as_text=True)
+    assert step.status_code == 200 and "Close SEPA batch" in html
+    assert '<dd id="close-debits">1</dd>' in html
+    assert '<span class="nowrap" data-currency="EUR">58,53\xa0€</span>' in html
+    with app.app_context():
+        due = get(Invoice, world["invoices"][1]).due_date
+    expected = collection_date(due, world["today"], 2)
+    assert f"{expected.isoformat()} (1 debit)" in html
+    assert '<dd id="close-dropped-count">0</dd>' in html  # a credited debit left the open batch at once
+    assert ">Close batch with 1 debit</button>" in html and 'id="close-cancel"' in html
+    with app.app_context():
+        assert get(SepaBatch, world["batch"]).status == "open"  # looking closes nothing
+
+
+def test_a_pending_debit_whose_invoice_is_paid_meanwhile_is_listed_as_dropping_out(app, client_as, world):
+    from app.payments.ledger import record_payment
+
+    with app.app_context():
+        record_payment(world["invoices"][0], Decimal("58.53"), world["today"], "", Actor.system("test"))
+        db.session.commit()
+    html = client_as("accountant").get(f"/collections/batches/{world['batch']}/close").get_data(as_text=True)
+    assert '<dd id="close-dropped-count">1</dd>' in html and "What drops out" in html
+    assert world["e2e"][0] in html and f"invoice {world['numbers'][0]} is paid" in html
+
+
+def test_close_without_a_confirm_or_with_a_stale_one_shows_the_step_again_and_closes_nothing(app, client_as, world):
+    client = client_as("accountant")
+    url = f"/collections/batches/{world['batch']}/close"
+    bare = client.post(url)
+    assert bare.status_code == 409 and "nothing was confirmed yet" in bare.get_data(as_text=True)
+    step = client.get(url).get_data(as_text=True)
+    fields = confirm_fields(step, "close-confirm")
+    forged = client.post(url, data={"confirm_token": fields["confirm_token"] + "x"})
+    assert forged.status_code == 409 and "is not one this page gave out" in forged.get_data(as_text=True)
+    from app.payments.ledger import record_payment
+
+    with app.app_context():  # paid meanwhile: the step the person saw no longer says what would be sent
+        record_payment(world["invoices"][0], Decimal("10.00"), world["today"], "", Actor.system("test"))
+        db.session.commit()
+    stale = client.post(url, data=fields)
+    html = stale.get_data(as_text=True)
+    assert stale.status_code == 409 and "changed since the preview was made" in html
+    assert "48,53\xa0€, the amount due now" in html  # the new step shows the changed amount
+    with app.app_context():
+        assert get(SepaBatch, world["batch"]).status == "open"
+    assert client.post(url, data=confirm_fields(html, "close-confirm")).status_code == 303
+    with app.app_context():
+        assert get(SepaBatch, world["batch"]).status == "closed"
+        entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "sepa_batch.closed"))
+        assert entry.details["confirmed"]["debits"] == 2
+        assert entry.details["confirmed"]["totals"] == {"EUR": "107.06"}

@@ -1,5 +1,6 @@
 """Runs > Billing: the list (filter, pages, live rows), a run's detail and tabs, Retry failed and Cancel."""
 from datetime import date
+from decimal import Decimal
 
 import pytest
 from flask import url_for
@@ -9,8 +10,9 @@ from app.audit import Actor, record
 from app.billing.runs import execute_run, start_billing_run
 from app.demo import seed_demo
 from app.extensions import db
-from app.models import AuditEntry, BillingRun, Contract, LegalEntity
+from app.models import AuditEntry, BillingRun, Contract, ContractLine, LegalEntity
 from app.models.types import utcnow
+from tests.confirming import confirm_fields
 from tests.factories import make_contract, make_entity
 
 ROLES = ("viewer", "accountant", "admin")
@@ -335,8 +337,12 @@ def test_retry_failed_starts_a_run_of_only_the_failed_contracts(app, client_as, 
     run_id = _run_with_a_failure(app)
     client = client_as("accountant")
     html = client.get(f"/runs/{run_id}").get_data(as_text=True)
-    assert f'action="/runs/{run_id}/retry"' in html and "Retry 1 failed contract(s)" in html
-    response = client.post(f"/runs/{run_id}/retry")
+    assert f'href="/runs/{run_id}/retry"' in html and "Retry 1 failed contract(s)" in html
+    step = client.get(f"/runs/{run_id}/retry").get_data(as_text=True)  # the retry's preview: C-BAD fails again
+    assert "Preview: retry of run #1's 1 failed contract" in step and "C-BAD" in step
+    with app.app_context():
+        assert len(list(db.session.scalars(select(BillingRun)))) == 1  # the preview started nothing
+    response = client.post(f"/runs/{run_id}/retry", data=confirm_fields(step, "run-confirm"))
     assert response.status_code == 303
     with app.app_context():
         new = db.session.scalar(select(BillingRun).where(BillingRun.id != run_id))
@@ -349,7 +355,9 @@ def test_retry_failed_starts_a_run_of_only_the_failed_contracts(app, client_as, 
 
 def test_retry_answers_htmx_with_a_redirect_header(app, client_as, demo):
     run_id = _run_with_a_failure(app)
-    response = client_as("admin").post(f"/runs/{run_id}/retry", headers=HX)
+    client = client_as("admin")
+    step = client.get(f"/runs/{run_id}/retry").get_data(as_text=True)
+    response = client.post(f"/runs/{run_id}/retry", data=confirm_fields(step, "run-confirm"), headers=HX)
     assert response.status_code == 204 and response.headers["HX-Redirect"].startswith("/runs/")
 
 
@@ -361,6 +369,27 @@ def test_retry_without_failures_is_refused_with_a_message(app, client_as, demo):
     assert "Nothing retried: run #1 has no failed contracts to retry." in response.get_data(as_text=True)
     with app.app_context():
         assert len(list(db.session.scalars(select(BillingRun)))) == 1
+
+
+def test_retry_starts_only_with_its_confirm_which_the_new_runs_audit_records(app, client_as, demo):
+    run_id = _run_with_a_failure(app)
+    client = client_as("accountant")
+    bare = client.post(f"/runs/{run_id}/retry")
+    assert bare.status_code == 409 and "Nothing retried: nothing was confirmed yet" in bare.get_data(as_text=True)
+    with app.app_context():  # the failed contract is fixed meanwhile: the retry would now bill it
+        bad = db.session.scalar(select(Contract).where(Contract.reference == "C-BAD"))
+        db.session.execute(ContractLine.__table__.update().where(ContractLine.contract_id == bad.id)
+                           .values(vat_rate=Decimal("19")))
+        db.session.commit()
+    stale = client.post(f"/runs/{run_id}/retry", data=confirm_fields(bare.get_data(as_text=True), "run-confirm"))
+    html = stale.get_data(as_text=True)
+    assert stale.status_code == 409 and "changed since the preview was made" in html
+    assert '<dd id="preview-invoices">12</dd>' in html and "142,80\xa0€" in html  # January to December, 11.90 each
+    assert client.post(f"/runs/{run_id}/retry", data=confirm_fields(html, "run-confirm")).status_code == 303
+    with app.app_context():
+        new = db.session.scalar(select(BillingRun).where(BillingRun.id != run_id))
+        entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "billing_run.confirmed"))
+        assert entry.billing_run_id == new.id and entry.details["retry_of"] == 1 and entry.details["invoices"] == 12
 
 
 def test_viewers_see_no_buttons_and_their_posts_are_forbidden(app, client_as, demo):

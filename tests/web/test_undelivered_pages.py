@@ -10,6 +10,7 @@ from app.extensions import db
 from app.models import AuditEntry, Invoice, InvoiceDelivery
 from app.models.types import utcnow
 from app.queues import get_redis
+from tests.confirming import confirm_fields
 from tests.factories import make_contract, make_entity
 
 
@@ -49,10 +50,14 @@ def test_the_filter_lists_what_was_not_e_mailed_and_what_is_unknown(app, client_
 def test_resend_all_queues_one_resend_each_and_is_audited(app, client_as):
     numbers = world(app)
     accountant = client_as("accountant")
-    assert "Resend all 2 by e-mail" in accountant.get("/invoices?delivery=undelivered").get_data(as_text=True)
-    response = accountant.post("/invoices/resend?delivery=undelivered")
+    listing = accountant.get("/invoices?delivery=undelivered").get_data(as_text=True)
+    assert "Resend all 2 by e-mail" in listing and 'href="/invoices/resend?delivery=undelivered"' in listing
+    step = accountant.get("/invoices/resend?delivery=undelivered").get_data(as_text=True)
+    fields = confirm_fields(step, "resend-confirm")
+    response = accountant.post("/invoices/resend?delivery=undelivered", data=fields)
     assert response.status_code == 302 and response.headers["Location"].endswith("/invoices?delivery=undelivered")
-    assert accountant.post("/invoices/resend?delivery=undelivered").status_code == 302  # a second press
+    again = accountant.post("/invoices/resend?delivery=undelivered", data=fields)  # a second press of the same step
+    assert again.status_code == 409 and "changed since the preview was made" in again.get_data(as_text=True)
     with app.app_context():
         resends = db.session.scalars(select(InvoiceDelivery).where(InvoiceDelivery.kind == "resend")).all()
         assert sorted(db.session.get(Invoice, d.invoice_id).number for d in resends) == sorted(
@@ -61,3 +66,39 @@ def test_resend_all_queues_one_resend_each_and_is_audited(app, client_as):
             AuditEntry.action == "invoice.resend_requested", AuditEntry.actor_label == "accountant@example.com")) == 2
         assert Queue("delivery", connection=get_redis()).count == 2
     assert client_as("viewer").post("/invoices/resend?delivery=undelivered").status_code == 403
+
+
+def test_resend_all_first_shows_how_many_invoices_their_totals_and_customers(app, client_as):
+    numbers = world(app)
+    accountant = client_as("accountant")
+    step = accountant.get("/invoices/resend?delivery=undelivered")
+    html = step.get_data(as_text=True)
+    assert step.status_code == 200 and "E-mail these invoices again?" in html
+    assert '<dd id="resend-count">2</dd>' in html and '<dd id="resend-customers">2</dd>' in html
+    assert '<span class="nowrap" data-currency="EUR">117,06\xa0€</span>' in html
+    assert numbers["unknown"] in html and numbers["never"] in html and numbers["sent"] not in html
+    assert ">Resend 2 by e-mail</button>" in html and 'id="resend-cancel"' in html
+    unknown = accountant.get("/invoices/resend?delivery=unknown").get_data(as_text=True)
+    assert '<dd id="resend-count">1</dd>' in unknown and "may have the e-mail already" in unknown
+    assert client_as("viewer").get("/invoices/resend?delivery=undelivered").status_code == 403
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(InvoiceDelivery).where(
+            InvoiceDelivery.kind == "resend")) == 0  # looking sends nothing
+
+
+def test_resend_all_without_its_confirm_sends_nothing_and_the_confirm_is_audited(app, client_as):
+    world(app)
+    accountant = client_as("accountant")
+    bare = accountant.post("/invoices/resend?delivery=undelivered")
+    assert bare.status_code == 409 and "Nothing was sent: nothing was confirmed yet" in bare.get_data(as_text=True)
+    forged = accountant.post("/invoices/resend?delivery=undelivered", data={"confirm_token": "forged"})
+    assert forged.status_code == 409 and "is not one this page gave out" in forged.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(InvoiceDelivery).where(
+            InvoiceDelivery.kind == "resend")) == 0
+    fields = confirm_fields(bare.get_data(as_text=True), "resend-confirm")  # the step shown again can be confirmed
+    assert accountant.post("/invoices/resend?delivery=undelivered", data=fields).status_code == 302
+    with app.app_context():
+        entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "invoice.bulk_resend_confirmed"))
+        assert entry.actor_label == "accountant@example.com"
+        assert entry.details["invoices"] == 2 and entry.details["totals"] == {"EUR": "117.06"}

@@ -11,7 +11,9 @@ from app.agents.registry import AgentSpec, get_spec
 from app.agents.service import current_configuration, get_agent, list_agents, set_enabled, update_configuration
 from app.audit import Actor
 from app.billing.queries import agent_timeline, latest_run, runs_query
+from app.billing.preview import RunPreview, preview_run
 from app.billing.runs import RunRefused, default_as_of, start_billing_run
+from app.confirmations import ConfirmationRefused, check_confirmation, confirmation_token
 from app.extensions import db, htmx
 from app.models import AgentDefinition
 from app.records.precedence import entity_overrides
@@ -104,7 +106,8 @@ def audit(key: str):
 @bp.post("/<key>/run")
 @role_required("accountant")
 def run(key: str):
-    """Start a billing run of the current legal entity; answers with the result area (or the whole page)."""
+    """The Run button: a dry run starts at once; a real run answers with its preview, and starts only when
+    that preview's Confirm is pressed. Answers with the result area (or the whole page)."""
     agent = _agent_or_404(key)
     if key not in BILLING_AGENTS:
         abort(404)
@@ -117,12 +120,42 @@ def run(key: str):
     except FieldError as error:
         return _run_answer(agent, None, f"As-of date: {error}.", 422)
     dry_run = request.form.get("dry_run", "").lower() in {"on", "1", "true", "yes"}
+    actor = Actor.for_user(current_user)
     try:
-        result = start_billing_run(entity, as_of, "manual", Actor.for_user(current_user), dry_run)
+        if dry_run:  # writes no invoice, e-mails and debits nobody: starts at once
+            result = start_billing_run(entity, as_of, "manual", actor, True)
+            return _run_answer(agent, result, result.message, 200)
+        preview = preview_run(entity, as_of)
+    except RunRefused as refused:
+        db.session.rollback()
+        return _run_answer(agent, None, f"Not started: {refused}.", 409)
+    if "confirm" not in request.form:  # the Run button: the preview, with its Confirm
+        return _preview_answer(agent, preview)
+    # Confirm: only a token standing for what would happen now, for this person, starts the run.
+    try:
+        check_confirmation("billing_run", request.form.get("confirm_token"), current_user.id, preview.facts())
+    except ConfirmationRefused as refused:
+        return _preview_answer(agent, preview, f"Not started: {refused}.", 409)
+    if preview.nothing_to_bill or preview.refused:  # (a run already under way: the entrance says so)
+        return _preview_answer(agent, preview, "Not started: there is nothing to confirm.", 409)
+    ahead = request.form.get("ahead_of_time", "").lower() in {"on", "1", "true", "yes"}
+    if preview.needs_ahead_tick and not ahead:
+        return _preview_answer(agent, preview, "Not started: this run bills ahead of time; tick “I want to bill "
+                                               "ahead of time” to confirm that, or choose an earlier as-of date.", 422)
+    try:
+        result = start_billing_run(entity, preview.as_of, "manual", actor, False, ahead_of_time=ahead,
+                                   confirmation={**preview.facts(), "ahead_of_time": ahead})
     except RunRefused as refused:
         db.session.rollback()
         return _run_answer(agent, None, f"Not started: {refused}.", 409)
     return _run_answer(agent, result, result.message, 200)
+
+
+def _preview_answer(agent: AgentDefinition, preview: RunPreview, problem: str | None = None, status: int = 200):
+    token = confirmation_token("billing_run", current_user.id, preview.facts()) if preview.can_confirm else None
+    return _page(agent, "overview", "agents/_run_preview.html", status, preview=preview, confirm_token=token,
+                 problem=problem, confirm_url=url_for("agents.run", key=agent.key),
+                 cancel_url=url_for("agents.detail", key=agent.key), hx_target="#run-result")
 
 
 def _run_answer(agent: AgentDefinition, result, message: str, status: int):

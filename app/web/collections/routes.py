@@ -7,10 +7,11 @@ from flask import Response, abort, current_app, flash, make_response, redirect, 
 from flask_login import current_user
 
 from app.audit import Actor
+from app.confirmations import ConfirmationRefused, check_confirmation, confirmation_token
 from app.extensions import db
 from app.models import LegalEntity, SepaBatch, SepaBatchItem
 from app.payments.results import COLUMNS, EXAMPLE, OutcomeError, ResultImportFailed, apply_outcome, import_results
-from app.payments.sepa import BatchError, close_batch, file_name
+from app.payments.sepa import BatchError, ClosePreview, close_batch, close_preview, file_name
 from app.records.precedence import collection_lead_days
 from app.reports.dashboard import entity_today
 from app.web.collections import bp
@@ -83,12 +84,39 @@ def pain008(batch_id: int):
 
 
 # ------------------------------------------------------------------ actions
+def _close_step(batch: SepaBatch, preview: ClosePreview, problem: str | None = None, status: int = 200) -> Response:
+    """The confirm step before closing: debits, totals, collection dates, what drops out; then Close."""
+    token = confirmation_token("sepa_close", current_user.id, preview.facts()) if preview.problem is None else None
+    response = render("collections/close.html", batch=batch, entity=_entity_of(batch), preview=preview,
+                      confirm_token=token, problem=problem)
+    response.status_code = status
+    return response
+
+
+@bp.get("/batches/<int:batch_id>/close")
+@role_required("accountant")
+def close_confirm(batch_id: int):
+    batch = _batch_or_404(batch_id)
+    if batch.status != "open":
+        return redirect(url_for("collections.batch", batch_id=batch.id), 303)
+    return _close_step(batch, close_preview(batch, entity_today(_entity_of(batch))))
+
+
 @bp.post("/batches/<int:batch_id>/close")
 @role_required("accountant")
 def close(batch_id: int):
+    """Close the batch, only with a Confirm of the close step that stands for what closing would send now."""
     batch = _batch_or_404(batch_id)
+    today = entity_today(_entity_of(batch))
+    preview = close_preview(batch, today)
+    if preview.problem is not None:
+        return _batch_page(batch, close_error=preview.problem, status=422)
     try:
-        close_batch(batch, Actor.for_user(current_user), entity_today(_entity_of(batch)))
+        check_confirmation("sepa_close", request.form.get("confirm_token"), current_user.id, preview.facts())
+    except ConfirmationRefused as refused:
+        return _close_step(batch, preview, f"The batch was not closed: {refused}.", 409)
+    try:
+        close_batch(batch, Actor.for_user(current_user), today, confirmation=_confirmed(preview))
     except BatchError as error:
         db.session.rollback()
         return _batch_page(_batch_or_404(batch_id), close_error=str(error), status=422)
@@ -97,6 +125,13 @@ def close(batch_id: int):
           f"to be collected on {batch.collection_date.isoformat()}. Download the pain.008 file and send it to "
           "the bank.", "success")
     return redirect(url_for("collections.batch", batch_id=batch.id), 303)
+
+
+def _confirmed(preview: ClosePreview) -> dict:
+    """What the person saw when they pressed Close, for the audit entry."""
+    return {"debits": len(preview.debits), "totals": {c: str(a) for c, a in preview.totals.items()},
+            "collection_dates": {d.isoformat(): n for d, n in preview.dates},
+            "dropping_out": [d.item.end_to_end_id for d in preview.dropped]}
 
 
 @bp.post("/batches/<int:batch_id>/items/<int:item_id>/outcome")

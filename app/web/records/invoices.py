@@ -16,7 +16,8 @@ from app.models.payments import SHOWN_STATUSES
 from app.records import invoices as service
 from app.records.contracts import plain_number
 from app.records.customers import entity_customers
-from app.delivery.service import DELIVERY_FILTERS, document_filename, undelivered_minutes
+from app.confirmations import ConfirmationRefused, check_confirmation, confirmation_token
+from app.delivery.service import DELIVERY_FILTERS, bulk_resend_plan, document_filename, undelivered_minutes
 from app.records.validation import FieldError, ValidationError
 from app.reports.dashboard import entity_today
 from app.web.decorators import role_required
@@ -48,17 +49,44 @@ def invoices():
     return response
 
 
-@bp.post("/invoices/resend")
-@role_required("accountant")
-def invoices_resend():
-    """Resend every invoice the E-mail filter shows (not e-mailed, outcome unknown, failed)."""
-    from app.delivery.service import enqueue_resends, request_bulk_resend
-
+def _resend_target() -> tuple:
     entity = current_entity()
     kind = request.args.get("delivery", "undelivered")
     if entity is None or kind not in DELIVERY_FILTERS:
         abort(404)
-    result = request_bulk_resend(entity.id, Actor.for_user(current_user), kind)
+    return entity, kind
+
+
+def _resend_step(entity, plan, problem: str | None = None, status: int = 200):
+    """The confirm step of Resend all: how many invoices, their totals, how many customers; then Resend."""
+    token = confirmation_token("bulk_resend", current_user.id, plan.facts()) if plan.invoices else None
+    response = render("records/resend_confirm.html", entity=entity, plan=plan, confirm_token=token, problem=problem,
+                      undelivered_minutes=undelivered_minutes())
+    response.status_code = status
+    return response
+
+
+@bp.get("/invoices/resend")
+@role_required("accountant")
+def invoices_resend_confirm():
+    entity, kind = _resend_target()
+    return _resend_step(entity, bulk_resend_plan(entity.id, kind))
+
+
+@bp.post("/invoices/resend")
+@role_required("accountant")
+def invoices_resend():
+    """Resend every invoice the E-mail filter shows (not e-mailed, outcome unknown, failed), once the
+    confirm step that stands for exactly those invoices was confirmed."""
+    from app.delivery.service import enqueue_resends, request_bulk_resend
+
+    entity, kind = _resend_target()
+    plan = bulk_resend_plan(entity.id, kind)
+    try:
+        check_confirmation("bulk_resend", request.form.get("confirm_token"), current_user.id, plan.facts())
+    except ConfirmationRefused as refused:
+        return _resend_step(entity, plan, f"Nothing was sent: {refused}.", 409)
+    result = request_bulk_resend(entity.id, Actor.for_user(current_user), kind, plan=plan, confirmed=True)
     db.session.commit()
     notes = [f"{count} {what}" for count, what in ((result.in_progress, "still being sent or retried"),
                                                    (result.no_email, "without a customer e-mail address")) if count]

@@ -6,7 +6,9 @@ from flask_login import current_user, login_required
 
 from app.audit import Actor
 from app.billing.queries import run_invoices_query, run_items_query, run_timeline, runs_query
-from app.billing.runs import RunRefused, cancel_run, retry_failed
+from app.billing.preview import RunPreview, preview_run
+from app.billing.runs import RunRefused, cancel_run, failed_contract_ids, retry_failed
+from app.confirmations import ConfirmationRefused, check_confirmation, confirmation_token
 from app.extensions import db, htmx
 from app.models import BillingRun
 from app.models.runs import ITEM_STATUSES, RUN_STATUSES
@@ -88,17 +90,54 @@ def audit(run_id: int):
 
 
 # ------------------------------------------------------------------ actions
+def _retry_step(run: BillingRun, preview: RunPreview, problem: str | None = None, status: int = 200):
+    """Retry failed's confirm step: the preview of a run of only the failed contracts, then Confirm."""
+    token = confirmation_token("billing_run", current_user.id, preview.facts()) if preview.can_confirm else None
+    response = render("runs/retry.html", run=run, preview=preview, confirm_token=token, problem=problem,
+                      confirm_url=url_for("runs.retry", run_id=run.id),
+                      cancel_url=url_for("runs.detail", run_id=run.id), hx_target=None)
+    response.status_code = status
+    return response
+
+
+def _refused(run: BillingRun, refused: RunRefused):
+    db.session.rollback()
+    flash(f"Nothing retried: {refused}.", "error")
+    return go_to(url_for("runs.detail", run_id=run.id))
+
+
+@bp.get("/<int:run_id>/retry")
+@role_required("accountant")
+def retry_confirm(run_id: int):
+    run = _run_or_404(run_id)
+    if run.dry_run or not failed_contract_ids(run):
+        return redirect(url_for("runs.detail", run_id=run.id))
+    try:
+        return _retry_step(run, preview_run(run.legal_entity, run.as_of, retry_of=run))
+    except RunRefused as refused:
+        return _refused(run, refused)
+
+
 @bp.post("/<int:run_id>/retry")
 @role_required("accountant")
 def retry(run_id: int):
-    """Start a run of only the contracts that failed in this one."""
+    """Start a run of only the contracts that failed in this one: a dry run's at once, a real run's once its
+    preview (the Retry step) is confirmed."""
     run = _run_or_404(run_id)
+    confirmation = None
     try:
-        result = retry_failed(run, Actor.for_user(current_user))
+        if not run.dry_run and failed_contract_ids(run):
+            preview = preview_run(run.legal_entity, run.as_of, retry_of=run)
+            try:
+                check_confirmation("billing_run", request.form.get("confirm_token"), current_user.id, preview.facts())
+            except ConfirmationRefused as refused:
+                return _retry_step(run, preview, f"Nothing retried: {refused}.", 409)
+            if not preview.can_confirm:
+                return _retry_step(run, preview, "Nothing retried: there is nothing to confirm.", 409)
+            confirmation = preview.facts()
+        result = retry_failed(run, Actor.for_user(current_user), confirmation=confirmation)
     except RunRefused as refused:
-        db.session.rollback()
-        flash(f"Nothing retried: {refused}.", "error")
-        return go_to(url_for("runs.detail", run_id=run.id))
+        return _refused(run, refused)
     flash(result.message, "success" if result.started else "info")
     return go_to(url_for("runs.detail", run_id=result.run.id))
 
