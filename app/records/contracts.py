@@ -243,14 +243,15 @@ def resume_contract(contract: Contract, actor: Actor) -> None:
            reference=contract.reference)
 
 
-def end_contract(contract: Contract, end_date: date | str | None, actor: Actor) -> None:
-    """Status 'ended' (no more billing) with an end date on or after the last billed period's start."""
+def end_contract(contract: Contract, end_date: date | str | None, actor: Actor, locale: str | None = None) -> None:
+    """Status 'ended' (no more billing) with an end date on or after the last billed period's start; a typed
+    end date is read in `locale` when given (31.03.2026 for de_DE)."""
     if contract.status == "ended":
         raise v.ValidationError({"status": f"contract {contract.reference} has already ended"
                                            f"{' on ' + contract.end_date.isoformat() if contract.end_date else ''}"})
     if not isinstance(end_date, date):
         try:
-            end_date = v.parse_date(end_date)
+            end_date = v.parse_date(end_date, locale)
         except v.FieldError as error:
             raise v.ValidationError({"end_date": str(error)}) from None
     problem = end_date_problem(contract, end_date)

@@ -162,3 +162,13 @@ def test_the_pdf_and_the_email_show_the_rate_and_amounts_in_german(app, client_a
         invoice = db.session.get(Invoice, german["invoice"])
         _subject, body = _texts(invoice, invoice.customer)
     assert f"58,53{NBSP}€" in body
+
+
+def test_a_german_end_date_ends_the_contract(app, client_as, german):
+    client = client_as("accountant")
+    page = client.get(f"/contracts/{german['contract']}").get_data(as_text=True)
+    assert 'name="end_date"' in page and 'placeholder="DD.MM.YYYY"' in page
+    assert client.post(f"/contracts/{german['contract']}/end", data={"end_date": "31.12.2026"}).status_code == 302
+    with app.app_context():
+        contract = db.session.get(Contract, german["contract"])
+        assert (contract.status, contract.end_date) == ("ended", date(2026, 12, 31))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 
 from flask import abort, current_app, flash, redirect, request, url_for
 from flask_login import current_user
@@ -11,6 +12,7 @@ from app.billing.periods import FREQUENCIES
 from app.extensions import db
 from app.models import Contract
 from app.models.contracts import CONTRACT_STATUSES
+from app.locale_input import input_date
 from app.records import contracts as service
 from app.records.customers import entity_customers
 from app.records.invoices import is_overdue
@@ -116,7 +118,8 @@ def render_detail(contract: Contract, errors: dict | None = None, end_date: str 
                       invoices=service.contract_invoices(contract), invoice_total=service.invoice_count(contract),
                       upcoming=service.upcoming_periods(contract, today),
                       amounts=service.period_amounts(contract), today=today,
-                      is_overdue=is_overdue, errors=errors or {}, end_date=end_date or today.isoformat())
+                      is_overdue=is_overdue, errors=errors or {},
+                      end_date=end_date or input_date(today, form_locale()))
     return unprocessable(response) if errors else response
 
 
@@ -168,7 +171,8 @@ def contract_resume(contract_id: int):
 @bp.post("/contracts/<int:contract_id>/end")
 @role_required("accountant")
 def contract_end(contract_id: int):
-    return _act(contract_id, service.end_contract, "Contract {ref} ended.", request.form.get("end_date", ""))
+    end = partial(service.end_contract, locale=form_locale())
+    return _act(contract_id, end, "Contract {ref} ended.", request.form.get("end_date", ""))
 
 
 @bp.route("/contracts/import", methods=["GET", "POST"])
