@@ -12,8 +12,8 @@ from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.billing.money import CurrencyError, minor_unit
-from app.locale_input import LocaleInputError, input_number, parse_date_text, parse_number
 from app.billing.periods import FREQUENCIES
+from app.locale_input import LocaleInputError, input_number, parse_date_text, parse_number
 from app.models import Contract, Customer, LegalEntity, Payment
 from app.models.parties import PAYMENT_METHODS
 from app.text import character_name, control_character  # noqa: F401 — part of the field rules' API
