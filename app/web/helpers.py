@@ -115,7 +115,9 @@ def paginate(query, per_page: int = 25) -> Page:
 # ------------------------------------------------------------------ the locale: formatting and input
 def entity_locale() -> str:
     """The working legal entity's locale (en_US without one): pages show it, and forms read what is typed in it."""
-    entity = current_entity() if has_request_context() else None
+    # Only for a signed-in user: current_entity() remembers its answer in `g`, which a test's app context keeps
+    # across requests, so an answer from before the login must not be remembered.
+    entity = current_entity() if has_request_context() and current_user.is_authenticated else None
     return entity.locale if entity and entity.locale else "en_US"
 
 
