@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from babel.numbers import format_currency
 from sqlalchemy import Select, select
 
+from app.formatting import format_money
 from app.extensions import db
 from app.models import AuditEntry, BillingRun, BillingRunItem, Contract, Customer, Invoice
 from app.models.runs import ACTIVE_RUN_STATUSES, ITEM_STATUSES, RUN_STATUSES
@@ -94,7 +94,7 @@ def agent_timeline(agent_name: str, entity_id: int | None, locale: str = "en_US"
 
 
 def _totals(totals: dict | None, locale: str) -> str:
-    return ", ".join(format_currency(Decimal(amount), currency, locale=locale)
+    return ", ".join(format_money(Decimal(amount), currency, locale)
                      for currency, amount in sorted((totals or {}).items()))
 
 

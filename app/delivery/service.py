@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from babel.numbers import format_currency
 from flask import current_app
 from sqlalchemy import and_, exists, select
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +26,7 @@ from app.audit import Actor, record
 from app.billing.money import round_money
 from app.billing.references import format_creditor_reference
 from app.delivery.mail import MailError, build_message, send
+from app.formatting import format_money
 from app.documents.facts import DocumentError
 from app.extensions import db
 from app.models import AgentDefinition, Customer, Invoice, InvoiceDelivery
@@ -405,7 +405,7 @@ def document_filename(invoice: Invoice) -> str:
 def _credit_note_texts(note: Invoice, customer: Customer) -> tuple[str, str]:
     """A credit note's e-mail: fixed wording (the agent's templates speak of an invoice that is due)."""
     entity, credited = note.legal_entity, note.credited_invoice
-    total = format_currency(note.total_amount, note.currency, locale=entity.locale)
+    total = format_money(note.total_amount, note.currency, entity.locale)
     subject = f"Credit note {note.number} from {entity.name}"
     body = (f"Dear {customer.name},\n\nplease find attached credit note {note.number}, which corrects invoice "
             f"{credited.number} of {credited.issue_date.isoformat()} by {total}.\nReason: {note.credit_reason}\n\n"
@@ -419,7 +419,7 @@ def _texts(invoice: Invoice, customer: Customer) -> tuple[str, str]:
     entity = invoice.legal_entity
     values = {
         "number": invoice.number, "entity_name": entity.name, "customer_name": customer.name,
-        "total": format_currency(invoice.total_amount, invoice.currency, locale=entity.locale),
+        "total": format_money(invoice.total_amount, invoice.currency, entity.locale),
         "due_date": invoice.due_date.isoformat(), "period_start": invoice.period_start.isoformat(),
         "period_end": invoice.period_end.isoformat(),
         "payment_reference": format_creditor_reference(invoice.creditor_reference),

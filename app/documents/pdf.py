@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from babel.numbers import format_currency, format_decimal
 from flask import current_app
 
 from app.billing.money import round_money
@@ -34,6 +33,8 @@ from app.documents.facts import (
     payment_kind,
 )
 from app.documents.glyphs import check_printable
+from app.formatting import format_money, format_number, format_unit_price
+from app.formatting import format_percent as percent  # 19,45 % (de_DE), as on the pages and in e-mails
 from app.models import Invoice
 
 TEMPLATE, STYLESHEET = "documents/invoice.html", "documents/invoice.css"
@@ -150,7 +151,7 @@ def document_context(invoice: Invoice) -> dict:
         },
         "lines": [
             {"position": line.position, "description": line.description,
-             "quantity": format_decimal(line.quantity.normalize(), locale=locale),
+             "quantity": format_number(line.quantity, locale),
              "unit_price": money(line.unit_price, exact=True), "vat": line_vat(computed.treatment, line.vat_rate, locale),
              "net": money(computed.net)}
             for line, computed in zip(invoice.lines, amounts.lines)
@@ -173,14 +174,11 @@ _FONT_SAFE = str.maketrans({"\uffe5": "\u00a5", "\uffe1": "\u00a3", "\uffe0": "\
 
 def _money_formatter(currency: str, locale: str) -> Callable[..., str]:
     def money(amount: Decimal, exact: bool = False) -> str:
-        """58,53 €; a unit price keeps its extra decimals (0,123456 €) when `exact`."""
+        """58,53 €; a unit price keeps its extra decimals (0,123456 €) when `exact` (app/formatting.py, as on
+        the pages and in the e-mails)."""
         value = Decimal(amount)
-        rounded = round_money(value, currency)
-        if not exact or rounded == value:
-            text = format_currency(rounded, currency, locale=locale)
-        else:
-            text = format_currency(value.normalize(), currency, locale=locale, currency_digits=False,
-                                   decimal_quantization=False)
+        text = format_unit_price(value, currency, locale) if exact else format_money(round_money(value, currency),
+                                                                                     currency, locale)
         return text.translate(_FONT_SAFE)
 
     return money
@@ -218,9 +216,6 @@ def printed_tax_notes(amounts) -> list[str]:
     return notes
 
 
-def percent(rate: Decimal, locale: str) -> str:
-    """19,45 % (de_DE), 7 % — the rate as stated, with the locale's decimal sign."""
-    return f"{format_decimal(Decimal(rate).normalize(), locale=locale)}\u00a0%"
 
 
 # ------------------------------------------------------------------ WeasyPrint

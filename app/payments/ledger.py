@@ -203,12 +203,14 @@ def _forget(model, by_id: dict | None, invoice_ids: list[int] | None = None) -> 
             db.session.expire(obj)
 
 
-def record_typed_payment(invoice_id: int, amount: str, received_on: str, reference: str, actor: Actor) -> Payment:
-    """A payment a person typed (the invoice page, `flask payments record`), as text; raises ValidationError
+def record_typed_payment(invoice_id: int, amount: str, received_on: str, reference: str, actor: Actor,
+                         locale: str | None = None) -> Payment:
+    """A payment a person typed (the invoice page, `flask payments record`), as text — in `locale` when given
+    (the invoice page: "30,00" and 31.03.2026 for de_DE), else 30.00 and 2026-03-31; raises ValidationError
     keyed by amount, received_on and reference, and then nothing was recorded."""
     fields = v.Fields({"amount": amount, "received_on": received_on, "reference": reference})
-    fields.take("amount", v.parse_price)
-    fields.take("received_on", v.parse_date)
+    fields.take("amount", lambda s: v.parse_price(s, locale))
+    fields.take("received_on", lambda s: v.parse_date(s, locale))
     fields.take("reference", v.parse_payment_reference)
     clean = fields.result()
     try:

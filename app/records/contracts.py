@@ -14,9 +14,10 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from app.audit import Actor, record
-from app.billing.money import CurrencyError, InvoiceAmounts, LineError, LineInput, compute_invoice
+from app.billing.money import CurrencyError, InvoiceAmounts, LineError, LineInput, compute_invoice, minor_unit
 from app.billing.periods import Period, due_period_count, periods_from
 from app.extensions import db
+from app.locale_input import input_date, input_number
 from app.models import Contract, ContractLine, Customer, Invoice, LegalEntity, TaxCode
 from app.models.contracts import CONTRACT_STATUSES
 from app.records import validation as v
@@ -33,9 +34,10 @@ UPCOMING_PERIODS = 6
 
 
 # ------------------------------------------------------------------ cleaning the input
-def clean_lines(entity: LegalEntity, lines: list[dict[str, str]],
-                customer: Customer | None = None) -> tuple[list[dict], dict[str, str]]:
+def clean_lines(entity: LegalEntity, lines: list[dict[str, str]], customer: Customer | None = None,
+                locale: str | None = None) -> tuple[list[dict], dict[str, str]]:
     """Clean line rows; a row with every field blank is ignored. Errors are keyed `lines-N-field` (N from 1).
+    Numbers are read in `locale` when given (a web form: "2,5" and "49,00" for de_DE), else with a dot.
 
     Each line gets its tax code: the one chosen, else the entity's standard-rate code at the rate given
     (made if the rate is one of the country's). A code that needs the buyer's VAT ID (reverse charge,
@@ -44,9 +46,9 @@ def clean_lines(entity: LegalEntity, lines: list[dict[str, str]],
     errors: dict[str, str] = {}
     clean_rows: list[dict] = []
     parsers = {"description": v.parse_line_description,
-               "quantity": lambda s: v.parse_quantity(v.required(s, "quantity")),
-               "unit_price": lambda s: v.parse_price(v.required(s, "unit price")),
-               "vat_rate": lambda s: v.parse_rate(s) if v.optional(s) else None}
+               "quantity": lambda s: v.parse_quantity(v.required(s, "quantity"), locale),
+               "unit_price": lambda s: v.parse_price(v.required(s, "unit price"), locale),
+               "vat_rate": lambda s: v.parse_rate(s, locale) if v.optional(s) else None}
     codes = TaxCodes(entity)
     for number, raw in enumerate(lines, start=1):
         if not any((raw.get(field) or "").strip() for field in LINE_FIELDS if field != "tax_code"):
@@ -76,8 +78,9 @@ def clean_lines(entity: LegalEntity, lines: list[dict[str, str]],
 
 
 def clean_contract(entity: LegalEntity, data: dict[str, str], lines: list[dict[str, str]],
-                   contract: Contract | None = None) -> tuple[dict, list[dict]]:
-    """The clean contract fields and lines, or ValidationError with every problem."""
+                   contract: Contract | None = None, locale: str | None = None) -> tuple[dict, list[dict]]:
+    """The clean contract fields and lines, or ValidationError with every problem; numbers and dates in
+    `locale` when given (a web form), else plain (2.5, 2026-03-31)."""
     fields = v.Fields(data)
     clean, errors, take = fields.clean, fields.errors, fields.take
 
@@ -85,8 +88,8 @@ def clean_contract(entity: LegalEntity, data: dict[str, str], lines: list[dict[s
     take("customer_id", lambda s: _customer_of(entity, s).id)
     take("currency", lambda s: v.parse_currency(v.required(s, "currency")))
     take("frequency", lambda s: v.parse_frequency(v.required(s, "frequency")))
-    take("start_date", lambda s: v.parse_date(v.required(s, "start date")))
-    take("end_date", v.parse_optional_date)
+    take("start_date", lambda s: v.parse_date(v.required(s, "start date"), locale))
+    take("end_date", lambda s: v.parse_optional_date(s, locale))
     take("payment_terms_days", v.parse_payment_terms)
     take("po_reference", parse_po_reference)
     if clean.get("start_date") and clean.get("end_date") and clean["end_date"] < clean["start_date"]:
@@ -111,7 +114,7 @@ def clean_contract(entity: LegalEntity, data: dict[str, str], lines: list[dict[s
             if problem:
                 errors["end_date"] = problem
     customer = db.session.get(Customer, clean["customer_id"]) if "customer_id" in clean else None
-    clean_rows, line_errors = clean_lines(entity, lines, customer)
+    clean_rows, line_errors = clean_lines(entity, lines, customer, locale)
     errors.update(line_errors)
     if errors:
         raise v.ValidationError(errors)
@@ -129,8 +132,9 @@ def _customer_of(entity: LegalEntity, value: str | None) -> Customer:
 
 
 # ------------------------------------------------------------------ create and edit
-def create_contract(entity: LegalEntity, data: dict[str, str], lines: list[dict[str, str]], actor: Actor) -> Contract:
-    clean, rows = clean_contract(entity, data, lines)
+def create_contract(entity: LegalEntity, data: dict[str, str], lines: list[dict[str, str]], actor: Actor,
+                    locale: str | None = None) -> Contract:
+    clean, rows = clean_contract(entity, data, lines, locale=locale)
     contract = Contract(legal_entity_id=entity.id, status="active", **clean)
     for position, row in enumerate(rows, start=1):
         contract.lines.append(ContractLine(position=position, **row))
@@ -142,9 +146,10 @@ def create_contract(entity: LegalEntity, data: dict[str, str], lines: list[dict[
 
 
 def update_contract(contract: Contract, data: dict[str, str], lines: list[dict[str, str]],
-                    actor: Actor) -> dict[str, list]:
-    """Apply the form; returns (and audits) the changes as {field: [old, new]}."""
-    clean, rows = clean_contract(contract.legal_entity, data, lines, contract)
+                    actor: Actor, locale: str | None = None) -> dict[str, list]:
+    """Apply the form (numbers and dates in `locale` when given); returns (and audits) the changes as
+    {field: [old, new]}."""
+    clean, rows = clean_contract(contract.legal_entity, data, lines, contract, locale)
     changes: dict[str, list] = {}
     for field in CONTRACT_FIELDS:
         old, new = getattr(contract, field), clean[field]
@@ -172,17 +177,27 @@ def update_contract(contract: Contract, data: dict[str, str], lines: list[dict[s
     return changes
 
 
-def form_values(contract: Contract) -> tuple[dict[str, str], list[dict[str, str]]]:
-    """A contract's fields and lines as the form shows them."""
+def form_values(contract: Contract, locale: str | None = None) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """A contract's fields and lines as the form shows them, in `locale` when given (49,00 and 31.03.2026 for
+    de_DE), so that they read back."""
     data = {}
     for field in CONTRACT_FIELDS:
         value = getattr(contract, field)
-        data[field] = "" if value is None else value.isoformat() if isinstance(value, date) else str(value)
-    lines = [{"description": line.description, "quantity": plain_number(line.quantity),
-              "unit_price": plain_number(line.unit_price), "vat_rate": plain_number(line.vat_rate),
-              "tax_code": line.tax_code.code if line.tax_code else ""}
-             for line in contract.lines]
-    return data, lines
+        data[field] = "" if value is None else input_date(value, locale) if isinstance(value, date) else str(value)
+    return data, [line_form_values(line, line.tax_code.code if line.tax_code else "", contract.currency, locale)
+                  for line in contract.lines]
+
+
+def line_form_values(line, tax_code: str, currency: str, locale: str | None = None) -> dict[str, str]:
+    """A contract or invoice line as the line form shows it: 2,5 × 49,00 at 19,45 for de_DE (a unit price with
+    at least the currency's digits)."""
+    try:
+        digits = minor_unit(currency)
+    except CurrencyError:
+        digits = 0
+    return {"description": line.description, "quantity": input_number(line.quantity, locale),
+            "unit_price": input_number(line.unit_price, locale, digits), "vat_rate": input_number(line.vat_rate, locale),
+            "tax_code": tax_code}
 
 
 def plain_number(value: Decimal | None) -> str:
@@ -228,14 +243,15 @@ def resume_contract(contract: Contract, actor: Actor) -> None:
            reference=contract.reference)
 
 
-def end_contract(contract: Contract, end_date: date | str | None, actor: Actor) -> None:
-    """Status 'ended' (no more billing) with an end date on or after the last billed period's start."""
+def end_contract(contract: Contract, end_date: date | str | None, actor: Actor, locale: str | None = None) -> None:
+    """Status 'ended' (no more billing) with an end date on or after the last billed period's start; a typed
+    end date is read in `locale` when given (31.03.2026 for de_DE)."""
     if contract.status == "ended":
         raise v.ValidationError({"status": f"contract {contract.reference} has already ended"
                                            f"{' on ' + contract.end_date.isoformat() if contract.end_date else ''}"})
     if not isinstance(end_date, date):
         try:
-            end_date = v.parse_date(end_date)
+            end_date = v.parse_date(end_date, locale)
         except v.FieldError as error:
             raise v.ValidationError({"end_date": str(error)}) from None
     problem = end_date_problem(contract, end_date)

@@ -56,11 +56,15 @@ def parse_line_numbers(text: str | None) -> tuple[int, ...]:
     return tuple(numbers)
 
 
-def parse_credit_amount(text: str | None) -> Decimal:
-    try:
-        amount = Decimal(v.required(text, "an amount").strip())
-    except InvalidOperation:
-        raise v.FieldError(f"{text.strip()!r} is not an amount: write it like 10.00") from None
+def parse_credit_amount(text: str | None, locale: str | None = None) -> Decimal:
+    """The amount to credit: 10.00, or in `locale` when given (10,00 for de_DE)."""
+    if locale:
+        amount = v.parse_decimal(v.required(text, "an amount"), locale=locale)
+    else:
+        try:
+            amount = Decimal(v.required(text, "an amount").strip())
+        except InvalidOperation:
+            raise v.FieldError(f"{text.strip()!r} is not an amount: write it like 10.00") from None
     if not amount.is_finite() or amount <= 0:
         raise v.FieldError("the amount to credit must be greater than zero")
     return amount

@@ -15,7 +15,7 @@ from app.billing.vat import document_problems
 from app.extensions import db
 from app.models import Invoice, InvoiceLine, TaxCode
 from app.records import validation as v
-from app.records.contracts import clean_lines, plain_number
+from app.records.contracts import clean_lines, line_form_values, plain_number
 from app.records.taxcodes import treatment
 
 
@@ -29,19 +29,18 @@ def _locked_draft(invoice: Invoice, action: str) -> Invoice:
     return invoice
 
 
-def draft_form_lines(invoice: Invoice) -> list[dict[str, str]]:
-    """The draft's lines as the form shows them."""
-    return [{"description": line.description, "quantity": plain_number(line.quantity),
-             "unit_price": plain_number(line.unit_price), "vat_rate": plain_number(line.vat_rate),
-             "tax_code": line.tax_code or ""} for line in invoice.lines]
+def draft_form_lines(invoice: Invoice, locale: str | None = None) -> list[dict[str, str]]:
+    """The draft's lines as the form shows them, in `locale` when given (2,5 × 49,00 for de_DE)."""
+    return [line_form_values(line, line.tax_code or "", invoice.currency, locale) for line in invoice.lines]
 
 
-def update_draft(invoice: Invoice, lines: list[dict[str, str]], actor: Actor) -> list[str]:
+def update_draft(invoice: Invoice, lines: list[dict[str, str]], actor: Actor, locale: str | None = None) -> list[str]:
     """Replace a draft's lines (each with a tax code, as on a contract) and its totals; returns the new lines
-    as the audit trail shows them. Raises ValidationError keyed `lines-N-field`, changing nothing."""
+    as the audit trail shows them. Numbers are read in `locale` when given. Raises ValidationError keyed
+    `lines-N-field`, changing nothing."""
     invoice = _locked_draft(invoice, "edited")
     entity, customer = invoice.legal_entity, invoice.customer
-    rows, errors = clean_lines(entity, lines, customer)
+    rows, errors = clean_lines(entity, lines, customer, locale)
     if errors:
         raise v.ValidationError(errors)
     codes = {row["tax_code_id"]: db.session.get(TaxCode, row["tax_code_id"]) for row in rows}

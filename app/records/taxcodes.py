@@ -73,12 +73,13 @@ def parse_category(value: str | None) -> str:
     return category
 
 
-def clean_code(entity: LegalEntity, data: dict[str, str | None]) -> dict:
-    """Clean values for a new tax code, or ValidationError naming every bad field."""
+def clean_code(entity: LegalEntity, data: dict[str, str | None], locale: str | None = None) -> dict:
+    """Clean values for a new tax code, or ValidationError naming every bad field; the rate in `locale` when
+    given (19,45 for de_DE)."""
     fields = v.Fields(data)
     clean, errors, take = fields.clean, fields.errors, fields.take
     take("code", parse_tax_code_name)
-    take("rate", lambda s: v.parse_rate(v.required(s, "rate")))
+    take("rate", lambda s: v.parse_rate(v.required(s, "rate"), locale))
     take("category", parse_category)
     take("reason", lambda s: v.parse_optional_text(s, "the exemption reason", v.ONE_LINE_TEXT_MAX))
     take("reason_code", lambda s: (v.parse_optional_text(s, "the reason code",
@@ -95,8 +96,8 @@ def clean_code(entity: LegalEntity, data: dict[str, str | None]) -> dict:
     return clean
 
 
-def add_code(entity: LegalEntity, data: dict[str, str | None], actor: Actor) -> TaxCode:
-    clean = clean_code(entity, data)
+def add_code(entity: LegalEntity, data: dict[str, str | None], actor: Actor, locale: str | None = None) -> TaxCode:
+    clean = clean_code(entity, data, locale)
     code = TaxCode(legal_entity_id=entity.id, **clean)
     db.session.add(code)
     db.session.flush()

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.billing.money import CurrencyError, minor_unit
 from app.billing.periods import FREQUENCIES
+from app.locale_input import LocaleInputError, input_number, parse_date_text, parse_number
 from app.models import Contract, Customer, LegalEntity, Payment
 from app.models.parties import PAYMENT_METHODS
 from app.text import character_name, control_character  # noqa: F401 — part of the field rules' API
@@ -95,14 +96,24 @@ def column_length(column) -> int:
     return length
 
 
-def parse_decimal(value: str | None, *, minimum: Decimal | None = None, maximum: Decimal | None = None) -> Decimal:
+def parse_decimal(value: str | None, *, minimum: Decimal | None = None, maximum: Decimal | None = None,
+                  locale: str | None = None, percent: bool = False) -> Decimal:
+    """A number as typed. With `locale` (a web form: the working legal entity's), in that locale's writing
+    (app/locale_input.py: "1.234,56" and "30,00" for de_DE, a plain "49.00" where unambiguous; with `percent`, a
+    trailing "%" too); without one (the CSV importer, the CLI), a plain number with a dot for decimals."""
     text = required(value)
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        raise FieldError(f"{text!r} is not a number (use a dot for decimals, e.g. 49.00)") from None
-    if not number.is_finite():
-        raise FieldError(f"{text!r} is not a number")
+    if locale:
+        try:
+            number = parse_number(text, locale, percent=percent)
+        except LocaleInputError as error:
+            raise FieldError(str(error)) from None
+    else:
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            raise FieldError(f"{text!r} is not a number (use a dot for decimals, e.g. 49.00)") from None
+        if not number.is_finite():
+            raise FieldError(f"{text!r} is not a number")
     if minimum is not None and number < minimum:
         raise FieldError(f"{text} is negative" if minimum == 0 else f"{text} is below {minimum}")
     if maximum is not None and number > maximum:
@@ -110,18 +121,20 @@ def parse_decimal(value: str | None, *, minimum: Decimal | None = None, maximum:
     return number
 
 
-def parse_quantity(value: str | None) -> Decimal:
-    return parse_decimal(value, minimum=Decimal(0))
+def parse_quantity(value: str | None, locale: str | None = None) -> Decimal:
+    return parse_decimal(value, minimum=Decimal(0), locale=locale)
 
 
-def parse_price(value: str | None) -> Decimal:
-    return parse_decimal(value, minimum=Decimal(0))
+def parse_price(value: str | None, locale: str | None = None) -> Decimal:
+    return parse_decimal(value, minimum=Decimal(0), locale=locale)
 
 
-def parse_rate(value: str | None) -> Decimal:
-    rate = parse_decimal(value)
+def parse_rate(value: str | None, locale: str | None = None) -> Decimal:
+    """A percentage, 0-100: "19.45"; with `locale` also "19,45" and "19,45 %" (de_DE)."""
+    rate = parse_decimal(value, locale=locale, percent=True)
     if rate < 0 or rate > 100:
-        raise FieldError(f"{value.strip()} is outside 0-100 (a percentage, e.g. 19.45)")
+        example = input_number(Decimal("19.45"), locale)
+        raise FieldError(f"{value.strip()} is outside 0-100 (a percentage, e.g. {example})")
     return rate
 
 
@@ -137,18 +150,18 @@ def check_date_range(day: date) -> date:
     return day
 
 
-def parse_date(value: str | None) -> date:
+def parse_date(value: str | None, locale: str | None = None) -> date:
+    """A date: YYYY-MM-DD, and with `locale` also the locale's numeric order (31.03.2026 for de_DE)."""
     text = required(value)
     try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        shown = text if len(text) <= 40 else text[:40] + "…"
-        raise FieldError(f"{shown!r} is not a date (use YYYY-MM-DD)") from None
+        day = parse_date_text(text, locale)
+    except LocaleInputError as error:
+        raise FieldError(str(error)) from None
     return check_date_range(day)
 
 
-def parse_optional_date(value: str | None) -> date | None:
-    return parse_date(value) if optional(value) else None
+def parse_optional_date(value: str | None, locale: str | None = None) -> date | None:
+    return parse_date(value, locale) if optional(value) else None
 
 
 def parse_currency(value: str | None) -> str:

@@ -8,14 +8,15 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel.numbers import format_decimal
 from flask import Flask, Response, abort, g, has_request_context, make_response, redirect, render_template, request
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from app.billing.money import minor_unit, round_money
 from app.billing.references import format_creditor_reference
 from app.extensions import db, htmx
-from app.formatting import fast_money
+from app import locale_input
+from app.formatting import fast_money, format_number, format_percent, format_unit_price
 from app.models import LegalEntity
 from app.wording import event_words
 
@@ -112,22 +113,57 @@ def paginate(query, per_page: int = 25) -> Page:
     return Page(items, number, per_page, total)
 
 
-# ------------------------------------------------------------------ formatting
+# ------------------------------------------------------------------ the locale: formatting and input
+def entity_locale() -> str:
+    """The working legal entity's locale (en_US without one): pages show it, and forms read what is typed in it."""
+    # Only for a signed-in user: current_entity() remembers its answer in `g`, which a test's app context keeps
+    # across requests, so an answer from before the login must not be remembered.
+    entity = current_entity() if has_request_context() and current_user.is_authenticated else None
+    return entity.locale if entity and entity.locale else "en_US"
+
+
+def form_locale() -> str:
+    """The locale a form's numbers and dates are typed in: the working legal entity's (app/locale_input.py)."""
+    return entity_locale()
+
+
 def money(amount: Decimal | str | None, currency: str, locale: str | None = None) -> str:
     """58,53 € for de_DE; the entity's locale by default (Babel's output, cached per locale)."""
     if amount is None:
         return ""
-    if locale is None:
-        entity = current_entity()
-        locale = entity.locale if entity else "en_US"
-    return fast_money(Decimal(amount), currency, locale)
+    return fast_money(Decimal(amount), currency, locale or entity_locale())
 
 
 def number(value: Any, locale: str | None = None) -> str:
-    if locale is None:
-        entity = current_entity()
-        locale = entity.locale if entity else "en_US"
-    return format_decimal(value, locale=locale)
+    """A quantity or count: 2,5 and 1.234 for de_DE, every decimal kept."""
+    return format_number(value, locale or entity_locale())
+
+
+def percent(rate: Decimal | None, locale: str | None = None) -> str:
+    """A rate: 19,45 % for de_DE (the same on pages, in e-mails and in PDFs)."""
+    return "" if rate is None else format_percent(rate, locale or entity_locale())
+
+
+def unit_price(amount: Decimal | None, currency: str, locale: str | None = None) -> str:
+    """A unit price: 49,00 € for de_DE, its extra decimals kept (0,123456 €)."""
+    return "" if amount is None else format_unit_price(amount, currency, locale or entity_locale())
+
+
+def input_number(value: Decimal | None, min_digits: int = 0) -> str:
+    """A number as a form field shows it, in the form's locale: 49,00 for de_DE (app/locale_input.py)."""
+    return locale_input.input_number(value, form_locale(), min_digits)
+
+
+def input_amount(value: Decimal | None, currency: str) -> str:
+    """An amount as a form field shows it: rounded to the currency's digits, 58,53 for de_DE."""
+    if value is None:
+        return ""
+    return locale_input.input_number(round_money(Decimal(value), currency), form_locale(), minor_unit(currency))
+
+
+def input_date(value: date | None) -> str:
+    """A date as a form field shows it, in the form's locale: 31.03.2026 for de_DE."""
+    return locale_input.input_date(value, form_locale())
 
 
 def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M", tz: str | None = None) -> str:
@@ -153,9 +189,28 @@ def duration(seconds: float | None) -> str:
     return f"{minutes} min {rest:02d} s"
 
 
+def page_lang() -> str:
+    """The page's language, <html lang="de-DE">: the working legal entity's locale."""
+    return entity_locale().replace("_", "-")
+
+
+def number_hint() -> str:
+    """What a number field's hint says in the form's locale: "e.g. 1.234,56 or 49.00 (1.234 reads as 1234)"."""
+    return locale_input.number_hint(form_locale())
+
+
+def date_placeholder() -> str:
+    """How a date field is filled in the form's locale: DD.MM.YYYY for de_DE."""
+    return locale_input.date_form(form_locale()).placeholder
+
+
 def init_app(app: Flask) -> None:
-    app.jinja_env.filters.update(event_words=event_words, money=money, number=number, local_time=local_time, iso_date=iso_date,
-                                 duration=duration, creditor_reference=format_creditor_reference)
+    app.jinja_env.filters.update(event_words=event_words, money=money, number=number, percent=percent, unit_price=unit_price,
+                                 input_number=input_number, input_amount=input_amount, input_date=input_date,
+                                 local_time=local_time, iso_date=iso_date, duration=duration,
+                                 creditor_reference=format_creditor_reference)
+    # Globals, not context: the form macros (imported without context) use them too.
+    app.jinja_env.globals.update(page_lang=page_lang, number_hint=number_hint, date_placeholder=date_placeholder)
 
     @app.context_processor
     def inject() -> dict[str, Any]:

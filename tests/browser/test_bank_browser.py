@@ -69,7 +69,7 @@ def test_an_accountant_imports_a_statement_and_assigns_what_waits(app, users, pa
     row = page.locator("#queue tbody tr")
     row.get_by_label("Invoice number").fill(second_number)
     row.get_by_role("button", name="Apply").click()
-    expect(page.locator("#queue")).to_contain_text(f"Applied 58.53 EUR to {second_number}; 0.00 still due.")
+    expect(page.locator("#queue")).to_contain_text(f"Applied 58,53\xa0€ to {second_number}; 0,00\xa0€ still due.")
     expect(page.locator("#queue-totals")).to_contain_text("Nothing waits")
     screenshot(page, "bank-assigned")
 

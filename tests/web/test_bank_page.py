@@ -160,7 +160,7 @@ def test_assign_answers_errors_inline_and_then_applies_the_money(app, client_as,
     done = client.post(f"/bank/entries/{entry_id}/assign", data={"invoice_number": second}, headers=HX)
     html = done.get_data(as_text=True)
     assert done.status_code == 200, html
-    assert f"Applied 12.34 EUR to {second}; 46.19 still due." in html
+    assert f"Applied 12,34\xa0€ to {second}; 46,19\xa0€ still due." in html  # the entity's locale, de_DE
     assert f'<tr id="entry-{entry_id}" class="resolved">' in html
     assert 'id="queue-totals" hx-swap-oob="true"' in html and "Nothing waits" in html
     entry = get(app, BankEntry, entry_id)
@@ -201,7 +201,7 @@ def test_without_htmx_the_entry_page_takes_the_forms(app, client_as, world):
                        data={"invoice_number": world["numbers"][2], "amount": "10.00"})
     assert part.status_code == 303 and part.headers["Location"] == f"/bank/entries/{entry_id}"
     shown = client.get(part.headers["Location"]).get_data(as_text=True)
-    assert f"Applied 10.00 EUR to {world['numbers'][2]}; 48.53 still due. 2.34 EUR of this transfer" in shown
+    assert f"Applied 10,00\xa0€ to {world['numbers'][2]}; 48,53\xa0€ still due. 2,34\xa0€ of this transfer" in shown
     assert get(app, BankEntry, entry_id).status == "partially_matched"
     assert 'id="not-ours-form"' not in shown  # part of it is applied: reverse that first
 

@@ -73,7 +73,7 @@ def test_partial_then_full_payment_closes_the_invoice_and_the_aging_follows(app,
     ({"amount": "100", "received_on": "2026-11-28"}, "is more than the 58.53 EUR still due"),
     ({"amount": "-1", "received_on": "2026-11-28"}, "-1 is negative"),
     ({"amount": "ten", "received_on": "2026-11-28"}, "is not a number"),
-    ({"amount": "10", "received_on": "28.11.2026"}, "is not a date"),
+    ({"amount": "10", "received_on": "11/28/2026"}, "is not a date (use DD.MM.YYYY or YYYY-MM-DD)"),  # de_DE
     ({"amount": "10", "received_on": "9999-12-31"}, "9999-12-31 is outside the dates Arbill takes"),
     # A reference longer than its column was a StringDataRightTruncation on PostgreSQL; CR/LF a broken line.
     ({"amount": "10", "received_on": "2026-11-28", "reference": "R" * 141},

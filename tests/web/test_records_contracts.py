@@ -153,8 +153,8 @@ def test_invalid_contract_form_shows_inline_errors_with_422(app, client_as, worl
     assert "Nothing was saved" in html
     assert 'id="error-reference">contract C-1 already exists in DE01<' in html
     assert "unknown frequency &#39;fortnightly&#39;" in html
-    assert 'id="error-lines-3-vat_rate">120 is outside 0-100 (a percentage, e.g. 19.45)<' in html
-    assert 'id="error-lines-1-quantity">&#39;x&#39; is not a number' in html
+    assert 'id="error-lines-3-vat_rate">120 is outside 0-100 (a percentage, e.g. 19,45)<' in html  # de_DE
+    assert 'id="error-lines-1-quantity">&#39;x&#39; is not a number: write e.g. 1.234,56' in html
     assert 'name="lines-3-vat_rate" value="120"' in html  # the typed values stay
     assert counts(app) == before
 
@@ -169,7 +169,7 @@ def test_add_line_row_via_htmx(client_as, world):
 def test_edit_refuses_start_frequency_currency_once_invoiced(app, client_as, world):
     client = client_as("accountant")
     page = client.get(f"/contracts/{world['billed']}/edit").get_data(as_text=True)
-    assert 'name="lines-1-unit_price" value="49"' in page and "has 3 invoice(s)" in page
+    assert 'name="lines-1-unit_price" value="49,00"' in page and "has 3 invoice(s)" in page  # de_DE, the currency's digits
     data = form(world["bolt"], reference="C-1", start_date="2026-02-01", **{"lines-3-description": ""})
     data.update({"lines-3-quantity": "", "lines-3-unit_price": "", "lines-3-vat_rate": ""})
     refused = client.post(f"/contracts/{world['billed']}/edit", data=data)

@@ -10,7 +10,6 @@ from sqlalchemy import func, select
 
 from app.audit import Actor
 from app.banking.statements import FORMATS
-from app.billing.money import round_money
 from app.extensions import db, htmx
 from app.models import BankEntry, Invoice
 from app.models.banking import QUEUED
@@ -18,7 +17,7 @@ from app.payments import bank_queue, cash
 from app.payments.ledger import PaymentError
 from app.records.validation import FieldError, parse_price
 from app.web.decorators import role_required
-from app.web.helpers import current_entity, entity_record_or_404, paginate, render
+from app.web.helpers import current_entity, entity_record_or_404, form_locale, money, paginate, render
 from app.web.input import arg_search, upload_limit
 from app.web.records import bp
 from app.web.records.customers import unprocessable
@@ -150,7 +149,7 @@ def bank_assign(entry_id: int):
         errors["invoice_number"] = "write the number of the invoice this money pays"
     if form["amount"]:
         try:
-            amount = parse_price(form["amount"])
+            amount = parse_price(form["amount"], form_locale())
         except FieldError as error:
             errors["amount"] = str(error)
     if errors:
@@ -161,11 +160,10 @@ def bank_assign(entry_id: int):
     except (bank_queue.QueueError, PaymentError) as error:
         return _answer(entry, {"assign": str(error)}, form, "", done=False)
     invoice = db.session.get(Invoice, payment.invoice_id)
-    message = (f"Applied {round_money(payment.amount, invoice.currency)} {invoice.currency} to {invoice.number}; "
-               f"{round_money(invoice.amount_due, invoice.currency)} still due.")
+    message = (f"Applied {money(payment.amount, invoice.currency)} to {invoice.number}; "
+               f"{money(invoice.amount_due, invoice.currency)} still due.")
     if entry.status in QUEUED:
-        message += (f" {round_money(entry.unapplied, entry.currency)} {entry.currency} of this transfer "
-                    "is not applied yet.")
+        message += f" {money(entry.unapplied, entry.currency)} of this transfer is not applied yet."
     return _answer(entry, {}, form, message, done=True)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 
 from flask import abort, current_app, flash, redirect, request, url_for
 from flask_login import current_user
@@ -11,6 +12,7 @@ from app.billing.periods import FREQUENCIES
 from app.extensions import db
 from app.models import Contract
 from app.models.contracts import CONTRACT_STATUSES
+from app.locale_input import input_date
 from app.records import contracts as service
 from app.records.customers import entity_customers
 from app.records.invoices import is_overdue
@@ -20,7 +22,7 @@ from app.records.taxcodes import entity_codes
 from app.records.validation import ValidationError
 from app.reports.dashboard import entity_today
 from app.web.decorators import role_required
-from app.web.helpers import current_entity, entity_record_or_404, paginate, render
+from app.web.helpers import current_entity, entity_record_or_404, form_locale, paginate, render
 from app.web.input import arg_choice, arg_id, arg_search, arg_whole_number, upload_limit
 from app.web.records import bp
 from app.web.records.customers import unprocessable
@@ -56,8 +58,7 @@ def with_blank_rows(lines: list[dict[str, str]]) -> list[dict[str, str]]:
 def render_form(entity, contract, data, lines, errors):
     response = render("records/contract_form.html", entity=entity, contract=contract, data=data,
                       lines=with_blank_rows(lines), errors=errors, customers=entity_customers(entity),
-                      tax_codes=entity_codes(entity, include_retired=False), plain=service.plain_number,
-                      frequencies=FREQUENCIES, invoiced=service.invoice_count(contract) if contract else 0)
+                      tax_codes=entity_codes(entity, include_retired=False), frequencies=FREQUENCIES, invoiced=service.invoice_count(contract) if contract else 0)
     return unprocessable(response) if errors else response
 
 
@@ -85,7 +86,7 @@ def contract_new():
     if request.method == "POST":
         data, lines = form_data()
         try:
-            contract = service.create_contract(entity, data, lines, Actor.for_user(current_user))
+            contract = service.create_contract(entity, data, lines, Actor.for_user(current_user), form_locale())
         except ValidationError as error:
             db.session.rollback()
             errors = error.errors
@@ -103,8 +104,7 @@ def contract_line_row():
     number = arg_whole_number("n", 1, minimum=1, maximum=999)
     entity = current_entity()
     codes = entity_codes(entity, include_retired=False) if entity else []
-    return render("records/_line_row_added.html", n=number, line={}, errors={}, tax_codes=codes,
-                  plain=service.plain_number)
+    return render("records/_line_row_added.html", n=number, line={}, errors={}, tax_codes=codes)
 
 
 @bp.get("/contracts/<int:contract_id>")
@@ -118,8 +118,9 @@ def render_detail(contract: Contract, errors: dict | None = None, end_date: str 
     response = render("records/contract_detail.html", contract=contract, entity=contract.legal_entity,
                       invoices=service.contract_invoices(contract), invoice_total=service.invoice_count(contract),
                       upcoming=service.upcoming_periods(contract, today),
-                      amounts=service.period_amounts(contract), plain=service.plain_number, today=today,
-                      is_overdue=is_overdue, errors=errors or {}, end_date=end_date or today.isoformat(),
+                      amounts=service.period_amounts(contract), today=today,
+                      is_overdue=is_overdue, errors=errors or {},
+                      end_date=end_date or input_date(today, form_locale()),
                       terms=payment_terms(contract.legal_entity, contract))
     return unprocessable(response) if errors else response
 
@@ -128,12 +129,12 @@ def render_detail(contract: Contract, errors: dict | None = None, end_date: str 
 @role_required("accountant")
 def contract_edit(contract_id: int):
     contract = get_contract(contract_id)
-    data, lines = service.form_values(contract)
+    data, lines = service.form_values(contract, form_locale())
     errors = {}
     if request.method == "POST":
         data, lines = form_data()
         try:
-            changes = service.update_contract(contract, data, lines, Actor.for_user(current_user))
+            changes = service.update_contract(contract, data, lines, Actor.for_user(current_user), form_locale())
         except ValidationError as error:
             db.session.rollback()
             errors = error.errors
@@ -172,7 +173,8 @@ def contract_resume(contract_id: int):
 @bp.post("/contracts/<int:contract_id>/end")
 @role_required("accountant")
 def contract_end(contract_id: int):
-    return _act(contract_id, service.end_contract, "Contract {ref} ended.", request.form.get("end_date", ""))
+    end = partial(service.end_contract, locale=form_locale())
+    return _act(contract_id, end, "Contract {ref} ended.", request.form.get("end_date", ""))
 
 
 @bp.route("/contracts/import", methods=["GET", "POST"])

@@ -9,19 +9,17 @@ from sqlalchemy import select
 
 from app.audit import Actor
 from app.extensions import db, htmx
-from app.billing.money import round_money
 from app.models import Invoice, Payment
 from app.models.invoices import DOCUMENT_KINDS
 from app.models.payments import SHOWN_STATUSES
 from app.records import invoices as service
-from app.records.contracts import plain_number
 from app.records.customers import entity_customers
 from app.confirmations import ConfirmationRefused, check_confirmation, confirmation_token
 from app.delivery.service import DELIVERY_FILTERS, bulk_resend_plan, document_filename, undelivered_minutes
 from app.records.validation import FieldError, ValidationError
 from app.reports.dashboard import entity_today
 from app.web.decorators import role_required
-from app.web.helpers import current_entity, entity_record_or_404, go_to, paginate, render
+from app.web.helpers import current_entity, entity_record_or_404, form_locale, go_to, money, paginate, render
 from app.web.records import bp
 from app.web.records.customers import unprocessable
 
@@ -115,7 +113,7 @@ def render_detail(invoice: Invoice, errors: dict | None = None, payment_form: di
                       correction=correction(invoice), credit_form=credit_form or {},
                       vat=service.vat_summary(invoice), history=service.invoice_history(invoice),
                       run=service.billing_run_of(invoice), overdue=service.is_overdue(invoice, today),
-                      errors=errors or {}, plain=plain_number, today=today,
+                      errors=errors or {}, today=today,
                       money_flow=service.delivery_and_payment(invoice), payment_form=payment_form or {},
                       reverse_form=reverse_form or {},
                       undelivered_minutes=undelivered_minutes())
@@ -150,7 +148,7 @@ def invoice_credit(invoice_id: int):
                              credit_form=form)
     try:
         if form["what"] == "amount":
-            amount = credit_notes.parse_credit_amount(form["amount"])
+            amount = credit_notes.parse_credit_amount(form["amount"], form_locale())
         elif form["what"] == "lines":
             lines = credit_notes.parse_line_numbers(form["lines"])
     except FieldError as error:
@@ -242,13 +240,13 @@ def invoice_payment(invoice_id: int):
     form = {k: request.form.get(k, "").strip() for k in ("amount", "received_on", "reference")}
     try:
         payment = record_typed_payment(invoice.id, form["amount"], form["received_on"], form["reference"],
-                                       Actor.for_user(current_user))
+                                       Actor.for_user(current_user), form_locale())
     except ValidationError as error:
         db.session.rollback()
         return render_detail(invoice, {f"payment_{k}": v for k, v in error.errors.items()}, payment_form=form)
     amount = payment.amount
     db.session.commit()
-    flash(f"Payment of {amount} {invoice.currency} recorded"
+    flash(f"Payment of {money(amount, invoice.currency)} recorded"
           + ("; the invoice is paid." if invoice.status == "paid" else "."), "success")
     return redirect(url_for("records.invoice_detail", invoice_id=invoice.id))
 
@@ -272,8 +270,8 @@ def invoice_payment_reverse(invoice_id: int, payment_id: int):
                              reverse_form={"payment_id": payment.id, "reason": reason},
                              partial="records/_invoice_payments.html")
     db.session.commit()
-    money = lambda amount: f"{round_money(amount, invoice.currency)} {invoice.currency}"  # noqa: E731
-    flash(f"Payment #{payment.id} of {money(payment.amount)} reversed: {money(invoice.amount_due)} is due on "
+    flash(f"Payment #{payment.id} of {money(payment.amount, invoice.currency)} reversed: "
+          f"{money(invoice.amount_due, invoice.currency)} is due on "
           f"{invoice.number}.", "success")
     return go_to(url_for("records.invoice_detail", invoice_id=invoice.id))
 
@@ -290,11 +288,11 @@ def invoice_draft_edit(invoice_id: int):
     invoice = get_invoice(invoice_id)
     if invoice.status != "draft":
         abort(404)
-    lines, errors = drafts.draft_form_lines(invoice), {}
+    lines, errors = drafts.draft_form_lines(invoice, form_locale()), {}
     if request.method == "POST":
         _data, lines = form_data()
         try:
-            drafts.update_draft(invoice, lines, Actor.for_user(current_user))
+            drafts.update_draft(invoice, lines, Actor.for_user(current_user), form_locale())
         except ValidationError as error:
             db.session.rollback()
             errors = error.errors
@@ -304,7 +302,7 @@ def invoice_draft_edit(invoice_id: int):
             flash("Draft corrected; post it to give it its number.", "success")
             return redirect(url_for("records.invoice_detail", invoice_id=invoice.id))
     response = render("records/draft_form.html", invoice=invoice, lines=with_blank_rows(lines), errors=errors,
-                      tax_codes=entity_codes(invoice.legal_entity, include_retired=False), plain=plain_number)
+                      tax_codes=entity_codes(invoice.legal_entity, include_retired=False))
     return unprocessable(response) if errors else response
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Mapping
 
+from app.locale_input import LocaleInputError, parse_time_text
 from app.models import ScheduledJob
 from app.records.validation import FieldError, check_date_range
 from app.schedules.cron import PRESETS, WEEKDAYS, Preset, ScheduleError
@@ -43,9 +44,18 @@ def form_values(form: Mapping) -> dict[str, Any]:
         if 0 <= number <= 6 and number not in weekdays:
             weekdays.append(number)
     return {"agent_key": form.get("agent_key", "").strip(), "name": form.get("name", "").strip(),
-            "kind": form.get("kind", "").strip(), "time": form.get("time", "").strip(),
+            "kind": form.get("kind", "").strip(), "time": time_of_day(form.get("time", "")),
             "weekdays": sorted(weekdays), "day_of_month": form.get("day_of_month", "").strip(),
             "cron": form.get("cron", "").strip()}
+
+
+def time_of_day(text: str) -> str:
+    """The time as HH:MM on a 24-hour clock ("6:00 PM" → "18:00"); kept as typed when it is no time, so the
+    schedule rules say what is wrong with it."""
+    try:
+        return parse_time_text(text).strftime("%H:%M")
+    except LocaleInputError:
+        return text.strip()
 
 
 def to_preset(values: Mapping[str, Any]) -> Preset:

@@ -9,7 +9,7 @@ from app.models import TaxCode
 from app.records import taxcodes as service
 from app.records.validation import ValidationError
 from app.web.decorators import admin_required
-from app.web.helpers import current_entity, render
+from app.web.helpers import current_entity, form_locale, render
 from app.web.settings import bp
 
 FIELDS = ("code", "rate", "category", "reason", "reason_code", "note")
@@ -36,7 +36,7 @@ def tax_code_add():
     entity = current_entity() or abort(404)
     values = {field: request.form.get(field, "") for field in FIELDS}
     try:
-        code = service.add_code(entity, values, Actor.for_user(current_user))
+        code = service.add_code(entity, values, Actor.for_user(current_user), form_locale())
     except ValidationError as error:
         db.session.rollback()
         return _page(values, error.errors, 422)
