@@ -6,10 +6,11 @@ Columns (a header row, names as here, order free; extra columns are ignored):
     end_to_end_id
 
 - booking_date (required) and value_date (optional) as YYYY-MM-DD;
-- amount signed: positive money in (credit), negative money out (debit); a dot for decimals, or a decimal
-  comma when the delimiter is `;` (as a German spreadsheet saves it: `-1.234,56`);
+- amount signed: positive money in (credit), negative money out (debit); the decimal separator of the
+  entity's locale, checked per file (a German spreadsheet's `-1.234,56`, or `1,234.56`; app/spreadsheets.py);
 - currency: ISO 4217 code; reference: the bank's reference of the booking (used for deduplication);
-- UTF-8 (a BOM is fine), delimiter `,` or `;` (sniffed from the header row).
+- UTF-8 (with or without a BOM) or Windows-1252, delimiter `,` `;` or tab (found from the header row), read by
+  the one reader of uploaded spreadsheets, `app/spreadsheets.py`.
 The file names no account and no statement: `account_iban` is None (the caller uses the entity's) and the
 statement id is the first 16 hex of the content's sha256. An RF reference in the remittance is taken as the
 creditor reference.
@@ -18,44 +19,47 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from app.banking.statements import Entry, Statement, StatementError, finish, too_many
 from app.billing.money import CurrencyError, minor_unit
 from app.billing.references import parse_creditor_references
-from app.records.csv_stream import NotReadable, Problems, text_lines
+from app.records.csv_stream import Problems
+from app.spreadsheets import Decimals, NotReadable, NumberError, SheetReader, header_problem
 
 COLUMNS = ("booking_date", "value_date", "amount", "currency", "counterparty_name", "counterparty_iban",
            "remittance", "reference", "end_to_end_id")
 REQUIRED = ("booking_date", "amount", "currency")
-_GROUPED_COMMA = re.compile(r"^-?\d{1,3}(\.\d{3})+(,\d+)?$")
 
 
-def read(data: bytes, *, max_entries: int) -> Statement:
+def read(data: bytes, *, max_entries: int, locale: str | None = None) -> Statement:
     try:
-        lines = list(text_lines(data.splitlines(keepends=True)))
+        sheet = SheetReader(data.splitlines(keepends=True), expected=COLUMNS, locale=locale)
     except NotReadable as error:
         raise StatementError([error.message]) from None
-    header = lines[0] if lines else ""
-    delimiter = ";" if header.count(";") > header.count(",") else ","
-    rows = csv.reader(lines, delimiter=delimiter)
-    names = [name.strip().lower() for name in next(rows, [])]
-    missing = [column for column in REQUIRED if column not in names]
-    if missing:
+    names = sheet.header
+    if header_problem(names, REQUIRED) is not None:
+        missing = [column for column in REQUIRED if column not in names]
+        why = "" if len(names) > 1 else " — no ',', ';' or tab between the column names"
         raise StatementError([f"unknown format: expected camt.053 XML, MT940 text or CSV with columns "
-                              f"{', '.join(COLUMNS)} (missing: {', '.join(missing)})"])
+                              f"{', '.join(COLUMNS)} (missing: {', '.join(missing)}{why})"])
     problems = Problems()
     entries: list[Entry] = []
-    for number, row in enumerate(rows, start=2):
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(entries) >= max_entries:
-            raise too_many(max_entries)
-        entry = _entry(dict(zip(names, (cell.strip() for cell in row))), number, delimiter, problems)
-        if entry is not None:
-            entries.append(entry)
+    try:
+        for number, row in sheet:
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(entries) >= max_entries:
+                raise too_many(max_entries)
+            entry = _entry(dict(zip(names, (cell.strip() for cell in row))), number, sheet.decimals, problems)
+            if entry is not None:
+                entries.append(entry)
+    except NotReadable as error:
+        problems.add(error.line, error.message)
+    except csv.Error as error:
+        problems.add(sheet.line_num, f"line {sheet.line_num}: not a readable CSV row ({error}); nothing after it "
+                                     "was read")
     if problems:
         raise StatementError(problems.messages())
     days = [entry.booking_date for entry in entries]
@@ -64,14 +68,14 @@ def read(data: bytes, *, max_entries: int) -> Statement:
         format="csv", version=None, statement_id=hashlib.sha256(data).hexdigest()[:16], sequence=None,
         account_iban=None, account_currency=currencies.pop() if len(currencies) == 1 else None, created_at=None,
         from_date=min(days, default=None), to_date=max(days, default=None), opening_balance=None,
-        closing_balance=None, entries=finish(None, entries))
+        closing_balance=None, entries=finish(None, entries), notes=tuple(sheet.found.notes()))
 
 
-def _entry(row: dict, number: int, delimiter: str, problems: Problems) -> Entry | None:
+def _entry(row: dict, number: int, decimals: Decimals, problems: Problems) -> Entry | None:
     before = problems.count
     booking_date = _day(row.get("booking_date", ""), "booking_date", number, problems, required=True)
     value_date = _day(row.get("value_date", ""), "value_date", number, problems, required=False)
-    amount = _amount(row.get("amount", ""), number, delimiter, problems)
+    amount = _amount(row.get("amount", ""), number, decimals, problems)
     currency = row.get("currency", "").upper()
     try:
         minor_unit(currency)
@@ -104,13 +108,12 @@ def _day(text: str, column: str, number: int, problems: Problems, *, required: b
         return None
 
 
-def _amount(text: str, number: int, delimiter: str, problems: Problems) -> Decimal:
-    written = text.replace(" ", "")
-    if delimiter == ";" and "," in written:
-        written = written.replace(".", "").replace(",", ".") if _GROUPED_COMMA.match(written) or \
-            written.count(",") == 1 else written
+def _amount(text: str, number: int, decimals: Decimals, problems: Problems) -> Decimal:
     try:
-        value = Decimal(written)
+        value = Decimal(decimals.read(text, number, "amount")) if text.strip() else None
+    except NumberError as error:
+        problems.add(number, f"line {number}: amount {error}")
+        return Decimal(0)
     except InvalidOperation:
         value = None
     if value is None or not value.is_finite():

@@ -76,6 +76,7 @@ class Statement:
     closing_balance: Decimal | None
     entries: tuple[Entry, ...]
     skipped: int = 0                    # entries not booked (pending, information only): not read
+    notes: tuple[str, ...] = ()         # how a CSV was read: "the file uses ';' — read as such"
 
 
 class StatementError(ValueError):
@@ -100,8 +101,9 @@ def detect(data: bytes) -> str:
 
 
 def read_statement(data: bytes, file_format: str | None = None, *, max_bytes: int = MAX_BYTES,
-                   max_entries: int = MAX_ENTRIES) -> Statement:
-    """The statement in `data`; `file_format` (camt053, mt940, csv) or detected from the content.
+                   max_entries: int = MAX_ENTRIES, locale: str | None = None) -> Statement:
+    """The statement in `data`; `file_format` (camt053, mt940, csv) or detected from the content. `locale`
+    (the legal entity's) gives a CSV's decimal separator unless the file shows another.
     Raises StatementError naming every problem; nothing partial is returned."""
     if len(data) > max_bytes:
         raise StatementError([f"the file is {len(data) / 1024 / 1024:.1f} MB; statements up to "
@@ -113,11 +115,13 @@ def read_statement(data: bytes, file_format: str | None = None, *, max_bytes: in
     found = file_format or detect(data)
     if found == "camt053":
         from app.banking.camt053 import read
+        statement = read(data, max_entries=max_entries)
     elif found == "mt940":
         from app.banking.mt940 import read
+        statement = read(data, max_entries=max_entries)
     else:
         from app.banking.csvfile import read
-    statement = read(data, max_entries=max_entries)
+        statement = read(data, max_entries=max_entries, locale=locale)
     if len(statement.entries) > max_entries:
         raise StatementError([f"the file has {len(statement.entries):,} entries; up to {max_entries:,} are "
                               f"read at once (split it by date)"])

@@ -44,6 +44,8 @@ def import_(statement_file: str, code: str, file_format: str | None, as_json: bo
     if as_json:
         echo_json(result.as_json())
         return
+    for note in result.notes:
+        click.echo(f"{note}.")
     if not result.entries:
         click.echo(f"Nothing new: all {result.duplicate_entries} entries were imported before "
                    f"(statement #{result.statement_id}).")

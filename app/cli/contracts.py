@@ -13,7 +13,7 @@ group = AppGroup("contracts", help="Recurring contracts.")
 def import_(csv_file: str) -> None:
     """Import contracts from a CSV file: all rows or none."""
     try:
-        with open(csv_file, "rb") as stream:  # read row by row; the importer decodes UTF-8 line by line
+        with open(csv_file, "rb") as stream:  # read row by row: UTF-8 or Windows-1252, `,` `;` or tab
             result = import_contracts(stream)
     except FileNotFoundError:
         fail(f"{csv_file}: no such file")
@@ -23,6 +23,8 @@ def import_(csv_file: str) -> None:
             click.echo(message, err=True)
         fail(f"{csv_file}: {failure}")
     db.session.commit()
+    for note in result.notes:
+        click.echo(f"{note}.")
     click.echo(
         f"Imported {result.contracts} contract(s) with {result.lines} line(s); "
         f"created {result.customers} customer(s)."

@@ -61,13 +61,14 @@ class ImportResult:
     outgoing: int = 0
     amount_applied: dict[str, Decimal] = field(default_factory=dict)
     reconciled: bool = True  # False: the Reconciliation Agent is disabled, every new entry waits
+    notes: list[str] = field(default_factory=list)  # how a CSV was read: "the file uses ';' — read as such"
 
     def as_json(self) -> dict:
         return {"statement_id": self.statement_id, "entries": self.entries, "matched": self.matched,
                 "partially_matched": self.partially_matched, "unmatched": self.unmatched,
                 "duplicate_entries": self.duplicate_entries, "returns": self.returns, "outgoing": self.outgoing,
                 "amount_applied": {c: str(a) for c, a in sorted(self.amount_applied.items())},
-                "reconciled": self.reconciled}
+                "reconciled": self.reconciled, "notes": self.notes}
 
 
 # ------------------------------------------------------------------ import
@@ -125,7 +126,8 @@ def import_statement(entity: LegalEntity, data: bytes, file_name: str, actor: Ac
     """Store the statement's new entries and (agent enabled) apply them; raises BankImportError and changes
     nothing when the file or any entry is not acceptable."""
     try:
-        statement = read_statement(data, file_format, max_bytes=current_app.config["STATEMENT_MAX_BYTES"])
+        statement = read_statement(data, file_format, max_bytes=current_app.config["STATEMENT_MAX_BYTES"],
+                                   locale=entity.locale)
     except StatementError as error:
         raise BankImportError(error.problems) from None
     problems = check_statement(entity, statement)
@@ -137,7 +139,7 @@ def import_statement(entity: LegalEntity, data: bytes, file_name: str, actor: Ac
     new = [(p, e) for p, e in zip(prints, statement.entries) if p not in known]
     if not new:
         earlier = next(iter(known.values()), None)
-        return ImportResult(statement_id=earlier, duplicate_entries=len(known))
+        return ImportResult(statement_id=earlier, duplicate_entries=len(known), notes=list(statement.notes))
     row = BankStatement(
         legal_entity_id=entity.id, format=statement.format, version=statement.version,
         statement_id=statement.statement_id[:140], sequence=statement.sequence, account_iban=statement.account_iban,
@@ -151,7 +153,8 @@ def import_statement(entity: LegalEntity, data: bytes, file_name: str, actor: Ac
            file_name=row.file_name, format=row.format, statement=row.statement_id, entries=len(new),
            duplicate_entries=len(known))
     emit("bank_statement.imported", {"statement_id": row.id, "entries": len(new)}, legal_entity_id=entity.id)
-    result = ImportResult(statement_id=row.id, entries=len(new), duplicate_entries=len(known))
+    result = ImportResult(statement_id=row.id, entries=len(new), duplicate_entries=len(known),
+                          notes=list(statement.notes))
     agent = db.session.scalar(select(AgentDefinition).where(AgentDefinition.key == "reconciliation"))
     result.reconciled = agent is not None and agent.enabled
     settings = _settings(agent) if result.reconciled else None

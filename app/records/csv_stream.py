@@ -1,11 +1,11 @@
-"""Reading a CSV upload as a stream: text lines decoded one at a time (so an error names its line), and
-the problems found, kept in line order without keeping a million of them."""
+"""Reading a CSV upload as a stream: text lines decoded one at a time (app/spreadsheets.py: so an error names
+its line), and the problems found, kept in line order without keeping a million of them."""
 from __future__ import annotations
 
-import codecs
 import heapq
-import re
 from typing import Iterable, Iterator
+
+from app.spreadsheets import NotReadable, decoded_lines  # noqa: F401 - NotReadable: the readers' error, here too
 
 MAX_MESSAGES = 100  # problems listed; the rest are counted
 
@@ -36,35 +36,7 @@ class Problems:
         return kept
 
 
-class NotReadable(Exception):
-    """The stream cannot be read on as CSV text from this line on; `message` says so, naming the line."""
-
-    def __init__(self, line: int, message: str):
-        self.line, self.message = line, message
-        super().__init__(message)
-
-
 def text_lines(stream: Iterable[bytes] | Iterable[str]) -> Iterator[str]:
-    """The stream's lines as text, one at a time. Bytes are decoded as UTF-8 line by line (a BOM
-    dropped), so a decoding error names its line; a lone CR ends a line too, as a text file read
-    with newline="" does."""
-    number = 0
-    for chunk in stream:
-        if isinstance(chunk, str):
-            number += 1
-            yield chunk.removeprefix("\ufeff") if number == 1 else chunk
-            continue
-        for raw in _CR_LINE.split(chunk) if b"\r" in chunk[:-2] else (chunk,):
-            if not raw:
-                continue
-            number += 1
-            if number == 1:
-                raw = raw.removeprefix(codecs.BOM_UTF8)
-            try:
-                yield raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise NotReadable(number, f"line {number}: the file is not UTF-8 text ({error.reason} at byte "
-                                           f"{error.start + 1} of the line); save it as UTF-8 CSV") from None
-
-
-_CR_LINE = re.compile(rb"(?<=\r)(?!\n)")  # after a CR that no LF follows
+    """The stream's lines as text, one at a time: UTF-8 (with or without a BOM) or Windows-1252, decoded by
+    the one reader of uploaded spreadsheets (app/spreadsheets.py), so a decoding error names its line."""
+    return decoded_lines(stream)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import heapq
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import IO, Iterable
@@ -29,13 +29,15 @@ from app.extensions import db
 from app.models import Contract, ContractLine, Customer, LegalEntity
 from app.models.types import utcnow
 from app.records import validation as v
-from app.records.csv_stream import NotReadable, Problems, text_lines
+from app.records.csv_stream import Problems
 from app.records.import_rows import (COLUMNS, CONTRACT_COLUMNS, CUSTOMER_COLUMNS, CUSTOMER_PARTY_COLUMNS,
                                      OPTIONAL_COLUMNS, check_row)
 from app.records.taxcodes import TaxCodes, buyer_problem
+from app.spreadsheets import NotReadable, NumberError, SheetReader, header_problem
 
 BATCH_ROWS = 1000  # rows checked against the database and written together
 CLI_HINT = "flask contracts import FILE"
+NUMBER_COLUMNS = ("quantity", "unit_price", "tax_rate")
 
 
 class ImportFailed(ValueError):
@@ -52,6 +54,7 @@ class ImportResult:
     contracts: int
     lines: int
     customers: int
+    notes: list[str] = field(default_factory=list)  # how the file was read: "the file uses ';' — read as such"
 
 
 class _Missing:
@@ -119,7 +122,8 @@ def import_contracts(stream: IO[bytes] | IO[str] | Iterable[str], actor: Actor |
             legal_entity_id=entity_id, contracts=count,
             references=heapq.nsmallest(50, (ref for eid, ref in run.contracts if eid == entity_id)),
         )
-    return ImportResult(contracts=len(run.contracts), lines=run.lines_written, customers=run.customers_created)
+    return ImportResult(contracts=len(run.contracts), lines=run.lines_written, customers=run.customers_created,
+                        notes=run.sheet.found.notes() if run.sheet else [])
 
 
 def import_contracts_text(text: str, actor: Actor | None = None) -> ImportResult:
@@ -138,6 +142,7 @@ class _Import:
         self.batch: list[_Row] = []
         self.tax_codes: dict[int, TaxCodes] = {}  # per entity: its codes, and those a bare rate made
         self.lines_written = self.customers_created = 0
+        self.sheet: SheetReader | None = None
 
     def _tax_codes(self, entity: LegalEntity) -> TaxCodes:
         codes = self.tax_codes.get(entity.id)
@@ -153,19 +158,17 @@ class _Import:
 
     # -------------------------------------------------------------- reading
     def read(self, stream) -> None:
-        reader = csv.reader(text_lines(stream))
         rows = 0
         try:
-            header = [h.strip().lower() for h in next(reader, [])]
-            missing = [c for c in COLUMNS if c not in header]
-            if missing:
-                self.problems.add(1, f"line 1: header: missing column(s) {', '.join(missing)}")
+            self.sheet = sheet = SheetReader(stream, expected=COLUMNS + OPTIONAL_COLUMNS)
+            header = sheet.header
+            problem = header_problem(header, COLUMNS)
+            if problem:
+                self.problems.add(1, problem)
                 return
             columns = COLUMNS + tuple(c for c in OPTIONAL_COLUMNS if c in header)
             index = [header.index(c) for c in columns]
-            ended = reader.line_num
-            for cells in reader:
-                line, ended = ended + 1, reader.line_num  # a row starts on the line after the last one ended
+            for line, cells in sheet:
                 if not any(cell.strip() for cell in cells):
                     continue  # a blank line
                 rows += 1
@@ -182,16 +185,35 @@ class _Import:
             self.problems.add(error.line, error.message)
             return
         except csv.Error as error:
-            self.problems.add(reader.line_num, f"line {reader.line_num}: not a readable CSV row ({error}); "
-                                               "nothing after it was read")
+            line = self.sheet.line_num if self.sheet else 1
+            self.problems.add(line, f"line {line}: not a readable CSV row ({error}); nothing after it was read")
             return
         self.flush()
         if not rows and not self.problems:
             self.problems.add(2, "the file has a header but no rows")
 
+    def numbers(self, line: int, raw: dict[str, str]) -> dict[str, str]:
+        """The number cells as dot-decimal text, read by the file's decimal separator (the locale of the first
+        row's legal entity until a number settles it); {column: reason} for those that are not numbers."""
+        decimals = self.sheet.decimals
+        if decimals.locale is None:
+            entity = self.entities.get(raw["entity"].upper())
+            if entity is not None:
+                decimals.use_locale(entity.locale)
+        errors = {}
+        for column in NUMBER_COLUMNS:
+            if raw.get(column):
+                try:
+                    raw[column] = decimals.read(raw[column], line, column)
+                except NumberError as error:
+                    errors[column] = str(error)
+        return errors
+
     def take(self, line: int, raw: dict[str, str]) -> None:
         """Check one row on its own; queue it for the checks against other rows and the database."""
+        number_errors = self.numbers(line, raw)
         entity, clean, errors = check_row(raw, self.entities)
+        errors.update(number_errors)
         if entity is not None and not ({"tax_code", "tax_rate"} & errors.keys()):
             column = "tax_code" if raw.get("tax_code") else "tax_rate"
             try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Iterator
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import and_, case, exists, func, literal, literal_column, select
@@ -19,7 +20,7 @@ from app.billing.money import CurrencyError, minor_unit
 from app.extensions import db
 from app.models import Customer, Invoice, LegalEntity
 from app.reports.dashboard import OPEN_STATUSES, entity_today
-from app.text import spreadsheet_text
+from app.spreadsheets import PLAIN, CsvFormat, cell
 
 ZERO = Decimal("0")
 # DSO looks at the credit sales of this many days up to and including the as-of date.
@@ -318,14 +319,16 @@ def plain_amount(amount: Decimal) -> str:
     return format(amount, "f")
 
 
-def aging_csv_rows(report: AgingReport) -> list[list[str]]:
-    """Header, then per currency one row per customer and the totals row."""
-    rows: list[list[str]] = [list(CSV_HEADER)]
+def aging_table_rows(report: AgingReport) -> Iterator[tuple]:
+    """Per currency one row per customer and the totals row, as typed cells (app/spreadsheets.py writes them)."""
     for section in report.sections:
         for row in [*section.rows, section.totals]:
-            rows.append([spreadsheet_text(section.currency), spreadsheet_text(row.customer_name),
-                         *(plain_amount(row.amounts[k]) for k in BUCKET_KEYS), plain_amount(row.total)])
-    return rows
+            yield (section.currency, row.customer_name, *(row.amounts[k] for k in BUCKET_KEYS), row.total)
+
+
+def aging_csv_rows(report: AgingReport, fmt: CsvFormat = PLAIN) -> list[list[str]]:
+    """Header, then per currency one row per customer and the totals row: the CSV's cells."""
+    return [list(CSV_HEADER), *([cell(value, fmt) for value in row] for row in aging_table_rows(report))]
 
 
 def csv_filename(report: AgingReport) -> str:

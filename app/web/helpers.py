@@ -8,7 +8,9 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Flask, Response, abort, g, has_request_context, make_response, redirect, render_template, request
+from babel.numbers import format_decimal
+from flask import (Flask, Response, abort, g, has_request_context, make_response, redirect, render_template, request,
+                   stream_with_context)
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -18,6 +20,7 @@ from app.extensions import db, htmx
 from app import locale_input
 from app.formatting import fast_money, format_number, format_percent, format_unit_price
 from app.models import LegalEntity
+from app.spreadsheets import PLAIN, CsvFormat, csv_chunks, excel_format, offers_excel
 from app.wording import event_words
 
 
@@ -127,6 +130,45 @@ def form_locale() -> str:
     return entity_locale()
 
 
+
+# ------------------------------------------------------------------ CSV exports
+CSV_FORMATS = ("csv", "excel")
+
+
+def csv_format(entity: LegalEntity) -> CsvFormat:
+    """The export's format from `?format=`: `csv` (default: `,`, dot decimals, UTF-8) or `excel` (what Excel in
+    the entity's locale opens: app/spreadsheets.py); another value is a 400 that says which there are."""
+    name = request.args.get("format", "").strip() or "csv"
+    if name not in CSV_FORMATS:
+        abort(Response(f"format: {name[:40]!r} is not one of {', '.join(CSV_FORMATS)}\n", 400, mimetype="text/plain"))
+    return excel_format(entity.locale) if name == "excel" else PLAIN
+
+
+def csv_download(filename: str, header, rows, fmt: CsvFormat = PLAIN) -> Response:
+    """A CSV attachment streamed as it is written (`rows` may be a generator over a query): every cell by the
+    rules of app/spreadsheets.py (text made safe for spreadsheets, plain numbers, ISO dates)."""
+    if fmt.suffix:
+        filename = filename.removesuffix(".csv") + fmt.suffix + ".csv"
+    response = Response(stream_with_context(csv_chunks(header, rows, fmt)), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def export_links(endpoint: str, legal_entity: LegalEntity | None, args: dict) -> list[tuple[str, str]]:
+    """(label, url) of a page's downloads with `args`: the CSV, and for a decimal-comma locale the
+    Excel-friendly one."""
+    from flask import url_for
+
+    if legal_entity is None:
+        return []
+    args = {name: value for name, value in args.items() if value not in (None, "")}
+    links = [("Download CSV", url_for(endpoint, **args))]
+    if offers_excel(legal_entity.locale):
+        links.append(("Excel-friendly CSV (;)", url_for(endpoint, **args, format="excel")))
+    return links
+
+
+# ------------------------------------------------------------------ formatting
 def money(amount: Decimal | str | None, currency: str, locale: str | None = None) -> str:
     """58,53 € for de_DE; the entity's locale by default (Babel's output, cached per locale)."""
     if amount is None:

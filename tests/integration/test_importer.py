@@ -212,12 +212,24 @@ def test_problems_are_listed_up_to_a_cap_and_counted(app, runner, entities, tmp_
     assert counts(app) == (0, 0, 0)
 
 
-def test_a_file_that_is_not_utf8_names_the_line(app, runner, entities, tmp_path):
+def test_a_file_that_is_neither_utf8_nor_windows_1252_names_the_line(app, runner, entities, tmp_path):
     path = tmp_path / "latin1.csv"
-    path.write_bytes("\n".join([HEADER, GOOD_ROWS[0], GOOD_ROWS[0].replace("Acme GmbH", "Müller GmbH")]).encode("latin-1"))
+    path.write_bytes("\n".join([HEADER, GOOD_ROWS[0], GOOD_ROWS[0].replace("Acme GmbH", "M\x81ller GmbH")]).encode("latin-1"))
     result = runner.invoke(args=["contracts", "import", str(path)])
     assert result.exit_code == 1
-    assert "line 3: the file is not UTF-8 text (invalid start byte at byte 11 of the line)" in result.output
+    assert ("line 3: the file is neither UTF-8 nor Windows-1252 (cp1252) text (byte 0x81 at byte 11 of the line)"
+            in result.output)
+    assert counts(app) == (0, 0, 0)
+
+
+def test_a_utf8_file_with_a_windows_1252_line_says_it_mixes_encodings(app, runner, entities, tmp_path):
+    path = tmp_path / "mixed.csv"
+    path.write_bytes("\n".join([HEADER, GOOD_ROWS[0].replace("Hosting", "Hosting für Müller")]).encode()
+                     + b"\n" + GOOD_ROWS[1].replace("Support", "Unterst\xfctzung").encode("latin-1"))
+    result = runner.invoke(args=["contracts", "import", str(path)])
+    assert result.exit_code == 1
+    assert "line 3: the file is not UTF-8 text (invalid start byte at byte" in result.output
+    assert "though line 2 is UTF-8: it mixes two encodings" in result.output
     assert counts(app) == (0, 0, 0)
 
 

@@ -260,7 +260,7 @@ def test_a_bad_result_file_names_every_bad_line_and_changes_nothing(app, client_
         assert get(Invoice, world["invoices"][0]).status == "issued"
     not_csv = client.post(f"/collections/batches/{world['batch']}/results",
                           data={"file": (BytesIO(b"\xff\xfe\x00bad"), "r.csv")}, content_type="multipart/form-data")
-    assert not_csv.status_code == 422 and "not UTF-8 text" in not_csv.get_data(as_text=True)
+    assert not_csv.status_code == 422 and "UTF-16 text" in not_csv.get_data(as_text=True)
 
 
 # ------------------------------------------------------------------ collections needing attention

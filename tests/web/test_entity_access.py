@@ -38,8 +38,8 @@ OWN_ENTITY = {"main.home", "main.switch_entity", "main.search", "agents.index", 
               "agents.audit", "agents.run", "collections.index", "orchestration.index", "records.bank",
               "records.bank_import", "records.bank_rematch", "records.contract_line_row", "records.contract_new",
               "records.contracts", "records.contracts_import", "records.customer_new", "records.customers",
-              "records.invoices", "records.invoices_resend", "records.invoices_resend_confirm", "reports.aging",
-              "reports.aging_csv", "runs.index",
+              "records.invoices", "records.invoices_csv", "records.invoices_resend", "records.invoices_resend_confirm",
+              "reports.aging", "reports.aging_csv", "runs.index",
               "schedules.index", "schedules.new", "schedules.preview", "settings.entities", "settings.tax_code_add",
               "settings.tax_codes", "settings.audit_trail"}
 # The user's own account (any signed-in user, about themselves only): nothing of a legal entity in it.

@@ -252,12 +252,15 @@ def test_import_a_bad_file_lists_every_bad_row_and_imports_nothing(app, client_a
     assert counts(app) == before
 
 
-def test_import_without_a_file_or_with_a_non_utf8_file(client_as, world):
+def test_import_without_a_file_or_with_an_unreadable_file(client_as, world):
     client = client_as("accountant")
     assert "choose a CSV file" in client.post("/contracts/import", data={}).get_data(as_text=True)
-    bad = client.post("/contracts/import", data={"file": (io.BytesIO("Müller".encode("latin-1")), "x.csv")},
+    bad = client.post("/contracts/import", data={"file": (io.BytesIO(b"M\x81ller"), "x.csv")},
                       content_type="multipart/form-data")
-    assert bad.status_code == 422 and "not UTF-8 text" in bad.get_data(as_text=True)
+    assert bad.status_code == 422 and "neither UTF-8 nor Windows-1252" in bad.get_data(as_text=True)
+    workbook = client.post("/contracts/import", data={"file": (io.BytesIO(b"PK\x03\x04\x14\x00"), "x.xlsx")},
+                           content_type="multipart/form-data")
+    assert workbook.status_code == 422 and "Excel workbook (.xlsx)" in workbook.get_data(as_text=True)
 
 
 def test_no_period_after_the_end_date_is_listed(app, client_as):

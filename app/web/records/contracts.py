@@ -201,6 +201,8 @@ def contracts_import():
                 db.session.commit()
                 flash(f"Imported {_count(result.contracts, 'contract')} with {_count(result.lines, 'line')}; "
                       f"created {_count(result.customers, 'customer')}.", "success")
+                for note in result.notes:
+                    flash(f"{note}.", "info")
                 return redirect(url_for("records.contracts"))
     response = render("records/contracts_import.html", columns=COLUMNS, errors=errors, problem_count=count,
                       max_rows=max_rows, cli_hint=CLI_HINT)

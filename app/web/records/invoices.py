@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import io
 
-from flask import abort, flash, redirect, request, send_file, url_for
+from flask import Response, abort, flash, redirect, request, send_file, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -19,7 +19,8 @@ from app.delivery.service import DELIVERY_FILTERS, bulk_resend_plan, document_fi
 from app.records.validation import FieldError, ValidationError
 from app.reports.dashboard import entity_today
 from app.web.decorators import role_required
-from app.web.helpers import current_entity, entity_record_or_404, form_locale, go_to, money, paginate, render
+from app.web.helpers import (csv_download, csv_format, current_entity, entity_record_or_404, export_links, form_locale,
+                             go_to, money, paginate, render)
 from app.web.records import bp
 from app.web.records.customers import unprocessable
 
@@ -41,10 +42,33 @@ def invoices():
     response = render("records/invoices.html", "records/_invoices_table.html", entity=entity, listing=listing,
                       totals=totals, filters=filters, statuses=SHOWN_STATUSES, today=today, kinds=DOCUMENT_KINDS,
                       customers=entity_customers(entity) if entity else [], is_overdue=service.is_overdue,
-                      delivery_filters=DELIVERY_FILTERS, undelivered_minutes=undelivered_minutes())
+                      delivery_filters=DELIVERY_FILTERS, undelivered_minutes=undelivered_minutes(),
+                      downloads=export_links("records.invoices_csv", entity, _filter_args()))
     if filters.errors and not htmx:  # the page says which filter it ignored; HTMX swaps only 2xx answers
         response.status_code = 400
     return response
+
+
+def _filter_args() -> dict[str, str]:
+    """The list's filters as query arguments (not its page): the export takes the same."""
+    return {name: value for name, value in request.args.items() if name not in ("page", "format")}
+
+
+@bp.get("/invoices.csv")
+@role_required("viewer")
+def invoices_csv():
+    """Every invoice the list shows with these filters (all pages), streamed: `?format=excel` for Excel."""
+    entity = current_entity()
+    if entity is None:
+        abort(404)
+    filters = service.InvoiceFilters.from_args(request.args)
+    if filters.errors:
+        return Response("".join(f"{name}: {message}\n" for name, message in filters.errors.items()), 400,
+                        mimetype="text/plain")
+    fmt = csv_format(entity)
+    today = entity_today(entity)
+    return csv_download(service.export_filename(entity, today), service.EXPORT_HEADER,
+                        service.invoice_export_rows(entity, filters, today), fmt)
 
 
 def _resend_target() -> tuple:

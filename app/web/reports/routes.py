@@ -1,8 +1,6 @@
 """AR aging: the report page, one customer's open invoices (HTMX row or full page), the CSV export."""
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date
 
 from flask import Response, abort, current_app, render_template, request, url_for
@@ -11,14 +9,15 @@ from werkzeug.routing import BuildError
 
 from app.extensions import db, htmx
 from app.models import Customer, LegalEntity
-from app.reports.aging import (BUCKET_KEYS, BUCKETS, aging_csv_rows, aging_report, csv_filename, customer_open_invoices,
+from app.reports.aging import (BUCKET_KEYS, BUCKETS, CSV_HEADER, aging_table_rows, aging_report, csv_filename,
+                               customer_open_invoices,
                                default_as_of, DSO_WINDOW_DAYS, TOP_CUSTOMERS)
 from app.reports.chart import bar_chart
 from app.web.decorators import role_required
 from app.records.validation import FieldError, check_date_range
 from flask_login import current_user
 
-from app.web.helpers import current_entity, entity_record_or_404, render
+from app.web.helpers import csv_download, csv_format, current_entity, entity_record_or_404, export_links, render
 from app.web.reports import bp
 
 
@@ -81,7 +80,9 @@ def aging():
                       bucket_keys=BUCKET_KEYS, as_of_iso=as_of.isoformat() if as_of else "",
                       # /reports/aging/customer: each row appends /<id>?as_of=…&currency=… (url_for per row is slow)
                       customer_path=url_for("reports.aging_customer", customer_id=0).rsplit("/", 1)[0],
-                      dso_days=DSO_WINDOW_DAYS, top_n=TOP_CUSTOMERS)
+                      dso_days=DSO_WINDOW_DAYS, top_n=TOP_CUSTOMERS,
+                      downloads=export_links("reports.aging_csv", entity, {
+                          "entity": entity.code if entity else None, "as_of": as_of.isoformat() if as_of else None}))
     return _with_status(response, error)
 
 
@@ -94,12 +95,9 @@ def aging_csv():
     as_of, _text, error = _as_of(entity)
     if error:
         return Response(error + "\n", status=400, mimetype="text/plain")
+    fmt = csv_format(entity)
     report = aging_report(entity, as_of)
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(aging_csv_rows(report))
-    response = Response(buffer.getvalue(), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{csv_filename(report)}"'
-    return response
+    return csv_download(csv_filename(report), CSV_HEADER, aging_table_rows(report), fmt)
 
 
 @bp.get("/aging/customer/<int:customer_id>")
