@@ -101,8 +101,8 @@ def _totals(totals: dict | None, locale: str) -> str:
 def _money(amount, currency: str | None, locale: str) -> str:
     """An amount of the audit's details in the entity's format (58,53 €); as stored when it is not one."""
     try:
-        return format_currency(Decimal(str(amount)), currency, locale=locale)
-    except Exception:  # noqa: BLE001 - details written by older versions may lack a field
+        return format_money(Decimal(str(amount)), currency, locale)
+    except (ArithmeticError, TypeError, ValueError, KeyError):  # details of older versions may lack a field
         return f"{amount} {currency or ''}".strip()
 
 
