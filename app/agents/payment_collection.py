@@ -1,11 +1,9 @@
 """The Payment Collection Agent's event handler."""
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo
 
 from app.extensions import db
 from app.models import Event, LegalEntity
-from app.models.types import utcnow
 from app.payments.collection import on_retry_scheduled, start_collection
 
 
@@ -18,6 +16,6 @@ def on_event(event: Event) -> str | None:
         return start_collection(invoice_id).status
     if event.type == "payment.retry_scheduled":
         entity = db.session.get(LegalEntity, event.legal_entity_id)
-        today = utcnow().astimezone(ZoneInfo(entity.timezone)).date()
+        today = entity.today()
         return on_retry_scheduled(invoice_id, today).status
     return None

@@ -32,7 +32,6 @@ from app.models import AgentDefinition, BillingRun, BillingRunChunk, BillingRunI
 from app.models.runs import ACTIVE_RUN_STATUSES, RUN_TRIGGERS
 from app.models.types import utcnow
 from app.queues import REDIS_DOWN
-from app.reports.dashboard import entity_today
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +79,7 @@ def enabled_agent_settings() -> dict[str, Any]:
 
 def default_as_of(entity: LegalEntity, settings: dict[str, Any], now: datetime | None = None) -> date:
     """Today in the entity's time zone, moved by the agent's `as_of_offset_days`."""
-    return entity_today(entity, now) + timedelta(days=int(settings.get("as_of_offset_days", 0)))
+    return entity.today(now) + timedelta(days=int(settings.get("as_of_offset_days", 0)))
 
 
 # ------------------------------------------------------------------ billing ahead of time
@@ -120,7 +119,7 @@ def max_days_ahead() -> int:
 
 
 def as_of_check(entity: LegalEntity, as_of: date, now: datetime | None = None) -> AsOfCheck:
-    return AsOfCheck(as_of, entity_today(entity, now), entity.timezone, max_days_ahead())
+    return AsOfCheck(as_of, entity.today(now), entity.timezone, max_days_ahead())
 
 
 def refuse_as_of(check: AsOfCheck, *, explicit: bool, ahead_of_time: bool) -> None:

@@ -13,7 +13,6 @@ from app.extensions import db
 from app.models import CustomerCredit, Invoice
 from app.records import credit_notes as service
 from app.records.validation import FieldError, ValidationError, parse_date
-from app.reports.dashboard import entity_today
 
 
 def register(group: click.Group) -> None:
@@ -86,7 +85,7 @@ def refund_credit(credit_note, code, reference, on):
     if credit_row is None:
         fail(f"{credit_note} left no customer credit (it only reduced what was due on its invoice)")
     try:
-        day = parse_date(on) if on else entity_today(entity)
+        day = parse_date(on) if on else entity.today()
     except FieldError as error:
         fail(f"--date: {error}")
     available = round_money(credit_row.available, credit_row.currency)

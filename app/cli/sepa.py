@@ -13,7 +13,6 @@ from app.cli.sepa_results import results_command
 from app.extensions import db
 from app.models import SepaBatch
 from app.payments.sepa import BatchError, close_batch, file_name
-from app.reports.dashboard import entity_today
 
 group = AppGroup("sepa", help="SEPA direct-debit batches (pain.008.001.08) and the bank's answers to them.")
 group.add_command(results_command)
@@ -30,7 +29,7 @@ def close(code, as_json):
     if batch is None:
         fail(f"{entity.code} has no open SEPA batch: nothing to close")
     try:
-        close_batch(batch, Actor.system("cli"), entity_today(entity))
+        close_batch(batch, Actor.system("cli"), entity.today())
     except BatchError as error:
         db.session.rollback()
         fail(str(error))

@@ -31,7 +31,6 @@ from app.models.types import utcnow
 from app.payments.ledger import lock_invoice
 from app.payments.sepa import follow_credit
 from app.records import validation as v
-from app.reports.dashboard import entity_today
 
 
 @dataclass(frozen=True)
@@ -216,7 +215,7 @@ def credit_invoice(invoice: Invoice, request: CreditRequest, actor: Actor, *, to
     if amounts.total > left + tolerance:
         raise v.ValidationError({field: _above_left(invoice, amounts.total, left, notes)})
 
-    note = _write_credit_note(invoice, positioned, amounts, reason, today or entity_today(invoice.legal_entity))
+    note = _write_credit_note(invoice, positioned, amounts, reason, today or invoice.legal_entity.today())
     _apply_to_invoice(invoice, note, [*notes, note], max(amounts.total - left, Decimal(0)), actor)
     return note
 

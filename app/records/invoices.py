@@ -27,7 +27,7 @@ from app.models.payments import PARTIALLY_PAID, SHOWN_STATUSES
 from app.models.parties import LegalEntity
 from app.payments.ledger import list_payments
 from app.records import validation as v
-from app.reports.dashboard import OPEN_STATUSES, entity_today, overdue_condition
+from app.reports.dashboard import OPEN_STATUSES, overdue_condition
 
 
 # ------------------------------------------------------------------ actions
@@ -182,7 +182,7 @@ def _conditions(entity: LegalEntity, filters: InvoiceFilters, today: date | None
     if filters.customer_id:
         conditions.append(Invoice.customer_id == filters.customer_id)
     if filters.overdue:  # the dashboard's rule: open, something due, due date passed
-        today = today or entity_today(entity)
+        today = today or entity.today()
         conditions.append(overdue_condition(today))
     if filters.period_from:
         conditions.append(Invoice.period_start >= filters.period_from)
@@ -232,7 +232,7 @@ def invoice_export_rows(entity: LegalEntity, filters: InvoiceFilters, today: dat
     """The invoices the list shows with `filters` (every page), in its order, as typed cells for the CSV
     export (EXPORT_HEADER): amounts at the currency's minor unit. Read `batch` rows at a time (a server-side
     cursor on PostgreSQL), so an export of any length streams."""
-    today = today or entity_today(entity)
+    today = today or entity.today()
     query = (select(Invoice.number, Invoice.kind, Customer.name, Contract.reference, Invoice.period_start,
                     Invoice.period_end, Invoice.issue_date, Invoice.due_date, Invoice.display_status, Invoice.status,
                     Invoice.currency, Invoice.net_amount, Invoice.tax_amount, Invoice.total_amount, Invoice.amount_due)

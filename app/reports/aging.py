@@ -19,7 +19,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from app.billing.money import CurrencyError, minor_unit
 from app.extensions import db
 from app.models import Customer, Invoice, LegalEntity
-from app.reports.dashboard import OPEN_STATUSES, entity_today
+from app.reports.dashboard import OPEN_STATUSES
 from app.spreadsheets import PLAIN, CsvFormat, cell
 
 ZERO = Decimal("0")
@@ -146,7 +146,7 @@ class AgingReport:
 
 def default_as_of(entity: LegalEntity) -> date:
     """Today in the entity's time zone."""
-    return entity_today(entity)
+    return entity.today()
 
 
 def _quantum(currency: str) -> Decimal | None:

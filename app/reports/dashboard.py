@@ -57,12 +57,8 @@ class DashboardFigures:
         return sum(count for _, count in self.bank_credits_waiting.values())
 
 
-def entity_today(entity: LegalEntity, now: datetime | None = None) -> date:
-    return entity.today(now)
-
-
 def dashboard_figures(entity: LegalEntity) -> DashboardFigures:
-    today = entity_today(entity)
+    today = entity.today()
     overdue = Invoice.due_date < today
     rows = db.session.execute(
         select(

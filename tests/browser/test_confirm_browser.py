@@ -15,7 +15,6 @@ from app.billing.runs import execute_run, start_billing_run
 from app.extensions import db
 from app.models import BillingRun, Customer, Invoice, LegalEntity, SepaBatch
 from app.models.types import utcnow
-from app.reports.dashboard import entity_today
 from tests.browser.test_csp_browser import WATCH_VIOLATIONS, violations
 from tests.browser.test_walkthrough import log_in
 
@@ -36,7 +35,7 @@ def runs(app) -> list[BillingRun]:
 
 def entity_today_of(app, code: str) -> date:
     with app.app_context():
-        return entity_today(db.session.scalar(select(LegalEntity).filter_by(code=code)))
+        return db.session.scalar(select(LegalEntity).filter_by(code=code)).today()
 
 
 def open_billing_agent(page):
@@ -182,7 +181,7 @@ def test_retry_failed_shows_its_preview_and_starts_on_confirm(app, watched, demo
     page, problems = watched
     with app.app_context():
         entity = db.session.scalar(select(LegalEntity).filter_by(code=demo_data.entity_code))
-        make_contract(entity, "C-BAD", start=entity_today(entity).replace(day=1),
+        make_contract(entity, "C-BAD", start=entity.today().replace(day=1),
                       lines=[("Support", "1", "10.00", None)])  # no VAT rate: fails
         db.session.commit()
         run = start_billing_run(entity, None, "cli", Actor.system("test"), enqueue=False).run

@@ -119,11 +119,10 @@ def test_billing_ahead_of_time_needs_the_flag_and_stays_within_the_cap(app, runn
     from datetime import timedelta
 
     from app.models import LegalEntity
-    from app.reports.dashboard import entity_today
 
     seed(app)
     with app.app_context():
-        today = entity_today(db.session.scalar(select(LegalEntity)))
+        today = db.session.scalar(select(LegalEntity)).today()
     ahead, far = (today + timedelta(days=10)).isoformat(), (today + timedelta(days=32)).isoformat()
     refused = runner.invoke(args=["billing", "run", "--entity", "DE01", "--as-of", ahead, "--inline"])
     assert refused.exit_code == 1

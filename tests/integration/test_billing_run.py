@@ -307,9 +307,8 @@ def test_amounts_whose_float_sum_is_inexact_are_stored(db_session):
 
 # ------------------------------------------------------------------ billing ahead of time (issue 13)
 def _today(entity):
-    from app.reports.dashboard import entity_today
 
-    return entity_today(entity)
+    return entity.today()
 
 
 def test_a_real_run_is_capped_at_run_as_of_max_days_ahead_whoever_starts_it(app, db_session, monkeypatch):

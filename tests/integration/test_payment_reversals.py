@@ -13,7 +13,7 @@ from app.models import AuditEntry, Collection, CustomerCredit, Event, Invoice, P
 from app.payments.collection import start_collection
 from app.payments.ledger import PaymentError, record_payment, reverse_payment
 from app.reports.aging import aging_report
-from app.reports.dashboard import dashboard_figures, entity_today
+from app.reports.dashboard import dashboard_figures
 from tests.factories import make_entity
 from tests.integration.test_collection import make_sepa_customer, sepa_entity
 from tests.integration.test_credit_notes import billed, credit, invoices, run
@@ -49,7 +49,7 @@ def test_a_reversal_is_a_counter_entry_and_the_invoice_is_due_again(db_session):
     original = db.session.get(Payment, payment.id)
     assert (original.amount, original.reverses_payment_id, original.reason) == (Decimal("58.53"), None, None)
     assert (reversal.amount, reversal.reverses_payment_id, reversal.reason, reversal.received_on) == (
-        Decimal("-58.53"), payment.id, "typed on the wrong invoice", entity_today(entity))
+        Decimal("-58.53"), payment.id, "typed on the wrong invoice", entity.today())
     assert db.session.scalar(select(func.sum(Payment.amount)).where(Payment.invoice_id == invoice.id)) == 0
     collection = db.session.scalar(select(Collection))
     assert collection.status == "waiting" and "reversed" in collection.last_error
@@ -93,7 +93,7 @@ def test_a_payment_is_reversed_once_and_a_reversal_is_not_reversed(db_session):
 def test_a_payment_dated_after_today_in_the_entitys_zone_is_refused(db_session):
     entity = make_entity(timezone="Pacific/Kiritimati")  # UTC+14: its today may be UTC's tomorrow
     invoice = billed(entity)
-    today = entity_today(entity)
+    today = entity.today()
     with pytest.raises(PaymentError, match=rf"{today + timedelta(days=1)} is in the future \(today is {today} in "
                                            r"Pacific/Kiritimati\)"):
         record_payment(invoice.id, Decimal("10.00"), today + timedelta(days=1), "", ADMIN)

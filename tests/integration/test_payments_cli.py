@@ -8,7 +8,6 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import AuditEntry, Customer, LegalEntity, Payment, SepaBatch
 from app.payments.collection import start_collection
-from app.reports.dashboard import entity_today
 from tests.factories import make_entity
 from tests.integration.test_collection import make_sepa_customer
 from tests.integration.test_credit_notes import billed
@@ -70,7 +69,7 @@ def test_record_list_and_reverse_payments(app, runner):
 def test_record_refuses_bad_input_and_changes_nothing(app, runner):
     seed(app)
     with app.app_context():
-        tomorrow = entity_today(db.session.scalar(select(LegalEntity))) + timedelta(days=1)
+        tomorrow = db.session.scalar(select(LegalEntity)).today() + timedelta(days=1)
     for args, message in [
         (["--amount", "10.00", "--date", tomorrow.isoformat()], f"received_on: {tomorrow.isoformat()} is in the future"),
         (["--amount", "100.00", "--date", "2026-11-28"], "amount: 100.00 is more than the 58.53 EUR still due"),
@@ -120,7 +119,7 @@ def test_entities_update_sets_bank_details_and_lead_days_which_the_sepa_close_us
     code, out = invoke(runner, "sepa", "close", "--entity", "DE01", "--json")
     assert code == 0, out
     with app.app_context():
-        today = entity_today(db.session.scalar(select(LegalEntity)))
+        today = db.session.scalar(select(LegalEntity)).today()
         batch = db.session.scalar(select(SepaBatch))
         assert batch.collection_date >= max(today + timedelta(days=9), date(2026, 12, 10))
     code, out = invoke(runner, "entities", "update", "DE01", "--collection-lead-days", "")

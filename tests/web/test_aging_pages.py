@@ -237,10 +237,9 @@ def test_as_of_input_moves_invoices_between_buckets(admin_client, german):
 
 
 def test_as_of_defaults_to_today_in_the_entitys_time_zone(app, admin_client, german):
-    from app.reports.dashboard import entity_today
 
     with app.app_context():
-        today = entity_today(db.session.query(LegalEntity).filter_by(code="DE01").one())
+        today = db.session.query(LegalEntity).filter_by(code="DE01").one().today()
     tree = html.fromstring(admin_client.get("/reports/aging").get_data(as_text=True))
     assert tree.xpath("//input[@name='as_of']")[0].get("value") == today.isoformat()
 

@@ -13,7 +13,6 @@ from app.extensions import db
 from app.models import AuditEntry, Collection, Customer, Invoice, LegalEntity, Payment, SepaBatch, SepaBatchItem
 from app.payments.collection import start_collection
 from app.payments.target2 import collection_date, is_business_day
-from app.reports.dashboard import entity_today
 from tests.confirming import confirm_fields
 from tests.factories import CUSTOMER_ADDRESS, make_contract, make_entity
 
@@ -52,7 +51,7 @@ def build_world(app, creditor: bool = True, bad_iban_customer: bool = False) -> 
         batch = db.session.scalar(select(SepaBatch))
         return {"entity": entity.id, "batch": batch.id, "invoices": [i.id for i in invoices],
                 "numbers": [i.number for i in invoices], "items": [i.id for i in batch.items],
-                "e2e": [i.end_to_end_id for i in batch.items], "today": entity_today(entity)}
+                "e2e": [i.end_to_end_id for i in batch.items], "today": entity.today()}
 
 
 def close(client, world):

@@ -9,7 +9,6 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Customer, Invoice, LegalEntity, Payment
-from app.reports.dashboard import entity_today
 from tests.web.test_invoice_money_pages import invoice_id  # noqa: F401 - the fixture
 
 
@@ -88,7 +87,7 @@ def test_only_accountants_reverse_and_a_payment_belongs_to_its_invoice(app, clie
 
 def test_a_payment_dated_after_today_is_refused_on_its_field(app, client_as, invoice_id):  # noqa: F811
     with app.app_context():
-        tomorrow = entity_today(db.session.scalar(select(LegalEntity))) + timedelta(days=1)
+        tomorrow = db.session.scalar(select(LegalEntity)).today() + timedelta(days=1)
     response = pay(client_as("accountant"), invoice_id, "10.00", received_on=tomorrow.isoformat())
     body = response.get_data(as_text=True)
     assert response.status_code == 422

@@ -10,7 +10,6 @@ from app.billing.runs import execute_run, start_billing_run
 from app.demo import seed_demo
 from app.extensions import db
 from app.models import AgentDefinition, AuditEntry, BillingRun, Customer, LegalEntity
-from app.reports.dashboard import entity_today
 from tests.confirming import confirm_fields
 from tests.factories import make_contract
 
@@ -32,7 +31,7 @@ def runs():
 
 def today(app) -> date:
     with app.app_context():
-        return entity_today(db.session.scalar(select(LegalEntity).where(LegalEntity.code == "DE01")))
+        return db.session.scalar(select(LegalEntity).where(LegalEntity.code == "DE01")).today()
 
 
 def preview(client, **form):

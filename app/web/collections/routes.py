@@ -13,7 +13,6 @@ from app.models import LegalEntity, SepaBatch, SepaBatchItem
 from app.payments.results import COLUMNS, EXAMPLE, OutcomeError, ResultImportFailed, apply_outcome, import_results
 from app.payments.sepa import BatchError, ClosePreview, close_batch, close_preview, file_name
 from app.records.precedence import collection_lead_days
-from app.reports.dashboard import entity_today
 from app.web.collections import bp
 from app.web.collections.queries import (batch_items, batch_rows, batch_total, batches_query,
                                          collections_needing_attention, collections_with_status)
@@ -57,7 +56,7 @@ def _batch_page(batch: SepaBatch, *, close_error: str | None = None, item_errors
                 import_errors: list[str] | None = None, status: int = 200) -> Response:
     entity = _entity_of(batch)
     response = render("collections/batch.html", batch=batch, entity=entity, rows=batch_items(batch),
-                      total=batch_total(batch), today=entity_today(entity), lead_days=collection_lead_days(entity), close_error=close_error,
+                      total=batch_total(batch), today=entity.today(), lead_days=collection_lead_days(entity), close_error=close_error,
                       item_errors=item_errors or {}, import_errors=import_errors or [], columns=COLUMNS,
                       example=EXAMPLE)
     response.status_code = status
@@ -99,7 +98,7 @@ def close_confirm(batch_id: int):
     batch = _batch_or_404(batch_id)
     if batch.status != "open":
         return redirect(url_for("collections.batch", batch_id=batch.id), 303)
-    return _close_step(batch, close_preview(batch, entity_today(_entity_of(batch))))
+    return _close_step(batch, close_preview(batch, _entity_of(batch).today()))
 
 
 @bp.post("/batches/<int:batch_id>/close")
@@ -107,7 +106,7 @@ def close_confirm(batch_id: int):
 def close(batch_id: int):
     """Close the batch, only with a Confirm of the close step that stands for what closing would send now."""
     batch = _batch_or_404(batch_id)
-    today = entity_today(_entity_of(batch))
+    today = _entity_of(batch).today()
     preview = close_preview(batch, today)
     if preview.problem is not None:
         return _batch_page(batch, close_error=preview.problem, status=422)

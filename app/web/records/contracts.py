@@ -20,7 +20,6 @@ from app.records.precedence import payment_terms
 from app.records.importer import CLI_HINT, COLUMNS, ImportFailed, import_contracts
 from app.records.taxcodes import entity_codes
 from app.records.validation import ValidationError
-from app.reports.dashboard import entity_today
 from app.web.decorators import role_required
 from app.web.helpers import current_entity, entity_record_or_404, form_locale, paginate, render
 from app.web.input import arg_choice, arg_id, arg_search, arg_whole_number, upload_limit
@@ -114,7 +113,7 @@ def contract_detail(contract_id: int):
 
 
 def render_detail(contract: Contract, errors: dict | None = None, end_date: str = ""):
-    today = entity_today(contract.legal_entity)
+    today = contract.legal_entity.today()
     response = render("records/contract_detail.html", contract=contract, entity=contract.legal_entity,
                       invoices=service.contract_invoices(contract), invoice_total=service.invoice_count(contract),
                       upcoming=service.upcoming_periods(contract, today),

@@ -11,7 +11,6 @@ from app.models.parties import PAYMENT_METHODS
 from app.records import customers as service
 from app.records.invoices import is_overdue
 from app.records.validation import ValidationError
-from app.reports.dashboard import entity_today
 from app.web.decorators import role_required
 from app.web.helpers import current_entity, entity_record_or_404, paginate, render
 from app.web.input import arg_search
@@ -70,7 +69,7 @@ def customer_detail(customer_id: int):
     customer = get_customer(customer_id)
     return render("records/customer_detail.html", customer=customer, entity=customer.legal_entity,
                   contracts=service.customer_contracts(customer), invoices=service.customer_invoices(customer),
-                  today=entity_today(customer.legal_entity), is_overdue=is_overdue)
+                  today=customer.legal_entity.today(), is_overdue=is_overdue)
 
 
 @bp.route("/customers/<int:customer_id>/edit", methods=["GET", "POST"])

@@ -17,7 +17,6 @@ from app.records.customers import entity_customers
 from app.confirmations import ConfirmationRefused, check_confirmation, confirmation_token
 from app.delivery.service import DELIVERY_FILTERS, bulk_resend_plan, document_filename, undelivered_minutes
 from app.records.validation import FieldError, ValidationError
-from app.reports.dashboard import entity_today
 from app.web.decorators import role_required
 from app.web.helpers import (csv_download, csv_format, current_entity, entity_record_or_404, export_links, form_locale,
                              go_to, money, paginate, render)
@@ -35,7 +34,7 @@ def invoices():
     entity = current_entity()
     filters = service.InvoiceFilters.from_args(request.args)
     listing = totals = None
-    today = entity_today(entity) if entity else None
+    today = entity.today() if entity else None
     if entity:
         listing = paginate(service.invoice_query(entity, filters, today))
         totals = service.invoice_totals(entity, filters, today)
@@ -66,7 +65,7 @@ def invoices_csv():
         return Response("".join(f"{name}: {message}\n" for name, message in filters.errors.items()), 400,
                         mimetype="text/plain")
     fmt = csv_format(entity)
-    today = entity_today(entity)
+    today = entity.today()
     return csv_download(service.export_filename(entity, today), service.EXPORT_HEADER,
                         service.invoice_export_rows(entity, filters, today), fmt)
 
@@ -132,7 +131,7 @@ def render_detail(invoice: Invoice, errors: dict | None = None, payment_form: di
                   credit_form: dict | None = None, reverse_form: dict | None = None, partial: str | None = None):
     from app.records.credit_notes import correction
 
-    today = entity_today(invoice.legal_entity)
+    today = invoice.legal_entity.today()
     response = render("records/invoice_detail.html", partial, invoice=invoice, entity=invoice.legal_entity,
                       correction=correction(invoice), credit_form=credit_form or {},
                       vat=service.vat_summary(invoice), history=service.invoice_history(invoice),
@@ -201,7 +200,7 @@ def credit_refund(invoice_id: int):
     if credit is None:
         abort(404)
     try:
-        refund_credit(credit, request.form.get("reference", ""), entity_today(note.legal_entity),
+        refund_credit(credit, request.form.get("reference", ""), note.legal_entity.today(),
                       Actor.for_user(current_user))
     except ValidationError as error:
         db.session.rollback()
