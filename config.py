@@ -64,6 +64,7 @@ def check_production_secret_key(secret: str | None) -> str:
 
 class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY", DEVELOPMENT_SECRET_KEY)
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")  # the app's own lines (app/logs.py); DEBUG shows more
     SQLALCHEMY_DATABASE_URI = normalize_database_url(os.environ.get("DATABASE_URL") or default_database_url())
     SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
     REDIS_URL = os.environ.get("REDIS_URL") or default_redis_url()

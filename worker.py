@@ -327,8 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown queue(s) {', '.join(unknown)}: use {', '.join(QUEUES)}")
 
-    for logger in ("rq.worker", "app"):  # the worker's own lines and the jobs' warnings, timestamped
-        setup_loghandlers("INFO", name=logger)
+    setup_loghandlers("INFO", name="rq.worker")  # RQ's own lines (they name the job); the jobs' lines come
+    # through the app's handler (app/logs.py, set up by create_app below) with the job id on each
     if os.environ.get("LOG_HOUSEKEEPING", "") not in ("1", "true", "yes"):
         logging.getLogger("rq.worker").addFilter(HousekeepingFilter())
     app = create_app()

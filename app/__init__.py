@@ -4,14 +4,16 @@ from __future__ import annotations
 from flask import Flask
 
 from app.extensions import csrf, db, htmx, login_manager, migrate
+from app.logs import configure_logging
 
 
 def create_app(config: object | None = None) -> Flask:
-    """Build the app: bind extensions, register blueprints and CLI. Does no I/O."""
+    """Build the app: logging, extensions, blueprints and CLI. Does no I/O."""
     from config import config_from_env
 
     app = Flask(__name__, instance_relative_config=False)
     app.config.from_object(config if config is not None else config_from_env())
+    configure_logging(app)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()))
