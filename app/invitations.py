@@ -39,10 +39,10 @@ def lifetime() -> str:
 
 
 def open_invitations() -> dict[int, Invitation]:
-    """User id → the open invitation of each account still waiting for it."""
-    rows = db.session.scalars(select(Invitation).where(Invitation.user_id.is_not(None),
-                                                       Invitation.accepted_at.is_(None),
-                                                       Invitation.withdrawn_at.is_(None)))
+    """User id → the open invitation of each account still waiting for it (not one an admin gave a password)."""
+    rows = db.session.scalars(select(Invitation).join(User, User.id == Invitation.user_id)
+                              .where(User.password_hash.is_(None), Invitation.accepted_at.is_(None),
+                                     Invitation.withdrawn_at.is_(None)))
     return {invitation.user_id: invitation for invitation in rows}
 
 

@@ -169,3 +169,15 @@ def test_invite_from_the_command_line(app, runner, users, mail_sink, monkeypatch
     body = mail_sink.messages()[0].get_body(("plain",)).get_content()
     assert re.search(r"https://billing\.example\.com/invitation/\S+", body), body
     assert audit(app, "user.invited")[0].actor_label == "cli"
+
+
+def test_a_password_given_by_an_admin_closes_the_invitation(app, admin_client, client, mail_sink):
+    invite(admin_client, "nora@example.com", "viewer")
+    (path,) = links(mail_sink, "nora@example.com")
+    nora = user_id(app, "nora@example.com")
+    assert admin_client.post(f"/settings/users/{nora}/edit", data={"role": "viewer", "active": "1",
+                                                                    "password": PASSWORD}).status_code == 302
+    assert "Withdraw" not in admin_client.get("/settings/users").get_data(as_text=True)
+    assert client.get(path).status_code == 410
+    assert admin_client.post(f"/settings/users/{nora}/invitation/withdraw", follow_redirects=True).status_code == 200
+    assert user_id(app, "nora@example.com") == nora  # an account with a password is disabled, not withdrawn
