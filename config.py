@@ -158,6 +158,19 @@ class DevelopmentConfig(Config):
     pass
 
 
+def check_production_base_url(value: str | None) -> str:
+    """Production's links in account e-mails start with BASE_URL, never with a request's Host header (which
+    whoever asks for a password reset chooses: the link would point at their server)."""
+    url = (value or "").strip().rstrip("/")
+    if not url:
+        raise RuntimeError("BASE_URL is not set: production needs the address people reach Arbill at for the links "
+                           "in password reset and invitation e-mails, e.g. BASE_URL=https://billing.example.com")
+    if not url.startswith("https://") or len(url) <= len("https://"):
+        raise RuntimeError(f"BASE_URL {url!r} must be an https:// address, e.g. https://billing.example.com "
+                           "(production sends its cookies over HTTPS only)")
+    return url
+
+
 class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = True
     HSTS_SECONDS = int(os.environ.get("HSTS_SECONDS", str(365 * 24 * 3600)))
@@ -171,6 +184,7 @@ class ProductionConfig(Config):
             raise RuntimeError("MAIL_SERVER is not set: production sends invoices to customers and needs a real "
                                "SMTP server (set MAIL_SERVER, MAIL_PORT and, if it asks for them, MAIL_USERNAME, "
                                "MAIL_PASSWORD, MAIL_USE_TLS)")
+        self.BASE_URL = check_production_base_url(os.environ.get("BASE_URL"))
 
 
 class TestingConfig(Config):
