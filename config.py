@@ -96,6 +96,16 @@ class Config:
     PROXY_FIX_X_FOR = int(os.environ.get("PROXY_FIX_X_FOR", "0"))
     # The name authenticator apps show next to the account.
     TOTP_ISSUER = os.environ.get("TOTP_ISSUER", "Arbill")
+    # The address people reach Arbill at, for the links in account e-mails (password reset, invitations), e.g.
+    # https://billing.example.com. Unset: the address of the request that sends the e-mail (set it in production:
+    # a request's Host header is the client's to choose); the CLI needs it to send invitations.
+    BASE_URL = (os.environ.get("BASE_URL") or "").strip() or None
+    # How long a password reset link works (it also stops once the password changes, i.e. after one use).
+    PASSWORD_RESET_MAX_AGE_SECONDS = int(os.environ.get("PASSWORD_RESET_MAX_AGE_SECONDS", str(3600)))
+    # At most one password reset e-mail per address this often (more requests get the same answer, and no mail).
+    PASSWORD_RESET_MAIL_INTERVAL_SECONDS = int(os.environ.get("PASSWORD_RESET_MAIL_INTERVAL_SECONDS", "60"))
+    # How long an invitation link works; Resend sends a new one (and retires the ones before).
+    INVITATION_MAX_AGE_SECONDS = int(os.environ.get("INVITATION_MAX_AGE_SECONDS", str(7 * 24 * 3600)))
     # Mail (Flask-Mail's names). `make run` points these at its local mail sink.
     MAIL_SERVER = os.environ.get("MAIL_SERVER", "127.0.0.1")
     MAIL_PORT = int(os.environ.get("MAIL_PORT", "8025"))
@@ -149,6 +159,19 @@ class DevelopmentConfig(Config):
     pass
 
 
+def check_production_base_url(value: str | None) -> str:
+    """Production's links in account e-mails start with BASE_URL, never with a request's Host header (which
+    whoever asks for a password reset chooses: the link would point at their server)."""
+    url = (value or "").strip().rstrip("/")
+    if not url:
+        raise RuntimeError("BASE_URL is not set: production needs the address people reach Arbill at for the links "
+                           "in password reset and invitation e-mails, e.g. BASE_URL=https://billing.example.com")
+    if not url.startswith("https://") or len(url) <= len("https://"):
+        raise RuntimeError(f"BASE_URL {url!r} must be an https:// address, e.g. https://billing.example.com "
+                           "(production sends its cookies over HTTPS only)")
+    return url
+
+
 class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = True
     HSTS_SECONDS = int(os.environ.get("HSTS_SECONDS", str(365 * 24 * 3600)))
@@ -162,6 +185,7 @@ class ProductionConfig(Config):
             raise RuntimeError("MAIL_SERVER is not set: production sends invoices to customers and needs a real "
                                "SMTP server (set MAIL_SERVER, MAIL_PORT and, if it asks for them, MAIL_USERNAME, "
                                "MAIL_PASSWORD, MAIL_USE_TLS)")
+        self.BASE_URL = check_production_base_url(os.environ.get("BASE_URL"))
 
 
 class TestingConfig(Config):

@@ -1,11 +1,15 @@
 """Accounts: creating users, the password rule, roles and sessions. Signing in (passwords checked under growing
-delays, the second factor) is app/signin.py."""
+delays, the second factor) is app/signin.py; password reset by e-mail app/password_reset.py; invitations
+app/invitations.py."""
 from __future__ import annotations
 
 import functools
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from flask import current_app, has_request_context, url_for
+from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
 from app.audit import Actor, record, request_origin
@@ -73,21 +77,67 @@ def create_user(email: str, role: str, password: str, actor: Actor | None = None
                 entity: LegalEntity | None = None) -> User:
     """A user with `role` in every legal entity of the organisation (an organisation admin for `admin`), or —
     with `entity` — only in that legal entity (more are granted with `grant_role`)."""
+    return add_user(email, role, password, actor or Actor.system("cli"), entity=entity)
+
+
+def add_user(email: str, role: str, password: str | None, actor: Actor, *, entity: LegalEntity | None = None,
+             action: str = "user.created") -> User:
+    """create_user's work; without a password (None) the account has none usable yet (an invitation's)."""
     if role not in ROLES:
         raise AccountError(f"role {role!r} is not one of {', '.join(ROLES)}")
     email = check_email(email)
-    check_password_rule(password, email)
+    if password is not None:
+        check_password_rule(password, email)
     if find_user(email) is not None:
         raise AccountError(f"a user with e-mail {email} already exists")
     user = User(email=email, role=None if entity else role)
-    user.set_password(password)
+    if password is not None:
+        user.set_password(password)
     db.session.add(user)
     db.session.flush()
-    actor = actor or Actor.system("cli")
-    record("user.created", "user", user.id, actor, email=email, role=user.role, **request_origin())
+    record(action, "user", user.id, actor, email=email, role=user.role, **request_origin())
     if entity is not None:
         grant_role(user, entity, role, actor)
     return user
+
+
+def set_new_password(user: User, new: str, again: str | None = None) -> None:
+    """The one way people set their own password (the Security page, a reset link, an invitation): typed the same
+    twice, by the password rule, not the current one. Every session of the user ends. The caller audits and
+    commits."""
+    if again is not None and new != again:
+        raise AccountError("the two new passwords differ")
+    check_password_rule(new, user.email)
+    if user.check_password(new):
+        raise AccountError("the new password is the current one")
+    user.set_password(new)
+    user.end_sessions()
+
+
+# ------------------------------------------------------------------ links in account e-mails
+def signed_links(purpose: str) -> URLSafeTimedSerializer:
+    """Signs and reads the tokens of account e-mail links (SECRET_KEY; `purpose` as the salt, so that a token made
+    for one purpose is refused by every other)."""
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=f"arbill.{purpose}")
+
+
+def can_make_links() -> bool:
+    """Whether account e-mails can link back to Arbill here (BASE_URL set, or inside a request)."""
+    return bool(current_app.config.get("BASE_URL")) or has_request_context()
+
+
+def account_link(endpoint: str, **values) -> str:
+    """The absolute URL of `endpoint` for an e-mail: under BASE_URL when it is set, else the request's address."""
+    base = current_app.config.get("BASE_URL")
+    if base:
+        parts = urlsplit(base.rstrip("/"))
+        adapter = current_app.url_map.bind(parts.netloc, script_name=parts.path or "/",
+                                           url_scheme=parts.scheme or "https")
+        return adapter.build(endpoint, values, force_external=True)
+    if has_request_context():
+        return url_for(endpoint, _external=True, **values)
+    raise AccountError("set BASE_URL to the address people reach Arbill at (e.g. https://billing.example.com): "
+                       "the e-mail's link needs it")
 
 
 def grant_role(user: User, entity: LegalEntity, role: str, actor: Actor) -> bool:

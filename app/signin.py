@@ -31,7 +31,7 @@ from markupsafe import Markup
 from sqlalchemy import case, delete, func, literal, null, or_, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.accounts import AccountError, check_email, check_password_rule, find_user
+from app.accounts import AccountError, check_email, find_user, set_new_password
 from app.audit import Actor, record, request_origin
 from app.extensions import db
 from app.models import RecoveryCode, User
@@ -185,6 +185,8 @@ def authenticate(email: str, password: str) -> LoginResult:
     if not attempt.allowed:
         return LoginResult(None, attempt.message)  # the password is not even looked at
     user = db.session.get(User, user_id)
+    if not user.has_password:
+        check_password_hash(_dummy_hash(), password)  # an invited account answers like any other
     if not user.check_password(password):
         record("user.login_failed", "user", user_id, Actor.system("sign-in"), email=user.email, **request_origin())
         wait = delay_after(user.failed_logins)
@@ -364,15 +366,13 @@ def reset_second_factor(user: User, actor: Actor) -> None:
 
 
 # ------------------------------------------------------------------ own password and sessions
-def change_own_password(user: User, current: str, new: str, actor: Actor) -> None:
+def change_own_password(user: User, current: str, new: str, actor: Actor, again: str | None = None) -> None:
     """The user changes their own password, proving the current one; every session of theirs ends (the
     caller signs this browser in again). The caller commits."""
+    if again is not None and new != again:
+        raise AccountError("the two new passwords differ")
     check_current_password(user, current)
-    check_password_rule(new, user.email)
-    if user.check_password(new):
-        raise AccountError("the new password is the current one")
-    user.set_password(new)
-    user.end_sessions()
+    set_new_password(user, new, again)
     record("user.password_changed", "user", user.id, actor, email=user.email, **request_origin())
 
 

@@ -38,6 +38,36 @@ def create(email: str, role: str, code: str | None, password: str | None) -> Non
     click.echo(f"Created {user.email}: {role} {where}")
 
 
+@group.command("invite")
+@click.argument("email")
+@click.option("--role", required=True, type=click.Choice(ROLES))
+@click.option("--entity", "code", help="only in this legal entity (default: in every one; admin = organisation admin)")
+def invite(email: str, role: str, code: str | None) -> None:
+    """Invite a person by e-mail: the account waits, with its role, until they set their password from the link
+    (valid INVITATION_MAX_AGE_SECONDS). The link is made with BASE_URL, which must be set."""
+    from app.accounts import can_make_links
+    from app.invitations import InvitationNotSent, invite_user, send_invitation
+
+    if not can_make_links():
+        fail("set BASE_URL to the address people reach Arbill at (e.g. https://billing.example.com): the "
+             "invitation's link needs it")
+    entity = entity_or_fail(code) if code else None
+    actor = Actor.system("cli")
+    try:
+        invitation = invite_user(email, role, actor, entity=entity)
+    except AccountError as error:
+        fail(str(error))
+    db.session.commit()
+    try:
+        send_invitation(invitation, actor)
+    except InvitationNotSent as error:
+        db.session.commit()
+        fail(f"{error} (Settings > Users)")
+    db.session.commit()
+    where = f"in {entity.code}" if entity else ("of the organisation" if role == "admin" else "in every legal entity")
+    click.echo(f"Invited {invitation.email}: {role} {where}; the invitation e-mail is sent")
+
+
 @group.command("grant")
 @click.argument("email")
 @click.option("--entity", "code", required=True)

@@ -1,5 +1,5 @@
 """The data model, one module per domain. Import from here: `from app.models import Invoice`."""
-from app.models.accounts import EntityRole, RecoveryCode, User
+from app.models.accounts import EntityRole, Invitation, RecoveryCode, User
 from app.models.agents import AgentDefinition, OrchestrationRule, ScheduledJob, ScheduleFire
 from app.models.audit import AuditEntry
 from app.models.chain import AuditChain, ChainEntry, ChainVerification
@@ -15,6 +15,7 @@ from app.models.taxes import TaxCode
 
 __all__ = [
     "EntityRole",
+    "Invitation",
     "RecoveryCode",
     "BankEntry",
     "BankStatement",

@@ -27,7 +27,10 @@ class User(UserMixin, db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(255))
+    # NULL: no usable password yet (an invited user who has not accepted: app/invitations.py).
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    # What the person calls themselves (given when accepting an invitation); optional.
+    name: Mapped[str | None] = mapped_column(String(120))
     # The role in every legal entity of the organisation (an organisation admin manages entities and people);
     # NULL: only the roles granted per legal entity (`entity_roles`).
     role: Mapped[str | None] = mapped_column(String(16))
@@ -59,7 +62,12 @@ class User(UserMixin, db.Model):
         self.password_hash = generate_password_hash(password)
 
     def check_password(self, password: str) -> bool:
-        return check_password_hash(self.password_hash, password)
+        return self.password_hash is not None and check_password_hash(self.password_hash, password)
+
+    @property
+    def has_password(self) -> bool:
+        """False for an invited user who has not accepted yet: nobody can sign in as them."""
+        return self.password_hash is not None
 
     def get_id(self) -> str:
         """What Flask-Login keeps in the session and the remember-me cookie: id and session version."""
@@ -150,3 +158,35 @@ class RecoveryCode(db.Model):
     code_hash: Mapped[str] = mapped_column(String(64))
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Invitation(db.Model):
+    """An e-mail invitation to an account made by an admin (app/invitations.py). The account exists from the start,
+    with its roles and no password; accepting sets the password. Withdrawing deletes the never-used account and keeps
+    this row (user_id NULL) so that its link says "withdrawn". `sends` counts the e-mails that went out: a link
+    carries the count it was sent with, so a Resend retires the links sent before it."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (
+        CheckConstraint("email = lower(email)", name="email_lowercase"),
+        CheckConstraint("sends >= 0", name="sends_not_negative"),
+        CheckConstraint("accepted_at IS NULL OR withdrawn_at IS NULL", name="accepted_or_withdrawn"),
+        CheckConstraint("user_id IS NOT NULL OR withdrawn_at IS NOT NULL", name="open_has_account"),
+        CheckConstraint("sent_at IS NOT NULL OR sends = 0", name="sent_when_counted"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # One invitation per account (withdrawn ones have none).
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), unique=True)
+    email: Mapped[str] = mapped_column(String(254))
+    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The last e-mail that reached the SMTP server (NULL: none did yet).
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def is_open(self) -> bool:
+        return self.accepted_at is None and self.withdrawn_at is None

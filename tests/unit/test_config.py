@@ -29,6 +29,7 @@ def test_production_refuses_default_blank_and_short_secret_keys(monkeypatch, key
     """A key anyone can read or guess lets anyone sign an admin session cookie."""
     monkeypatch.setenv("ARBILL_ENV", "production")
     monkeypatch.setenv("MAIL_SERVER", "smtp.example.com")
+    monkeypatch.setenv("BASE_URL", "https://billing.example.com")
     monkeypatch.setenv("SECRET_KEY", key)
     with pytest.raises(RuntimeError, match="SECRET_KEY") as refused:
         config.config_from_env()
@@ -41,12 +42,14 @@ def test_production_refuses_to_start_without_a_real_mail_server(monkeypatch):
     with pytest.raises(RuntimeError, match="MAIL_SERVER"):
         config.ProductionConfig()
     monkeypatch.setenv("MAIL_SERVER", "smtp.example.com")
+    monkeypatch.setenv("BASE_URL", "https://billing.example.com")
     assert config.ProductionConfig().MAIL_REFUSE_DEVELOPMENT_SINK is True
 
 
 def test_production_uses_secure_cookies(monkeypatch):
     monkeypatch.setenv("SECRET_KEY", GOOD_KEY)
     monkeypatch.setenv("MAIL_SERVER", "smtp.example.com")
+    monkeypatch.setenv("BASE_URL", "https://billing.example.com")
     production = config.ProductionConfig()
     assert production.SECRET_KEY == GOOD_KEY
     assert production.SESSION_COOKIE_SECURE and production.SESSION_COOKIE_HTTPONLY
@@ -85,3 +88,17 @@ def test_upload_limits_come_from_the_environment():
     env.update(MAX_CONTENT_LENGTH="1048576", IMPORT_MAX_ROWS="500")
     chosen = subprocess.run([sys.executable, "-c", show], cwd=root, env=env, capture_output=True, text=True)
     assert chosen.stdout.split() == ["1048576", "500"]
+
+
+def test_production_refuses_to_start_without_an_https_base_url(monkeypatch):
+    """A reset link built from the request's Host header could point at whoever asked for it."""
+    monkeypatch.setenv("SECRET_KEY", GOOD_KEY)
+    monkeypatch.setenv("MAIL_SERVER", "smtp.example.com")
+    monkeypatch.delenv("BASE_URL", raising=False)
+    with pytest.raises(RuntimeError, match="BASE_URL is not set"):
+        config.ProductionConfig()
+    monkeypatch.setenv("BASE_URL", "http://billing.example.com")
+    with pytest.raises(RuntimeError, match="must be an https:// address"):
+        config.ProductionConfig()
+    monkeypatch.setenv("BASE_URL", "https://billing.example.com/")
+    assert config.ProductionConfig().BASE_URL == "https://billing.example.com"

@@ -30,6 +30,7 @@ OBJECT_PARAMS = {"invoice_id", "contract_id", "customer_id", "run_id", "batch_id
                  "code_id", "entity_id"}
 # Organisation-wide: only an organisation admin (403 for everybody else).
 ORG_ADMIN = {"settings.users", "settings.user_new", "settings.user_edit", "settings.user_roles", "settings.entity_new",
+             "settings.user_invite", "settings.invitation_resend", "settings.invitation_withdraw",
              "mailbox.index", "mailbox.message", "mailbox.attachment",
              "orchestration.add", "orchestration.delete", "orchestration.disable", "orchestration.enable",
              "agents.configure", "agents.toggle", "settings.audit_trail_verify"}
@@ -45,7 +46,8 @@ OWN_ENTITY = {"main.home", "main.switch_entity", "main.search", "agents.index", 
 # The user's own account (any signed-in user, about themselves only): nothing of a legal entity in it.
 OWN_ACCOUNT = {"auth.security", "auth.security_enrol", "auth.security_recovery_codes", "auth.security_disable",
                "auth.security_password", "auth.security_sign_out_everywhere"}
-PUBLIC = {"auth.login", "auth.second_factor", "auth.enrol", "auth.logout", "ops.healthz", "static"}
+PUBLIC = {"auth.login", "auth.second_factor", "auth.enrol", "auth.logout", "ops.healthz", "static",
+          "auth.forgot_password", "auth.reset_requested", "auth.reset_password", "auth.accept_invitation"}
 
 
 @pytest.fixture

@@ -250,7 +250,7 @@ def test_too_many_sign_in_posts_from_one_address_get_429(app, users, small_rate_
     limited = password_step(attacker, "viewer@example.com")  # even the right password
     assert limited.status_code == 429
     assert password_step(attacker, "viewer@example.com").status_code == 429
-    assert b"Too many sign-in attempts came from your address" in limited.data
+    assert b"Too many attempts to sign in or to reset a password came from your address" in limited.data
     assert attacker.get("/login").status_code == 200  # the page itself is not limited
     elsewhere = app.test_client()
     elsewhere.environ_base["REMOTE_ADDR"] = "198.51.100.20"

@@ -14,3 +14,10 @@ class CodeForm(FlaskForm):
     """A 6-digit code from the authenticator app, or a recovery code (app.signin tells them apart)."""
 
     code = StringField("Authentication code", validators=[DataRequired(), Length(max=64)])
+
+
+class ForgotPasswordForm(FlaskForm):
+    # Any text is taken: app.password_reset answers every address alike, known, unknown or malformed.
+    email = EmailField("E-mail", validators=[DataRequired(message="Enter the e-mail address you sign in with."),
+                                             Length(max=254)],
+                       filters=[lambda s: s.strip() if s else s])

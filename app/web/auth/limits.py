@@ -14,7 +14,9 @@ from flask_limiter.util import get_remote_address
 from app.audit import Actor, record, request_origin
 from app.extensions import db
 
-LIMITED_ENDPOINTS = ("auth.login", "auth.second_factor", "auth.enrol")
+# The sign-in steps and the pages of account e-mails (asking for a reset link, using it, accepting an invitation).
+LIMITED_ENDPOINTS = ("auth.login", "auth.second_factor", "auth.enrol", "auth.forgot_password", "auth.reset_password",
+                     "auth.accept_invitation")
 
 
 def storage_uri(redis_url: str) -> str:
@@ -25,7 +27,7 @@ def storage_uri(redis_url: str) -> str:
 def init_app(app: Flask) -> Limiter:
     app.config.setdefault("RATELIMIT_STORAGE_URI", storage_uri(app.config["REDIS_URL"]))
     limiter = Limiter(get_remote_address, app=app)
-    # One budget per address for the three steps together.
+    # One budget per address for all of them together.
     limit = limiter.shared_limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], scope="sign-in", methods=["POST"])
     for endpoint in LIMITED_ENDPOINTS:
         app.view_functions[endpoint] = limit(app.view_functions[endpoint])

@@ -98,6 +98,8 @@ def login():
     if current_user.is_authenticated:
         return redirect(url_for("main.home"))
     form = LoginForm()
+    if request.method == "GET" and request.args.get("email"):  # from an accepted invitation
+        form.email.data = request.args["email"][:254]
     status = 200
     if form.validate_on_submit():
         result = authenticate(form.email.data, form.password.data)
@@ -247,11 +249,9 @@ def security_disable():
 @login_required
 def security_password():
     user = current_user._get_current_object()
-    new = request.form.get("new_password", "")
     try:
-        if new != request.form.get("new_password_again", ""):
-            raise AccountError("the two new passwords differ")
-        change_own_password(user, request.form.get("password", ""), new, Actor.for_user(user))
+        change_own_password(user, request.form.get("password", ""), request.form.get("new_password", ""),
+                            Actor.for_user(user), again=request.form.get("new_password_again", ""))
     except AccountError as failure:
         db.session.rollback()
         return _security_page(str(failure), 422)

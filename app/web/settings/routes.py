@@ -4,6 +4,8 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from app.accounts import AccountError, create_user, grants_of, set_entity_roles, update_user
+from app.invitations import (InvitationNotSent, invite_user, open_invitation_of, open_invitations, send_invitation,
+                             withdraw_invitation)
 from app.audit import Actor
 from app.extensions import db
 from app.models import LegalEntity, User
@@ -103,7 +105,8 @@ def _agent_defaults() -> dict[str, int]:
 @org_admin_required
 def users():
     rows = list(db.session.scalars(select(User).order_by(User.email)))
-    return render("settings/users.html", rows=rows, grants={u.id: grants_of(u) for u in rows})
+    return render("settings/users.html", rows=rows, grants={u.id: grants_of(u) for u in rows},
+                  invitations=open_invitations())
 
 
 @bp.route("/users/new", methods=["GET", "POST"])
@@ -125,6 +128,77 @@ def user_new():
             error = str(failure)
     return render("settings/user_form.html", user=None, values=values, error=error, roles=ROLES,
                   entities=entities), 422 if error else 200
+
+
+@bp.route("/users/invite", methods=["GET", "POST"])
+@org_admin_required
+def user_invite():
+    """Invite a person by e-mail with a role; they set their own password from the link."""
+    values, error, entities = dict(request.form), None, list_legal_entities()
+    if request.method == "POST":
+        actor = Actor.for_user(current_user)
+        try:
+            entity = _chosen_entity(entities, request.form.get("entity", ""))
+            role = request.form.get("role", "")
+            invitation = invite_user(request.form.get("email", ""), role, actor, entity=entity)
+            db.session.commit()
+        except AccountError as failure:
+            db.session.rollback()
+            error = str(failure)
+        else:
+            _send(invitation, actor, f"Invitation sent to {invitation.email} as {role} "
+                                     f"{f'in {entity.code}' if entity else 'in every legal entity'}.")
+            return redirect(url_for("settings.users"), 303)
+    return render("settings/user_form.html", user=None, invite=True, values=values, error=error, roles=ROLES,
+                  entities=entities), 422 if error else 200
+
+
+def _sentence(error: Exception) -> str:
+    text = str(error)
+    return text[:1].upper() + text[1:] + "."
+
+
+def _send(invitation, actor: Actor, done: str) -> None:
+    """E-mail the invitation now; the admin reads whether the mail server took it."""
+    try:
+        send_invitation(invitation, actor)
+    except InvitationNotSent as failure:
+        flash(_sentence(failure), "error")
+    except AccountError as failure:
+        db.session.rollback()
+        flash(_sentence(failure), "error")
+    else:
+        flash(done, "success")
+    db.session.commit()
+
+
+@bp.post("/users/<int:user_id>/invitation/resend")
+@org_admin_required
+def invitation_resend(user_id: int):
+    user = db.session.get(User, user_id) or abort(404)
+    invitation = open_invitation_of(user)
+    if invitation is None:
+        flash(f"{user.email} has no open invitation to send again.", "error")
+    else:
+        _send(invitation, Actor.for_user(current_user),
+              f"Invitation sent again to {user.email}; the links sent before no longer work.")
+    return redirect(url_for("settings.users"), 303)
+
+
+@bp.post("/users/<int:user_id>/invitation/withdraw")
+@org_admin_required
+def invitation_withdraw(user_id: int):
+    user = db.session.get(User, user_id) or abort(404)
+    email = user.email
+    try:
+        withdraw_invitation(user, Actor.for_user(current_user))
+        db.session.commit()
+    except AccountError as failure:
+        db.session.rollback()
+        flash(_sentence(failure), "error")
+    else:
+        flash(f"Invitation to {email} withdrawn: its link no longer works.", "success")
+    return redirect(url_for("settings.users"), 303)
 
 
 def _chosen_entity(entities: list[LegalEntity], code: str) -> LegalEntity | None:
