@@ -21,3 +21,10 @@ def confirm_action(page: str, form_id: str) -> str:
     found = re.search(r'<form[^>]*action="([^"]+)"[^>]*id="{}"'.format(re.escape(form_id)), page, re.S)
     assert found, f"no form #{form_id} in the answer"
     return html_lib.unescape(found.group(1))
+
+
+def confirm_pairs(page: str, form_id: str) -> list[tuple[str, str]]:
+    """confirm_fields, keeping every value of a repeated name (a selection's `invoice` ids), in page order."""
+    found = re.search(_FORM.format(form_id=re.escape(form_id)), page, re.S)
+    assert found, f"no form #{form_id} in the answer"
+    return [(name, html_lib.unescape(value)) for name, value in _INPUT.findall(found.group(1)) if name != "csrf_token"]

@@ -10,6 +10,7 @@ the full story in our tables and audit, shown on our own pages.
 """
 from __future__ import annotations
 
+import logging
 from functools import wraps
 from typing import Any, Callable
 
@@ -19,6 +20,7 @@ from rq.timeouts import BaseTimeoutException
 
 from app.queues import get_queue
 
+log = logging.getLogger(__name__)
 CHUNK_TIMEOUT = 30 * 60
 CHUNK_RETRIES = 2
 
@@ -78,6 +80,15 @@ def enqueue_billing_chunk(run_id: int, contract_ids: list[int], settings: dict[s
 
 def enqueue_relay() -> str:
     return get_queue("default").enqueue(relay_job, description="outbox relay").id
+
+
+def relay_soon() -> None:
+    """Ask a worker to dispatch the outbox now (after a commit that emitted events); if Redis is down the
+    periodic relay catches up."""
+    try:
+        enqueue_relay()
+    except Exception as error:  # noqa: BLE001 - nothing is lost, the events wait in the outbox
+        log.warning("could not enqueue the outbox relay: %s", error)
 
 
 def retry_policy(agent_key: str) -> Retry | None:

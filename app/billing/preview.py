@@ -129,15 +129,30 @@ def preview_run(entity: LegalEntity, as_of: date | None = None, now: datetime | 
     return preview
 
 
-def _count_customers(preview: RunPreview, customer_ids: set[int]) -> None:
-    preview.customers = len(customer_ids)
+@dataclass(frozen=True)
+class CustomerReach:
+    """Of some customers: how many an issued invoice e-mails, how many lack an address, how many it debits."""
+    customers: int = 0
+    emailed: int = 0
+    without_email: int = 0
+    debited: int = 0
+
+
+def customer_reach(customer_ids: set[int], delivery_on: bool, collection_on: bool) -> CustomerReach:
+    """What issuing invoices to these customers sets off: the Invoice Delivery Agent e-mails those with an
+    address (when it acts on invoice.issued), the Payment Collection Agent debits those paying by SEPA direct
+    debit (when it acts on invoice.issued)."""
     rows = for_each_id(select(Customer.email, Customer.payment_method), Customer.id, sorted(customer_ids))
     with_email = sum(1 for row in rows if (row.email or "").strip())
-    if preview.delivery_on:
-        preview.customers_emailed = with_email
-        preview.customers_without_email = len(customer_ids) - with_email
-    if preview.collection_on:
-        preview.customers_debited = sum(1 for row in rows if row.payment_method == "sepa_debit")
+    return CustomerReach(
+        len(customer_ids), with_email if delivery_on else 0, len(customer_ids) - with_email if delivery_on else 0,
+        sum(1 for row in rows if row.payment_method == "sepa_debit") if collection_on else 0)
+
+
+def _count_customers(preview: RunPreview, customer_ids: set[int]) -> None:
+    reach = customer_reach(customer_ids, preview.delivery_on, preview.collection_on)
+    preview.customers, preview.customers_emailed = reach.customers, reach.emailed
+    preview.customers_without_email, preview.customers_debited = reach.without_email, reach.debited
 
 
 def _name_rows(preview: RunPreview, shown: list[tuple[int, int, dict[str, Decimal], str | None]]) -> None:

@@ -1,7 +1,6 @@
 """The end of a billing run: completed (exactly once, by the last chunk) or failed, with its totals."""
 from __future__ import annotations
 
-import logging
 from decimal import Decimal
 
 from sqlalchemy import case, func, select, update
@@ -13,8 +12,6 @@ from app.extensions import db
 from app.models import BillingRun, BillingRunItem, Invoice
 from app.models.runs import ACTIVE_RUN_STATUSES
 from app.models.types import utcnow
-
-log = logging.getLogger(__name__)
 
 
 def finish_if_done(run_id: int) -> bool:
@@ -40,7 +37,9 @@ def finish_if_done(run_id: int) -> bool:
                                    "invoices": run.invoices_created, "totals": run.totals},
          legal_entity_id=run.legal_entity_id, billing_run_id=run.id, depth=run.event_depth)
     db.session.commit()
-    _relay_soon()
+    from app.agents.jobs import relay_soon
+
+    relay_soon()
     return True
 
 
@@ -82,13 +81,3 @@ def fail_run(run_id: int, reason: str, actor: Actor | None = None) -> bool:
          legal_entity_id=run.legal_entity_id, billing_run_id=run.id, depth=run.event_depth)
     db.session.commit()
     return True
-
-
-def _relay_soon() -> None:
-    """Ask a worker to dispatch the outbox now; if Redis is down the periodic relay catches up."""
-    try:
-        from app.agents.jobs import enqueue_relay
-
-        enqueue_relay()
-    except Exception as error:  # noqa: BLE001 - nothing is lost, the events wait in the outbox
-        log.warning("could not enqueue the outbox relay: %s", error)

@@ -14,7 +14,7 @@ recorded as a failed attempt with its reason. A person can press Resend, also fo
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -289,6 +289,73 @@ def latest_delivery(invoice_id: int) -> InvoiceDelivery | None:
                              .order_by(InvoiceDelivery.id.desc()).limit(1))
 
 
+# ------------------------------------------------------------------ the state shown live after posting
+@dataclass(frozen=True)
+class DeliveryState:
+    """Where a posted invoice's e-mail is, as the invoice page and list show it (polling until `final`).
+
+    queued: waiting for the Invoice Delivery Agent; sending: handed to the SMTP server now; retrying: the
+    server refused or was unreachable, tried again later; sent; failed; no_email: the customer has no
+    address; unknown: a worker stopped mid-send; not_emailed: the agent is off, or nothing happened within
+    UNDELIVERED_AFTER_MINUTES."""
+    state: str
+    recipient: str | None = None
+    at: datetime | None = None
+    reason: str | None = None
+    resend: bool = False  # the latest delivery is a person's resend
+
+    @property
+    def final(self) -> bool:
+        return self.state not in ("queued", "sending", "retrying")
+
+    @property
+    def can_retry(self) -> bool:
+        return self.state in ("failed", "no_email", "unknown", "not_emailed")
+
+
+def delivery_states(invoices: list[Invoice], now: datetime | None = None) -> dict[int, DeliveryState]:
+    """Invoice id → its e-mail's state, for the posted ones of `invoices` (drafts have none); a few
+    queries whatever their number."""
+    from app.agents.events import subscribers
+    from app.bulk import for_each_id
+
+    posted = [invoice for invoice in invoices if invoice.status != "draft" and invoice.posted_at is not None]
+    if not posted:
+        return {}
+    now = now or utcnow()
+    latest: dict[int, object] = {}
+    for row in sorted(for_each_id(select(InvoiceDelivery.id, InvoiceDelivery.kind, InvoiceDelivery.status,
+                                         InvoiceDelivery.recipient, InvoiceDelivery.error, InvoiceDelivery.sent_at,
+                                         InvoiceDelivery.attempt_started_at),
+                                  InvoiceDelivery.invoice_id, [i.id for i in posted]), key=lambda r: r.id):
+        latest[row.key] = row
+    agent_on = {kind: "invoice_delivery" in subscribers(f"{kind}.issued") for kind in ("invoice", "credit_note")}
+    waited = timedelta(minutes=undelivered_minutes())
+    states = {}
+    for invoice in posted:
+        row = latest.get(invoice.id)
+        if row is None:
+            if not agent_on.get(invoice.kind, False):
+                states[invoice.id] = DeliveryState("not_emailed", reason="the Invoice Delivery Agent is off")
+            elif invoice.posted_at < now - waited:
+                states[invoice.id] = DeliveryState(
+                    "not_emailed", at=invoice.posted_at,
+                    reason=f"not picked up within {undelivered_minutes()} minutes of being issued")
+            else:
+                states[invoice.id] = DeliveryState("queued")
+            continue
+        state = row.status
+        if state == "sending":
+            state = "sending" if row.attempt_started_at is not None else "queued"
+        states[invoice.id] = DeliveryState(state, row.recipient, row.sent_at or row.attempt_started_at,
+                                           row.error, row.kind == "resend")
+    return states
+
+
+def delivery_state(invoice: Invoice) -> DeliveryState | None:
+    return delivery_states([invoice]).get(invoice.id)
+
+
 # ------------------------------------------------------------------ invoices not e-mailed
 # What the invoice list's "E-mail" filter offers: not e-mailed at all, and two kinds of it.
 DELIVERY_FILTERS = {
@@ -327,11 +394,14 @@ class BulkResend:
 
 @dataclass
 class BulkResendPlan:
-    """Which invoices a bulk resend would e-mail again now, and which it leaves alone (the confirm step)."""
+    """Which invoices a bulk resend would e-mail again now, and which it leaves alone and why (the confirm
+    step). `kind`: the E-mail filter it came from, or "selected" (invoices ticked on the list, or all matching
+    its filters)."""
     kind: str
     invoices: list[Invoice]
     in_progress: int = 0
     no_email: int = 0
+    left_alone: list[tuple[Invoice, str]] = field(default_factory=list)
 
     @property
     def totals(self) -> dict[str, Decimal]:
@@ -346,29 +416,46 @@ class BulkResendPlan:
         return len({invoice.customer_id for invoice in self.invoices})
 
     def facts(self) -> dict:
-        return {"kind": self.kind, "invoices": sorted(invoice.id for invoice in self.invoices)}
+        return {"kind": self.kind, "invoices": sorted(invoice.id for invoice in self.invoices),
+                "left_alone": sorted(invoice.id for invoice, _reason in self.left_alone)}
+
+
+def resend_plan(invoices: list[Invoice], kind: str = "selected") -> BulkResendPlan:
+    """Of `invoices`, those a resend e-mails again; the rest left alone with the reason: not posted, a delivery
+    still in progress, no customer e-mail address. Two queries whatever their number; writes nothing."""
+    from app.bulk import for_each_id
+
+    busy = {row.key for row in for_each_id(select(InvoiceDelivery.id).where(
+        InvoiceDelivery.status.in_(DELIVERY_IN_PROGRESS)), InvoiceDelivery.invoice_id, [i.id for i in invoices])}
+    emails = {row.key: (row.email or "").strip() for row in for_each_id(
+        select(Customer.email), Customer.id, sorted({i.customer_id for i in invoices}))}
+    plan = BulkResendPlan(kind, [])
+    for invoice in invoices:
+        if invoice.status not in ("issued", "paid"):
+            reason = ("a draft: it is e-mailed when it is posted" if invoice.status == "draft" else
+                      f"{invoice.status}: only issued and paid invoices are e-mailed again")
+        elif invoice.id in busy:
+            plan.in_progress += 1
+            reason = "its e-mail is still being sent or retried"
+        elif not emails.get(invoice.customer_id):
+            plan.no_email += 1
+            reason = "the customer has no e-mail address"
+        else:
+            plan.invoices.append(invoice)
+            continue
+        plan.left_alone.append((invoice, reason))
+    return plan
 
 
 def bulk_resend_plan(legal_entity_id: int, kind: str = "undelivered", older_than_minutes: int | None = None,
                      now: datetime | None = None) -> BulkResendPlan:
     """Every invoice of the entity matching the `kind` filter, except those whose delivery is still in
     progress and those whose customer has no address (both counted). Writes nothing."""
-    invoices = db.session.scalars(
+    invoices = list(db.session.scalars(
         select(Invoice).join(Customer, Customer.id == Invoice.customer_id)
         .where(Invoice.legal_entity_id == legal_entity_id, delivery_condition(kind, now, older_than_minutes))
-        .order_by(Invoice.id))
-    plan = BulkResendPlan(kind, [])
-    for invoice in invoices:
-        busy = db.session.scalar(select(InvoiceDelivery.id).where(
-            InvoiceDelivery.invoice_id == invoice.id,
-            InvoiceDelivery.status.in_(DELIVERY_IN_PROGRESS)).limit(1))
-        if busy is not None:
-            plan.in_progress += 1
-        elif not invoice.customer.email:
-            plan.no_email += 1
-        else:
-            plan.invoices.append(invoice)
-    return plan
+        .order_by(Invoice.id)))
+    return resend_plan(invoices, kind)
 
 
 def request_bulk_resend(legal_entity_id: int, actor: Actor, kind: str = "undelivered",
@@ -380,9 +467,10 @@ def request_bulk_resend(legal_entity_id: int, actor: Actor, kind: str = "undeliv
     plan = plan or bulk_resend_plan(legal_entity_id, kind, older_than_minutes, now)
     if confirmed:
         record("invoice.bulk_resend_confirmed", "legal_entity", legal_entity_id, actor,
-               legal_entity_id=legal_entity_id, kind=kind, invoices=len(plan.invoices), customers=plan.customers,
+               legal_entity_id=legal_entity_id, kind=plan.kind, invoices=len(plan.invoices), customers=plan.customers,
                totals={currency: str(amount) for currency, amount in plan.totals.items()},
-               left_alone={"in_progress": plan.in_progress, "no_email": plan.no_email})
+               left_alone={"in_progress": plan.in_progress, "no_email": plan.no_email,
+                           "not_posted": len(plan.left_alone) - plan.in_progress - plan.no_email})
     return BulkResend([request_resend(invoice, actor) for invoice in plan.invoices], plan.in_progress, plan.no_email)
 
 

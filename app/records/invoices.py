@@ -14,7 +14,7 @@ from typing import Any, Iterator, Mapping
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import selectinload, undefer
 
-from app.audit import Actor, record
+from app.audit import Actor, audit_row, record_many
 from app.billing.ledger import EntityInfo, lock_entity, post_drafts
 from app.billing.money import VatSubtotal, compute_invoice, round_money
 from app.delivery.service import DELIVERY_FILTERS, delivery_condition
@@ -31,20 +31,28 @@ from app.reports.dashboard import OPEN_STATUSES, overdue_condition
 
 
 # ------------------------------------------------------------------ actions
+def post_invoices(entity: LegalEntity, invoice_ids: list[int], actor: Actor) -> list[Invoice]:
+    """Drafts → issued with the entity's next numbers (gapless per entity and year, oldest issue date
+    first), under one take of the entity's billing lock however many there are; each audited. The ids that
+    are not drafts of `entity` when the lock is held (posted meanwhile, deleted, another entity's) are left
+    alone: the posted invoices are returned, and the caller compares."""
+    lock_entity(entity.id)
+    db.session.expire_all()  # under the lock: what was read before may have been posted meanwhile
+    posted = post_drafts(EntityInfo(entity.id, entity.code, entity.invoice_prefix), invoice_ids)
+    record_many([audit_row("invoice.posted", "invoice", invoice.id, actor, legal_entity_id=entity.id,
+                           billing_run_id=invoice.billing_run_id, number=invoice.number,
+                           total=str(_round(invoice.total_amount, invoice)), currency=invoice.currency)
+                 for invoice in posted])
+    return posted
+
+
 def post_invoice(invoice: Invoice, actor: Actor) -> Invoice:
-    """Draft → issued with the entity's next number (gapless per entity and year)."""
-    lock_entity(invoice.legal_entity_id)
-    db.session.refresh(invoice)  # under the lock: someone may have posted it meanwhile
-    if invoice.status != "draft":
+    """Draft → issued with the entity's next number (post_invoices for one)."""
+    if not post_invoices(invoice.legal_entity, [invoice.id], actor):
+        db.session.refresh(invoice)
         shown = f" as {invoice.number}" if invoice.number else ""
         raise v.ValidationError(
             {"status": f"this invoice is {invoice.status}{shown} already: only a draft can be posted"})
-    entity = invoice.legal_entity
-    post_drafts(EntityInfo(entity.id, entity.code, entity.invoice_prefix), [invoice.id])
-    db.session.refresh(invoice)
-    record("invoice.posted", "invoice", invoice.id, actor, legal_entity_id=invoice.legal_entity_id,
-           billing_run_id=invoice.billing_run_id, number=invoice.number,
-           total=str(_round(invoice.total_amount, invoice)), currency=invoice.currency)
     return invoice
 
 
@@ -145,6 +153,9 @@ class InvoiceFilters:
     period_to: date | None = None
     # "undelivered", "unknown" or "failed": issued, not e-mailed after UNDELIVERED_AFTER_MINUTES
     delivery: str | None = None
+    # A selection on the list (`invoice=` ids ticked, `selected=1`): exactly those invoices, whatever the
+    # other filters say (they are how the rows were found). `all=1` means every invoice the filters match.
+    ids: tuple[int, ...] | None = None
     errors: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -168,11 +179,46 @@ class InvoiceFilters:
                 setattr(filters, name, v.parse_optional_date(args.get(name)))
             except v.FieldError as error:
                 filters.errors[name] = str(error)
+        filters._read_selection(args)
         return filters
+
+    def _read_selection(self, args: Mapping[str, str]) -> None:
+        if (args.get("all") or "") in {"1", "on", "true", "yes"}:
+            return
+        raw = args.getlist("invoice") if hasattr(args, "getlist") else [args["invoice"]] if "invoice" in args else []
+        if not raw and not args.get("selected"):
+            return
+        try:
+            self.ids = tuple(dict.fromkeys(v.parse_id(value, "invoice") for value in raw))
+        except v.FieldError as error:
+            self.ids, self.errors["invoice"] = (), str(error)
+            return
+        if not self.ids:
+            self.errors["invoice"] = "no invoice is selected: tick invoices, or all that match the filters"
+
+    @property
+    def is_selection(self) -> bool:
+        return self.ids is not None
+
+    def query_args(self) -> list[tuple[str, str]]:
+        """The selection (or all matching the filters) as query arguments, to carry through a confirm step."""
+        if self.ids is not None:
+            return [("selected", "1"), *(("invoice", str(i)) for i in self.ids)]
+        return [("all", "1"), *self.filter_args()]
+
+    def filter_args(self) -> list[tuple[str, str]]:
+        """The filters (not a selection) as query arguments."""
+        pairs = [("status", self.status), ("type", self.kind), ("customer", self.customer_id),
+                 ("overdue", "1" if self.overdue else None), ("delivery", self.delivery),
+                 ("period_from", self.period_from and self.period_from.isoformat()),
+                 ("period_to", self.period_to and self.period_to.isoformat())]
+        return [(name, str(value)) for name, value in pairs if value]
 
 
 def _conditions(entity: LegalEntity, filters: InvoiceFilters, today: date | None = None) -> list:
     conditions = [Invoice.legal_entity_id == entity.id]
+    if filters.ids is not None:  # a selection: exactly those (of this entity)
+        return [*conditions, Invoice.id.in_(filters.ids or (0,))]
     if filters.status in ("issued", PARTIALLY_PAID):  # as shown: an issued invoice paid in part is partially paid
         conditions.append(Invoice.display_status == filters.status)
     elif filters.status:

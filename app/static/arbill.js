@@ -31,3 +31,24 @@ document.addEventListener("htmx:afterRequest", (event) => {
     other.setAttribute("aria-selected", on ? "true" : "false");
   }
 });
+
+// <input type="checkbox" data-select-all="invoice"> in a table's head: ticks or clears every box named
+// "invoice" in that table, and shows itself ticked / partly ticked as those boxes change.
+document.addEventListener("change", (event) => {
+  const box = event.target;
+  const table = box.closest && box.type === "checkbox" ? box.closest("table") : null;
+  const all = table ? table.querySelector("input[data-select-all]") : null;
+  if (!all) {
+    return;
+  }
+  const boxes = [...table.querySelectorAll(`input[type=checkbox][name="${all.dataset.selectAll}"]`)];
+  if (box === all) {
+    for (const each of boxes) {
+      each.checked = all.checked;
+    }
+    return;
+  }
+  const ticked = boxes.filter((each) => each.checked).length;
+  all.checked = boxes.length > 0 && ticked === boxes.length;
+  all.indeterminate = ticked > 0 && ticked < boxes.length;
+});

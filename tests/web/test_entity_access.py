@@ -40,6 +40,8 @@ OWN_ENTITY = {"main.home", "main.switch_entity", "main.search", "agents.index", 
               "records.bank_import", "records.bank_rematch", "records.contract_line_row", "records.contract_new",
               "records.contracts", "records.contracts_import", "records.customer_new", "records.customers",
               "records.invoices", "records.invoices_csv", "records.invoices_resend", "records.invoices_resend_confirm",
+              "records.invoices_bulk_post", "records.invoices_bulk_post_confirm", "records.invoices_bulk_resend",
+              "records.invoices_bulk_resend_confirm",
               "reports.aging", "reports.aging_csv", "runs.index",
               "schedules.index", "schedules.new", "schedules.preview", "settings.entities", "settings.tax_code_add",
               "settings.tax_codes", "settings.audit_trail"}
@@ -118,6 +120,38 @@ def test_people_of_one_legal_entity_reach_nothing_of_another(client_in, other_en
                     "record of a legal entity (check it with entity_record_or_404), is organisation-wide "
                     "(org_admin_required), works on the user's current legal entity, or on their own account")
     assert SECRET_NAME not in body and other_entity["number"] not in body, f"{method} {path} shows DE02's data"
+
+
+BULK_ACTIONS = ("/invoices/bulk/post", "/invoices/bulk/resend")
+
+
+@pytest.mark.parametrize("path", BULK_ACTIONS)
+def test_bulk_actions_refuse_another_entitys_invoices(client_in, other_entity, app, path):
+    """The bulk actions take invoice ids from the query or the form, not the path: one of another legal entity,
+    alone or among the user's own, is not found (404) and nothing is done to it; the export leaves it out."""
+    client = client_in("DE01", "admin")
+    with app.app_context():
+        own = make_contract(db.session.scalar(select(LegalEntity).filter_by(code="DE01")), "C-OWN",
+                            start=date(2026, 11, 1))
+        db.session.commit()
+        run = start_billing_run(own.legal_entity, date(2026, 11, 26), "cli", ACTOR, enqueue=False)
+        execute_run(run.run.id, inline=True)
+        own_id = db.session.scalar(select(Invoice.id).where(Invoice.contract_id == own.id))
+    foreign = other_entity["invoice_id"]
+    for ids in ([foreign], [own_id, foreign]):
+        query = "selected=1" + "".join(f"&invoice={i}" for i in ids)
+        step = client.get(f"{path}?{query}")
+        acted = client.post(path, data={"selected": "1", "invoice": ids, "confirm_token": "x"})
+        for response in (step, acted):
+            assert response.status_code == 404, f"{path} with DE02's invoice answered {response.status_code}"
+            assert other_entity["number"] not in response.get_data(as_text=True)
+    export = client.get(f"/invoices.csv?selected=1&invoice={foreign}&invoice={own_id}").get_data(as_text=True)
+    assert other_entity["number"] not in export and SECRET_NAME not in export and "C-OWN" in export
+    with app.app_context():
+        from app.models import InvoiceDelivery
+
+        assert db.session.get(Invoice, foreign).number == other_entity["number"]
+        assert db.session.scalar(select(InvoiceDelivery.id).where(InvoiceDelivery.invoice_id == foreign)) is None
 
 
 def test_the_entity_switcher_offers_only_the_users_entities(client_in, other_entity, app):

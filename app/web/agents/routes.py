@@ -13,12 +13,13 @@ from app.audit import Actor
 from app.billing.queries import agent_timeline, latest_run, runs_query
 from app.billing.preview import RunPreview, preview_run
 from app.billing.runs import RunRefused, default_as_of, start_billing_run
-from app.confirmations import ConfirmationRefused, check_confirmation, confirmation_token
+from app.confirmations import confirmation_token
 from app.extensions import db, htmx
 from app.models import AgentDefinition
 from app.records.precedence import entity_overrides
 from app.records.validation import FieldError, ValidationError, parse_optional_date
 from app.web.agents import bp
+from app.web.confirming import confirmation_refused
 from app.web.decorators import org_admin_required, role_required
 from app.web.helpers import current_entity, render
 from app.web.runs.presenters import run_helpers
@@ -132,9 +133,8 @@ def run(key: str):
     if "confirm" not in request.form:  # the Run button: the preview, with its Confirm
         return _preview_answer(agent, preview)
     # Confirm: only a token standing for what would happen now, for this person, starts the run.
-    try:
-        check_confirmation("billing_run", request.form.get("confirm_token"), current_user.id, preview.facts())
-    except ConfirmationRefused as refused:
+    refused = confirmation_refused("billing_run", preview.facts())
+    if refused:
         return _preview_answer(agent, preview, f"Not started: {refused}.", 409)
     if preview.nothing_to_bill or preview.refused:  # (a run already under way: the entrance says so)
         return _preview_answer(agent, preview, "Not started: there is nothing to confirm.", 409)

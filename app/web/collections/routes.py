@@ -7,7 +7,6 @@ from flask import Response, abort, current_app, flash, make_response, redirect, 
 from flask_login import current_user
 
 from app.audit import Actor
-from app.confirmations import ConfirmationRefused, check_confirmation, confirmation_token
 from app.extensions import db
 from app.models import LegalEntity, SepaBatch, SepaBatchItem
 from app.payments.results import COLUMNS, EXAMPLE, OutcomeError, ResultImportFailed, apply_outcome, import_results
@@ -16,6 +15,7 @@ from app.records.precedence import collection_lead_days
 from app.web.collections import bp
 from app.web.collections.queries import (batch_items, batch_rows, batch_total, batches_query,
                                          collections_needing_attention, collections_with_status)
+from app.web.confirming import confirm_step, confirmation_refused
 from app.web.decorators import role_required
 from app.web.helpers import current_entity, entity_record_or_404, paginate, render
 from app.web.input import upload_limit
@@ -85,11 +85,8 @@ def pain008(batch_id: int):
 # ------------------------------------------------------------------ actions
 def _close_step(batch: SepaBatch, preview: ClosePreview, problem: str | None = None, status: int = 200) -> Response:
     """The confirm step before closing: debits, totals, collection dates, what drops out; then Close."""
-    token = confirmation_token("sepa_close", current_user.id, preview.facts()) if preview.problem is None else None
-    response = render("collections/close.html", batch=batch, entity=_entity_of(batch), preview=preview,
-                      confirm_token=token, problem=problem)
-    response.status_code = status
-    return response
+    return confirm_step("collections/close.html", "sepa_close", preview.facts(), can_confirm=preview.problem is None,
+                        problem=problem, status=status, batch=batch, entity=_entity_of(batch), preview=preview)
 
 
 @bp.get("/batches/<int:batch_id>/close")
@@ -110,9 +107,8 @@ def close(batch_id: int):
     preview = close_preview(batch, today)
     if preview.problem is not None:
         return _batch_page(batch, close_error=preview.problem, status=422)
-    try:
-        check_confirmation("sepa_close", request.form.get("confirm_token"), current_user.id, preview.facts())
-    except ConfirmationRefused as refused:
+    refused = confirmation_refused("sepa_close", preview.facts())
+    if refused:
         return _close_step(batch, preview, f"The batch was not closed: {refused}.", 409)
     try:
         close_batch(batch, Actor.for_user(current_user), today, confirmation=_confirmed(preview))

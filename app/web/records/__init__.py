@@ -3,4 +3,4 @@ from flask import Blueprint
 
 bp = Blueprint("records", __name__)
 
-from app.web.records import bank, contracts, customers, invoices  # noqa: E402,F401
+from app.web.records import bank, bulk, contracts, customers, invoices  # noqa: E402,F401

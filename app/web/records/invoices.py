@@ -14,9 +14,11 @@ from app.models.invoices import DOCUMENT_KINDS
 from app.models.payments import SHOWN_STATUSES
 from app.records import invoices as service
 from app.records.customers import entity_customers
-from app.confirmations import ConfirmationRefused, check_confirmation, confirmation_token
-from app.delivery.service import DELIVERY_FILTERS, bulk_resend_plan, document_filename, undelivered_minutes
+from app.agents.jobs import relay_soon
+from app.delivery.service import (DELIVERY_FILTERS, bulk_resend_plan, delivery_state, delivery_states,
+                                   document_filename, undelivered_minutes)
 from app.records.validation import FieldError, ValidationError
+from app.web.confirming import confirm_step, confirmation_refused
 from app.web.decorators import role_required
 from app.web.helpers import (csv_download, csv_format, current_entity, entity_record_or_404, export_links, form_locale,
                              go_to, money, paginate, render)
@@ -34,12 +36,15 @@ def invoices():
     entity = current_entity()
     filters = service.InvoiceFilters.from_args(request.args)
     listing = totals = None
+    states: dict = {}
     today = entity.today() if entity else None
     if entity:
         listing = paginate(service.invoice_query(entity, filters, today))
         totals = service.invoice_totals(entity, filters, today)
+        states = delivery_states(listing.items)
     response = render("records/invoices.html", "records/_invoices_table.html", entity=entity, listing=listing,
                       totals=totals, filters=filters, statuses=SHOWN_STATUSES, today=today, kinds=DOCUMENT_KINDS,
+                      delivery_states=states, selectable=True, carried=filters.filter_args(),
                       customers=entity_customers(entity) if entity else [], is_overdue=service.is_overdue,
                       delivery_filters=DELIVERY_FILTERS, undelivered_minutes=undelivered_minutes(),
                       downloads=export_links("records.invoices_csv", entity, _filter_args()))
@@ -80,11 +85,11 @@ def _resend_target() -> tuple:
 
 def _resend_step(entity, plan, problem: str | None = None, status: int = 200):
     """The confirm step of Resend all: how many invoices, their totals, how many customers; then Resend."""
-    token = confirmation_token("bulk_resend", current_user.id, plan.facts()) if plan.invoices else None
-    response = render("records/resend_confirm.html", entity=entity, plan=plan, confirm_token=token, problem=problem,
-                      undelivered_minutes=undelivered_minutes())
-    response.status_code = status
-    return response
+    return confirm_step("records/resend_confirm.html", "bulk_resend", plan.facts(), can_confirm=bool(plan.invoices),
+                        problem=problem, status=status, entity=entity, plan=plan,
+                        confirm_url=url_for("records.invoices_resend", delivery=plan.kind), carried=[],
+                        back_url=url_for("records.invoices", delivery=plan.kind),
+                        undelivered_minutes=undelivered_minutes())
 
 
 @bp.get("/invoices/resend")
@@ -99,18 +104,26 @@ def invoices_resend_confirm():
 def invoices_resend():
     """Resend every invoice the E-mail filter shows (not e-mailed, outcome unknown, failed), once the
     confirm step that stands for exactly those invoices was confirmed."""
-    from app.delivery.service import enqueue_resends, request_bulk_resend
-
     entity, kind = _resend_target()
     plan = bulk_resend_plan(entity.id, kind)
-    try:
-        check_confirmation("bulk_resend", request.form.get("confirm_token"), current_user.id, plan.facts())
-    except ConfirmationRefused as refused:
+    refused = confirmation_refused("bulk_resend", plan.facts())
+    if refused:
         return _resend_step(entity, plan, f"Nothing was sent: {refused}.", 409)
-    result = request_bulk_resend(entity.id, Actor.for_user(current_user), kind, plan=plan, confirmed=True)
+    resend_confirmed(entity, plan)
+    return redirect(url_for("records.invoices", delivery=kind))
+
+
+def resend_confirmed(entity, plan) -> None:
+    """Request the resends of a confirmed plan, commit, hand them to the queue and say so (Resend all, and
+    Resend on the list's selection)."""
+    from app.delivery.service import enqueue_resends, request_bulk_resend
+
+    result = request_bulk_resend(entity.id, Actor.for_user(current_user), plan.kind, plan=plan, confirmed=True)
     db.session.commit()
+    not_posted = len(plan.left_alone) - result.in_progress - result.no_email
     notes = [f"{count} {what}" for count, what in ((result.in_progress, "still being sent or retried"),
-                                                   (result.no_email, "without a customer e-mail address")) if count]
+                                                   (result.no_email, "without a customer e-mail address"),
+                                                   (not_posted, "not posted")) if count]
     try:
         enqueue_resends(result.requested)
         flash(f"{len(result.requested)} invoice(s) will be e-mailed again"
@@ -118,7 +131,6 @@ def invoices_resend():
     except Exception:  # noqa: BLE001 - Redis down: the requests are on record, the sweep enqueues them later
         flash(f"{len(result.requested)} resend(s) recorded, but the job queue (Redis) is unreachable: they are sent "
               "when it is back.", "error")
-    return redirect(url_for("records.invoices", delivery=kind))
 
 
 @bp.get("/invoices/<int:invoice_id>")
@@ -138,7 +150,7 @@ def render_detail(invoice: Invoice, errors: dict | None = None, payment_form: di
                       run=service.billing_run_of(invoice), overdue=service.is_overdue(invoice, today),
                       errors=errors or {}, today=today,
                       money_flow=service.delivery_and_payment(invoice), payment_form=payment_form or {},
-                      reverse_form=reverse_form or {},
+                      reverse_form=reverse_form or {}, delivery=delivery_state(invoice),
                       undelivered_minutes=undelivered_minutes())
     return unprocessable(response) if errors else response
 
@@ -153,8 +165,19 @@ def invoice_post(invoice_id: int):
         db.session.rollback()
         return render_detail(invoice, error.errors)
     db.session.commit()
+    relay_soon()
     flash(f"Invoice posted as {invoice.number}.", "success")
     return redirect(url_for("records.invoice_detail", invoice_id=invoice.id))
+
+
+@bp.get("/invoices/<int:invoice_id>/delivery")
+@role_required("viewer")
+def invoice_delivery_state(invoice_id: int):
+    """The invoice's e-mail state (a partial that polls itself until the state is final)."""
+    invoice = get_invoice(invoice_id)
+    compact = request.args.get("compact") == "1"
+    return render("records/_delivery_state.html", "records/_delivery_state.html", invoice=invoice,
+                  state=delivery_state(invoice), compact=compact)
 
 
 @bp.post("/invoices/<int:invoice_id>/credit")

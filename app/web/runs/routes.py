@@ -8,10 +8,10 @@ from app.audit import Actor
 from app.billing.queries import run_invoices_query, run_items_query, run_timeline, runs_query
 from app.billing.preview import RunPreview, preview_run
 from app.billing.runs import RunRefused, cancel_run, failed_contract_ids, retry_failed
-from app.confirmations import ConfirmationRefused, check_confirmation, confirmation_token
 from app.extensions import db, htmx
 from app.models import BillingRun
 from app.models.runs import ITEM_STATUSES, RUN_STATUSES
+from app.web.confirming import confirm_step, confirmation_refused
 from app.web.decorators import role_required
 from app.web.helpers import current_entity, entity_record_or_404, go_to, paginate, render
 from app.web.input import arg_choice
@@ -92,12 +92,10 @@ def audit(run_id: int):
 # ------------------------------------------------------------------ actions
 def _retry_step(run: BillingRun, preview: RunPreview, problem: str | None = None, status: int = 200):
     """Retry failed's confirm step: the preview of a run of only the failed contracts, then Confirm."""
-    token = confirmation_token("billing_run", current_user.id, preview.facts()) if preview.can_confirm else None
-    response = render("runs/retry.html", run=run, preview=preview, confirm_token=token, problem=problem,
-                      confirm_url=url_for("runs.retry", run_id=run.id),
-                      cancel_url=url_for("runs.detail", run_id=run.id), hx_target=None)
-    response.status_code = status
-    return response
+    return confirm_step("runs/retry.html", "billing_run", preview.facts(), can_confirm=preview.can_confirm,
+                        problem=problem, status=status, run=run, preview=preview,
+                        confirm_url=url_for("runs.retry", run_id=run.id),
+                        cancel_url=url_for("runs.detail", run_id=run.id), hx_target=None)
 
 
 def _refused(run: BillingRun, refused: RunRefused):
@@ -128,9 +126,8 @@ def retry(run_id: int):
     try:
         if not run.dry_run and failed_contract_ids(run):
             preview = preview_run(run.legal_entity, run.as_of, retry_of=run)
-            try:
-                check_confirmation("billing_run", request.form.get("confirm_token"), current_user.id, preview.facts())
-            except ConfirmationRefused as refused:
+            refused = confirmation_refused("billing_run", preview.facts())
+            if refused:
                 return _retry_step(run, preview, f"Nothing retried: {refused}.", 409)
             if not preview.can_confirm:
                 return _retry_step(run, preview, "Nothing retried: there is nothing to confirm.", 409)
