@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -180,8 +181,13 @@ def main(argv: list[str] | None = None) -> int:
                     or outcome["duplicates"] or not outcome["gapless"]):
                 problems.append(attempt)
         say("correctness: " + ("OK" if not problems else f"PROBLEMS in crash(es) {problems}"))
+        succeeded = not problems
     finally:
         clean_up(app, bench, created, keep_db=False, redis_url=args.redis, say=say)
+        if locals().get("succeeded"):
+            shutil.rmtree(work_dir, ignore_errors=True)
+        else:
+            say(f"logs of the workers and the scheduler kept in {work_dir}")
     return 1 if problems else 0
 
 
