@@ -164,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
                 problems.append(f"the same file again: {again.entries} new, {again.duplicate_entries} duplicates")
             if not 0 < payments <= args.entries:
                 problems.append(f"{payments:,} payments for {args.entries:,} entries")
-            print(f"check: {entries:,} entries stored, {payments:,} payments: "
-                  + ("OK" if not problems else "PROBLEMS: " + "; ".join(problems)))
+            print(f"check: {entries:,} entries stored, {payments:,} payments")
+            print("correctness: " + ("OK" if not problems else "PROBLEMS: " + "; ".join(problems)))
         return 1 if problems else 0
     finally:
         clean_up(app, bench, created, args.keep_db, None, print)

@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         if "floor" in modes:
             if not outcomes:
                 say("\n[c] floor: no run measured, so an untimed inline run writes the rows first")
-                measure_inline(app, bench, state, seeded, args.as_of, None)
+                outcomes["floor rows"] = measure_inline(app, bench, state, seeded, args.as_of, None)  # checked too
             files, counts = dump_run_rows(bench, work_dir)
             say(f"\n[c] floor: COPY {counts['invoices']:,} invoices, {counts['invoice_lines']:,} invoice lines, "
                 f"{counts['events']:,} events (the last run's own rows, dumped with COPY TO beforehand) with psycopg "
