@@ -53,7 +53,7 @@ from benchlib.timing import say
 from benchlib.workers import Workers
 from billing_checks import RunOutcome, inspect_run, print_outcome
 from billing_floor import FLOOR_VARIANTS, dump_run_rows, measure_floor
-from billing_seed import Seeded, seed, set_chunk_size
+from billing_seed import seed, set_chunk_size
 
 # ------------------------------------------------------------------ inline
 def measure_inline(app, bench, state: SeededState, seeded, as_of, profile_path: str | None) -> RunOutcome:

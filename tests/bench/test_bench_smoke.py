@@ -92,8 +92,9 @@ def run(args: list[str], env: dict[str, str]) -> tuple[int, str, float]:
 
 
 @pytest.fixture(scope="module")
-def smoke_runs(redis_url):
-    """Starts every bench that can run here (three at a time); name -> Future of (exit code, output, seconds)."""
+def smoke_runs(request, redis_url):
+    """Starts every selected bench that can run here (three at a time); name -> Future of (exit code, output,
+    seconds)."""
     postgres = os.environ.get("TEST_DATABASE_URL")
     database = postgres or "sqlite"
     tests_db = redis_db_of(redis_url)
@@ -102,7 +103,10 @@ def smoke_runs(redis_url):
     # The benches' processes must not find the test run's database through the environment.
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env["PYTHONUNBUFFERED"] = "1"
-    runnable = {name: bench for name, bench in BENCHES.items() if postgres or not bench.postgres_only}
+    selected = {item.callspec.params["name"] for item in request.session.items
+                if getattr(item, "originalname", None) == "test_bench_runs_tiny_and_its_checks_pass"}
+    runnable = {name: bench for name, bench in BENCHES.items()
+                if name in selected and (postgres or not bench.postgres_only)}
     executor = ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="bench-smoke")
     futures = {}
     for name, bench in sorted(runnable.items(), key=lambda item: not item[1].flushes_redis):  # slowest first
