@@ -30,7 +30,8 @@ def add_db(parser, prefix: str, required: bool = False, default: str | None = PO
 def add_redis(parser, default: str, flushed: bool = True) -> None:
     parser.add_argument("--redis", default=default,
                         help=(f"Redis for the jobs; its db is FLUSHED, never db 0 (default {default})" if flushed
-                              else f"Redis URL the app is configured with, not written to (default {default})"))
+                              else f"Redis URL the app is configured with; not flushed, though the app writes to it "
+                                   f"(sign-in limits, the outbox relay's job) (default {default})"))
 
 
 def add_keep_db(parser) -> None:
