@@ -5,13 +5,18 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | md5sum | cut -c1-8)
 export FLASK_APP := wsgi.py
 
-.PHONY: run test install system-deps browser clean
+.PHONY: run test bench-smoke install system-deps browser clean
 
 run: install
 	$(BIN)/python scripts/run.py
 
+# `make test` runs tests/bench/test_bench_smoke.py with the rest: every bench at a tiny size, so a broken bench fails CI.
 test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The benchmarks alone at a tiny size (seconds each; the same tests `make test` runs). Figures: bench/README.md.
+bench-smoke: install
+	$(BIN)/python -m pytest tests/bench $(PYTEST_ARGS)
 
 install: system-deps $(STAMP)
 

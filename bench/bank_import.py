@@ -3,7 +3,7 @@
 
     python bench/bank_import.py --entries 10000 --invoices 100000 --db postgresql://postgres@127.0.0.1:5432/postgres
 
-On a throw-away database `arbill_bench_bank_<random>` (dropped at the end): migrates it, makes one legal entity
+On a throw-away database `arbill_bench_bank_<random>` (dropped at the end; `--db sqlite`: a SQLite file): migrates it, makes one legal entity
 with --invoices open invoices over --invoices / 5 customers (COPY, not measured), writes a camt.053.001.08 of
 --entries credits as payers send them — 60 % with the invoice's RF creditor reference, 15 % with the invoice
 number in the text, 10 % with only the payer's name and the exact amount, 5 % short payments, 5 % paying two
@@ -13,7 +13,6 @@ process's peak RSS before and after the import.
 """
 from __future__ import annotations
 
-import argparse
 import cProfile
 import pstats
 import resource
@@ -21,12 +20,9 @@ import sys
 import time
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from benchlib import BenchDatabase, clean_up, make_config  # noqa: E402
+from benchlib import BenchDatabase, clean_up, create_app_on
+from benchlib.options import add_db, add_keep_db, add_smoke, apply_smoke, parser_for
 
 TOTAL = Decimal("58.53")
 ACCOUNT = "DE02120300000000202051"
@@ -103,30 +99,29 @@ def statement(entries: int, invoices: int) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser = parser_for(__doc__)
     parser.add_argument("--entries", type=int, default=10_000)
     parser.add_argument("--invoices", type=int, default=100_000)
-    parser.add_argument("--db", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    parser.add_argument("--keep-db", action="store_true")
+    add_db(parser, "arbill_bench_bank", sqlite=True)
+    add_keep_db(parser)
+    add_smoke(parser)
     parser.add_argument("--profile", action="store_true", help="print where the import spends its time")
     args = parser.parse_args(argv)
+    apply_smoke(args, parser, entries=100, invoices=500)
     bench = BenchDatabase.new(args.db, "arbill_bench_bank")
     created, app = False, None
     try:
         bench.create()
         created = True
-        from flask_migrate import upgrade
         from sqlalchemy import func, select
 
-        from app import create_app
         from app.audit import Actor
         from app.extensions import db
         from app.models import BankEntry, LegalEntity, Payment
         from app.payments.cash import import_statement
 
-        app = create_app(make_config(bench.url, "redis://127.0.0.1:1/0"))  # never connected to
+        app = create_app_on(bench, "redis://127.0.0.1:1/0")  # never connected to
         with app.app_context():
-            upgrade()
             started = time.perf_counter()
             entity_id = seed(args.invoices)
             print(f"seeded {args.invoices:,} open invoices in {time.perf_counter() - started:.1f} s (not measured)")
@@ -162,8 +157,16 @@ def main(argv: list[str] | None = None) -> int:
                   f"{again.duplicate_entries:,} duplicates")
             payments = db.session.scalar(select(func.count()).select_from(Payment))
             entries = db.session.scalar(select(func.count()).select_from(BankEntry))
+            problems = []
+            if entries != args.entries:
+                problems.append(f"{entries:,} entries stored, expected {args.entries:,}")
+            if (again.entries, again.duplicate_entries) != (0, args.entries):
+                problems.append(f"the same file again: {again.entries} new, {again.duplicate_entries} duplicates")
+            if not 0 < payments <= args.entries:
+                problems.append(f"{payments:,} payments for {args.entries:,} entries")
             print(f"check: {entries:,} entries stored, {payments:,} payments")
-        return 0
+            print("correctness: " + ("OK" if not problems else "PROBLEMS: " + "; ".join(problems)))
+        return 1 if problems else 0
     finally:
         clean_up(app, bench, created, args.keep_db, None, print)
 

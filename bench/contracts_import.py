@@ -4,7 +4,7 @@
     python bench/contracts_import.py --rows 200000 --db postgresql://postgres@127.0.0.1:5432/postgres
 
 On a throw-away database `arbill_bench_import_<random>` created on the server of --db (dropped at
-the end, also after an error or Ctrl-C), or with --db sqlite in a temporary directory, it migrates
+the end, also after an error or Ctrl-C), or with --db sqlite (the default) in a temporary directory, it migrates
 the schema, adds the legal entity DE01, writes a CSV of --rows rows (two lines per contract, ten
 contracts per customer, ~105 bytes a row: 200,000 rows are ~21 MB, the security review's file) and
 imports it twice, each time in a fresh child process:
@@ -18,21 +18,16 @@ Wall times are printed for orientation only.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import resource
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from benchlib import BenchDatabase, make_config  # noqa: E402
+from benchlib import ROOT, BenchDatabase, clean_up, create_app_on
+from benchlib.options import add_db, add_keep_db, add_smoke, apply_smoke, parser_for
 
 HEADER = ("entity,contract_ref,customer,customer_email,description,quantity,unit_price,currency,tax_rate,"
           "frequency,start_date,end_date,payment_method,iban,mandate_reference,mandate_date")
@@ -83,7 +78,7 @@ def child_rss(args: list[str], env: dict) -> tuple[int, float, subprocess.Comple
     return int(done.stderr.strip().splitlines()[-1]) * 1024, seconds, done
 
 
-def trace_import(csv_path: Path, url: str, env: dict, rows: int) -> None:
+def trace_import(csv_path: Path, url: str, env: dict, rows: int) -> dict:
     trace = subprocess.run([sys.executable, "-c", TRACE_CHILD, str(csv_path), str(ROOT), url], env=env,
                            cwd=ROOT, capture_output=True, text=True)
     if trace.returncode != 0:
@@ -93,44 +88,46 @@ def trace_import(csv_path: Path, url: str, env: dict, rows: int) -> None:
     print(f"import_contracts() under tracemalloc: peak {traced['peak'] / 2**20:.1f} MiB of Python allocations "
           f"({traced['peak'] / rows:.0f} bytes a row), {traced['seconds']:.1f} s traced, "
           f"{traced['contracts']:,} contracts, {traced['lines']:,} lines (rolled back)")
+    return traced
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    parser = parser_for(__doc__)
     parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--db", default="sqlite", help="a PostgreSQL server URL, or sqlite (the default)")
+    add_db(parser, "arbill_bench_import", default="sqlite", sqlite=True)
     parser.add_argument("--no-trace", action="store_true", help="skip the (slow) tracemalloc measurement")
-    options = parser.parse_args()
+    add_keep_db(parser)
+    add_smoke(parser)
+    options = parser.parse_args(argv)
+    apply_smoke(options, parser, rows=200)
 
     workdir = Path(tempfile.mkdtemp(prefix="arbill-bench-import-"))
-    bench = None
-    if options.db == "sqlite":
-        url = f"sqlite:///{workdir / 'bench.db'}"
-    else:
-        bench = BenchDatabase.new(options.db, "arbill_bench_import")
-        bench.create()
-        url = bench.sqlalchemy_url
+    bench = BenchDatabase.new(options.db, "arbill_bench_import")
+    created, app, problems = False, None, []
     try:
-        from flask_migrate import upgrade
-
-        from app import create_app
+        bench.create()
+        created = True
+        url = bench.sqlalchemy_url
         from app.extensions import db
         from app.records.entities import EntityInput, create_legal_entity
 
-        app = create_app(make_config(url, "redis://127.0.0.1:6379/15"))
+        app = create_app_on(bench, "redis://127.0.0.1:1/0")  # never connected to
         with app.app_context():
-            upgrade()
             create_legal_entity(EntityInput(code="DE01", name="Bench GmbH", country="DE", currency="EUR"))
             db.session.commit()
             db.engine.dispose()
         csv_path = workdir / "contracts.csv"
         write_csv(csv_path, options.rows)
         size = csv_path.stat().st_size
-        print(f"{options.rows:,} rows, {size / 1e6:.1f} MB, database {'SQLite' if bench is None else 'PostgreSQL'}")
+        print(f"{options.rows:,} rows, {size / 1e6:.1f} MB, database {'SQLite' if bench.kind == 'sqlite' else 'PostgreSQL'}")
 
         env = {**os.environ, "DATABASE_URL": url, "ARBILL_ENV": "development", "FLASK_APP": "wsgi.py"}
+        expected = {"contracts": (options.rows + 1) // 2, "lines": options.rows}
         if not options.no_trace:
-            trace_import(csv_path, url, env, options.rows)
+            traced = trace_import(csv_path, url, env, options.rows)
+            if {k: traced[k] for k in expected} != expected:
+                problems.append(f"the traced import read {traced['contracts']} contracts, {traced['lines']} lines; "
+                                f"expected {expected}")
 
         flask = str(Path(sys.executable).parent / "flask")
         baseline, _, _ = child_rss([flask, "entities", "list"], env)
@@ -140,11 +137,17 @@ def main() -> None:
             raise SystemExit("flask contracts import failed")
         print(f"flask contracts import: peak RSS {peak / 2**20:.0f} MiB (flask entities list: {baseline / 2**20:.0f} MiB), "
               f"{seconds:.1f} s; {done.stdout.strip()}")
+        if f"Imported {expected['contracts']} contract(s) with {expected['lines']} line(s)" not in done.stdout:
+            problems.append(f"flask contracts import did not report {expected['contracts']} contracts, "
+                            f"{expected['lines']} lines")
+        print("correctness: " + ("OK" if not problems else "PROBLEMS: " + "; ".join(problems)))
     finally:
+        import shutil
+
         shutil.rmtree(workdir, ignore_errors=True)
-        if bench is not None:
-            bench.drop()
+        clean_up(app, bench, created, options.keep_db)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

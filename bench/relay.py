@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Benchmark of the outbox relay and its watchdog: prints figures, never passes or fails a test.
 
-    python bench/relay.py --events N [--db SERVER_URL] [--redis URL] [--keep-db]
+    python bench/relay.py --events N [--db SERVER_URL|sqlite] [--redis URL] [--keep-db] [--smoke]
 
-On the server of `--db` it creates `arbill_relay_<random>`, migrates it, writes N `invoice.issued`
+On the server of `--db` it creates `arbill_relay_<random>` (or, with `--db sqlite`, a SQLite file), migrates it, writes N `invoice.issued`
 events with COPY (untimed; with the default orchestration rules each goes to two agents), then
 times, each once:
 
@@ -12,32 +12,31 @@ times, each once:
    it only asks Redis about the 2N jobs and enqueues nothing;
 3. the same after `FLUSHDB` (Redis restarted empty): all 2N jobs enqueued again, each audited.
 
-No worker runs: the jobs stay in the benchmark's Redis db (never db 0; flushed at the end).
+No worker runs: the jobs stay in the benchmark's Redis db (never db 0; flushed at the end). It checks
+that every event was dispatched and every job handed on, and re-queued after FLUSHDB (exit 1 if not).
 """
 from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
-import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import BenchDatabase, clean_up, create_app_on
+from benchlib.options import add_db, add_keep_db, add_redis, add_smoke, apply_smoke, check_redis_flushable, parser_for
+from benchlib.sampling import peak_rss_mb
+from benchlib.timing import timed
 
-from benchlib import BenchDatabase, clean_up, make_config  # noqa: E402
 
-
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = parser_for(__doc__)
     parser.add_argument("--events", type=int, default=10_000)
-    parser.add_argument("--db", default="postgresql://postgres@127.0.0.1:5432/postgres",
-                        help="a PostgreSQL server's maintenance database; a new database is made beside it")
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/12", help="a Redis db it may flush (not db 0)")
-    parser.add_argument("--keep-db", action="store_true")
-    args = parser.parse_args()
-    if args.redis.rstrip("/").endswith("/0") or args.redis.count("/") < 3:
-        parser.error("--redis must name a db other than 0: the benchmark flushes it")
+    add_db(parser, "arbill_relay", sqlite=True)
+    add_redis(parser, "redis://127.0.0.1:6379/12")
+    add_keep_db(parser)
+    add_smoke(parser)
+    args = parser.parse_args(argv)
+    apply_smoke(args, parser, events=200)
+    check_redis_flushable(parser, args.redis)
     return args
 
 
@@ -54,44 +53,46 @@ def seed_events(count: int) -> None:
     db.session.commit()
 
 
-def timed(label: str, function):
-    cpu, wall = time.process_time(), time.perf_counter()
-    result = function()
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    print(f"{label:<58} {wall:8.2f} s wall  {cpu:7.2f} s CPU  {result}")
-    return wall
-
-
-def main() -> int:
-    args = parse_args()
-    from flask_migrate import upgrade
-
-    from app import create_app
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     from app.agents.events import relay_outbox, requeue_unhandled
     from app.queues import get_redis
 
     bench = BenchDatabase.new(args.db, "arbill_relay")
-    app, created = None, False
+    app, created, problems = None, False, []
+    results = {}
+
+    def keep(name, function):
+        return lambda: results.setdefault(name, function())
+
     try:
         bench.create()
         created = True
-        app = create_app(make_config(bench.url, args.redis, EVENT_HANDLING_GRACE_SECONDS=0))
+        app = create_app_on(bench, args.redis, EVENT_HANDLING_GRACE_SECONDS=0)
         with app.app_context():
-            upgrade()
             get_redis().flushdb()
             seed_events(args.events)
             print(f"{args.events:,} invoice.issued events, 2 subscribed agents each; {os.cpu_count()} CPUs; "
                   f"database {bench.name}")
-            wall = timed("relay_outbox()", relay_outbox)
+            wall = timed("relay_outbox()", keep("relay", relay_outbox))
             print(f"{'':<58} {args.events / wall:8.0f} events/s")
-            timed("requeue_unhandled(), every job still queued", requeue_unhandled)
+            timed("requeue_unhandled(), every job still queued", keep("backlog", requeue_unhandled))
             get_redis().flushdb()
-            wall = timed("requeue_unhandled() after FLUSHDB: every job enqueued again", requeue_unhandled)
+            wall = timed("requeue_unhandled() after FLUSHDB: every job enqueued again", keep("lost", requeue_unhandled))
             print(f"{'':<58} {2 * args.events / wall:8.0f} jobs/s")
-            print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+            print(f"peak RSS {peak_rss_mb():.0f} MB")
+        jobs = 2 * args.events
+        if (results["relay"].dispatched, results["relay"].jobs) != (args.events, jobs):
+            problems.append(f"relay_outbox() dispatched {results['relay'].dispatched} events, {results['relay'].jobs} "
+                            f"jobs; expected {args.events}, {jobs}")
+        if results["backlog"].requeued:
+            problems.append(f"{results['backlog'].requeued} jobs enqueued again although all were queued")
+        if (results["lost"].requeued, results["lost"].failed) != (jobs, 0):
+            problems.append(f"after FLUSHDB {results['lost']}, expected {jobs} requeued and none failed")
+        print("correctness: " + ("OK" if not problems else "PROBLEMS: " + "; ".join(problems)))
     finally:
         clean_up(app, bench, created, args.keep_db, args.redis)
-    return 0
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -27,36 +27,34 @@ figures), writes the stats to FILE and prints the top functions by cumulative ti
 """
 from __future__ import annotations
 
-import argparse
 import cProfile
 import logging
 import pstats
 import random
 import statistics
 import sys
-import tempfile
 import time
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from config import TestingConfig  # noqa: E402
+from benchlib import SqliteDatabase, create_app_on
+from benchlib.options import add_redis, add_smoke, apply_smoke, parser_for
 
 AS_OF = date(2026, 11, 26)
 RATES = ("19", "19", "7", "19.45", "0")
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv: list[str] | None = None):
+    parser = parser_for(__doc__)
     parser.add_argument("--invoices", type=int, default=200, help="invoices to render (default 200)")
     parser.add_argument("--warmup", type=int, default=3, help="renders before measuring (default 3)")
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/9", help="Redis URL the app is configured with")
+    add_redis(parser, "redis://127.0.0.1:6379/9", flushed=False)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--profile", metavar="FILE", help="run under cProfile and write the stats to FILE")
-    return parser.parse_args()
+    add_smoke(parser)
+    args = parser.parse_args(argv)
+    apply_smoke(args, parser, invoices=3, warmup=1)
+    return args
 
 
 def seed(count: int, rng: random.Random):
@@ -161,24 +159,19 @@ def calibration() -> float:
     return time.process_time() - started
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    from flask_migrate import upgrade
-
-    from app import create_app
     from app.documents.pdf import RenderTimings, render_pdf
     from app.documents.warm import warm_up
     from worker import settle_heap
 
-    with tempfile.TemporaryDirectory(prefix="arbill-bench-render-") as directory:
-        config = TestingConfig()
-        config.SQLALCHEMY_DATABASE_URI = f"sqlite:///{directory}/bench.db"
-        config.REDIS_URL = args.redis
-        app = create_app(config)
+    bench = SqliteDatabase("arbill-bench-render")
+    bench.create()
+    try:
+        app = create_app_on(bench, args.redis)
         with app.app_context():
-            upgrade()
             t0 = time.perf_counter()
             ids = seed(args.invoices, random.Random(args.seed))
             print(f"seeded and billed {len(ids)} invoices in {time.perf_counter() - t0:.1f} s")
@@ -218,6 +211,13 @@ def main() -> None:
         if args.profile:
             print(f"\n(profiled run: figures above are slowed by cProfile; stats in {args.profile})")
             pstats.Stats(args.profile).sort_stats("cumulative").print_stats(30)
+        bad = [i for i, size in enumerate(sizes) if size < 1000]
+        ok = len(sizes) == len(ids) == args.invoices and not bad
+        print("correctness: " + ("OK" if ok else f"PROBLEMS: {len(ids)} invoices billed, {len(sizes)} rendered, "
+                                 f"{len(bad)} PDFs under 1 KB (expected {args.invoices})"))
+        return 0 if ok else 1
+    finally:
+        bench.drop()
 
 
 def report(count, lines, cold, wall, cpu, sizes, total_wall, total_cpu, timings, checks) -> None:
@@ -247,4 +247,4 @@ def report(count, lines, cold, wall, cpu, sizes, total_wall, total_cpu, timings,
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

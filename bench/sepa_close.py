@@ -3,7 +3,7 @@
 
     python bench/sepa_close.py --debits 5000 --db postgresql://postgres@127.0.0.1:5432/postgres
 
-On a throw-away database `arbill_bench_sepa_<random>` (dropped at the end): migrates it, makes one legal entity
+On a throw-away database `arbill_bench_sepa_<random>` (dropped at the end; `--db sqlite`: a SQLite file): migrates it, makes one legal entity
 with SEPA creditor data and --debits customers paying by SEPA direct debit, each with one issued invoice in the
 open batch (every other one with an earlier collected debit under its mandate, so the batch has FRST and RCUR
 blocks; every tenth partly paid, every twentieth void so it drops out), then times `close_batch` (re-read under
@@ -11,19 +11,15 @@ lock, per-item sequence type, pain.008.001.08 built and XSD-validated by sepaxml
 """
 from __future__ import annotations
 
-import argparse
 import cProfile
 import pstats
 import sys
 import time
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from benchlib import BenchDatabase, clean_up, make_config  # noqa: E402
+from benchlib import BenchDatabase, clean_up, create_app_on
+from benchlib.options import add_db, add_keep_db, add_smoke, apply_smoke, parser_for
 
 DUE = date(2026, 12, 10)
 
@@ -78,29 +74,28 @@ def seed(debits: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser = parser_for(__doc__)
     parser.add_argument("--debits", type=int, default=2000)
-    parser.add_argument("--db", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    parser.add_argument("--keep-db", action="store_true")
+    add_db(parser, "arbill_bench_sepa", sqlite=True)
+    add_keep_db(parser)
+    add_smoke(parser)
     parser.add_argument("--profile", action="store_true", help="print where close_batch spends its time")
     args = parser.parse_args(argv)
+    apply_smoke(args, parser, debits=50)
     bench = BenchDatabase.new(args.db, "arbill_bench_sepa")
     created, app = False, None
     try:
         bench.create()
         created = True
-        from flask_migrate import upgrade
         from sqlalchemy import func, select
 
-        from app import create_app
         from app.audit import Actor
         from app.extensions import db
         from app.models import SepaBatch, SepaBatchItem
         from app.payments.sepa import close_batch
 
-        app = create_app(make_config(bench.url, "redis://127.0.0.1:1/0"))  # never connected to
+        app = create_app_on(bench, "redis://127.0.0.1:1/0")  # never connected to
         with app.app_context():
-            upgrade()
             started = time.perf_counter()
             batch_id = seed(args.debits)
             print(f"seeded {args.debits:,} debits in {time.perf_counter() - started:.1f} s (not measured)")
@@ -123,7 +118,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"{counts.get('FRST', 0):,} FRST, {counts.get('RCUR', 0):,} RCUR; {withdrawn:,} withdrawn), "
                   f"control sum {batch.control_sum:,.2f} EUR, file {len(batch.xml) / 1024:,.0f} KiB, "
                   f"message id {batch.message_id}, collection date {batch.collection_date}")
-        return 0
+            void = args.debits // 20  # every twentieth invoice is void and drops out
+            sent = counts.get("FRST", 0) + counts.get("RCUR", 0)
+            ok = (batch.item_count, sent, withdrawn) == (args.debits - void, args.debits - void, void)
+            print("correctness: " + ("OK" if ok else f"PROBLEMS: expected {args.debits - void:,} sent, {void:,} withdrawn"))
+        return 0 if ok else 1
     finally:
         clean_up(app, bench, created, args.keep_db, None, print)
 

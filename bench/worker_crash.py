@@ -14,11 +14,9 @@ fresh tables. The Redis db is FLUSHED (never db 0).
 """
 from __future__ import annotations
 
-import argparse
-import contextlib
-import io
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,26 +28,34 @@ from pathlib import Path
 import psutil
 from redis import Redis
 
-from benchlib import ROOT, BenchDatabase, clean_up, make_config
-from billing_run import _loadavg, _terminate, say, seed, set_chunk_size
+from benchlib import ROOT, BenchDatabase, SeededState, clean_up, create_app_on
+from benchlib.options import (add_redis, add_smoke, apply_smoke, check_redis_flushable, interrupt_on_sigterm,
+                              parser_for, require_postgres)
+from benchlib.sampling import loadavg
+from benchlib.timing import say, wait_until
+from benchlib.workers import process_env
+from billing_seed import seed, set_chunk_size
 
 PATIENCE = 1800.0
+# --smoke: crash detection within seconds (as tests/faults/test_run_drills.py sets it), unless the
+# environment sets it
+FAST = {"WORKER_HEARTBEAT_SECONDS": "1", "WORKER_LOST_SECONDS": "3", "RUN_SUPERVISE_SECONDS": "1"}
 
 
 def _wait(condition, what: str):
-    deadline = time.monotonic() + PATIENCE
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"gave up waiting for {what}")
-        time.sleep(0.05)
-    return value
+    return wait_until(condition, what, PATIENCE)
 
 
-def one_crash(app, redis: Redis, entity_id: int, as_of: date, env: dict[str, str], work_dir: Path) -> dict:
+def one_crash(app, redis: Redis, bench: BenchDatabase, state: SeededState, entity_id: int, as_of: date,
+              env: dict[str, str], work_dir: Path, hold_lock: bool) -> dict:
+    """hold_lock: the bench holds the entity's billing lock until A is killed, so A is surely mid-chunk
+    (blocked in it) whatever the size; without it, A is killed one second into its chunk."""
+    import psycopg
+
     from rq import Worker
     from rq.job import Job
     from rq.registry import StartedJobRegistry
-    from sqlalchemy import select, text
+    from sqlalchemy import select
 
     from app.audit import Actor
     from app.billing.runs import start_billing_run
@@ -67,6 +73,9 @@ def one_crash(app, redis: Redis, entity_id: int, as_of: date, env: dict[str, str
     try:
         _wait(lambda: {"crash-a", "crash-b"} <= {w.name for w in Worker.all(connection=redis)}, "the workers")
         with app.app_context():
+            lock = psycopg.connect(bench.conninfo) if hold_lock else None
+            if lock is not None:  # as lock_entity() takes it: no chunk of this entity commits meanwhile
+                lock.execute("SELECT id FROM legal_entities WHERE id = %s FOR NO KEY UPDATE", (entity_id,))
             run_id = start_billing_run(db.session.get(LegalEntity, entity_id), as_of, "manual",
                                        Actor.system("bench")).run.id
 
@@ -84,6 +93,8 @@ def one_crash(app, redis: Redis, entity_id: int, as_of: date, env: dict[str, str
                 process.send_signal(signal.SIGKILL)
             killed = time.time()
             say(f"  SIGKILLed worker A and {len(family) - 1} child process(es) during {job_id}")
+            if lock is not None:
+                lock.close()  # the lock goes: B goes on, A's chunk waits for the supervisor
 
             def requeued():
                 db.session.expire_all()
@@ -107,9 +118,8 @@ def one_crash(app, redis: Redis, entity_id: int, as_of: date, env: dict[str, str
                        "status": run.status, "reason": entry.details.get("reason"),
                        "invoices": len(invoices), "duplicates": len(invoices) - len(set(invoices)),
                        "gapless": numbers == list(range(1, len(numbers) + 1))}
-            db.session.execute(text("TRUNCATE invoices, invoice_lines, billing_runs, billing_run_items, "
-                                    "billing_run_chunks, events, audit_entries, invoice_sequences CASCADE"))
-            db.session.commit()
+            db.session.remove()
+            state.reset(bench.conninfo)
             return outcome
     finally:
         for process in processes.values():
@@ -123,50 +133,62 @@ def one_crash(app, redis: Redis, entity_id: int, as_of: date, env: dict[str, str
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = parser_for(__doc__)
     parser.add_argument("--contracts", type=int, default=20_000, help="how many contracts to seed (default 20,000)")
     parser.add_argument("--db", required=True, help="a PostgreSQL URL; a fresh arbill_bench_* database is made there")
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/9",
-                        help="Redis for the jobs; its db is FLUSHED (default redis://127.0.0.1:6379/9)")
+    add_redis(parser, "redis://127.0.0.1:6379/9")
     parser.add_argument("--chunk-size", type=int, default=None, help="the agent's chunk_size (default: 2000)")
     parser.add_argument("--as-of", type=date.fromisoformat, default=date(2026, 6, 15), help="the run's as-of date")
     parser.add_argument("--repeat", type=int, default=1, help="how many crashes (default 1)")
+    parser.add_argument("--hold-lock", action="store_true",
+                        help="hold the entity's billing lock until A is killed, so A is surely mid-chunk "
+                             "(--smoke implies it, and crash detection within seconds unless the environment sets it)")
+    add_smoke(parser)
     args = parser.parse_args(argv)
-    if int(Redis.from_url(args.redis).connection_pool.connection_kwargs.get("db", 0)) == 0:
-        parser.error("--redis points at db 0, which the benchmark would flush: use another db index (e.g. /9)")
+    apply_smoke(args, parser, contracts=200, chunk_size=50)
+    global PATIENCE
+    PATIENCE = 120.0 if args.smoke else PATIENCE
+    require_postgres(parser, args.db, "the bench seeds with PostgreSQL's COPY")
+    check_redis_flushable(parser, args.redis)
 
-    signal.signal(signal.SIGTERM, _terminate)
+    interrupt_on_sigterm()
     bench = BenchDatabase.new(args.db, "arbill_bench")
     work_dir = Path(tempfile.mkdtemp(prefix="arbill_crash_"))
-    app, created = None, False
+    app, created, problems = None, False, []
     try:
         bench.create()
         created = True
-        from flask_migrate import upgrade
-
-        from app import create_app
-
-        app = create_app(make_config(bench.sqlalchemy_url, args.redis))
-        with app.app_context(), contextlib.redirect_stderr(io.StringIO()):  # alembic's log of each migration
-            upgrade()
+        app = create_app_on(bench, args.redis)
         chunk_size = set_chunk_size(app, args.chunk_size)
         seeded = seed(app, bench, args.contracts, args.as_of, random.Random(42))
-        env = {**os.environ, "DATABASE_URL": bench.sqlalchemy_url, "REDIS_URL": args.redis, "FLASK_APP": "wsgi.py"}
+        state = SeededState.snapshot(bench.conninfo)
+        fast = {k: v for k, v in FAST.items() if k not in os.environ} if args.smoke else {}
+        env = process_env(bench.sqlalchemy_url, args.redis, **fast)
         settings = {k: env.get(k, "default") for k in ("WORKER_HEARTBEAT_SECONDS", "WORKER_LOST_SECONDS",
                                                       "RUN_SUPERVISE_SECONDS")}
         say(f"{seeded.contracts:,} contracts ({seeded.expected_invoices:,} due periods), chunks of {chunk_size}, "
-            f"2 workers + the scheduler; {settings}; load average {_loadavg()}, {os.cpu_count()} CPUs; "
+            f"2 workers + the scheduler; {settings}; load average {loadavg()}, {os.cpu_count()} CPUs; "
             f"logs in {work_dir}")
         redis = Redis.from_url(args.redis)
         for attempt in range(1, args.repeat + 1):
-            outcome = one_crash(app, redis, seeded.entity_id, args.as_of, env, work_dir)
+            outcome = one_crash(app, redis, bench, state, seeded.entity_id, args.as_of, env, work_dir,
+                                args.hold_lock or args.smoke)
             say(f"[{attempt}] kill -> re-queue {outcome['requeue_s']:.1f} s ({outcome['reason']}); "
                 f"kill -> run {outcome['status']} {outcome['end_s']:.1f} s; {outcome['invoices']:,} invoices "
                 f"(expected {seeded.expected_invoices:,}), {outcome['duplicates']} duplicates, "
                 f"numbers gapless: {outcome['gapless']}")
+            if (outcome["status"] != "completed" or outcome["invoices"] != seeded.expected_invoices
+                    or outcome["duplicates"] or not outcome["gapless"]):
+                problems.append(attempt)
+        say("correctness: " + ("OK" if not problems else f"PROBLEMS in crash(es) {problems}"))
+        succeeded = not problems
     finally:
         clean_up(app, bench, created, keep_db=False, redis_url=args.redis, say=say)
-    return 0
+        if locals().get("succeeded"):
+            shutil.rmtree(work_dir, ignore_errors=True)
+        else:
+            say(f"logs of the workers and the scheduler kept in {work_dir}")
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
