@@ -203,9 +203,9 @@ def input_amount(value: Decimal | None, currency: str) -> str:
     return locale_input.input_number(round_money(Decimal(value), currency), form_locale(), minor_unit(currency))
 
 
-def input_date(value: date | None) -> str:
-    """A date as a form field shows it, in the form's locale: 31.03.2026 for de_DE."""
-    return locale_input.input_date(value, form_locale())
+def input_date(value: date | None, locale: str | None = None) -> str:
+    """A date as a form field shows it, in the form's locale (or `locale`): 31.03.2026 for de_DE."""
+    return locale_input.input_date(value, locale or form_locale())
 
 
 def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M", tz: str | None = None) -> str:
@@ -241,9 +241,9 @@ def number_hint() -> str:
     return locale_input.number_hint(form_locale())
 
 
-def date_placeholder() -> str:
-    """How a date field is filled in the form's locale: DD.MM.YYYY for de_DE."""
-    return locale_input.date_form(form_locale()).placeholder
+def date_placeholder(locale: str | None = None) -> str:
+    """How a date field is filled in the form's locale (or `locale`): DD.MM.YYYY for de_DE."""
+    return locale_input.date_form(locale or form_locale()).placeholder
 
 
 def init_app(app: Flask) -> None:

@@ -32,7 +32,7 @@ def get_invoice(invoice_id: int) -> Invoice:
 @role_required("viewer")
 def invoices():
     entity = current_entity()
-    filters = service.InvoiceFilters.from_args(request.args)
+    filters = service.InvoiceFilters.from_args(request.args, form_locale())
     listing = totals = None
     today = entity.today() if entity else None
     if entity:
@@ -60,7 +60,7 @@ def invoices_csv():
     entity = current_entity()
     if entity is None:
         abort(404)
-    filters = service.InvoiceFilters.from_args(request.args)
+    filters = service.InvoiceFilters.from_args(request.args, form_locale())
     if filters.errors:
         return Response("".join(f"{name}: {message}\n" for name, message in filters.errors.items()), 400,
                         mimetype="text/plain")
