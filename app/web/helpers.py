@@ -246,13 +246,22 @@ def date_placeholder(locale: str | None = None) -> str:
     return locale_input.date_form(locale or form_locale()).placeholder
 
 
+def time_hint() -> str:
+    """How a time of day is typed in the form's locale: a 24-hour clock where the locale uses one (de_DE), and
+    "6:30 PM" as well where it writes a 12-hour one (en_US); parse_time_text reads both."""
+    if locale_input.uses_24_hour_clock(form_locale()):
+        return "HH:MM on a 24-hour clock, e.g. 06:00 or 18:30"
+    return "e.g. 6:00 AM or 6:30 PM (or 18:30)"
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(event_words=event_words, money=money, number=number, percent=percent, unit_price=unit_price,
                                  input_number=input_number, input_amount=input_amount, input_date=input_date,
                                  local_time=local_time, iso_date=iso_date, duration=duration,
                                  creditor_reference=format_creditor_reference)
     # Globals, not context: the form macros (imported without context) use them too.
-    app.jinja_env.globals.update(page_lang=page_lang, number_hint=number_hint, date_placeholder=date_placeholder)
+    app.jinja_env.globals.update(page_lang=page_lang, number_hint=number_hint, date_placeholder=date_placeholder,
+                                 time_hint=time_hint)
 
     @app.context_processor
     def inject() -> dict[str, Any]:

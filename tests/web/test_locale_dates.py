@@ -7,7 +7,7 @@ from lxml import html
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import BillingRun, Customer, Invoice, SepaBatchItem
+from app.models import BillingRun, Customer, Invoice, LegalEntity, SepaBatchItem
 from tests.web.test_collections_pages import build_world, close
 from tests.web.test_locale_forms import world_of
 
@@ -123,3 +123,15 @@ def test_a_credit_above_what_is_left_says_so_in_the_entitys_money(app, client_as
     page = response.get_data(as_text=True)
     assert f"58,54{NBSP}€ is more than the 58,53{NBSP}€ left to credit on invoice" in page
     assert "EUR left" not in page and "58.53" not in page
+
+
+# ------------------------------------------------------------------ a schedule's time of day
+def test_the_schedule_form_asks_for_the_time_as_the_locale_writes_it(app, client_as):
+    world_of(app, "de_DE")
+    german = client_as("admin").get("/schedules/new").get_data(as_text=True)
+    assert "HH:MM on a 24-hour clock, e.g. 06:00 or 18:30" in german and "PM" not in german
+    with app.app_context():
+        db.session.scalar(select(LegalEntity)).locale = "en_US"
+        db.session.commit()
+    american = client_as("admin").get("/schedules/new").get_data(as_text=True)
+    assert "e.g. 6:00 AM or 6:30 PM (or 18:30)" in american
