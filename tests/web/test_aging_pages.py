@@ -251,6 +251,8 @@ def test_a_bad_as_of_date_says_how_to_write_it(admin_client, german):
     assert response.status_code == 400
     assert ("As-of date: &#39;31.13.2026&#39; is not a date (use DD.MM.YYYY or YYYY-MM-DD)."
             in response.get_data(as_text=True))
+    shown = html.fromstring(response.get_data(as_text=True)).xpath("//input[@name='as_of']")[0]
+    assert (shown.get("value"), shown.get("aria-invalid")) == ("31.13.2026", "true")  # as typed, to correct
     htmx = admin_client.get("/reports/aging?as_of=31.13.2026", headers=HX)  # HTMX swaps only 2xx answers
     assert htmx.status_code == 200 and "DD.MM.YYYY or YYYY-MM-DD" in htmx.get_data(as_text=True)
 

@@ -79,7 +79,8 @@ def test_the_run_buttons_as_of_date_reads_german_and_iso(app, client_as):
     client = client_as("accountant")
     page = client.get("/agents/billing_run").get_data(as_text=True)
     as_of = field(page, "as_of")
-    assert (as_of.get("type"), as_of.get("placeholder")) == ("text", "DD.MM.YYYY")
+    assert (as_of.get("type"), as_of.get("placeholder"), as_of.get("aria-describedby")) == (
+        "text", "DD.MM.YYYY", "as-of-help")
     for typed in ("15.01.2026", "2026-01-16"):
         answer = client.post("/agents/billing_run/run", data={"as_of": typed, "dry_run": "on"}, headers=HX)
         assert answer.status_code == 200, answer.get_data(as_text=True)
@@ -99,7 +100,8 @@ def test_a_debits_collected_date_reads_german_and_iso(app, client_as, users):
     assert close(client, world).status_code == 303
     page = client.get(f"/collections/batches/{world['batch']}").get_data(as_text=True)
     shown = html.fromstring(page).xpath("//form[contains(@class, 'outcome-collected')]//input[@name='date']")[0]
-    assert (shown.get("type"), shown.get("value")) == ("text", world["today"].strftime("%d.%m.%Y"))
+    assert (shown.get("type"), shown.get("value"), shown.get("aria-label")) == (
+        "text", world["today"].strftime("%d.%m.%Y"), "Collected on (DD.MM.YYYY)")
     url = f"/collections/batches/{world['batch']}/items/{{}}/outcome"
     first, second = world["items"]
     refused = client.post(url.format(first), data={"outcome": "collected", "date": "31.13.2026"})
