@@ -357,3 +357,11 @@ def test_an_agent_setting_a_legal_entity_overrides_says_so_wherever_it_is_shown(
             in detail)
     assert "the Billing Run Agent&#39;s default (30 days) applies" in admin.get(
         f"/settings/entities/{entity_id}/edit").get_data(as_text=True)
+
+
+def test_an_emptied_setting_asks_for_a_value_in_words(client_as, demo):
+    response = client_as("admin").post("/agents/billing_run/configuration", data={
+        "auto_post": "on", "payment_terms_days": "", "chunk_size": "2000", "as_of_offset_days": "0"})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "enter a whole number, e.g. 14" in page and "&#39;&#39; is not a whole number" not in page
