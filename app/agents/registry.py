@@ -37,10 +37,13 @@ class Setting:
         if self.type == "int":
             if isinstance(raw, bool):
                 raise ValueError(f"{raw!r} is not a whole number")
+            if not str(raw).strip():
+                raise ValueError(f"enter a whole number, e.g. {self.default}")
             try:
                 value = int(str(raw).strip())
             except ValueError:
-                raise ValueError(f"{raw!r} is not a whole number") from None
+                raise ValueError(f"{raw!r} is not a whole number: enter one with the digits 0-9, e.g. "
+                                 f"{self.default}") from None
             if self.minimum is not None and value < self.minimum:
                 raise ValueError(f"{value} is below the minimum {self.minimum}")
             if self.maximum is not None and value > self.maximum:
@@ -53,6 +56,8 @@ class Setting:
             return value
         if self.type == "days":
             parts = [p.strip() for p in str(raw).split(",") if p.strip()]
+            if not parts:
+                raise ValueError(f"enter whole numbers separated by commas, increasing, e.g. {self.default}")
             try:
                 numbers = [int(p) for p in parts]
             except ValueError:

@@ -15,6 +15,7 @@ from itertools import islice, product
 
 from app.billing.money import LineInput, compute_invoice, minor_unit, round_money
 from app.billing.vat import TaxTreatment
+from app.formatting import format_money, format_percent
 
 # What is left to credit is kept per VAT breakdown: a rate, or (rate, tax treatment) where lines carry
 # their tax code's category and reason (a 0 % reverse charge and a 0 % exemption are two breakdowns).
@@ -104,8 +105,9 @@ def _lines(amount: Decimal, left_by_rate: dict[Key, Decimal], currency: str,
 
 
 def credit_lines_for_amount(amount: Decimal, left_by_rate: dict[Key, Decimal], currency: str,
-                            description: str) -> list[LineInput]:
-    """One credit line per VAT rate whose total (net + VAT) is exactly `amount`.
+                            description: str, locale: str = "en_US") -> list[LineInput]:
+    """One credit line per VAT rate whose total (net + VAT) is exactly `amount`; the refusal speaks of amounts and
+    rates as `locale` (the legal entity's) writes them.
 
     `left_by_rate`: rate (or (rate, tax treatment)) → gross still to credit there. The caller has checked that `amount` is
     positive, has the currency's decimals and is at most what is left.
@@ -122,11 +124,12 @@ def credit_lines_for_amount(amount: Decimal, left_by_rate: dict[Key, Decimal], c
                 near.append(candidate)
         if near:
             break
-    rates = " and ".join(f"{_rate(key).normalize()} %" + (f" {_tax(key).category}" if _tax(key) and
-                                                            _tax(key).category != "S" else "")
+    rates = " and ".join(format_percent(_rate(key), locale) + (f" {_tax(key).category}" if _tax(key) and
+                                                                 _tax(key).category != "S" else "")
                          for key in sorted(left_by_rate, key=_order))
-    suggestion = f": credit {' or '.join(str(n) for n in sorted(near))} {currency} instead" if near else ""
+    money = [format_money(n, currency, locale) for n in sorted(near)]
+    suggestion = f": credit {' or '.join(money)} instead" if near else ""
     if amount == left:
         suggestion += " (or give no amount to credit the rest of the invoice)"
-    raise CreditSplitError(f"{amount} {currency} cannot be split exactly into a net amount and its VAT at "
-                           f"{rates} (VAT is rounded to the {currency} minor unit){suggestion}")
+    raise CreditSplitError(f"{format_money(amount, currency, locale)} cannot be split exactly into a net amount "
+                           f"and its VAT at {rates} (VAT is rounded to the {currency} minor unit){suggestion}")

@@ -98,7 +98,7 @@ def _totals(totals: dict | None, locale: str) -> str:
                      for currency, amount in sorted((totals or {}).items()))
 
 
-def _money(amount, currency: str | None, locale: str) -> str:
+def detail_money(amount, currency: str | None, locale: str) -> str:
     """An amount of the audit's details in the entity's format (58,53 €); as stored when it is not one."""
     try:
         return format_money(Decimal(str(amount)), currency, locale)
@@ -190,7 +190,7 @@ def describe(entry: AuditEntry, locale: str = "en_US") -> str:
                 f"{d.get('duplicate_entries', 0)} imported before")
     if action == "bank_entry.applied":
         target = d.get("invoice") or f"invoice #{d.get('invoice_id')}"
-        return (f"Bank entry #{entry.subject_id}: {_money(d.get('amount'), d.get('currency'), locale)} applied to "
+        return (f"Bank entry #{entry.subject_id}: {detail_money(d.get('amount'), d.get('currency'), locale)} applied to "
                 f"{target} ({d.get('reason')})")
     if action == "bank_entry.debit_returned":
         return (f"Bank entry #{entry.subject_id}: SEPA debit {d.get('end_to_end_id')} for {d.get('invoice')} returned "
@@ -198,11 +198,11 @@ def describe(entry: AuditEntry, locale: str = "en_US") -> str:
     if action == "bank_entry.not_ours":
         return f"Bank entry #{entry.subject_id} marked as not ours by {who}: {d.get('reason')}"
     if action == "customer_credit.created":
-        return (f"Over-payment of {_money(d.get('amount'), d.get('currency'), locale)} kept as customer credit "
+        return (f"Over-payment of {detail_money(d.get('amount'), d.get('currency'), locale)} kept as customer credit "
                 f"({d.get('reason')})")
     if action == "payment.recorded":
-        return (f"Payment of {_money(d.get('amount'), d.get('currency'), locale)} recorded on "
+        return (f"Payment of {detail_money(d.get('amount'), d.get('currency'), locale)} recorded on "
                 f"{d.get('number') or 'invoice #' + str(entry.subject_id)} "
-                f"({d.get('source')}); {_money(d.get('amount_due'), d.get('currency'), locale)} still due")
+                f"({d.get('source')}); {detail_money(d.get('amount_due'), d.get('currency'), locale)} still due")
     details = ", ".join(f"{k} {v}" for k, v in d.items())
     return f"{action.replace('_', ' ').replace('.', ': ', 1)} by {who}" + (f" ({details})" if details else "")

@@ -12,6 +12,7 @@ from app.audit import Actor, record
 from app.billing.ledger import lock_entity
 from app.billing.money import round_money
 from app.extensions import db
+from app.formatting import format_money
 from app.models import AuditEntry, BankEntry, BankStatement, Customer, CustomerCredit, Invoice, LegalEntity, Payment
 from app.models.banking import QUEUED
 from app.payments import matching
@@ -79,7 +80,9 @@ def assign(entry_id: int, invoice_number: str, amount: Decimal | None, actor: Ac
         if amount <= 0:
             raise QueueError(f"{invoice.number} has nothing left to pay ({invoice.status})")
     if amount > left:
-        raise QueueError(f"{amount} is more than the {left} {entry.currency} of this transfer not applied yet")
+        locale = invoice.legal_entity.locale
+        raise QueueError(f"{format_money(amount, entry.currency, locale)} is more than the "
+                         f"{format_money(left, entry.currency, locale)} of this transfer not applied yet")
     payment = _apply_to_invoice(entry, invoice.id, amount, "manual",
                                 f"assigned to {invoice.number} by {actor.label}", actor)
     _settle_status(entry, actor)
@@ -119,7 +122,7 @@ def release(entry_id: int, amount: Decimal, actor: Actor) -> None:
     entry.resolved_by = entry.resolved_at = None
     _settle_status(entry, actor)
     entry.match_note = ((entry.match_note + "; ") if entry.match_note else "") + \
-        f"{amount} {entry.currency} given back by a reversal"
+        f"{format_money(amount, entry.currency, db.session.get(LegalEntity, entry.legal_entity_id).locale)} given back by a reversal"
 
 
 def statements_query(entity: LegalEntity):

@@ -14,6 +14,7 @@ from app.bulk import copy_rows, new_ids
 from app.billing.money import round_money
 from app.chain.sealing import pending
 from app.extensions import db
+from app.formatting import format_money
 from app.models import Collection, CustomerCredit, Invoice, LegalEntity, Payment, SepaBatch, SepaBatchItem
 from app.models.types import utcnow
 from app.records import validation as v
@@ -310,10 +311,12 @@ def _check_can_take_back(invoice: Invoice, amount: Decimal) -> None:
     owed = _money(invoice.total_amount, invoice) - credited_total(invoice, notes)
     due_after = _money(invoice.amount_due, invoice) + amount
     if due_after > owed:
+        locale, currency = invoice.legal_entity.locale, invoice.currency
         raise PaymentError(
             f"invoice {invoice.number} was credited by {', '.join(n.number for n in notes)} after it was paid: "
-            f"only {owed} {invoice.currency} is still owed on it, and reversing {amount} {invoice.currency} would "
-            f"make {due_after} {invoice.currency} due. The credit note left the customer a credit out of this "
+            f"only {format_money(owed, currency, locale)} is still owed on it, and reversing "
+            f"{format_money(amount, currency, locale)} would make {format_money(due_after, currency, locale)} due. "
+            "The credit note left the customer a credit out of this "
             "payment: if the money never arrived, settle that credit with the customer (do not refund it) "
             "instead of reversing the payment")
 

@@ -23,8 +23,9 @@ from lxml import etree
 from sqlalchemy import select
 
 from app.audit import Actor, record
-from app.billing.money import round_money
 from app.extensions import db
+from app.formatting import format_money
+from app.locale_input import date_form
 from app.models import Invoice, LegalEntity, SepaBatch, SepaBatchItem
 from app.payments import bank_answers
 from app.payments.collection import record_outcome
@@ -71,8 +72,10 @@ class ImportSummary:
 
 
 # ------------------------------------------------------------------ one answer: the single place for the rules
-def check_answer(outcome: str, date_text: str, reason: str) -> tuple[dict[str, str], date | None]:
-    """What is wrong with the answer itself (column → message), and its date."""
+def check_answer(outcome: str, date_text: str, reason: str,
+                 locale: str | None = None) -> tuple[dict[str, str], date | None]:
+    """What is wrong with the answer itself (column → message), and its date: YYYY-MM-DD, and with `locale` (a web
+    form) also the locale's order (31.12.2026 for de_DE)."""
     errors: dict[str, str] = {}
     outcome = (outcome or "").strip().lower()
     if outcome not in OUTCOMES:
@@ -81,14 +84,12 @@ def check_answer(outcome: str, date_text: str, reason: str) -> tuple[dict[str, s
     on_date = None
     text = (date_text or "").strip()
     if not text:
-        errors["date"] = "date is required (YYYY-MM-DD)"
+        errors["date"] = f"date is required ({date_form(locale).placeholder if locale else 'YYYY-MM-DD'})"
     else:
         try:
-            on_date = v.check_date_range(date.fromisoformat(text))
+            on_date = v.parse_date(text, locale)
         except v.FieldError as error:
             errors["date"] = str(error)
-        except ValueError:
-            errors["date"] = f"{text!r} is not an ISO date (YYYY-MM-DD)"
     if outcome == "returned" and not (reason or "").strip():
         errors["reason"] = "say why the debit was returned (e.g. MD06, AC04, AM04 insufficient funds)"
     else:
@@ -110,27 +111,30 @@ def check_debit(item: SepaBatchItem, outcome: str) -> str | None:
         if invoice.status != "issued":
             return f"invoice {invoice.number} is {invoice.status}: only issued invoices take payments"
         if item.amount > invoice.amount_due:
-            return (f"debit {item.end_to_end_id} ({round_money(item.amount, invoice.currency)} {invoice.currency}) "
-                    f"is more than the {round_money(invoice.amount_due, invoice.currency)} still due on "
-                    f"{invoice.number}")
+            locale = invoice.legal_entity.locale
+            return (f"debit {item.end_to_end_id} ({format_money(item.amount, invoice.currency, locale)}) is more than "
+                    f"the {format_money(invoice.amount_due, invoice.currency, locale)} still due on {invoice.number}")
     return None
 
 
-def check_outcome(item: SepaBatchItem, outcome: str, date_text: str, reason: str) -> tuple[dict[str, str], date | None]:
+def check_outcome(item: SepaBatchItem, outcome: str, date_text: str, reason: str,
+                  locale: str | None = None) -> tuple[dict[str, str], date | None]:
     """Every problem with recording this answer for `item` (column → message), and the parsed date."""
-    errors, on_date = check_answer(outcome, date_text, reason)
+    errors, on_date = check_answer(outcome, date_text, reason, locale)
     problem = check_debit(item, outcome)
     if problem:
         errors = {"end_to_end_id": problem, **errors}
     return errors, on_date
 
 
-def apply_outcome(item: SepaBatchItem, outcome: str, date_text: str, reason: str, actor: Actor) -> str:
-    """Record the bank's answer for one debit (in the caller's transaction); returns the outcome.
+def apply_outcome(item: SepaBatchItem, outcome: str, date_text: str, reason: str, actor: Actor,
+                  locale: str | None = None) -> str:
+    """Record the bank's answer for one debit (in the caller's transaction); returns the outcome. The date is
+    read in `locale` when given (a web form), else as YYYY-MM-DD.
 
     Raises OutcomeError naming the column at fault; then nothing was changed.
     """
-    errors, on_date = check_outcome(item, outcome, date_text, reason)
+    errors, on_date = check_outcome(item, outcome, date_text, reason, locale)
     if errors:
         raise OutcomeError(errors)
     outcome = outcome.strip().lower()
@@ -304,9 +308,9 @@ def _claims(answer: bank_answers.Answer, item: SepaBatchItem) -> dict[str, str]:
     if answer.amount is not None and answer.outcome == "collected":  # a return may carry the bank's fees
         invoice = db.session.get(Invoice, item.invoice_id)
         if answer.amount != item.amount or (answer.currency and answer.currency != invoice.currency):
-            problems["Amt"] = (f"the bank says {answer.amount} {answer.currency or ''}".rstrip() +
-                               f", our debit {item.end_to_end_id} is {round_money(item.amount, invoice.currency)} "
-                               f"{invoice.currency}")
+            said = format_money(answer.amount, answer.currency or invoice.currency, entity.locale)
+            problems["Amt"] = (f"the bank says {said}, our debit {item.end_to_end_id} is "
+                               f"{format_money(item.amount, invoice.currency, entity.locale)}")
     return problems
 
 

@@ -26,6 +26,7 @@ from app.billing.money import InvoiceAmounts, LineInput, compute_invoice, minor_
 from app.billing.numbering import format_credit_note_number
 from app.documents.facts import line_inputs
 from app.extensions import db
+from app.formatting import format_money
 from app.models import CustomerCredit, Invoice, InvoiceLine
 from app.models.types import utcnow
 from app.payments.ledger import lock_invoice
@@ -189,7 +190,8 @@ def credit_invoice(invoice: Invoice, request: CreditRequest, actor: Actor, *, to
         if amount > left:
             raise v.ValidationError({"amount": _above_left(invoice, amount, left, notes)})
         try:
-            lines = credit_lines_for_amount(amount, _left_by_rate(invoice, notes), currency, description)
+            lines = credit_lines_for_amount(amount, _left_by_rate(invoice, notes), currency, description,
+                                            invoice.legal_entity.locale)
         except CreditSplitError as error:
             raise v.ValidationError({"amount": str(error)}) from None
     elif notes:  # the rest: each VAT rate's net not credited yet
@@ -241,8 +243,9 @@ def _chosen_lines(invoice: Invoice, positions: tuple[int, ...], notes: list[Invo
 
 def _above_left(invoice: Invoice, amount: Decimal, left: Decimal, notes: list[Invoice]) -> str:
     earlier = f" (credited already: {', '.join(n.number for n in notes)})" if notes else ""
-    return (f"{amount} {invoice.currency} is more than the {left} {invoice.currency} left to credit on invoice "
-            f"{invoice.number}{earlier}")
+    locale = invoice.legal_entity.locale
+    return (f"{format_money(amount, invoice.currency, locale)} is more than the "
+            f"{format_money(left, invoice.currency, locale)} left to credit on invoice {invoice.number}{earlier}")
 
 
 def _write_credit_note(invoice: Invoice, lines: list, amounts: InvoiceAmounts, reason: str, issue_date: date) -> Invoice:

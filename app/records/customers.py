@@ -12,6 +12,7 @@ from sqlalchemy.orm import undefer
 
 from app.audit import Actor, record
 from app.extensions import db
+from app.locale_input import input_date
 from app.billing.vat import CATEGORIES
 from app.models import Contract, ContractLine, Customer, Invoice, LegalEntity, TaxCode
 from app.records import parties as p
@@ -24,8 +25,10 @@ LABELS = {"name": "name", "email": "e-mail", **p.ADDRESS_LABELS, "vat_id": "VAT 
           "mandate_reference": "mandate reference", "mandate_date": "mandate date"}
 
 
-def clean_customer(entity: LegalEntity, data: dict[str, str], customer: Customer | None = None) -> dict:
-    """The clean values of a customer form, or ValidationError with every problem ({field: message})."""
+def clean_customer(entity: LegalEntity, data: dict[str, str], customer: Customer | None = None,
+                   locale: str | None = None) -> dict:
+    """The clean values of a customer form, or ValidationError with every problem ({field: message}). The mandate
+    date is read in `locale` when given (a web form: 31.03.2026 for de_DE), else as YYYY-MM-DD."""
     fields = v.Fields(data)
     clean, errors, take = fields.clean, fields.errors, fields.take
 
@@ -41,7 +44,7 @@ def clean_customer(entity: LegalEntity, data: dict[str, str], customer: Customer
     try:
         clean.update(v.parse_payment_details({key: data.get(key) for key in
                                               ("payment_method", "iban", "mandate_reference", "mandate_date")},
-                                             today=entity.today()))
+                                             today=entity.today(), locale=locale))
     except v.ValidationError as error:
         errors.update(error.errors)
     if customer is not None and "vat_id" in clean and not clean["vat_id"]:
@@ -71,8 +74,8 @@ def _codes_needing_vat_id(customer: Customer) -> tuple[str, str, str] | None:
         .limit(1)).first()
 
 
-def create_customer(entity: LegalEntity, data: dict[str, str], actor: Actor) -> Customer:
-    clean = clean_customer(entity, data)
+def create_customer(entity: LegalEntity, data: dict[str, str], actor: Actor, locale: str | None = None) -> Customer:
+    clean = clean_customer(entity, data, locale=locale)
     customer = Customer(legal_entity_id=entity.id, **clean)
     db.session.add(customer)
     db.session.flush()
@@ -81,9 +84,10 @@ def create_customer(entity: LegalEntity, data: dict[str, str], actor: Actor) -> 
     return customer
 
 
-def update_customer(customer: Customer, data: dict[str, str], actor: Actor) -> dict[str, list]:
-    """Apply the form; returns (and audits) the changes as {field: [old, new]}."""
-    clean = clean_customer(customer.legal_entity, data, customer)
+def update_customer(customer: Customer, data: dict[str, str], actor: Actor,
+                    locale: str | None = None) -> dict[str, list]:
+    """Apply the form (its date in `locale` when given); returns (and audits) the changes as {field: [old, new]}."""
+    clean = clean_customer(customer.legal_entity, data, customer, locale)
     changes: dict[str, list] = {}
     for field in FIELDS:
         old, new = getattr(customer, field), clean[field]
@@ -97,12 +101,13 @@ def update_customer(customer: Customer, data: dict[str, str], actor: Actor) -> d
     return changes
 
 
-def form_values(customer: Customer) -> dict[str, str]:
-    """A customer's fields as the form shows them."""
+def form_values(customer: Customer, locale: str | None = None) -> dict[str, str]:
+    """A customer's fields as the form shows them: the mandate date in `locale` when given (31.03.2026 for de_DE),
+    else as YYYY-MM-DD."""
     values = {}
     for field in FIELDS:
         value = getattr(customer, field)
-        values[field] = value.isoformat() if isinstance(value, date) else (value or "")
+        values[field] = input_date(value, locale) if isinstance(value, date) else (value or "")
     return values
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import selectinload, undefer
 from app.audit import Actor, audit_row, record_many
 from app.billing.ledger import EntityInfo, lock_entity, post_drafts
 from app.billing.money import VatSubtotal, compute_invoice, round_money
+from app.billing.queries import detail_money
 from app.delivery.service import DELIVERY_FILTERS, delivery_condition
 from app.documents.facts import line_inputs
 from app.extensions import db
@@ -94,6 +95,11 @@ def invoice_history(invoice: Invoice) -> list[HistoryEntry]:
     if invoice.kind == "invoice" and invoice.posted_at and not any(a.action == "invoice.posted" for a in audit):
         # Posted by the run itself (the billing agent's auto_post).
         entries[0] = HistoryEntry(invoice.created_at, "issued", f"created and posted as {invoice.number} by {by}", who)
+    locale = invoice.legal_entity.locale
+
+    def money(details: dict) -> str:  # as the audit wrote it: amount and currency
+        return detail_money(details.get("amount"), details.get("currency"), locale)
+
     for entry in audit:
         details = dict(entry.details or {})
         if entry.action == "invoice.posted":
@@ -101,14 +107,14 @@ def invoice_history(invoice: Invoice) -> list[HistoryEntry]:
         elif entry.action == "invoice.voided":  # before credit notes existed
             text = f"voided: {details.get('reason')}"
         elif entry.action == "invoice.credited":
-            text = (f"credited by {details.get('credit_note')} ({details.get('amount')} {details.get('currency')}): "
+            text = (f"credited by {details.get('credit_note')} ({money(details)}): "
                     f"{details.get('reason')}")
         elif entry.action == "credit_note.issued":
             text = f"issued as {details.get('number')}, crediting invoice {details.get('credits')}: {details.get('reason')}"
         elif entry.action == "customer_credit.refunded":
-            text = f"customer credit of {details.get('amount')} {details.get('currency')} refunded ({details.get('reference')})"
+            text = f"customer credit of {money(details)} refunded ({details.get('reference')})"
         elif entry.action == "payment.recorded" and details.get("source") == "customer_credit":
-            text = f"settled {details.get('amount')} {details.get('currency')} from the customer's credit ({details.get('reference')})"
+            text = f"settled {money(details)} from the customer's credit ({details.get('reference')})"
         elif entry.action == "invoice.draft_updated":
             text = f"draft corrected: {'; '.join(details.get('lines', [[], []])[1])} (total {details.get('total')})"
         elif entry.action == "invoice.delivered":
@@ -120,9 +126,9 @@ def invoice_history(invoice: Invoice) -> list[HistoryEntry]:
         elif entry.action == "invoice.resend_requeued":
             text = f"resend queued again: {details.get('reason')}"
         elif entry.action == "payment.recorded":
-            text = f"payment of {details.get('amount')} {details.get('currency')} received {details.get('received_on')}"
+            text = f"payment of {money(details)} received {details.get('received_on')}"
         elif entry.action == "payment.reversed":
-            text = (f"payment of {details.get('amount')} {details.get('currency')} received {details.get('received_on')} "
+            text = (f"payment of {money(details)} received {details.get('received_on')} "
                     f"reversed: {details.get('reason')}")
         elif entry.action.startswith("collection."):
             text = f"collection {entry.action.split('.', 1)[1].replace('_', ' ')}: " + str(
@@ -159,8 +165,9 @@ class InvoiceFilters:
     errors: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_args(cls, args: Mapping[str, str]) -> "InvoiceFilters":
-        """Filters from a query string; a bad value is ignored and explained in `errors`."""
+    def from_args(cls, args: Mapping[str, str], locale: str | None = None) -> "InvoiceFilters":
+        """Filters from a query string; a bad value is ignored and explained in `errors`. Dates are YYYY-MM-DD, and
+        with `locale` (the page's) also the locale's order (31.03.2026 for de_DE)."""
         filters = cls()
         status = (args.get("status") or "").strip()
         filters.status = status if status in SHOWN_STATUSES else None
@@ -176,7 +183,7 @@ class InvoiceFilters:
         filters.delivery = delivery if delivery in DELIVERY_FILTERS else None
         for name in ("period_from", "period_to"):
             try:
-                setattr(filters, name, v.parse_optional_date(args.get(name)))
+                setattr(filters, name, v.parse_optional_date(args.get(name), locale))
             except v.FieldError as error:
                 filters.errors[name] = str(error)
         filters._read_selection(args)

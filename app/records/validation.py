@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.billing.money import CurrencyError, minor_unit
 from app.billing.periods import FREQUENCIES
-from app.locale_input import LocaleInputError, input_number, parse_date_text, parse_number
+from app.locale_input import LocaleInputError, input_date, input_number, parse_date_text, parse_number
 from app.models import Contract, Customer, LegalEntity, Payment
 from app.models.parties import PAYMENT_METHODS
 from app.text import character_name, control_character  # noqa: F401 — part of the field rules' API
@@ -376,13 +376,14 @@ def parse_collection_lead_days(value: int | str | None) -> int | None:
 MANDATE_REFERENCE_MAX = column_length(Customer.mandate_reference)  # SEPA: at most 35 characters
 
 
-def parse_payment_details(raw: dict[str, str | None], today: date | None = None) -> dict:
+def parse_payment_details(raw: dict[str, str | None], today: date | None = None, locale: str | None = None) -> dict:
     """Payment method and the SEPA direct debit details it needs, as the contracts CSV has them.
 
     `raw` has the keys payment_method, iban, mandate_reference and mandate_date. `sepa_debit` needs an
     IBAN (valid checksum), a mandate reference and a mandate date; an IBAN given for `manual` is
     still checked. A mandate date after `today` (the legal entity's) is refused: a mandate is signed before it
-    is used. Raises ValidationError with every problem, keyed by those names.
+    is used. The mandate date is read in `locale` when given (31.03.2026 for de_DE), else as YYYY-MM-DD. Raises
+    ValidationError with every problem, keyed by those names.
     """
     fields = Fields(raw)
     clean, errors, take = fields.clean, fields.errors, fields.take
@@ -396,14 +397,14 @@ def parse_payment_details(raw: dict[str, str | None], today: date | None = None)
     if sepa:
         take("mandate_reference", lambda s: parse_name(
             required(s, "mandate reference (needed for sepa_debit)"), "mandate reference", MANDATE_REFERENCE_MAX))
-        take("mandate_date", lambda s: parse_date(required(s, "mandate date (needed for sepa_debit)")))
+        take("mandate_date", lambda s: parse_date(required(s, "mandate date (needed for sepa_debit)"), locale))
     else:
         take("mandate_reference", lambda s: parse_optional_text(s, "mandate reference", MANDATE_REFERENCE_MAX))
-        take("mandate_date", parse_optional_date)
+        take("mandate_date", lambda s: parse_optional_date(s, locale))
     signed = clean.get("mandate_date")
     if today is not None and signed is not None and signed > today:
-        errors["mandate_date"] = (f"{signed.isoformat()} is after today ({today.isoformat()}): enter the date the "
-                                  "customer signed the mandate, which is before its first debit")
+        errors["mandate_date"] = (f"{input_date(signed, locale)} is after today ({input_date(today, locale)}): enter "
+                                  "the date the customer signed the mandate, which is before its first debit")
     if errors:
         raise ValidationError(errors)
     return clean

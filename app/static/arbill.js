@@ -52,3 +52,42 @@ document.addEventListener("change", (event) => {
   all.checked = boxes.length > 0 && ticked === boxes.length;
   all.indeterminate = ticked > 0 && ticked < boxes.length;
 });
+
+// The phone's Menu button (base.html): shows and hides the menus; aria-expanded says which. Only once this
+// script runs are the menus folded (.nav-ready), so a page without script keeps them open.
+for (const toggle of document.querySelectorAll("[data-nav-toggle]")) {
+  const nav = toggle.closest("nav");
+  nav.classList.add("nav-ready");
+  toggle.addEventListener("click", () => {
+    const open = toggle.getAttribute("aria-expanded") !== "true";
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    nav.classList.toggle("nav-open", open);
+  });
+}
+
+// Escape closes the open menu or panel (<details>) the focus is in, and leaves the focus on its summary.
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape") {
+    return;
+  }
+  const details = event.target.closest && event.target.closest("details[open]");
+  if (details) {
+    details.open = false;
+    details.querySelector("summary").focus();
+    return;
+  }
+  const toggle = document.querySelector("[data-nav-toggle][aria-expanded=true]");
+  if (toggle && toggle.closest("nav").contains(event.target)) {
+    toggle.click();
+    toggle.focus();
+  }
+});
+
+// A panel that asks for a decision (a run's preview, a confirm step) takes the focus when htmx shows it, so a
+// keyboard user is at its Confirm and Cancel and a screen reader reads it: <… data-focus-on-load tabindex="-1">.
+document.addEventListener("htmx:afterSwap", (event) => {
+  const panel = event.detail.target.querySelector("[data-focus-on-load]");
+  if (panel) {
+    panel.focus();
+  }
+});

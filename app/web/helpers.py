@@ -203,9 +203,9 @@ def input_amount(value: Decimal | None, currency: str) -> str:
     return locale_input.input_number(round_money(Decimal(value), currency), form_locale(), minor_unit(currency))
 
 
-def input_date(value: date | None) -> str:
-    """A date as a form field shows it, in the form's locale: 31.03.2026 for de_DE."""
-    return locale_input.input_date(value, form_locale())
+def input_date(value: date | None, locale: str | None = None) -> str:
+    """A date as a form field shows it, in the form's locale (or `locale`): 31.03.2026 for de_DE."""
+    return locale_input.input_date(value, locale or form_locale())
 
 
 def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M", tz: str | None = None) -> str:
@@ -241,9 +241,17 @@ def number_hint() -> str:
     return locale_input.number_hint(form_locale())
 
 
-def date_placeholder() -> str:
-    """How a date field is filled in the form's locale: DD.MM.YYYY for de_DE."""
-    return locale_input.date_form(form_locale()).placeholder
+def date_placeholder(locale: str | None = None) -> str:
+    """How a date field is filled in the form's locale (or `locale`): DD.MM.YYYY for de_DE."""
+    return locale_input.date_form(locale or form_locale()).placeholder
+
+
+def time_hint() -> str:
+    """How a time of day is typed in the form's locale: a 24-hour clock where the locale uses one (de_DE), and
+    "6:30 PM" as well where it writes a 12-hour one (en_US); parse_time_text reads both."""
+    if locale_input.uses_24_hour_clock(form_locale()):
+        return "HH:MM on a 24-hour clock, e.g. 06:00 or 18:30"
+    return "e.g. 6:00 AM or 6:30 PM (or 18:30)"
 
 
 def init_app(app: Flask) -> None:
@@ -252,7 +260,8 @@ def init_app(app: Flask) -> None:
                                  local_time=local_time, iso_date=iso_date, duration=duration,
                                  creditor_reference=format_creditor_reference)
     # Globals, not context: the form macros (imported without context) use them too.
-    app.jinja_env.globals.update(page_lang=page_lang, number_hint=number_hint, date_placeholder=date_placeholder)
+    app.jinja_env.globals.update(page_lang=page_lang, number_hint=number_hint, date_placeholder=date_placeholder,
+                                 time_hint=time_hint)
 
     @app.context_processor
     def inject() -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""At 390 px (a phone held upright) every main page fits the screen: the navigation wraps instead of pushing
-the page to 1,000 px, wide tables scroll inside their own box, and a tap on a menu lands on what it shows."""
+"""At 390 px (a phone held upright) every main page fits the screen: the navigation folds behind a Menu button
+instead of pushing the page to 1,000 px, wide tables scroll inside their own box, and a tap on a menu lands on
+what it shows."""
 from __future__ import annotations
 
 import pytest
@@ -46,6 +47,10 @@ def test_every_main_page_fits_a_phone(app, phone: Page, screenshot):
 
 
 def test_a_tap_on_the_records_menu_opens_the_invoice_list(phone: Page):
+    menu = phone.get_by_role("button", name="Menu")  # the menus fold behind it on a phone
+    expect(menu).to_have_attribute("aria-expanded", "false")
+    menu.click()
+    expect(menu).to_have_attribute("aria-expanded", "true")
     phone.get_by_text("Records", exact=True).click()
     phone.get_by_role("link", name="Invoices", exact=True).click()
     expect(phone.get_by_role("heading", name="Invoices", exact=True)).to_be_visible()

@@ -31,7 +31,8 @@ def test_configure_validates_and_audits(runner, app):
 def test_configure_refuses_invalid_values_and_changes_nothing(runner, app):
     for bad, message in [
         ("chunk_size=5", "chunk_size: 5 is below the minimum 10"),
-        ("chunk_size=lots", "chunk_size: 'lots' is not a whole number"),
+        ("chunk_size=lots", "chunk_size: 'lots' is not a whole number: enter one with the digits 0-9, e.g. 2000"),
+        ("chunk_size=", "chunk_size: enter a whole number, e.g. 2000"),
         ("auto_post=maybe", "auto_post: 'maybe' is not yes or no"),
         ("colour=blue", "colour: unknown setting"),
     ]:

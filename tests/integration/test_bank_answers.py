@@ -125,7 +125,7 @@ def test_bad_files_name_what_is_wrong_and_change_nothing(db_session):
         "unknown end-to-end id": (pain002(batch.message_id, [good, {"end_to_end_id": "NOT-OURS-1", "status": "ACSC"}]),
                                   "OrgnlEndToEndId: no debit with the end-to-end id NOT-OURS-1"),
         "an amount we did not debit": (pain002(batch.message_id, [{**good, "amount": "99.00"}]),
-                                       "Amt: the bank says 99.00 EUR"),
+                                       "Amt: the bank says 99,00\xa0€, our debit"),
         "camt.054 of another account": (camt054("FR7630006000011234567890189", [
             {"amount": "58.53", "side": "CRDT", "booked": "2026-12-02", "end_to_end_id": first.end_to_end_id}]),
             "IBAN: the file is for the account FR76"),

@@ -89,7 +89,7 @@ def test_a_bad_file_names_every_bad_line_and_changes_nothing(db_session):
         f"line 5: end_to_end_id: {second.end_to_end_id} appears again (first on line 4)",
         f"line 6: end_to_end_id: debit {third.end_to_end_id} is already collected",
         "line 7: end_to_end_id: end-to-end id is required",
-        "line 7: date: '01.12.2026' is not an ISO date (YYYY-MM-DD)",
+        "line 7: date: '01.12.2026' is not a date (use YYYY-MM-DD)",
         "line 7: reason: say why the debit was returned (e.g. MD06, AC04, AM04 insufficient funds)",
     ]
     db.session.rollback()
@@ -125,8 +125,8 @@ def test_a_debit_larger_than_what_is_still_due_is_refused_before_anything_is_wri
     db.session.commit()
     with pytest.raises(OutcomeError) as failure:
         apply_outcome(item, "collected", "2026-12-01", "", ACTOR)
-    assert failure.value.errors == {"end_to_end_id": f"debit {item.end_to_end_id} (58.53 EUR) is more than the "
-                                                     f"10.00 still due on {invoice.number}"}
+    assert failure.value.errors == {"end_to_end_id": f"debit {item.end_to_end_id} (58,53\xa0€) is more than the "
+                                                     f"10,00\xa0€ still due on {invoice.number}"}
     assert item.status == "pending"
 
 

@@ -111,7 +111,7 @@ def test_credit_the_rest_when_vat_rounding_leaves_an_amount_no_net_gives(db_sess
     entity = make_entity()
     invoice = billed(entity)  # 49.00 + 19.45 % = 58.53
     assert credit(invoice, amount=Decimal("1.02")).net_amount == Decimal("0.85")
-    with pytest.raises(ValidationError, match="57.51 EUR cannot be split exactly .* credit 57.50 EUR "
+    with pytest.raises(ValidationError, match="57,51\xa0€ cannot be split exactly .* credit 57,50\xa0€ "
                                               "instead \\(or give no amount to credit the rest"):
         credit(invoice, amount=Decimal("57.51"))
     db.session.rollback()
@@ -127,7 +127,7 @@ def test_bad_credits_are_refused_with_the_reason_and_change_nothing(db_session):
     note = credit(invoice, amount=Decimal("50.00"))
     before = snapshot()
     cases = [
-        (dict(amount=Decimal("122.51")), "122.51 EUR is more than the 122.50 EUR left to credit on invoice "
+        (dict(amount=Decimal("122.51")), "122,51\xa0€ is more than the 122,50\xa0€ left to credit on invoice "
                                          "DE01-2026-000001 \\(credited already: DE01-CN-2026-000001\\)"),
         (dict(lines=(1, 3)), "has no line 3: its lines are 1, 2"),
         (dict(amount=Decimal("1.005")), "1.005 has more decimals than EUR allows"),

@@ -66,7 +66,7 @@ def test_pdf_of_a_credit_note_says_what_it_is(app, runner, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (("--amount", "58.54"), "58.54 EUR is more than the 58.53 EUR left to credit on invoice DE01-2026-000001"),
+    (("--amount", "58.54"), "58,54\xa0€ is more than the 58,53\xa0€ left to credit on invoice DE01-2026-000001"),
     (("--amount", "0"), "--amount: the amount to credit must be greater than zero"),
     (("--amount", "-5"), "--amount: the amount to credit must be greater than zero"),
     (("--amount", "1.001"), "1.001 has more decimals than EUR allows"),

@@ -132,8 +132,8 @@ def test_a_payment_on_an_invoice_credited_since_cannot_be_reversed(db_session):
     payment = record_payment(invoice.id, Decimal("58.53"), date(2026, 11, 28), "bank 1", ADMIN)
     db.session.commit()
     note = credit(invoice, amount=Decimal("20.00"))  # paid: the 20.00 became the customer's credit
-    with pytest.raises(PaymentError, match=rf"credited by {note.number} after it was paid: only 38.53 EUR is "
-                                           r"still owed on it, and reversing 58.53 EUR would make 58.53 EUR due"):
+    with pytest.raises(PaymentError, match=rf"credited by {note.number} after it was paid: only 38,53\xa0€ is "
+                                           r"still owed on it, and reversing 58,53\xa0€ would make 58,53\xa0€ due"):
         reverse_payment(payment.id, "bounced", ADMIN)
     db.session.rollback()
     credit(invoice)  # the rest: fully credited

@@ -156,7 +156,7 @@ def test_the_queue_assign_part_and_mark_not_ours(db_session):
     assign(waiting.id, a1.number, None, ACTOR)  # as much as both allow: 58.53
     db.session.commit()
     assert (waiting.status, waiting.applied_amount) == ("partially_matched", Decimal("58.53"))
-    with pytest.raises(QueueError, match="more than the 41.47 EUR"):
+    with pytest.raises(QueueError, match="50,00\xa0€ is more than the 41,47\xa0€ of this transfer"):
         assign(waiting.id, a2.number, Decimal("50.00"), ACTOR)
     db.session.rollback()
     payment = assign(waiting.id, a2.number, Decimal("41.47"), ACTOR)

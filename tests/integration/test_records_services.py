@@ -375,7 +375,7 @@ def test_an_issued_invoice_is_credited_not_voided_and_keeps_its_number(entity, d
     # The number stays used: the next posting continues after it.
     assert invoice_service.post_invoice(drafts[1], ME).number == "DE01-2026-000002"
     assert [h.text for h in invoice_service.invoice_history(invoice)][-1] == (
-        f"credited by {note.number} (58.53 EUR): Duplicate of a manual invoice")
+        f"credited by {note.number} (58,53\xa0€): Duplicate of a manual invoice")  # in the entity's locale
 
 
 def test_drafts_and_void_invoices_are_not_credited(entity, drafts):

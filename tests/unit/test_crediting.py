@@ -36,5 +36,6 @@ def test_yen_has_no_decimals():
 
 
 def test_an_unwritable_amount_names_the_nearest():
-    with pytest.raises(CreditSplitError, match="58.50 EUR cannot be split .* credit 58.49 or 58.51 EUR instead"):
-        credit_lines_for_amount(Decimal("58.50"), {Decimal("19.45"): Decimal("58.53")}, "EUR", "Credit")
+    with pytest.raises(CreditSplitError, match="58,50\xa0€ cannot be split .* at 19,45\xa0% .* credit 58,49\xa0€ or "
+                                               "58,51\xa0€ instead"):  # in the legal entity's locale
+        credit_lines_for_amount(Decimal("58.50"), {Decimal("19.45"): Decimal("58.53")}, "EUR", "Credit", "de_DE")

@@ -197,9 +197,10 @@ def test_the_dry_run_checkbox_starts_a_dry_run_with_the_given_as_of(app, client_
 
 
 def test_an_invalid_as_of_date_is_refused_with_a_reason(app, client_as, demo):
-    response = client_as("accountant").post("/agents/billing_run/run", data={"as_of": "26.11.2026"}, headers=HX)
+    response = client_as("accountant").post("/agents/billing_run/run", data={"as_of": "31.13.2026"}, headers=HX)
     assert response.status_code == 422
-    assert "is not a date (use YYYY-MM-DD)" in response.get_data(as_text=True)
+    assert ("As-of date: &#39;31.13.2026&#39; is not a date (use DD.MM.YYYY or YYYY-MM-DD)."
+            in response.get_data(as_text=True))
     with app.app_context():
         assert runs() == []
 
@@ -284,7 +285,7 @@ def test_saving_shows_old_and_new_values_and_is_audited(app, client_as, demo):
     response = client_as("admin").post("/agents/billing_run/configuration", data=form, headers=HX)
     html = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert "Saved: auto_post on → off, chunk_size 2000 → 200" in html
+    assert "Saved: Post invoices at once on → off, Contracts per chunk 2000 → 200" in html
     with app.app_context():
         config = agent().configuration
         assert config["chunk_size"] == 200 and config["auto_post"] is False
@@ -300,7 +301,7 @@ def test_saving_without_javascript_redirects_with_the_message(app, client_as, de
     response = client.post("/agents/billing_run/configuration", data=form)
     assert response.status_code == 303 and response.headers["Location"] == "/agents/billing_run/configuration"
     html = client.get("/agents/billing_run/configuration").get_data(as_text=True)
-    assert "Saved: payment_terms_days 14 → 30" in html and 'name="payment_terms_days" value="30"' in html
+    assert "Saved: Default payment terms (days) 14 → 30" in html and 'name="payment_terms_days" value="30"' in html
 
 
 def test_admins_disable_and_enable_the_agent_audited(app, client_as, demo):
@@ -356,3 +357,11 @@ def test_an_agent_setting_a_legal_entity_overrides_says_so_wherever_it_is_shown(
             in detail)
     assert "the Billing Run Agent&#39;s default (30 days) applies" in admin.get(
         f"/settings/entities/{entity_id}/edit").get_data(as_text=True)
+
+
+def test_an_emptied_setting_asks_for_a_value_in_words(client_as, demo):
+    response = client_as("admin").post("/agents/billing_run/configuration", data={
+        "auto_post": "on", "payment_terms_days": "", "chunk_size": "2000", "as_of_offset_days": "0"})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "enter a whole number, e.g. 14" in page and "&#39;&#39; is not a whole number" not in page

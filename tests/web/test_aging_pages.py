@@ -241,15 +241,31 @@ def test_as_of_defaults_to_today_in_the_entitys_time_zone(app, admin_client, ger
     with app.app_context():
         today = db.session.query(LegalEntity).filter_by(code="DE01").one().today()
     tree = html.fromstring(admin_client.get("/reports/aging").get_data(as_text=True))
-    assert tree.xpath("//input[@name='as_of']")[0].get("value") == today.isoformat()
+    field = tree.xpath("//input[@name='as_of']")[0]  # in the entity's locale (de_DE), typed as text
+    assert (field.get("value"), field.get("type"), field.get("placeholder")) == (
+        today.strftime("%d.%m.%Y"), "text", "DD.MM.YYYY")
 
 
 def test_a_bad_as_of_date_says_how_to_write_it(admin_client, german):
-    response = admin_client.get("/reports/aging?as_of=26.11.2026")
+    response = admin_client.get("/reports/aging?as_of=31.13.2026")
     assert response.status_code == 400
-    assert "“26.11.2026” is not a date: enter the as-of date as YYYY-MM-DD" in response.get_data(as_text=True)
-    htmx = admin_client.get("/reports/aging?as_of=26.11.2026", headers=HX)  # HTMX swaps only 2xx answers
-    assert htmx.status_code == 200 and "YYYY-MM-DD" in htmx.get_data(as_text=True)
+    assert ("As-of date: &#39;31.13.2026&#39; is not a date (use DD.MM.YYYY or YYYY-MM-DD)."
+            in response.get_data(as_text=True))
+    shown = html.fromstring(response.get_data(as_text=True)).xpath("//input[@name='as_of']")[0]
+    assert (shown.get("value"), shown.get("aria-invalid")) == ("31.13.2026", "true")  # as typed, to correct
+    htmx = admin_client.get("/reports/aging?as_of=31.13.2026", headers=HX)  # HTMX swaps only 2xx answers
+    assert htmx.status_code == 200 and "DD.MM.YYYY or YYYY-MM-DD" in htmx.get_data(as_text=True)
+
+
+def test_the_as_of_date_is_read_in_the_entitys_locale_and_as_iso(admin_client, german):
+    german_order = admin_client.get("/reports/aging?as_of=26.11.2026")
+    iso = admin_client.get(f"/reports/aging?as_of={AS_OF.isoformat()}")
+    assert german_order.status_code == iso.status_code == 200
+    assert shown_rows(german_order.get_data(as_text=True)) == shown_rows(iso.get_data(as_text=True))
+    for response in (german_order, iso):  # shown back as the entity writes it; the CSV link keeps ISO
+        page = response.get_data(as_text=True)
+        assert html.fromstring(page).xpath("//input[@name='as_of']")[0].get("value") == "26.11.2026"
+        assert "as_of=2026-11-26" in page
 
 
 def test_filter_form_swaps_only_the_report_with_htmx(admin_client, german):

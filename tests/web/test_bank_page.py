@@ -151,7 +151,7 @@ def test_assign_answers_errors_inline_and_then_applies_the_money(app, client_as,
     too_much = client.post(f"/bank/entries/{entry_id}/assign", data={"invoice_number": second, "amount": "20.00"},
                            headers=HX)
     assert too_much.status_code == 422
-    assert "20.00 is more than the 12.34 EUR of this transfer not applied yet" in too_much.get_data(as_text=True)
+    assert "20,00\xa0€ is more than the 12,34\xa0€ of this transfer not applied yet" in too_much.get_data(as_text=True)
     negative = client.post(f"/bank/entries/{entry_id}/assign", data={"invoice_number": second, "amount": "-1"},
                            headers=HX)
     assert negative.status_code == 422 and "-1 is negative" in negative.get_data(as_text=True)

@@ -266,3 +266,13 @@ def test_a_failed_e_mail_says_why_and_offers_retry(app, client_as, drafts):
     text = html.get_data(as_text=True)
     assert "E-mail failed: SMTP 127.0.0.1:25: connection refused" in text and "hx-trigger" not in text
     assert f'action="/invoices/{drafts["C-1"]}/resend"' in text and ">Retry<" in text
+
+
+def test_all_matching_reads_the_period_filter_as_the_entity_writes_dates(app, client_as, drafts):
+    """DE01 writes 01.11.2026: "all matching" acts on what the list shows for that filter, never on more."""
+    accountant = client_as("accountant")
+    november = accountant.get("/invoices/bulk/post?all=1&status=draft&period_from=01.11.2026&period_to=30.11.2026")
+    assert '<dd id="post-count">3</dd>' in november.get_data(as_text=True)
+    december = accountant.get("/invoices/bulk/post?all=1&status=draft&period_from=01.12.2026", follow_redirects=True)
+    assert '<dd id="post-count">3</dd>' not in december.get_data(as_text=True)
+    assert count(app, Invoice, Invoice.status == "draft") == 3

@@ -251,7 +251,7 @@ def test_a_bad_result_file_names_every_bad_line_and_changes_nothing(app, client_
     assert response.status_code == 422
     assert "Nothing was recorded: 4 problems." in html
     for line in ("line 3: reason: say why the debit was returned", "line 4: end_to_end_id: no debit with the end-to-end id X-9",
-                 "line 4: outcome: &#39;paid&#39; is not an outcome", "line 4: date: &#39;tomorrow&#39; is not an ISO date"):
+                 "line 4: outcome: &#39;paid&#39; is not an outcome", "line 4: date: &#39;tomorrow&#39; is not a date (use YYYY-MM-DD)"):
         assert line in html
     with app.app_context():
         assert [get(SepaBatchItem, i).status for i in world["items"]] == ["pending", "pending"]

@@ -246,5 +246,5 @@ def test_a_mandate_signed_in_the_future_is_refused(app, client_as, world):
         "iban": "DE89 3704 0044 0532 0130 00", "mandate_reference": "M-9", "mandate_date": "2031-01-15"})
     assert response.status_code == 422
     html = response.get_data(as_text=True)
-    assert "2031-01-15 is after today" in html and "the date the customer signed the mandate" in html
+    assert "15.01.2031 is after today" in html  # in the entity's locale (de_DE) and "the date the customer signed the mandate" in html
     assert count_customers(app) == 2  # nothing saved

@@ -96,7 +96,7 @@ def test_filters_and_totals_per_currency(client_as, world):
     future = client.get(f"/invoices?period_from={date.today() + timedelta(days=400)}").get_data(as_text=True)
     assert "No invoice matches these filters" in future
     bad = client.get("/invoices?period_to=someday").get_data(as_text=True)
-    assert "period to: &#39;someday&#39; is not a date (use YYYY-MM-DD) — this filter is ignored." in bad
+    assert "period to: &#39;someday&#39; is not a date (use DD.MM.YYYY or YYYY-MM-DD) — this filter is ignored." in bad
 
 
 def test_htmx_partial_and_vary(client_as, world):
@@ -149,7 +149,7 @@ def test_credit_needs_a_reason_and_links_both_ways(app, client_as, world):
     assert missing.status_code == 422 and "a reason is required" in missing.get_data(as_text=True)
     too_much = client.post(f"/invoices/{world['issued']}/credit",
                            data={"what": "amount", "amount": "100.00", "reason": "x"})
-    assert too_much.status_code == 422 and "is more than the 79.93 EUR left to credit" in too_much.get_data(as_text=True)
+    assert too_much.status_code == 422 and "is more than the 79,93\xa0€ left to credit" in too_much.get_data(as_text=True)
     assert invoice(app, world["issued"]).status == "issued"
     done = client.post(f"/invoices/{world['issued']}/credit",
                        data={"what": "amount", "amount": "10.00", "reason": "Sent to the wrong customer"},

@@ -21,7 +21,7 @@ from app.records.validation import FieldError, ValidationError, parse_optional_d
 from app.web.agents import bp
 from app.web.confirming import confirmation_refused
 from app.web.decorators import org_admin_required, role_required
-from app.web.helpers import current_entity, render
+from app.web.helpers import current_entity, form_locale, render
 from app.web.runs.presenters import run_helpers
 
 TABS = (("overview", "Overview", "agents.detail"), ("configuration", "Configuration", "agents.configuration"),
@@ -117,9 +117,9 @@ def run(key: str):
         return _run_answer(agent, None, "No legal entity yet: an admin adds one under Settings > Legal entities, "
                                         "then you can run billing for it.", 409)
     try:
-        as_of = parse_optional_date(request.form.get("as_of"))
+        as_of = parse_optional_date(request.form.get("as_of"), form_locale())
     except FieldError as error:
-        return _run_answer(agent, None, f"As-of date: {error}.", 422)
+        return _run_answer(agent, None, f"As-of date: {error}.", 422, as_of_text=request.form.get("as_of", ""))
     dry_run = request.form.get("dry_run", "").lower() in {"on", "1", "true", "yes"}
     actor = Actor.for_user(current_user)
     try:
@@ -158,8 +158,8 @@ def _preview_answer(agent: AgentDefinition, preview: RunPreview, problem: str | 
                  cancel_url=url_for("agents.detail", key=agent.key), hx_target="#run-result")
 
 
-def _run_answer(agent: AgentDefinition, result, message: str, status: int):
-    return _page(agent, "overview", "agents/_run_result.html", status, result=result, message=message)
+def _run_answer(agent: AgentDefinition, result, message: str, status: int, **context: Any):
+    return _page(agent, "overview", "agents/_run_result.html", status, result=result, message=message, **context)
 
 
 # ------------------------------------------------------------------ configuration (admins)
@@ -169,15 +169,17 @@ def _describe(value: Any) -> str:
     return str(value)
 
 
-def _saved_message(changes: dict[str, dict[str, Any]]) -> str:
-    """"Saved: chunk_size 500 → 200"; a long text setting is only named."""
+def _saved_message(changes: dict[str, dict[str, Any]], spec: AgentSpec) -> str:
+    """"Saved: Contracts per chunk 500 → 200", each setting by its label; a long text setting is only named."""
     if not changes:
         return "Nothing changed."
+    labels = {s.name: s.label for s in spec.settings}
     parts = []
     for name, change in changes.items():
         old, new = _describe(change["old"]), _describe(change["new"])
         long_text = max(len(old), len(new)) > 40 or "\n" in old + new
-        parts.append(f"{name} changed" if long_text else f"{name} {old} → {new}")
+        label = labels.get(name, name)
+        parts.append(f"{label} changed" if long_text else f"{label} {old} → {new}")
     return "Saved: " + ", ".join(parts)
 
 
@@ -196,7 +198,7 @@ def configure(key: str):
                   for s in spec.settings}
         return _page(agent, "configuration", status=422, values=values, errors=error.errors)
     db.session.commit()
-    saved = _saved_message(changes)
+    saved = _saved_message(changes, spec)
     if not htmx:
         flash(saved, "success")
         return redirect(url_for("agents.configuration", key=agent.key), 303)

@@ -17,7 +17,7 @@ from app.web.collections.queries import (batch_items, batch_rows, batch_total, b
                                          collections_needing_attention, collections_with_status)
 from app.web.confirming import confirm_step, confirmation_refused
 from app.web.decorators import role_required
-from app.web.helpers import current_entity, entity_record_or_404, paginate, render
+from app.web.helpers import current_entity, entity_record_or_404, form_locale, paginate, render
 from app.web.input import upload_limit
 
 
@@ -137,7 +137,7 @@ def outcome(batch_id: int, item_id: int):
     form = request.form
     try:
         done = apply_outcome(item, form.get("outcome", ""), form.get("date", ""), form.get("reason", ""),
-                             Actor.for_user(current_user))
+                             Actor.for_user(current_user), form_locale())
     except OutcomeError as error:
         db.session.rollback()
         errors = {"errors": error.errors, "values": form.to_dict()}

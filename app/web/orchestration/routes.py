@@ -13,6 +13,7 @@ from app.records.validation import ValidationError
 from app.web.decorators import org_admin_required, role_required
 from app.web.helpers import go_to, render
 from app.web.orchestration import bp
+from app.wording import event_words
 
 
 def _rule_or_404(rule_id: int) -> OrchestrationRule:
@@ -45,10 +46,10 @@ def add():
         return _page(values, error.errors, status=422)
     db.session.commit()
     spec = AGENTS[rule.agent_key]
-    message = f"Rule added: on {rule.event_type} the relay runs the {spec.name}."
+    message = f"Rule added: when {event_words(rule.event_type)}, the {spec.name} is asked to act ({rule.event_type})."
     if rule.event_type not in spec.trigger_events:
-        message += (f" Note: the {spec.name} declares the trigger events {', '.join(spec.trigger_events)}; "
-                    f"it may ignore {rule.event_type}.")
+        message += (f" Note: the {spec.name} acts on "
+                    f"{', '.join(event_words(e) for e in spec.trigger_events)}; it may ignore this one.")
     flash(message, "success")
     return redirect(url_for("orchestration.index"), 303)
 
@@ -58,7 +59,7 @@ def _set_enabled(rule_id: int, enabled: bool) -> Response:
     word = "enabled" if enabled else "disabled"
     if service.set_rule_enabled(rule, enabled, Actor.for_user(current_user)):
         db.session.commit()
-        flash(f"Rule {rule.event_type} → {service.agent_name(rule.agent_key)} {word}.", "success")
+        flash(f"Rule “when {event_words(rule.event_type)} → {service.agent_name(rule.agent_key)}” {word}.", "success")
     else:
         flash(f"The rule was already {word}.", "info")
     return redirect(url_for("orchestration.index") + f"#rule-{rule.id}", 303)
@@ -80,8 +81,8 @@ def disable(rule_id: int):
 @org_admin_required
 def delete(rule_id: int):
     rule = _rule_or_404(rule_id)
-    label = f"{rule.event_type} → {service.agent_name(rule.agent_key)}"
+    label = f"when {event_words(rule.event_type)} → {service.agent_name(rule.agent_key)}"
     service.delete_rule(rule, Actor.for_user(current_user))
     db.session.commit()
-    flash(f"Rule {label} deleted.", "success")
+    flash(f"Rule “{label}” deleted.", "success")
     return go_to(url_for("orchestration.index"))

@@ -13,7 +13,7 @@ from app.records.bulk_actions import SHOWN, NotInEntity, post_plan, post_selecti
 from app.records.invoices import InvoiceFilters
 from app.web.confirming import confirm_step, confirmation_refused
 from app.web.decorators import role_required
-from app.web.helpers import current_entity
+from app.web.helpers import current_entity, form_locale
 from app.web.records import bp
 from app.web.records.invoices import resend_confirmed
 
@@ -26,7 +26,7 @@ def _selection(args):
     entity = current_entity()
     if entity is None:
         abort(404)
-    filters = InvoiceFilters.from_args(args)
+    filters = InvoiceFilters.from_args(args, form_locale())
     if filters.errors:
         flash("Nothing done: " + "; ".join(filters.errors.values()) + ".", "error")
         return entity, None

@@ -12,7 +12,7 @@ from app.records import customers as service
 from app.records.invoices import is_overdue
 from app.records.validation import ValidationError
 from app.web.decorators import role_required
-from app.web.helpers import current_entity, entity_record_or_404, paginate, render
+from app.web.helpers import current_entity, entity_record_or_404, form_locale, paginate, render
 from app.web.input import arg_search
 from app.web.records import bp
 
@@ -50,7 +50,7 @@ def customer_new():
     if request.method == "POST":
         data = form_data()
         try:
-            customer = service.create_customer(entity, data, Actor.for_user(current_user))
+            customer = service.create_customer(entity, data, Actor.for_user(current_user), form_locale())
         except ValidationError as error:
             db.session.rollback()
             errors = error.errors
@@ -76,11 +76,11 @@ def customer_detail(customer_id: int):
 @role_required("accountant")
 def customer_edit(customer_id: int):
     customer = get_customer(customer_id)
-    data, errors = service.form_values(customer), {}
+    data, errors = service.form_values(customer, form_locale()), {}
     if request.method == "POST":
         data = form_data()
         try:
-            changes = service.update_customer(customer, data, Actor.for_user(current_user))
+            changes = service.update_customer(customer, data, Actor.for_user(current_user), form_locale())
         except ValidationError as error:
             db.session.rollback()
             errors = error.errors

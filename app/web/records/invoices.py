@@ -34,7 +34,7 @@ def get_invoice(invoice_id: int) -> Invoice:
 @role_required("viewer")
 def invoices():
     entity = current_entity()
-    filters = service.InvoiceFilters.from_args(request.args)
+    filters = service.InvoiceFilters.from_args(request.args, form_locale())
     listing = totals = None
     states: dict = {}
     today = entity.today() if entity else None
@@ -65,7 +65,7 @@ def invoices_csv():
     entity = current_entity()
     if entity is None:
         abort(404)
-    filters = service.InvoiceFilters.from_args(request.args)
+    filters = service.InvoiceFilters.from_args(request.args, form_locale())
     if filters.errors:
         return Response("".join(f"{name}: {message}\n" for name, message in filters.errors.items()), 400,
                         mimetype="text/plain")

@@ -14,26 +14,26 @@ from app.reports.aging import (BUCKET_KEYS, BUCKETS, CSV_HEADER, aging_table_row
                                default_as_of, DSO_WINDOW_DAYS, TOP_CUSTOMERS)
 from app.reports.chart import bar_chart
 from app.web.decorators import role_required
-from app.records.validation import FieldError, check_date_range
+from app.records.validation import FieldError, parse_date
 from flask_login import current_user
 
-from app.web.helpers import csv_download, csv_format, current_entity, entity_record_or_404, export_links, render
+from app.web.helpers import (csv_download, csv_format, current_entity, entity_record_or_404, export_links, input_date,
+                             render)
 from app.web.reports import bp
 
 
 def _as_of(entity: LegalEntity) -> tuple[date, str, str | None]:
-    """The as-of date of the request (default: today in the entity's time zone), its text, an error."""
+    """The as-of date of the request (default: today in the entity's time zone), its text as the field shows it
+    (in the entity's locale: 26.11.2026 for de_DE), an error. ISO (2026-11-26) is read too: the links use it."""
     text = request.args.get("as_of", "").strip()
     if not text:
         today = default_as_of(entity)
-        return today, today.isoformat(), None
+        return today, input_date(today, entity.locale), None
     try:
-        return check_date_range(date.fromisoformat(text)), text, None
+        as_of = parse_date(text, entity.locale)
     except FieldError as error:
         return default_as_of(entity), text, f"As-of date: {error}."
-    except ValueError:
-        return (default_as_of(entity), text,
-                f"“{text}” is not a date: enter the as-of date as YYYY-MM-DD, e.g. 2026-11-26.")
+    return as_of, input_date(as_of, entity.locale), None
 
 
 def _entity() -> LegalEntity | None:
