@@ -53,21 +53,29 @@ def reset_requested():
     return render_template("auth/reset_requested.html", lifetime=link_lifetime())
 
 
+def _reset_link_refused(failure: Exception):
+    return render_template("auth/link_refused.html", title="Password reset link", error=str(failure),
+                           again=url_for("auth.forgot_password"), again_label="Ask for a new link"), 410
+
+
+def _invitation_refused(failure: Exception):
+    return render_template("auth/link_refused.html", title="Invitation", error=str(failure),
+                           again=url_for("auth.login"), again_label="Go to the sign-in page"), 410
+
+
 @bp.route("/login/reset/<token>", methods=["GET", "POST"], endpoint="reset_password")
 def reset_password_page(token: str):
     error = None
     try:
         user = user_for_token(token)
     except ResetLinkError as failure:
-        return render_template("auth/link_refused.html", title="Password reset link", error=str(failure),
-                               again=url_for("auth.forgot_password"), again_label="Ask for a new link"), 410
+        return _reset_link_refused(failure)
     if request.method == "POST":
         try:
             reset_password(token, request.form.get("new_password", ""), request.form.get("new_password_again", ""))
         except ResetLinkError as failure:  # used in another tab meanwhile
             db.session.rollback()
-            return render_template("auth/link_refused.html", title="Password reset link", error=str(failure),
-                                   again=url_for("auth.forgot_password"), again_label="Ask for a new link"), 410
+            return _reset_link_refused(failure)
         except AccountError as failure:
             db.session.rollback()
             error = str(failure)
@@ -85,16 +93,14 @@ def accept_invitation_page(token: str):
     try:
         _invitation, user = invitation_for_token(token)
     except InvitationLinkError as failure:
-        return render_template("auth/link_refused.html", title="Invitation", error=str(failure),
-                               again=url_for("auth.login"), again_label="Go to the sign-in page"), 410
+        return _invitation_refused(failure)
     if request.method == "POST":
         try:
             accept_invitation(token, name, request.form.get("new_password", ""),
                               request.form.get("new_password_again", ""))
         except InvitationLinkError as failure:
             db.session.rollback()
-            return render_template("auth/link_refused.html", title="Invitation", error=str(failure),
-                                   again=url_for("auth.login"), again_label="Go to the sign-in page"), 410
+            return _invitation_refused(failure)
         except AccountError as failure:
             db.session.rollback()
             error = str(failure)
