@@ -33,7 +33,7 @@ class EntityInput:
     contact_name: str | None = None
     contact_email: str | None = None
     contact_phone: str | None = None
-    payment_terms_days: int | None = None
+    payment_terms_days: int | str | None = None  # as typed on the form, or a number
     finance_email: str | None = None
     iban: str | None = None
     bic: str | None = None
@@ -85,10 +85,7 @@ def validate_entity_input(data: EntityInput) -> dict:
         take("locale", v.parse_locale, data.locale)
     elif "country" in clean:
         clean["locale"] = default_locale(clean["country"])
-    terms = data.payment_terms_days
-    if terms is not None and not 0 <= terms <= 365:
-        errors["payment_terms_days"] = f"{terms} is outside 0-365 days"
-    clean["payment_terms_days"] = terms
+    take("payment_terms_days", v.parse_payment_terms, data.payment_terms_days)
     if errors:
         raise v.ValidationError(errors)
     return clean

@@ -10,8 +10,7 @@ from app.audit import Actor
 from app.extensions import db
 from app.models import LegalEntity, User
 from app.models.accounts import ROLES
-from app.records.entities import (EntityInput, create_legal_entity, list_legal_entities, update_legal_entity,
-                                  validate_entity_input)
+from app.records.entities import EntityInput, create_legal_entity, list_legal_entities, update_legal_entity
 from app.records.validation import ValidationError
 from app.web.decorators import admin_required, org_admin_required
 from app.web.helpers import entity_record_or_404, render
@@ -23,24 +22,9 @@ ENTITY_FIELDS = ("code", "name", "country", "currency", "vat_id", "tax_number", 
                  "bic", "sepa_creditor_id", "collection_lead_days")
 
 
-def _entity_input(form) -> tuple[EntityInput, dict[str, str]]:
-    """The form as an EntityInput, and the errors of fields the form itself parses (with the others')."""
-    errors = {}
-    terms = form.get("payment_terms_days", "").strip()
-    days = None
-    if terms:
-        try:
-            days = int(terms)
-        except ValueError:
-            errors["payment_terms_days"] = f"{terms!r} is not a whole number of days"
-    data = EntityInput(**{f: form.get(f, "").strip() or None for f in ENTITY_FIELDS if f != "payment_terms_days"},
-                       payment_terms_days=days)
-    if errors:  # report the other fields' problems too, in one go
-        try:
-            validate_entity_input(data)
-        except ValidationError as error:
-            errors = {**error.errors, **errors}
-    return data, errors
+def _entity_input(form) -> EntityInput:
+    """The form as an EntityInput (the service reads and checks every field, naming each bad one)."""
+    return EntityInput(**{f: form.get(f, "").strip() or None for f in ENTITY_FIELDS})
 
 
 @bp.get("/entities")
@@ -56,16 +40,14 @@ def entities():
 def entity_new():
     values, errors = dict(request.form), {}
     if request.method == "POST":
-        data, errors = _entity_input(request.form)
-        if not errors:
-            try:
-                entity = create_legal_entity(data, Actor.for_user(current_user))
-                db.session.commit()
-                flash(f"Legal entity {entity.code} created.", "success")
-                return redirect(url_for("settings.entities"))
-            except ValidationError as error:
-                db.session.rollback()
-                errors = error.errors
+        try:
+            entity = create_legal_entity(_entity_input(request.form), Actor.for_user(current_user))
+            db.session.commit()
+            flash(f"Legal entity {entity.code} created.", "success")
+            return redirect(url_for("settings.entities"))
+        except ValidationError as error:
+            db.session.rollback()
+            errors = error.errors
     return render("settings/entity_form.html", entity=None, values=values, errors=errors,
                   agent_defaults=_agent_defaults()), 422 if errors else 200
 
@@ -78,16 +60,15 @@ def entity_edit(entity_id: int):
     errors: dict[str, str] = {}
     if request.method == "POST":
         values = {**dict(request.form), "code": entity.code}
-        data, errors = _entity_input({**request.form, "code": entity.code})
-        if not errors:
-            try:
-                changes = update_legal_entity(entity, data, Actor.for_user(current_user))
-                db.session.commit()
-                flash(f"{entity.code}: " + (", ".join(changes) + " changed." if changes else "nothing changed."), "success")
-                return redirect(url_for("settings.entities"))
-            except ValidationError as error:
-                db.session.rollback()
-                errors = error.errors
+        try:
+            changes = update_legal_entity(entity, _entity_input({**request.form, "code": entity.code}),
+                                          Actor.for_user(current_user))
+            db.session.commit()
+            flash(f"{entity.code}: " + (", ".join(changes) + " changed." if changes else "nothing changed."), "success")
+            return redirect(url_for("settings.entities"))
+        except ValidationError as error:
+            db.session.rollback()
+            errors = error.errors
     return render("settings/entity_form.html", entity=entity, values=values, errors=errors,
                   agent_defaults=_agent_defaults()), 422 if errors else 200
 
