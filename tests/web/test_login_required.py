@@ -6,7 +6,10 @@ import pytest
 from app import create_app
 from config import TestingConfig
 
-PUBLIC = {"auth.login", "static", "ops.healthz"}
+# Pages for people who cannot sign in yet: a forgotten password, an invitation (tests/web/test_password_reset.py,
+# test_invitations.py show what they answer without a login).
+PUBLIC = {"auth.login", "static", "ops.healthz",
+          "auth.forgot_password", "auth.reset_requested", "auth.reset_password", "auth.accept_invitation"}
 
 
 def _routes():
