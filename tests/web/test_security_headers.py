@@ -132,6 +132,7 @@ def production_like(monkeypatch, database_url, redis_url):
 
     monkeypatch.setenv("SECRET_KEY", GOOD_KEY)
     monkeypatch.setenv("MAIL_SERVER", "smtp.example.com")
+    monkeypatch.setenv("BASE_URL", "https://billing.example.com")
     production = configuration.ProductionConfig()
     settings = {key: getattr(production, key) for key in dir(production) if key.isupper()}
     settings.pop("SQLALCHEMY_DATABASE_URI"), settings.pop("REDIS_URL")
