@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from app.agents.events import emit_many, event_encoder, event_row
+from app.outbox import emit_many, event_encoder, event_row
 from app.billing.numbering import format_invoice_number
 from app.billing.planner import InvoiceDraft
 from app.billing.vat import TaxTreatment

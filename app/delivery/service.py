@@ -22,6 +22,7 @@ from flask import current_app
 from sqlalchemy import and_, exists, select
 from sqlalchemy.exc import IntegrityError
 
+from app.agents.service import enqueue_resend
 from app.audit import Actor, record
 from app.billing.money import round_money
 from app.billing.references import format_creditor_reference
@@ -32,6 +33,7 @@ from app.extensions import db
 from app.models import AgentDefinition, Customer, Invoice, InvoiceDelivery
 from app.models.delivery import DELIVERY_IN_PROGRESS
 from app.models.types import utcnow
+from app.queues import get_redis, resend_job_id
 
 log = logging.getLogger(__name__)
 AGENT = Actor.system("Invoice Delivery Agent")
@@ -262,8 +264,6 @@ def settle_lost_attempts(now: datetime | None = None) -> int:
 def requeue_lost_resends(now: datetime | None = None) -> int:
     """Enqueue again the resends a person asked for whose job Redis lost (not started, not retrying)."""
     from app.agents.events import ALIVE, handling_grace_seconds, job_statuses
-    from app.agents.jobs import resend_job_id
-
     now = now or utcnow()
     waiting = list(db.session.scalars(select(InvoiceDelivery).where(
         InvoiceDelivery.kind == "resend", InvoiceDelivery.status.in_(DELIVERY_IN_PROGRESS),
@@ -476,9 +476,6 @@ def request_bulk_resend(legal_entity_id: int, actor: Actor, kind: str = "undeliv
 
 def enqueue_resends(deliveries: list[InvoiceDelivery]) -> None:
     """Hand committed resends to the delivery queue in one pipeline."""
-    from app.agents.jobs import enqueue_resend
-    from app.queues import get_redis
-
     pipeline = get_redis().pipeline()
     for delivery in deliveries:
         enqueue_resend(delivery.invoice_id, delivery.id, pipeline=pipeline)

@@ -22,7 +22,7 @@ from decimal import Decimal
 from flask import current_app
 from sqlalchemy import select
 
-from app.agents.events import emit
+from app.outbox import emit
 from app.agents.registry import get_spec
 from app.audit import Actor, audit_row, record, record_many
 from app.banking.statements import Entry, Statement, StatementError, read_statement

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from sqlalchemy import bindparam, select, update
 
-from app.agents.events import emit, emit_many, event_row
+from app.outbox import emit, emit_many, event_row
 from app.audit import Actor, audit_row, record, record_many
 from app.bulk import copy_rows, new_ids
 from app.billing.money import round_money

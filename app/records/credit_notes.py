@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import select
 
-from app.agents.events import emit
+from app.outbox import emit
 from app.audit import Actor, record
 from app.billing.crediting import CreditSplitError, credit_lines_for_amount
 from app.billing.ledger import lock_entity, take_numbers

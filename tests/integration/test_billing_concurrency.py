@@ -13,7 +13,8 @@ from rq.registry import StartedJobRegistry
 from sqlalchemy import func, insert, select
 
 from app import create_app
-from app.agents.events import emit, relay_outbox, requeue_unhandled
+from app.outbox import emit
+from app.agents.events import relay_outbox, requeue_unhandled
 from app.audit import Actor
 from app.billing.chunks import process_chunk
 from app.billing.ledger import lock_entity

@@ -3,7 +3,8 @@ from datetime import date
 
 from sqlalchemy import func, select
 
-from app.agents.events import emit, relay_outbox, subscribers
+from app.outbox import emit
+from app.agents.events import relay_outbox, subscribers
 from app.extensions import db
 from app.models import AgentDefinition, AuditEntry, Event, OrchestrationRule
 from app.queues import get_redis
