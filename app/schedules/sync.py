@@ -16,6 +16,8 @@ from redis import Redis
 from rq.job import Job
 from rq_scheduler import Scheduler
 
+from app.extensions import db
+from app.models import ScheduledJob
 from app.models.types import utcnow
 from app.queues import FIRE_SCHEDULE_JOB, JOBS, get_redis, schedule_task
 from app.schedules.service import list_schedules, upcoming
@@ -110,9 +112,6 @@ def sync_schedules(connection: Redis | None = None, now: datetime | None = None)
 
 def schedule_next_slot(schedule_id: int, after: datetime) -> None:
     """After a fire: put the schedule's following slot into rq-scheduler (same stable job id)."""
-    from app.extensions import db
-    from app.models import ScheduledJob
-
     schedule = db.session.get(ScheduledJob, schedule_id)
     if schedule is None or not schedule.enabled:
         return
