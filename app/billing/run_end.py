@@ -5,13 +5,13 @@ from decimal import Decimal
 
 from sqlalchemy import case, func, select, update
 
-from app.outbox import emit
 from app.audit import Actor, record
 from app.billing.money import round_money
 from app.extensions import db
 from app.models import BillingRun, BillingRunItem, Invoice
 from app.models.runs import ACTIVE_RUN_STATUSES
 from app.models.types import utcnow
+from app.outbox import emit
 from app.queues import relay_soon
 
 

@@ -21,7 +21,6 @@ from flask import current_app
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.outbox import emit
 from app.agents.registry import BILLING_RUN
 from app.audit import Actor, record
 from app.billing.chunks import process_chunk
@@ -31,7 +30,8 @@ from app.extensions import db
 from app.models import AgentDefinition, BillingRun, BillingRunChunk, BillingRunItem, Contract, LegalEntity
 from app.models.runs import ACTIVE_RUN_STATUSES, RUN_TRIGGERS
 from app.models.types import utcnow
-from app.queues import REDIS_DOWN, chunk_job_id, get_redis, enqueue_billing_chunk, enqueue_billing_run
+from app.outbox import emit
+from app.queues import REDIS_DOWN, chunk_job_id, enqueue_billing_chunk, enqueue_billing_run, get_redis
 
 log = logging.getLogger(__name__)
 
