@@ -33,17 +33,19 @@ from rq.worker import WorkerStatus
 from rq.worker.base import SHUTDOWN_SIGNAL
 
 from app import create_app
+from app.agents.registry import AGENTS
 from app.extensions import db
-from app.queues import QUEUES, REDIS_DOWN, RedisOutage, get_redis
+from app.queues import JOBS, QUEUES, REDIS_DOWN, RedisOutage, get_redis
 
 # Short, idempotent, retried jobs whose cost is mostly what a fresh work horse has to load again
 # (an invoice render is ~70 ms warm, ~500 ms of CPU in a fresh fork): run in the worker itself.
 IN_PROCESS_QUEUES = frozenset({"delivery"})
-# What jobs import lazily; imported before forking, so that no work horse imports it again.
-JOB_MODULES = ("app.agents.jobs", "app.agents.billing_run", "app.agents.invoice_delivery",
-               "app.agents.payment_collection", "app.agents.events", "app.billing.runs", "app.billing.chunks",
-               "app.delivery.service", "app.documents.service", "app.payments.collection",
-               "app.schedules.service", "app.schedules.sync")
+# What jobs run, imported before forking so that no work horse imports it again: the modules of the
+# declared jobs (app/queues.py JOBS; a job module imports the services it calls at module level) and
+# of the agents' event handlers (app/agents/registry.py; agent_event_job finds them by dotted path).
+# The documents' own modules are loaded by warm_up_documents' render.
+JOB_MODULES = tuple(dict.fromkeys([spec.module for spec in JOBS.values()]
+                                  + [spec.handler.partition(":")[0] for spec in AGENTS.values() if spec.handler]))
 # A render allocates ~200,000 short-lived objects: Python's default (700, 10, 10) makes ~300
 # young collections per invoice. Fewer of them: 4-5 % less CPU per render (bench/render.py).
 GC_THRESHOLD = (50_000, 20, 20)

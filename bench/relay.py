@@ -41,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def seed_events(count: int) -> None:
-    from app.agents.events import emit_many, event_row
+    from app.outbox import emit_many, event_row
     from app.extensions import db
     from app.models import LegalEntity
 

@@ -1,4 +1,4 @@
-"""The outbox and its relay.
+"""The outbox's relay (the writer, `emit`, is app/outbox.py).
 
 Events are written to the `events` table in the same transaction as the change they describe.
 The relay records a handling for every enabled agent subscribed to an event's type, marks the event
@@ -9,54 +9,28 @@ lost. Delivery is at least once, so every consumer tolerates seeing an event twi
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
+from flask import current_app
+from redis.exceptions import RedisError
+from rq.job import Job
 from sqlalchemy import func, select, update
 
 from app.audit import Actor, record
-from app.bulk import copy_rows, for_each_id, row_encoder
+from app.bulk import copy_rows, for_each_id
 from app.extensions import db
-from app.agents.jobs import agent_event_job_id
-from app.models import AgentDefinition, Event, EventHandling
+from app.agents.registry import AGENTS
+from app.agents.service import enqueue_agent_event, retry_policy
+from app.models import AgentDefinition, Event, EventHandling, OrchestrationRule
 from app.models.types import utcnow
+from app.queues import agent_event_job_id, get_redis
 
 log = logging.getLogger(__name__)
 
 def max_chain_depth() -> int:
     """An event chain deeper than this is stopped and reported (a loop guard): EVENT_CHAIN_MAX_DEPTH."""
-    from flask import current_app
-
     return int(current_app.config.get("EVENT_CHAIN_MAX_DEPTH", 5))
-
-
-EVENT_COLUMNS = ("type", "payload", "legal_entity_id", "billing_run_id", "depth", "created_at")
-
-
-def event_row(type_: str, payload: dict[str, Any], *, legal_entity_id: int | None = None,
-              billing_run_id: int | None = None, depth: int = 0,
-              created_at: datetime | None = None) -> tuple[Any, ...]:
-    """A row for the outbox, in EVENT_COLUMNS order (for emit_many)."""
-    return (type_, payload, legal_entity_id, billing_run_id, depth, created_at or utcnow())
-
-
-def emit(type_: str, payload: dict[str, Any], **kwargs: Any) -> None:
-    """Add one event to the outbox in the current transaction."""
-    emit_many([event_row(type_, payload, **kwargs)])
-
-
-def emit_many(rows: list[Sequence[Any]], *, encoded: bool = False) -> None:
-    """Add event_row()s to the outbox in the current transaction (COPY on PostgreSQL); `encoded`:
-    rows made by event_encoder() (bulk.row_encoder)."""
-    if rows:
-        copy_rows(Event.__table__, EVENT_COLUMNS, rows, encoded=encoded)
-
-
-def event_encoder() -> Callable[[Sequence[Any]], list[Any]]:
-    """Encodes event_row()s ahead of emit_many(..., encoded=True), e.g. before taking a lock."""
-    return row_encoder(Event.__table__, EVENT_COLUMNS)
 
 
 @dataclass
@@ -68,9 +42,6 @@ class RelayResult:
 
 def subscribers(event_type: str) -> list[str]:
     """Keys of the enabled agents that an enabled orchestration rule runs on `event_type`."""
-    from app.agents.registry import AGENTS
-    from app.models import OrchestrationRule
-
     keys = db.session.scalars(
         select(OrchestrationRule.agent_key)
         .join(AgentDefinition, AgentDefinition.key == OrchestrationRule.agent_key)
@@ -88,8 +59,6 @@ class _Retries(dict):
     """Agent key → its RQ Retry, looked up once per relay."""
 
     def __missing__(self, key: str):
-        from app.agents.jobs import retry_policy
-
         self[key] = retry_policy(key)
         return self[key]
 
@@ -163,11 +132,6 @@ def _record_handlings(handed_on: list[tuple[str, int]], now: datetime) -> None:
 def _hand_to_redis(jobs: list[tuple[str, int]], retry_of: "_Retries") -> None:
     """Enqueue the agents' jobs for (agent, event) pairs whose handlings are committed, in one pipeline.
     If Redis refuses, their handlings are marked not enqueued, for the watchdog's next pass."""
-    from redis.exceptions import RedisError
-
-    from app.agents.jobs import enqueue_agent_event
-    from app.queues import get_redis
-
     if not jobs:
         return
     try:
@@ -200,8 +164,6 @@ def mark_handled(event_id: int, agent_key: str) -> None:
 # ------------------------------------------------------------------ the watchdog
 def handling_grace_seconds() -> int:
     """How long a handed-on event may wait before the watchdog looks whether its job still exists."""
-    from flask import current_app
-
     return int(current_app.config.get("EVENT_HANDLING_GRACE_SECONDS", 120))
 
 
@@ -218,10 +180,6 @@ ALIVE = frozenset({"queued", "started", "scheduled", "deferred"})
 def job_statuses(job_ids: list[str]) -> list[str | None]:
     """RQ's status of each job ("queued", "failed", …), None for a job Redis does not have; one pipeline
     of HGETs (fetching whole jobs cost 0.7 ms each, and a backlog is looked at every minute)."""
-    from rq.job import Job
-
-    from app.queues import get_redis
-
     pipeline = get_redis().pipeline(transaction=False)
     for job_id in job_ids:
         pipeline.hget(Job.key_for(job_id), "status")

@@ -18,7 +18,6 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from app.agents.events import emit_many, event_encoder, event_row
 from app.billing.numbering import format_invoice_number
 from app.billing.planner import InvoiceDraft
 from app.billing.vat import TaxTreatment
@@ -27,6 +26,7 @@ from app.chain.sealing import pending
 from app.extensions import db
 from app.models import Invoice, InvoiceLine, InvoiceSequence, LegalEntity
 from app.models.types import utcnow
+from app.outbox import emit_many, event_encoder, event_row
 
 
 INVOICE_COLUMNS = (

@@ -5,13 +5,14 @@ from decimal import Decimal
 
 from sqlalchemy import case, func, select, update
 
-from app.agents.events import emit
 from app.audit import Actor, record
 from app.billing.money import round_money
 from app.extensions import db
 from app.models import BillingRun, BillingRunItem, Invoice
 from app.models.runs import ACTIVE_RUN_STATUSES
 from app.models.types import utcnow
+from app.outbox import emit
+from app.queues import relay_soon
 
 
 def finish_if_done(run_id: int) -> bool:
@@ -37,8 +38,6 @@ def finish_if_done(run_id: int) -> bool:
                                    "invoices": run.invoices_created, "totals": run.totals},
          legal_entity_id=run.legal_entity_id, billing_run_id=run.id, depth=run.event_depth)
     db.session.commit()
-    from app.agents.jobs import relay_soon
-
     relay_soon()
     return True
 

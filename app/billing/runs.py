@@ -21,7 +21,6 @@ from flask import current_app
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.agents.events import emit
 from app.agents.registry import BILLING_RUN
 from app.audit import Actor, record
 from app.billing.chunks import process_chunk
@@ -31,7 +30,8 @@ from app.extensions import db
 from app.models import AgentDefinition, BillingRun, BillingRunChunk, BillingRunItem, Contract, LegalEntity
 from app.models.runs import ACTIVE_RUN_STATUSES, RUN_TRIGGERS
 from app.models.types import utcnow
-from app.queues import REDIS_DOWN
+from app.outbox import emit
+from app.queues import REDIS_DOWN, chunk_job_id, enqueue_billing_chunk, enqueue_billing_run, get_redis
 
 log = logging.getLogger(__name__)
 
@@ -205,8 +205,6 @@ def start_billing_run(
     message = f"{kind} #{run.number} queued for {entity.code}, as of {as_of.isoformat()}."
     if enqueue:
         try:
-            from app.agents.jobs import enqueue_billing_run
-
             run.rq_job_id = enqueue_billing_run(run.id)
             db.session.commit()
         except Exception as error:  # Redis down: say so on the run, lose nothing
@@ -300,8 +298,6 @@ def execute_run(run_id: int, *, inline: bool = False) -> None:
 def _record_chunks(run: BillingRun, *, inline: bool) -> tuple[list[list[int]], dict[str, Any]]:
     """List the run's contracts, split them into chunks of the agent's chunk_size and record those:
     the chunks' contract ids and the settings they are billed with."""
-    from app.agents.jobs import chunk_job_id
-
     settings = agent_settings()
     ids = billable_contract_ids(run.legal_entity_id, run.contract_ids)
     size = int(settings["chunk_size"])
@@ -329,9 +325,6 @@ def billable_contract_ids(entity_id: int, only: list[int] | None = None) -> list
 def _enqueue_chunks(run_id: int, chunks: list[list[int]], settings: dict[str, Any]) -> None:
     """One chunk job per chunk, sent to Redis at once. If Redis fails here, the chunks are recorded:
     the supervisor enqueues their jobs once Redis answers."""
-    from app.agents.jobs import enqueue_billing_chunk
-    from app.queues import get_redis
-
     try:
         with get_redis().pipeline() as pipe:
             for contract_ids in chunks:

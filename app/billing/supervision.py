@@ -43,7 +43,7 @@ from app.extensions import db
 from app.models import BillingRun, BillingRunChunk, BillingRunItem
 from app.models.runs import ACTIVE_RUN_STATUSES
 from app.models.types import utcnow
-from app.queues import get_redis
+from app.queues import enqueue_billing_chunk, enqueue_billing_run, get_redis
 
 log = logging.getLogger(__name__)
 
@@ -257,8 +257,6 @@ def _chunk_done(chunk_id: int) -> bool:
 # ------------------------------------------------------------------ re-queueing
 def _requeue(run: BillingRun, work: Work, state: JobState, connection: Redis) -> bool:
     """Put the work back on its queue, once (a concurrent supervisor finds it taken), with an audit entry."""
-    from app.agents.jobs import enqueue_billing_chunk, enqueue_billing_run
-
     if work.chunk is not None:
         taken = db.session.execute(
             update(BillingRunChunk).where(BillingRunChunk.id == work.chunk.id,

@@ -22,9 +22,13 @@ from flask import current_app
 from sqlalchemy import and_, exists, select
 from sqlalchemy.exc import IntegrityError
 
+from app.agents.events import ALIVE, handling_grace_seconds, job_statuses, subscribers
+from app.agents.registry import INVOICE_DELIVERY
+from app.agents.service import enqueue_resend
 from app.audit import Actor, record
 from app.billing.money import round_money
 from app.billing.references import format_creditor_reference
+from app.bulk import for_each_id
 from app.delivery.mail import MailError, build_message, send
 from app.formatting import format_money
 from app.documents.facts import DocumentError
@@ -32,6 +36,7 @@ from app.extensions import db
 from app.models import AgentDefinition, Customer, Invoice, InvoiceDelivery
 from app.models.delivery import DELIVERY_IN_PROGRESS
 from app.models.types import utcnow
+from app.queues import get_redis, resend_job_id
 
 log = logging.getLogger(__name__)
 AGENT = Actor.system("Invoice Delivery Agent")
@@ -51,8 +56,6 @@ class DeliveryFailed(RuntimeError):
 
 
 def settings() -> dict:
-    from app.agents.registry import INVOICE_DELIVERY
-
     agent = db.session.scalar(select(AgentDefinition).where(AgentDefinition.key == INVOICE_DELIVERY.key))
     return {**INVOICE_DELIVERY.defaults(), **((agent.configuration if agent else None) or {})}
 
@@ -60,8 +63,6 @@ def settings() -> dict:
 def in_flight_seconds() -> int:
     """How long an attempt may be in flight before it is taken as lost: the delivery job's timeout
     (after which RQ stops the job) and a minute; DELIVERY_IN_FLIGHT_SECONDS overrides it."""
-    from app.agents.registry import INVOICE_DELIVERY
-
     configured = current_app.config.get("DELIVERY_IN_FLIGHT_SECONDS")
     return int(configured) if configured else (INVOICE_DELIVERY.job_timeout or 180) + 60
 
@@ -120,7 +121,7 @@ def deliver_invoice(invoice_id: int, *, delivery_id: int | None = None, final_at
     if not customer.email:
         return _no_email(invoice, delivery, customer)
     try:
-        from app.documents.service import checked_document
+        from app.documents.service import checked_document  # WeasyPrint: loaded on the first send, not by every web page
 
         document = checked_document(invoice)
         db.session.commit()
@@ -261,9 +262,6 @@ def settle_lost_attempts(now: datetime | None = None) -> int:
 
 def requeue_lost_resends(now: datetime | None = None) -> int:
     """Enqueue again the resends a person asked for whose job Redis lost (not started, not retrying)."""
-    from app.agents.events import ALIVE, handling_grace_seconds, job_statuses
-    from app.agents.jobs import resend_job_id
-
     now = now or utcnow()
     waiting = list(db.session.scalars(select(InvoiceDelivery).where(
         InvoiceDelivery.kind == "resend", InvoiceDelivery.status.in_(DELIVERY_IN_PROGRESS),
@@ -316,8 +314,6 @@ class DeliveryState:
 def delivery_states(invoices: list[Invoice], now: datetime | None = None) -> dict[int, DeliveryState]:
     """Invoice id → its e-mail's state, for the posted ones of `invoices` (drafts have none); a few
     queries whatever their number."""
-    from app.agents.events import subscribers
-    from app.bulk import for_each_id
 
     posted = [invoice for invoice in invoices if invoice.status != "draft" and invoice.posted_at is not None]
     if not posted:
@@ -423,7 +419,6 @@ class BulkResendPlan:
 def resend_plan(invoices: list[Invoice], kind: str = "selected") -> BulkResendPlan:
     """Of `invoices`, those a resend e-mails again; the rest left alone with the reason: not posted, a delivery
     still in progress, no customer e-mail address. Two queries whatever their number; writes nothing."""
-    from app.bulk import for_each_id
 
     busy = {row.key for row in for_each_id(select(InvoiceDelivery.id).where(
         InvoiceDelivery.status.in_(DELIVERY_IN_PROGRESS)), InvoiceDelivery.invoice_id, [i.id for i in invoices])}
@@ -476,9 +471,6 @@ def request_bulk_resend(legal_entity_id: int, actor: Actor, kind: str = "undeliv
 
 def enqueue_resends(deliveries: list[InvoiceDelivery]) -> None:
     """Hand committed resends to the delivery queue in one pipeline."""
-    from app.agents.jobs import enqueue_resend
-    from app.queues import get_redis
-
     pipeline = get_redis().pipeline()
     for delivery in deliveries:
         enqueue_resend(delivery.invoice_id, delivery.id, pipeline=pipeline)

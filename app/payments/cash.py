@@ -22,7 +22,6 @@ from decimal import Decimal
 from flask import current_app
 from sqlalchemy import select
 
-from app.agents.events import emit
 from app.agents.registry import get_spec
 from app.audit import Actor, audit_row, record, record_many
 from app.banking.statements import Entry, Statement, StatementError, read_statement
@@ -34,6 +33,7 @@ from app.extensions import db
 from app.models import (AgentDefinition, BankEntry, BankStatement, Contract, Customer, CustomerCredit,
                         Invoice, LegalEntity, Payment, SepaBatchItem)
 from app.models.types import utcnow
+from app.outbox import emit
 from app.payments import matching
 from app.payments.ledger import PaymentError, PaymentRequest, locked_dues, record_payment, record_payments
 

@@ -8,11 +8,11 @@ from datetime import date, timedelta
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from app.agents.events import emit
 from app.audit import Actor, record
 from app.extensions import db
 from app.models import AgentDefinition, Collection, Customer, Invoice, LegalEntity, Payment, SepaBatchItem
 from app.models.types import utcnow
+from app.outbox import emit
 from app.payments.connectors import CONNECTORS
 from app.payments.ledger import record_payment
 

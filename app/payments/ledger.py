@@ -8,7 +8,6 @@ from decimal import Decimal
 
 from sqlalchemy import bindparam, select, update
 
-from app.agents.events import emit, emit_many, event_row
 from app.audit import Actor, audit_row, record, record_many
 from app.bulk import copy_rows, new_ids
 from app.billing.money import round_money
@@ -17,6 +16,7 @@ from app.extensions import db
 from app.formatting import format_money
 from app.models import Collection, CustomerCredit, Invoice, LegalEntity, Payment, SepaBatch, SepaBatchItem
 from app.models.types import utcnow
+from app.outbox import emit, emit_many, event_row
 from app.records import validation as v
 
 

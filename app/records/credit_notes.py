@@ -18,7 +18,6 @@ from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import select
 
-from app.agents.events import emit
 from app.audit import Actor, record
 from app.billing.crediting import CreditSplitError, credit_lines_for_amount
 from app.billing.ledger import lock_entity, take_numbers
@@ -29,6 +28,7 @@ from app.extensions import db
 from app.formatting import format_money
 from app.models import CustomerCredit, Invoice, InvoiceLine
 from app.models.types import utcnow
+from app.outbox import emit
 from app.payments.ledger import lock_invoice
 from app.payments.sepa import follow_credit
 from app.records import validation as v

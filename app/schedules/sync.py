@@ -16,8 +16,10 @@ from redis import Redis
 from rq.job import Job
 from rq_scheduler import Scheduler
 
+from app.extensions import db
+from app.models import ScheduledJob
 from app.models.types import utcnow
-from app.queues import get_redis
+from app.queues import FIRE_SCHEDULE_JOB, JOBS, get_redis, schedule_task
 from app.schedules.service import list_schedules, upcoming
 
 log = logging.getLogger(__name__)
@@ -32,9 +34,12 @@ SYNCED_KEY = "arbill:scheduler:synced"
 class SystemJob:
     id: str
     cron: str  # UTC
-    func: str
-    queue: str = "default"
+    func: str  # a job declared in app/queues.py JOBS, which says its queue
     description: str = ""
+
+    @property
+    def queue(self) -> str:
+        return JOBS[self.func].queue
 
 
 SYSTEM_JOBS = (
@@ -45,7 +50,7 @@ SYSTEM_JOBS = (
     SystemJob("system-schedule-sync", "* * * * *", "app.agents.jobs.schedule_sync_job",
               description="keep rq-scheduler in step with the schedules"),
     SystemJob("system-collection-retries", "15 * * * *", "app.agents.jobs.collection_retries_job",
-              queue="collection", description="present SEPA retries whose day has come"),
+              description="present SEPA retries whose day has come"),
 )
 
 
@@ -67,8 +72,6 @@ def _scheduled(sched: Scheduler) -> dict[str, tuple[Job, datetime]]:
 
 def sync_schedules(connection: Redis | None = None, now: datetime | None = None) -> SyncResult:
     """Make rq-scheduler hold one job per enabled schedule (at its next slot) and the system jobs."""
-    from app.agents.jobs import fire_schedule_job
-
     sched = scheduler(connection)
     now = now or utcnow()
     existing = _scheduled(sched)
@@ -95,8 +98,8 @@ def sync_schedules(connection: Redis | None = None, now: datetime | None = None)
             result.replaced += 1
         else:
             result.added += 1
-        sched.enqueue_at(slot, fire_schedule_job, *args, job_id=job_id, queue_name="billing",
-                         job_description=f"schedule #{schedule.id} at {slot.isoformat()}")  # ids only: RQ shows it
+        schedule_task(sched, slot, FIRE_SCHEDULE_JOB, *args, job_id=job_id,
+                      description=f"schedule #{schedule.id} at {slot.isoformat()}")  # ids only: RQ shows it
     for job_id, (job, _when) in existing.items():
         if job_id.startswith(PREFIX) and job_id not in wanted:
             sched.cancel(job)
@@ -109,10 +112,6 @@ def sync_schedules(connection: Redis | None = None, now: datetime | None = None)
 
 def schedule_next_slot(schedule_id: int, after: datetime) -> None:
     """After a fire: put the schedule's following slot into rq-scheduler (same stable job id)."""
-    from app.agents.jobs import fire_schedule_job
-    from app.extensions import db
-    from app.models import ScheduledJob
-
     schedule = db.session.get(ScheduledJob, schedule_id)
     if schedule is None or not schedule.enabled:
         return
@@ -123,8 +122,8 @@ def schedule_next_slot(schedule_id: int, after: datetime) -> None:
     job_id = f"{PREFIX}{schedule.id}"
     if job_id in sched:
         sched.cancel(job_id)
-    sched.enqueue_at(slot, fire_schedule_job, schedule.id, slot.isoformat(), job_id=job_id, queue_name="billing",
-                     job_description=f"schedule #{schedule.id} at {slot.isoformat()}")  # ids only: RQ shows it
+    schedule_task(sched, slot, FIRE_SCHEDULE_JOB, schedule.id, slot.isoformat(), job_id=job_id,
+                  description=f"schedule #{schedule.id} at {slot.isoformat()}")  # ids only: RQ shows it
 
 
 def _sync_system_jobs(sched: Scheduler, existing: dict[str, tuple[Job, datetime]]) -> None:

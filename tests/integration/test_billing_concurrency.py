@@ -13,7 +13,7 @@ from rq.registry import StartedJobRegistry
 from sqlalchemy import func, insert, select
 
 from app import create_app
-from app.agents.events import emit, relay_outbox, requeue_unhandled
+from app.agents.events import relay_outbox, requeue_unhandled
 from app.audit import Actor
 from app.billing.chunks import process_chunk
 from app.billing.ledger import lock_entity
@@ -21,6 +21,7 @@ from app.billing.runs import start_billing_run
 from app.billing.supervision import supervise_runs
 from app.extensions import db
 from app.models import BillingRun, BillingRunItem, Contract, ContractLine, Customer, Event, EventHandling, Invoice
+from app.outbox import emit
 from app.queues import get_redis
 from tests.conftest import ROOT, make_config
 from tests.factories import CUSTOMER_ADDRESS, make_contract, make_entity

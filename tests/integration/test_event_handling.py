@@ -9,7 +9,7 @@ from rq.job import Job
 from sqlalchemy import func, select
 
 from app.agents.events import pending_handlings, relay_outbox, requeue_unhandled
-from app.agents.jobs import agent_event_job_id
+from app.queues import agent_event_job_id
 from app.audit import Actor
 from app.billing.runs import execute_run, start_billing_run
 from app.extensions import db

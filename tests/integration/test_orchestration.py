@@ -3,9 +3,10 @@ from datetime import date
 
 from sqlalchemy import func, select
 
-from app.agents.events import emit, relay_outbox, subscribers
+from app.agents.events import relay_outbox, subscribers
 from app.extensions import db
 from app.models import AgentDefinition, AuditEntry, Event, OrchestrationRule
+from app.outbox import emit
 from app.queues import get_redis
 from tests.factories import make_entity
 

@@ -19,7 +19,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry
 from sqlalchemy import select
 
-from app.agents.jobs import enqueue_agent_event
+from app.agents.service import enqueue_agent_event
 from app.audit import Actor
 from app.billing.runs import execute_run, start_billing_run
 from app.extensions import db

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user
 
-from app.agents.jobs import relay_soon
+from app.queues import relay_soon
 from app.audit import Actor
 from app.delivery.service import resend_plan
 from app.extensions import db

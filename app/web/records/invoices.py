@@ -14,7 +14,8 @@ from app.models.invoices import DOCUMENT_KINDS
 from app.models.payments import SHOWN_STATUSES
 from app.records import invoices as service
 from app.records.customers import entity_customers
-from app.agents.jobs import relay_soon
+from app.agents.service import enqueue_resend
+from app.queues import relay_soon
 from app.delivery.service import (DELIVERY_FILTERS, bulk_resend_plan, delivery_state, delivery_states,
                                    document_filename, undelivered_minutes)
 from app.records.validation import FieldError, ValidationError
@@ -257,7 +258,6 @@ def invoice_pdf(invoice_id: int):
 @bp.post("/invoices/<int:invoice_id>/resend")
 @role_required("accountant")
 def invoice_resend(invoice_id: int):
-    from app.agents.jobs import enqueue_resend
     from app.delivery.service import request_resend
 
     invoice = get_invoice(invoice_id)
