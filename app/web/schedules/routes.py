@@ -97,7 +97,8 @@ def detail(schedule_id: int):
 def _form(entity: LegalEntity | None, values: dict[str, Any], errors: dict[str, str],
           schedule: ScheduledJob | None = None, status: int = 200) -> Response:
     response = render("schedules/form.html", entity=entity, schedule=schedule, values=values, errors=errors,
-                      agents=schedulable_agents(), presets=PRESET_CHOICES, weekdays=WEEKDAY_CHOICES,
+                      agents=schedulable_agents(entity.id if entity else None), presets=PRESET_CHOICES,
+                      weekdays=WEEKDAY_CHOICES,
                       preview=_preview(values, entity))
     response.status_code = status
     return response
@@ -123,7 +124,7 @@ def _check(values: dict[str, Any], agent_keys: set[str] | None) -> dict[str, str
 @role_required("accountant")
 def new():
     entity = current_entity()
-    agents = schedulable_agents()
+    agents = schedulable_agents(entity.id if entity else None)
     if request.method == "GET":
         return _form(entity, default_values(agents[0].key if agents else ""), {})
     values = form_values(request.form)
