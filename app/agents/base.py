@@ -96,6 +96,10 @@ class AgentSpec:
     bills: bool = False
     # A template for custom agents (app/agents/templates), not an agent of its own.
     template: bool = False
+    # An extra panel on the agent's Overview tab: a Jinja template and a function giving its context from the
+    # agent row (e.g. a webhook's delivery log).
+    overview_panel: str | None = None
+    overview_context: Callable[["AgentDefinition"], dict[str, Any]] | None = None
     # A "days"-type setting holding the minutes after which a failed job is retried (RQ Retry).
     retry_setting: str | None = None
     # Seconds one of its jobs may run before RQ stops it (None: RQ's default, 180).
