@@ -24,7 +24,7 @@ from rq.timeouts import BaseTimeoutException
 from app.agents.events import NotActedYet, mark_handled, relay_outbox, requeue_unhandled
 from app.agents.builtin.invoice_delivery import is_final_attempt
 from app.agents.registry import handler_for
-from app.agents.runs import execute_run
+from app.agents.runs import execute_agent_run
 from app.agents.service import get_agent
 from app.billing.runs import execute_run
 from app.billing.chunks import process_chunk
@@ -147,7 +147,7 @@ def reschedule_job(schedule_id: int, after_iso: str) -> None:
 @ids_only("agent run {0}")
 def agent_run_job(agent_run_id: int) -> str | None:
     """A run of an agent for a legal entity (Run button, `flask agents run`); its outcome is on the run."""
-    run = execute_run(agent_run_id)
+    run = execute_agent_run(agent_run_id)
     return run.status if run is not None else None
 
 

@@ -1,6 +1,6 @@
 """Runs of any agent for a legal entity: the Run button, a schedule's fire, `flask agents run`, a test.
 
-`request_run` records the run (queued) and enqueues it on the agent's queue after commit; `execute_run` (the
+`request_run` records the run (queued) and enqueues it on the agent's queue after commit; `execute_agent_run` (the
 job, or a schedule's fire inline) calls the agent's `run` with its settings and records what it did. Every run
 is an `agent_runs` row and an audit entry; a billing agent's run also points at the billing run it started.
 """
@@ -74,10 +74,10 @@ def run_inline(agent: AgentDefinition, entity: LegalEntity, trigger: str, actor:
     check_runnable(agent, entity, trigger)
     run = _new_run(agent, entity, trigger, actor, None)
     db.session.commit()
-    return execute_run(run.id, slot=slot, trigger_ref=trigger_ref)
+    return execute_agent_run(run.id, slot=slot, trigger_ref=trigger_ref)
 
 
-def execute_run(run_id: int, *, slot: datetime | None = None, trigger_ref: str = "") -> AgentRun:
+def execute_agent_run(run_id: int, *, slot: datetime | None = None, trigger_ref: str = "") -> AgentRun:
     """Run a recorded agent run (the job). A run already finished is not run again (a job seen twice)."""
     run = db.session.get(AgentRun, run_id)
     if run is None or run.status in FINAL:
