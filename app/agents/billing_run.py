@@ -6,7 +6,8 @@ from datetime import date
 from sqlalchemy import select
 
 from app.audit import Actor, record
-from app.billing.runs import RunRefused, start_billing_run
+from app.billing.runs import start_billing_run
+from app.errors import RunRefused
 from app.extensions import db
 from app.models import Event, LegalEntity
 

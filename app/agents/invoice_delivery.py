@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rq import get_current_job
 
-from app.agents.events import NotActedYet
 from app.delivery.service import deliver_invoice
+from app.errors import NotActedYet
 from app.models import Event
 
 DELIVERED_EVENTS = ("invoice.issued", "credit_note.issued")

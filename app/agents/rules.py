@@ -13,9 +13,9 @@ from sqlalchemy.exc import IntegrityError
 
 from app.agents.registry import AGENTS
 from app.audit import Actor, record
+from app.errors import ValidationError
 from app.extensions import db
 from app.models import AgentDefinition, OrchestrationRule
-from app.records.validation import ValidationError
 
 # Lower-case words joined by one dot, e.g. invoice.paid or payment.retry_scheduled.
 EVENT_TYPE = re.compile(r"[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*")

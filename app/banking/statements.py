@@ -34,10 +34,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Iterable
 
+from app.errors import StatementError
+
 FORMATS = ("camt053", "mt940", "csv")
 MAX_BYTES = 20 * 1024 * 1024   # the default size guard; the app passes its STATEMENT_MAX_BYTES
 MAX_ENTRIES = 200_000
-MAX_PROBLEMS = 50              # listed in one error; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -77,17 +78,6 @@ class Statement:
     entries: tuple[Entry, ...]
     skipped: int = 0                    # entries not booked (pending, information only): not read
     notes: tuple[str, ...] = ()         # how a CSV was read: "the file uses ';' — read as such"
-
-
-class StatementError(ValueError):
-    """The file cannot be read as a statement; `problems` says every reason found, in words for a person."""
-
-    def __init__(self, problems: Iterable[str]):
-        self.problems: list[str] = list(problems)
-        if len(self.problems) > MAX_PROBLEMS:
-            more = len(self.problems) - MAX_PROBLEMS
-            self.problems = self.problems[:MAX_PROBLEMS] + [f"… and {more:,} more problem(s) after these"]
-        super().__init__("; ".join(self.problems))
 
 
 def detect(data: bytes) -> str:

@@ -14,8 +14,9 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from app.audit import Actor, record
-from app.billing.money import CurrencyError, InvoiceAmounts, LineError, LineInput, compute_invoice, minor_unit
+from app.billing.money import InvoiceAmounts, LineInput, compute_invoice, minor_unit
 from app.billing.periods import Period, due_period_count, periods_from
+from app.errors import CurrencyError, LineError
 from app.extensions import db
 from app.locale_input import input_date, input_number
 from app.models import Contract, ContractLine, Customer, Invoice, LegalEntity, TaxCode

@@ -11,24 +11,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from app.billing.money import CurrencyError, minor_unit
+from app.billing.money import minor_unit
 from app.billing.periods import FREQUENCIES
-from app.locale_input import LocaleInputError, input_date, input_number, parse_date_text, parse_number
+from app.errors import CurrencyError, FieldError, LocaleInputError, ValidationError
+from app.locale_input import input_date, input_number, parse_date_text, parse_number
 from app.models import Contract, Customer, LegalEntity, Payment
 from app.models.parties import PAYMENT_METHODS
 from app.text import character_name, control_character  # noqa: F401 — part of the field rules' API
-
-
-class FieldError(ValueError):
-    """One field's value is wrong; the message says why."""
-
-
-class ValidationError(ValueError):
-    """A record cannot be saved; `errors` maps field names to messages."""
-
-    def __init__(self, errors: dict[str, str]):
-        self.errors = errors
-        super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
 
 
 _FROM_RAW = object()

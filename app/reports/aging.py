@@ -16,7 +16,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import and_, case, exists, func, literal, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.billing.money import CurrencyError, minor_unit
+from app.billing.money import minor_unit
+from app.errors import CurrencyError
 from app.extensions import db
 from app.models import Customer, Invoice, LegalEntity
 from app.reports.dashboard import OPEN_STATUSES

@@ -7,10 +7,11 @@ from flask import Response, abort, current_app, flash, make_response, redirect, 
 from flask_login import current_user
 
 from app.audit import Actor
+from app.errors import BatchError, OutcomeError, ResultImportFailed
 from app.extensions import db
 from app.models import LegalEntity, SepaBatch, SepaBatchItem
-from app.payments.results import COLUMNS, EXAMPLE, OutcomeError, ResultImportFailed, apply_outcome, import_results
-from app.payments.sepa import BatchError, ClosePreview, close_batch, close_preview, file_name
+from app.payments.results import COLUMNS, EXAMPLE, apply_outcome, import_results
+from app.payments.sepa import ClosePreview, close_batch, close_preview, file_name
 from app.records.precedence import collection_lead_days
 from app.web.collections import bp
 from app.web.collections.queries import (batch_items, batch_rows, batch_total, batches_query,

@@ -7,9 +7,9 @@ from flask_login import current_user
 from app.agents import rules as service
 from app.agents.registry import AGENTS
 from app.audit import Actor
+from app.errors import ValidationError
 from app.extensions import db
 from app.models import OrchestrationRule
-from app.records.validation import ValidationError
 from app.web.decorators import org_admin_required, role_required
 from app.web.helpers import go_to, render
 from app.web.orchestration import bp

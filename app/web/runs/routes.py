@@ -7,7 +7,8 @@ from flask_login import current_user, login_required
 from app.audit import Actor
 from app.billing.queries import run_invoices_query, run_items_query, run_timeline, runs_query
 from app.billing.preview import RunPreview, preview_run
-from app.billing.runs import RunRefused, cancel_run, failed_contract_ids, retry_failed
+from app.billing.runs import cancel_run, failed_contract_ids, retry_failed
+from app.errors import RunRefused
 from app.extensions import db, htmx
 from app.models import BillingRun
 from app.models.runs import ITEM_STATUSES, RUN_STATUSES

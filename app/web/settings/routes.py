@@ -3,15 +3,15 @@ from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from app.accounts import AccountError, create_user, grants_of, set_entity_roles, update_user
-from app.invitations import (InvitationNotSent, invite_user, open_invitation_of, open_invitations, send_invitation,
+from app.accounts import create_user, grants_of, set_entity_roles, update_user
+from app.errors import AccountError, InvitationNotSent, ValidationError
+from app.invitations import (invite_user, open_invitation_of, open_invitations, send_invitation,
                              withdraw_invitation)
 from app.audit import Actor
 from app.extensions import db
 from app.models import LegalEntity, User
 from app.models.accounts import ROLES
 from app.records.entities import EntityInput, create_legal_entity, list_legal_entities, update_legal_entity
-from app.records.validation import ValidationError
 from app.web.decorators import admin_required, org_admin_required
 from app.web.helpers import entity_record_or_404, render
 from app.web.settings import bp
