@@ -153,7 +153,7 @@ def candidates(entry: BankEntry, limit: int = 5) -> list[Invoice]:
     """Open invoices an accountant may assign a waiting credit to, oldest due first: the payer's when the payer
     is a known customer, else any invoice due exactly what of the credit is not applied yet."""
     query = select(Invoice).where(Invoice.legal_entity_id == entry.legal_entity_id, Invoice.kind == "invoice",
-                                  Invoice.status == "issued", Invoice.amount_due > 0,
+                                  Invoice.is_open,
                                   Invoice.currency == entry.currency)
     customers = payers(entry)
     if customers:
