@@ -22,7 +22,7 @@ import hashlib
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
-from app.banking.statements import Entry, Statement, finish, too_many
+from app.banking.statements import AMOUNT_MAX, Entry, Statement, finish, too_many
 from app.billing.money import minor_unit
 from app.billing.references import parse_creditor_references
 from app.errors import CurrencyError, NotReadable, NumberError, StatementError
@@ -122,4 +122,6 @@ def _amount(text: str, number: int, decimals: Decimals, problems: Problems) -> D
         return Decimal(0)
     if value == 0:
         problems.add(number, f"line {number}: amount is zero (positive for money in, negative for money out)")
+    if abs(value) > AMOUNT_MAX:
+        problems.add(number, f"line {number}: amount {text} is larger than Arbill holds ({AMOUNT_MAX})")
     return value

@@ -48,7 +48,7 @@ def clean_lines(entity: LegalEntity, lines: list[dict[str, str]], customer: Cust
     clean_rows: list[dict] = []
     parsers = {"description": v.parse_line_description,
                "quantity": lambda s: v.parse_quantity(v.required(s, "quantity"), locale),
-               "unit_price": lambda s: v.parse_price(v.required(s, "unit price"), locale),
+               "unit_price": lambda s: v.parse_unit_price(v.required(s, "unit price"), locale),
                "vat_rate": lambda s: v.parse_rate(s, locale) if v.optional(s) else None}
     codes = TaxCodes(entity)
     for number, raw in enumerate(lines, start=1):

@@ -15,7 +15,7 @@ from app.billing.money import minor_unit
 from app.billing.periods import FREQUENCIES
 from app.errors import CurrencyError, FieldError, LocaleInputError, ValidationError
 from app.locale_input import input_date, input_number, parse_date_text, parse_number
-from app.models import Contract, Customer, LegalEntity, Payment
+from app.models import Contract, ContractLine, Customer, LegalEntity, Payment
 from app.models.parties import PAYMENT_METHODS
 from app.text import character_name, control_character  # noqa: F401 — part of the field rules' API
 
@@ -85,6 +85,13 @@ def column_length(column) -> int:
     return length
 
 
+def column_maximum(column) -> Decimal:
+    """The largest number a Numeric column holds (`ContractLine.quantity`, Numeric(18, 4) → 99999999999999.9999):
+    a larger one is a database error on PostgreSQL ("numeric field overflow"), so the field rule refuses it."""
+    kind = column.expression.type
+    return Decimal(10) ** (kind.precision - kind.scale) - Decimal(10) ** -kind.scale
+
+
 def parse_decimal(value: str | None, *, minimum: Decimal | None = None, maximum: Decimal | None = None,
                   locale: str | None = None, percent: bool = False) -> Decimal:
     """A number as typed. With `locale` (a web form: the working legal entity's), in that locale's writing
@@ -111,7 +118,13 @@ def parse_decimal(value: str | None, *, minimum: Decimal | None = None, maximum:
 
 
 def parse_quantity(value: str | None, locale: str | None = None) -> Decimal:
-    return parse_decimal(value, minimum=Decimal(0), locale=locale)
+    """A contract or invoice line's quantity: at least 0, at most what its column holds."""
+    return parse_decimal(value, minimum=Decimal(0), maximum=column_maximum(ContractLine.quantity), locale=locale)
+
+
+def parse_unit_price(value: str | None, locale: str | None = None) -> Decimal:
+    """A contract or invoice line's unit price: at least 0, at most what its column holds."""
+    return parse_decimal(value, minimum=Decimal(0), maximum=column_maximum(ContractLine.unit_price), locale=locale)
 
 
 def parse_price(value: str | None, locale: str | None = None) -> Decimal:
