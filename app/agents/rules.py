@@ -62,10 +62,6 @@ def list_rules() -> list[RuleRow]:
     return [RuleRow(rule, agent) for rule, agent in rows]
 
 
-def get_rule(rule_id: int) -> OrchestrationRule | None:
-    return db.session.get(OrchestrationRule, rule_id)
-
-
 def _audit(action: str, rule: OrchestrationRule, actor: Actor) -> None:
     record(f"orchestration.rule_{action}", "orchestration_rule", rule.id, actor, event_type=rule.event_type,
            agent=rule.agent_key)

@@ -1,5 +1,5 @@
 """Settings (admins): legal entities and users."""
-from flask import abort, flash, redirect, request, url_for
+from flask import flash, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -156,7 +156,7 @@ def _send(invitation, actor: Actor, done: str) -> None:
 @bp.post("/users/<int:user_id>/invitation/resend")
 @org_admin_required
 def invitation_resend(user_id: int):
-    user = db.session.get(User, user_id) or abort(404)
+    user = db.get_or_404(User, user_id)
     invitation = open_invitation_of(user)
     if invitation is None:
         flash(f"{user.email} has no open invitation to send again.", "error")
@@ -169,7 +169,7 @@ def invitation_resend(user_id: int):
 @bp.post("/users/<int:user_id>/invitation/withdraw")
 @org_admin_required
 def invitation_withdraw(user_id: int):
-    user = db.session.get(User, user_id) or abort(404)
+    user = db.get_or_404(User, user_id)
     email = user.email
     try:
         withdraw_invitation(user, Actor.for_user(current_user))
@@ -194,7 +194,7 @@ def _chosen_entity(entities: list[LegalEntity], code: str) -> LegalEntity | None
 @bp.route("/users/<int:user_id>/edit", methods=["GET", "POST"])
 @org_admin_required
 def user_edit(user_id: int):
-    user = db.session.get(User, user_id) or abort(404)
+    user = db.get_or_404(User, user_id)
     values, error = {"role": user.role, "active": user.active}, None
     if request.method == "POST":
         values = {"role": request.form.get("role", ""), "active": bool(request.form.get("active"))}
@@ -220,7 +220,7 @@ def _edit_page(user: User, values: dict, error: str | None, grant_error: str | N
 @org_admin_required
 def user_roles(user_id: int):
     """The user's role in each legal entity, as the table on their page sets it (empty: none there)."""
-    user = db.session.get(User, user_id) or abort(404)
+    user = db.get_or_404(User, user_id)
     try:
         roles = {entity: request.form.get(f"role_{entity.id}") or None for entity in list_legal_entities()
                  if f"role_{entity.id}" in request.form}
