@@ -265,6 +265,7 @@ class DeliveryFailed(ExternalFailure, RuntimeError):
     the RQ dashboard and logs); the details are on the delivery and in the audit trail."""
 
 
+# ------------------------------------------------------------------ jobs
 class JobFailed(ArbillError, RuntimeError):
     """A job's error as RQ gets it: which job failed and the error's type, with its stack, without its text
     (`app.agents.jobs.ids_only` raises it)."""
