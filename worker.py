@@ -33,7 +33,7 @@ from rq.worker import WorkerStatus
 from rq.worker.base import SHUTDOWN_SIGNAL
 
 from app import create_app
-from app.agents.registry import AGENTS
+from app.agents.registry import AGENTS, TEMPLATES
 from app.extensions import db
 from app.queues import JOBS, QUEUES, REDIS_DOWN, RedisOutage, get_redis
 
@@ -42,10 +42,11 @@ from app.queues import JOBS, QUEUES, REDIS_DOWN, RedisOutage, get_redis
 IN_PROCESS_QUEUES = frozenset({"delivery"})
 # What jobs run, imported before forking so that no work horse imports it again: the modules of the
 # declared jobs (app/queues.py JOBS; a job module imports the services it calls at module level) and
-# of the agents' event handlers (app/agents/registry.py; agent_event_job finds them by dotted path).
+# of the agents' event handlers (the agent modules app/agents/registry.py finds).
 # The documents' own modules are loaded by warm_up_documents' render.
 JOB_MODULES = tuple(dict.fromkeys([spec.module for spec in JOBS.values()]
-                                  + [spec.handler.partition(":")[0] for spec in AGENTS.values() if spec.handler]))
+                                  + [spec.on_event.__module__ for spec in (*AGENTS.values(), *TEMPLATES.values())
+                                     if spec.on_event is not None]))
 # A render allocates ~200,000 short-lived objects: Python's default (700, 10, 10) makes ~300
 # young collections per invoice. Fewer of them: 4-5 % less CPU per render (bench/render.py).
 GC_THRESHOLD = (50_000, 20, 20)

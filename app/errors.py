@@ -229,6 +229,10 @@ class AsOfRefused(RunRefused):
         self.needs_consent = needs_consent
 
 
+class AgentRunRefused(Refused, RuntimeError):
+    """The agent cannot run for this legal entity now (no runs of its own, disabled, another entity's)."""
+
+
 class ConfirmationRefused(Refused, ValueError):
     """The confirmation does not stand for what would happen now; the message says why."""
 

@@ -59,6 +59,8 @@ class JobSpec:
 
 
 CHUNK_TIMEOUT = 30 * 60
+# Seconds a delivery job may run before RQ stops it (the Invoice Delivery Agent's job_timeout).
+DELIVERY_TIMEOUT = 180
 
 # Every job the app enqueues or schedules, by dotted path: callers name a job, they never import it
 # (app/agents/jobs.py imports the services; the services only import this module).
@@ -67,6 +69,7 @@ JOBS: dict[str, JobSpec] = {spec.path: spec for spec in (
     JobSpec("app.agents.jobs.billing_run_job", "billing", CHUNK_TIMEOUT),
     JobSpec("app.agents.jobs.billing_chunk_job", "billing", CHUNK_TIMEOUT, retries=(5, 30)),
     JobSpec("app.agents.jobs.agent_event_job", None),  # the agent's queue and job_timeout
+    JobSpec("app.agents.jobs.agent_run_job", None),  # the agent's queue and job_timeout
     JobSpec("app.agents.jobs.resend_job", "delivery"),  # Invoice Delivery's job_timeout and retry setting
     JobSpec("app.agents.jobs.relay_job", "default"),
     JobSpec("app.agents.jobs.sweep_job", "default"),
@@ -78,7 +81,7 @@ JOBS: dict[str, JobSpec] = {spec.path: spec for spec in (
 BILLING_RUN_JOB, BILLING_CHUNK_JOB = "app.agents.jobs.billing_run_job", "app.agents.jobs.billing_chunk_job"
 AGENT_EVENT_JOB, RESEND_JOB = "app.agents.jobs.agent_event_job", "app.agents.jobs.resend_job"
 RELAY_JOB, FIRE_SCHEDULE_JOB = "app.agents.jobs.relay_job", "app.agents.jobs.fire_schedule_job"
-RESCHEDULE_JOB = "app.agents.jobs.reschedule_job"
+RESCHEDULE_JOB, AGENT_RUN_JOB = "app.agents.jobs.reschedule_job", "app.agents.jobs.agent_run_job"
 CHUNK_RETRIES = len(JOBS[BILLING_CHUNK_JOB].retries)
 
 
@@ -124,6 +127,10 @@ def chunk_job_id(run_id: int, first_contract_id: int) -> str:
 
 def agent_event_job_id(agent_key: str, event_id: int) -> str:
     return f"{agent_key}-event-{event_id}"
+
+
+def agent_run_job_id(agent_run_id: int) -> str:
+    return f"agent-run-{agent_run_id}"
 
 
 def resend_job_id(delivery_id: int) -> str:

@@ -120,12 +120,28 @@ def run_migrations_online():
 
         with context.begin_transaction():
             context.run_migrations()
+            sync_agents_at_head(connection)
         if sqlite:
             broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
             connection.exec_driver_sql("PRAGMA foreign_keys=ON")
             connection.commit()
             if broken:
                 raise RuntimeError(f"after the migration, rows reference rows that do not exist: {broken[:10]}")
+
+
+def sync_agents_at_head(connection):
+    """At the newest revision, write the built-in agents' rows from their modules (no migration per agent)."""
+    from alembic.script import ScriptDirectory
+
+    from app.agents.definitions import sync_definitions
+
+    heads = set(ScriptDirectory.from_config(config).get_heads())
+    if set(context.get_context().get_current_heads()) == heads:
+        result = sync_definitions(connection)
+        for key in result.created:
+            logger.info("Agent %s added", key)
+        for key in result.updated:
+            logger.info("Agent %s updated from its module", key)
 
 
 if context.is_offline_mode():

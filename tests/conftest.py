@@ -132,8 +132,11 @@ def _clean_state(request):
         db.session.remove()
         tables = [t for t in reversed(db.metadata.sorted_tables) if t.name not in KEEP_TABLES]
         with db.engine.begin() as conn:
+            remove_custom_agents(conn)
             if conn.dialect.name == "postgresql":
                 conn.execute(text("TRUNCATE " + ", ".join(t.name for t in tables) + " RESTART IDENTITY CASCADE"))
+                # (the cascade empties agent_definitions too: it references legal entities and users)
+                sync_definitions(conn)
             else:
                 # SQLite has no TRUNCATE: the append-only triggers (migration 0016) step aside while it empties.
                 triggers = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")).all()
@@ -148,8 +151,28 @@ def _clean_state(request):
         get_redis().flushdb()
 
 
+def sync_definitions(conn) -> None:
+    from app.agents.definitions import sync_definitions as write_rows
+
+    write_rows(conn)
+
+
 def _has_sqlite_sequence(conn) -> bool:
     return bool(conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")).first())
+
+
+def remove_custom_agents(conn) -> None:
+    """Custom agents made by a test go, with what references them."""
+    custom = "SELECT id FROM agent_definitions WHERE custom"
+    for table, column in (("agent_runs", "agent_id"), ("agent_versions", "agent_id"),
+                          ("webhook_deliveries", "agent_id")):
+        conn.execute(text(f"DELETE FROM {table} WHERE {column} IN ({custom})"))
+    conn.execute(text(f"DELETE FROM schedule_fires WHERE scheduled_job_id IN "
+                      f"(SELECT id FROM scheduled_jobs WHERE agent_id IN ({custom}))"))
+    conn.execute(text(f"DELETE FROM scheduled_jobs WHERE agent_id IN ({custom})"))
+    conn.execute(text("DELETE FROM orchestration_rules WHERE agent_key IN "
+                      "(SELECT key FROM agent_definitions WHERE custom)"))
+    conn.execute(text("DELETE FROM agent_definitions WHERE custom"))
 
 
 def reset_agent_definitions(conn) -> None:

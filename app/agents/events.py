@@ -21,7 +21,7 @@ from app.audit import Actor, record
 from app.bulk import copy_rows, for_each_id
 from app.errors import NotActedYet
 from app.extensions import db
-from app.agents.registry import AGENTS
+from app.agents.registry import spec_for_key
 from app.agents.service import enqueue_agent_event, retry_policy
 from app.models import AgentDefinition, Event, EventHandling, OrchestrationRule
 from app.models.types import utcnow
@@ -50,7 +50,12 @@ def subscribers(event_type: str) -> list[str]:
                AgentDefinition.enabled.is_(True))
         .order_by(OrchestrationRule.id)
     )
-    return [key for key in keys if key in AGENTS]
+    return [key for key in keys if _handles_events(key)]
+
+
+def _handles_events(key: str) -> bool:
+    spec = spec_for_key(key)
+    return spec is not None and spec.on_event is not None
 
 
 HANDLING_COLUMNS = ("event_id", "agent_key", "status", "enqueued_at", "enqueues")

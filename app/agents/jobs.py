@@ -22,8 +22,10 @@ from rq.job import Dependency
 from rq.timeouts import BaseTimeoutException
 
 from app.agents.events import mark_handled, relay_outbox, requeue_unhandled
-from app.agents.invoice_delivery import is_final_attempt
+from app.agents.builtin.invoice_delivery import is_final_attempt
 from app.agents.registry import handler_for
+from app.agents.runs import execute_agent_run
+from app.agents.service import get_agent
 from app.billing.runs import execute_run
 from app.billing.chunks import process_chunk
 from app.billing.supervision import supervise_runs
@@ -139,6 +141,13 @@ def reschedule_job(schedule_id: int, after_iso: str) -> None:
     schedule_next_slot(schedule_id, datetime.fromisoformat(after_iso))
 
 
+@ids_only("agent run {0}")
+def agent_run_job(agent_run_id: int) -> str | None:
+    """A run of an agent for a legal entity (Run button, `flask agents run`); its outcome is on the run."""
+    run = execute_agent_run(agent_run_id)
+    return run.status if run is not None else None
+
+
 @ids_only("{0} on event {1}")
 def agent_event_job(agent_key: str, event_id: int) -> Any:
     """Run an agent for an event; agents tolerate seeing an event twice."""
@@ -146,7 +155,7 @@ def agent_event_job(agent_key: str, event_id: int) -> Any:
     if event is None:
         return None
     try:
-        outcome = handler_for(agent_key)(event)
+        outcome = handler_for(agent_key)(event, get_agent(agent_key))
     except NotActedYet as waiting:
         return str(waiting)
     mark_handled(event_id, agent_key)

@@ -1,6 +1,7 @@
 """Orchestration rules: which agent the relay runs when an event happens.
 
-Migrations create the default rules (`registry.DEFAULT_RULES`); admins enable, disable, add and
+A new installation gets each agent's default subscriptions (`AgentSpec.subscribes`, written by
+`app.agents.definitions.sync_definitions`); admins enable, disable, add and
 delete them. Every change is audited. The relay reads the rules through `events.subscribers`.
 """
 from __future__ import annotations
@@ -11,7 +12,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app.agents.registry import AGENTS
+from app.agents.registry import spec_for_key, spec_of
+from app.agents.service import list_agents
 from app.audit import Actor, record
 from app.errors import ValidationError
 from app.extensions import db
@@ -23,7 +25,7 @@ EVENT_TYPE_MAX = 64
 
 
 def agent_name(key: str) -> str:
-    spec = AGENTS.get(key)
+    spec = spec_for_key(key)
     return spec.name if spec else key
 
 
@@ -38,7 +40,7 @@ class RuleRow:
 
     @property
     def agent_enabled(self) -> bool:
-        return self.agent is not None and self.agent.enabled and self.rule.agent_key in AGENTS
+        return self.agent is not None and self.agent.enabled and spec_of(self.agent) is not None
 
     @property
     def active(self) -> bool:
@@ -48,8 +50,17 @@ class RuleRow:
     @property
     def declared(self) -> bool:
         """Whether the agent lists the event among its trigger events (others it may ignore)."""
-        spec = AGENTS.get(self.rule.agent_key)
-        return spec is not None and self.rule.event_type in spec.trigger_events
+        return self.agent is not None and self.rule.event_type in (self.agent.trigger_events or [])
+
+
+def takes_events(agent: AgentDefinition) -> bool:
+    spec = spec_of(agent)
+    return spec is not None and spec.on_event is not None
+
+
+def event_agents() -> list[AgentDefinition]:
+    """The agents a rule can run (built-in and custom ones that handle events)."""
+    return [a for a in list_agents() if takes_events(a)]
 
 
 def list_rules() -> list[RuleRow]:
@@ -98,8 +109,8 @@ def add_rule(event_type: str, agent_key: str, actor: Actor) -> OrchestrationRule
         errors["event_type"] = str(error)
     agent_key = (agent_key or "").strip()
     agent = db.session.scalar(select(AgentDefinition).where(AgentDefinition.key == agent_key))
-    if agent_key not in AGENTS or agent is None:
-        errors["agent_key"] = f"choose one of the agents: {', '.join(AGENTS)}"
+    if agent is None or not takes_events(agent):
+        errors["agent_key"] = f"choose one of the agents: {', '.join(a.key for a in event_agents())}"
     if errors:
         raise ValidationError(errors)
     duplicate = _duplicate_error(event_type, agent)

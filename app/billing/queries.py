@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from sqlalchemy import Select, select
 
+from app.agents.registry import spec_for_key
 from app.formatting import format_money
 from app.extensions import db
 from app.models import AuditEntry, BillingRun, BillingRunItem, Contract, Customer, Invoice
@@ -107,12 +108,8 @@ def detail_money(amount, currency: str | None, locale: str) -> str:
 
 
 def _agent_name(key: str | None) -> str:
-    from app.agents.registry import get_spec
-
-    try:
-        return get_spec(key or "").name
-    except KeyError:
-        return key or "an agent"
+    spec = spec_for_key(key or "")
+    return spec.name if spec is not None else (key or "an agent")
 
 
 def _plural(count: int | None, word: str) -> str:

@@ -21,7 +21,7 @@ from flask import current_app
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.agents.registry import BILLING_RUN
+from app.agents.settings import agent_row, configuration_of
 from app.audit import Actor, record
 from app.billing.chunks import process_chunk
 from app.billing.periods import period_label
@@ -46,7 +46,7 @@ class StartResult:
 
 # ------------------------------------------------------------------ configuration
 def billing_agent() -> AgentDefinition:
-    agent = db.session.scalar(select(AgentDefinition).where(AgentDefinition.key == BILLING_RUN.key))
+    agent = agent_row("billing_run")
     if agent is None:
         raise RunRefused("the Billing Run Agent is missing: run `flask db upgrade`")
     return agent
@@ -54,7 +54,7 @@ def billing_agent() -> AgentDefinition:
 
 def agent_settings() -> dict[str, Any]:
     """The agent's configuration over the registry's defaults."""
-    return {**BILLING_RUN.defaults(), **(billing_agent().configuration or {})}
+    return configuration_of(billing_agent())
 
 
 def enabled_agent_settings() -> dict[str, Any]:
@@ -62,7 +62,7 @@ def enabled_agent_settings() -> dict[str, Any]:
     agent = billing_agent()
     if not agent.enabled:
         raise RunRefused("the Billing Run Agent is disabled: enable it under Agents > Definitions")
-    return {**BILLING_RUN.defaults(), **(agent.configuration or {})}
+    return configuration_of(agent)
 
 
 def default_as_of(entity: LegalEntity, settings: dict[str, Any], now: datetime | None = None) -> date:

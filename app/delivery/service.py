@@ -23,7 +23,7 @@ from sqlalchemy import and_, exists, select
 from sqlalchemy.exc import IntegrityError
 
 from app.agents.events import ALIVE, handling_grace_seconds, job_statuses, subscribers
-from app.agents.registry import INVOICE_DELIVERY
+from app.agents.settings import agent_settings
 from app.agents.service import enqueue_resend
 from app.audit import Actor, record
 from app.billing.money import round_money
@@ -33,10 +33,10 @@ from app.delivery.mail import build_message, send
 from app.errors import DeliveryFailed, DocumentError, MailError
 from app.formatting import format_money
 from app.extensions import db
-from app.models import AgentDefinition, Customer, Invoice, InvoiceDelivery
+from app.models import Customer, Invoice, InvoiceDelivery
 from app.models.delivery import DELIVERY_IN_PROGRESS
 from app.models.types import utcnow
-from app.queues import get_redis, resend_job_id
+from app.queues import DELIVERY_TIMEOUT, get_redis, resend_job_id
 
 log = logging.getLogger(__name__)
 AGENT = Actor.system("Invoice Delivery Agent")
@@ -51,15 +51,14 @@ class DeliveryOutcome:
 
 
 def settings() -> dict:
-    agent = db.session.scalar(select(AgentDefinition).where(AgentDefinition.key == INVOICE_DELIVERY.key))
-    return {**INVOICE_DELIVERY.defaults(), **((agent.configuration if agent else None) or {})}
+    return agent_settings("invoice_delivery")
 
 
 def in_flight_seconds() -> int:
     """How long an attempt may be in flight before it is taken as lost: the delivery job's timeout
     (after which RQ stops the job) and a minute; DELIVERY_IN_FLIGHT_SECONDS overrides it."""
     configured = current_app.config.get("DELIVERY_IN_FLIGHT_SECONDS")
-    return int(configured) if configured else (INVOICE_DELIVERY.job_timeout or 180) + 60
+    return int(configured) if configured else DELIVERY_TIMEOUT + 60
 
 
 def _auto_delivery(invoice: Invoice) -> InvoiceDelivery:

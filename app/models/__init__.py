@@ -1,6 +1,7 @@
 """The data model, one module per domain. Import from here: `from app.models import Invoice`."""
 from app.models.accounts import EntityRole, Invitation, RecoveryCode, User
-from app.models.agents import AgentDefinition, OrchestrationRule, ScheduledJob, ScheduleFire
+from app.models.agents import (AgentDefinition, AgentRun, AgentVersion, OrchestrationRule, ScheduledJob, ScheduleFire,
+                               WebhookDelivery)
 from app.models.audit import AuditEntry
 from app.models.chain import AuditChain, ChainEntry, ChainVerification
 from app.models.banking import BankEntry, BankStatement
@@ -28,6 +29,9 @@ __all__ = [
     "SepaBatch",
     "SepaBatchItem",
     "AgentDefinition",
+    "AgentRun",
+    "AgentVersion",
+    "WebhookDelivery",
     "AuditEntry",
     "AuditChain",
     "ChainEntry",

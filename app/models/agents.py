@@ -1,9 +1,10 @@
 """Agent definitions and their schedules."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -11,12 +12,24 @@ from app.models.parties import LegalEntity
 from app.models.types import JSONType, UTCDateTime, enum_check, utcnow
 
 EXECUTION_MODES = ("code", "llm")
+AGENT_RUN_TRIGGERS = ("manual", "schedule", "event", "cli", "test")
+AGENT_RUN_STATUSES = ("queued", "running", "succeeded", "failed")
+WEBHOOK_STATUSES = ("delivered", "failed", "retrying")
 SCHEDULE_PRESETS = ("daily", "weekly", "monthly", "first_business_day", "cron")
 
 
 class AgentDefinition(db.Model):
+    """An agent as the app runs it. Built-in agents get their row from their module's spec (app/agents/builtin,
+    written by `sync_definitions` after every `flask db upgrade`); custom agents are made in the app from a
+    template (app/agents/templates) for one legal entity, and every change to them is a new version."""
+
     __tablename__ = "agent_definitions"
-    __table_args__ = (CheckConstraint(enum_check("execution_mode", EXECUTION_MODES), name="execution_mode"),)
+    __table_args__ = (
+        CheckConstraint(enum_check("execution_mode", EXECUTION_MODES), name="execution_mode"),
+        CheckConstraint("(custom AND template IS NOT NULL AND legal_entity_id IS NOT NULL) OR "
+                        "(NOT custom AND template IS NULL AND legal_entity_id IS NULL)", name="custom_has_template"),
+        CheckConstraint("version >= 1", name="version_positive"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)
@@ -28,9 +41,97 @@ class AgentDefinition(db.Model):
     configuration: Mapped[dict] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    # Custom agents: the template they were made from and the legal entity they work for.
+    custom: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    template: Mapped[str | None] = mapped_column(String(64))
+    legal_entity_id: Mapped[int | None] = mapped_column(ForeignKey("legal_entities.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    legal_entity: Mapped[LegalEntity | None] = relationship()
 
     def __repr__(self) -> str:
         return f"<AgentDefinition {self.key}>"
+
+
+class AgentVersion(db.Model):
+    """One saved state of a custom agent: who changed what, when (version 1 is its creation)."""
+
+    __tablename__ = "agent_versions"
+    __table_args__ = (UniqueConstraint("agent_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agent_definitions.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    trigger_events: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    configuration: Mapped[dict] = mapped_column(JSONType, default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    changed_by: Mapped[str] = mapped_column(String(200))
+    changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    summary: Mapped[str] = mapped_column(Text, default="")
+
+
+class AgentRun(db.Model):
+    """One run of an agent for a legal entity: from its Run button, a schedule, the CLI or a test.
+    A billing agent's run points at the billing run it started (which has its own record)."""
+
+    __tablename__ = "agent_runs"
+    __table_args__ = (
+        CheckConstraint(enum_check("trigger", AGENT_RUN_TRIGGERS), name="trigger"),
+        CheckConstraint(enum_check("status", AGENT_RUN_STATUSES), name="status"),
+        Index("ix_agent_runs_agent_id_created_at", "agent_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agent_definitions.id", ondelete="CASCADE"))
+    legal_entity_id: Mapped[int | None] = mapped_column(ForeignKey("legal_entities.id"), index=True)
+    trigger: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    # Who asked for it, as the audit names them (a user, a schedule, the CLI).
+    requested_by: Mapped[str] = mapped_column(String(200), default="")
+    requested_by_type: Mapped[str] = mapped_column(String(16), default="system")
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    as_of: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    summary: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict] = mapped_column(JSONType, default=dict)
+    billing_run_id: Mapped[int | None] = mapped_column(ForeignKey("billing_runs.id", ondelete="SET NULL"))
+    job_id: Mapped[str | None] = mapped_column(String(80))
+
+    agent: Mapped[AgentDefinition] = relationship()
+    legal_entity: Mapped[LegalEntity | None] = relationship()
+
+
+class WebhookDelivery(db.Model):
+    """One attempt to POST an event to a webhook agent's URL, with the answer (the delivery log)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint(enum_check("status", WEBHOOK_STATUSES), name="status"),
+        CheckConstraint("attempt >= 1", name="attempt_positive"),
+        UniqueConstraint("agent_id", "delivery_key", "attempt"),
+        Index("ix_webhook_deliveries_agent_id_created_at", "agent_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agent_definitions.id", ondelete="CASCADE"))
+    # What is delivered: "event:<id>" or "test:<agent run id>"; attempts of one delivery share it.
+    delivery_key: Mapped[str] = mapped_column(String(80))
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="SET NULL"))
+    event_type: Mapped[str] = mapped_column(String(64))
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    url: Mapped[str] = mapped_column(String(2000))
+    status: Mapped[str] = mapped_column(String(16))
+    response_code: Mapped[int | None] = mapped_column(Integer)
+    response_excerpt: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class ScheduledJob(db.Model):
@@ -70,6 +171,7 @@ class ScheduleFire(db.Model):
     slot: Mapped[datetime] = mapped_column(UTCDateTime())
     fired_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     billing_run_id: Mapped[int | None] = mapped_column(ForeignKey("billing_runs.id", ondelete="SET NULL"))
+    agent_run_id: Mapped[int | None] = mapped_column(ForeignKey("agent_runs.id", ondelete="SET NULL"))
     outcome: Mapped[str] = mapped_column(Text, default="")
 
 

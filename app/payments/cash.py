@@ -22,7 +22,7 @@ from decimal import Decimal
 from flask import current_app
 from sqlalchemy import select
 
-from app.agents.registry import get_spec
+from app.agents.settings import agent_settings, configuration_of
 from app.audit import Actor, audit_row, record, record_many
 from app.banking.statements import Entry, Statement, read_statement
 from app.billing.ledger import lock_entity
@@ -192,8 +192,7 @@ def _cut(text: str | None, length: int) -> str | None:
 
 
 def _settings(agent: AgentDefinition | None = None) -> dict:
-    agent = agent or db.session.scalar(select(AgentDefinition).where(AgentDefinition.key == "reconciliation"))
-    return {**get_spec("reconciliation").defaults(), **((agent.configuration if agent else None) or {})}
+    return configuration_of(agent) if agent is not None else agent_settings("reconciliation")
 
 
 # ------------------------------------------------------------------ the agent

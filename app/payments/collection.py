@@ -8,9 +8,10 @@ from datetime import date, timedelta
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from app.agents.settings import agent_settings
 from app.audit import Actor, record
 from app.extensions import db
-from app.models import AgentDefinition, Collection, Customer, Invoice, LegalEntity, Payment, SepaBatchItem
+from app.models import Collection, Customer, Invoice, LegalEntity, Payment, SepaBatchItem
 from app.models.types import utcnow
 from app.outbox import emit
 from app.payments.connectors import CONNECTORS
@@ -21,10 +22,7 @@ AGENT = Actor.system("Payment Collection Agent")
 
 
 def settings() -> dict:
-    from app.agents.registry import PAYMENT_COLLECTION
-
-    agent = db.session.scalar(select(AgentDefinition).where(AgentDefinition.key == PAYMENT_COLLECTION.key))
-    return {**PAYMENT_COLLECTION.defaults(), **((agent.configuration if agent else None) or {})}
+    return agent_settings("payment_collection")
 
 
 def lead_days(entity: LegalEntity) -> int:

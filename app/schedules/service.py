@@ -8,6 +8,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from app.agents.registry import spec_of
+from app.agents.runs import AgentRunRefused, run_inline
+from app.agents.service import get_agent, list_agents, visible_to
 from app.audit import Actor, record
 from app.extensions import db
 from app.models import AgentDefinition, LegalEntity, ScheduledJob, ScheduleFire
@@ -29,17 +32,19 @@ class ScheduleInput:
 
 
 def is_schedulable(agent: AgentDefinition) -> bool:
-    """A schedule can trigger the agents that listen to `schedule.triggered`."""
-    return "schedule.triggered" in (agent.trigger_events or [])
+    """A schedule can trigger the agents with runs of their own that listen to `schedule.triggered`."""
+    spec = spec_of(agent)
+    return spec is not None and spec.run is not None and "schedule.triggered" in (agent.trigger_events or [])
 
 
-def schedulable_agents() -> list[AgentDefinition]:
-    return [a for a in db.session.scalars(select(AgentDefinition).order_by(AgentDefinition.id)) if is_schedulable(a)]
+def schedulable_agents(entity_id: int | None) -> list[AgentDefinition]:
+    """The agents a schedule of legal entity `entity_id` can trigger (its own custom agents among them)."""
+    return [a for a in list_agents(entity_id) if is_schedulable(a)]
 
 
-def _agent(key: str) -> AgentDefinition:
-    agent = db.session.scalar(select(AgentDefinition).where(AgentDefinition.key == key))
-    if agent is None:
+def _agent(key: str, entity_id: int) -> AgentDefinition:
+    agent = get_agent(key)
+    if agent is None or not visible_to(agent, entity_id):
         raise ScheduleError(f"unknown agent {key!r} (see `flask agents list`)")
     if not is_schedulable(agent):
         raise ScheduleError(f"the {agent.name} cannot be scheduled (it has no schedule.triggered trigger)")
@@ -83,7 +88,7 @@ def preset_of(schedule: ScheduledJob) -> Preset:
 
 
 def create_schedule(entity: LegalEntity, data: ScheduleInput, actor: Actor) -> ScheduledJob:
-    agent = _agent(data.agent_key)
+    agent = _agent(data.agent_key, entity.id)
     cron, first_business_day = schedule_cron(data.preset)
     name = _name(data.name, describe(cron, entity.timezone, first_business_day))
     schedule = ScheduledJob(agent_id=agent.id, legal_entity_id=entity.id, name=name, cron=cron,
@@ -175,12 +180,12 @@ class FireResult:
     fired: bool
     message: str
     billing_run_id: int | None = None
+    agent_run_id: int | None = None
 
 
 def fire_schedule(schedule_id: int, slot: datetime) -> FireResult:
-    """Fire one slot: trigger the agent through its one entrance. A slot fires at most once."""
-    from app.billing.runs import RunRefused, start_billing_run
-
+    """Fire one slot: run the agent for the schedule's legal entity (the one path of every agent run,
+    app/agents/runs.py). A slot fires at most once."""
     schedule = db.session.get(ScheduledJob, schedule_id)
     if schedule is None:
         return FireResult(False, f"schedule #{schedule_id} no longer exists")
@@ -201,20 +206,24 @@ def fire_schedule(schedule_id: int, slot: datetime) -> FireResult:
         db.session.commit()
         return FireResult(False, f"slot {slot.isoformat()} already fired: ignored")
     entity = schedule.legal_entity
-    if schedule.agent.key != "billing_run":
-        raise NotImplementedError(f"scheduled firing of {schedule.agent.key}")
     try:
-        result = start_billing_run(entity, None, "schedule", actor,
-                                   trigger_ref=f"schedule:{schedule.id}:{slot.isoformat()}")
-        fire.billing_run_id, fire.outcome = result.run.id, result.message
-        schedule.last_run_id = result.run.id
-    except RunRefused as refused:
+        run = run_inline(schedule.agent, entity, "schedule", actor, slot=slot,
+                         trigger_ref=f"schedule:{schedule.id}:{slot.isoformat()}")
+    except AgentRunRefused as refused:
         fire.outcome = f"refused: {refused}"
+    else:
+        fire = db.session.get(ScheduleFire, fire.id)
+        schedule = db.session.get(ScheduledJob, schedule_id)
+        fire.agent_run_id, fire.billing_run_id = run.id, run.billing_run_id
+        fire.outcome = run.summary if run.status == "succeeded" or run.summary.startswith("refused") else \
+            f"{run.status}: {run.summary}"
+        if run.billing_run_id is not None:
+            schedule.last_run_id = run.billing_run_id
     schedule.last_fire_at = fire.fired_at
     record("schedule.fired", "schedule", schedule.id, actor, legal_entity_id=entity.id,
            billing_run_id=fire.billing_run_id, slot=slot.isoformat(), outcome=fire.outcome)
     db.session.commit()
-    return FireResult(True, fire.outcome, fire.billing_run_id)
+    return FireResult(True, fire.outcome, fire.billing_run_id, fire.agent_run_id)
 
 
 def fires_count(schedule: ScheduledJob) -> int:

@@ -43,9 +43,9 @@ def test_configure_refuses_invalid_values_and_changes_nothing(runner, app):
 
 def test_the_e_mail_subject_must_be_one_line(runner, app):
     """A line break in the subject would break the e-mail's headers on every delivery."""
-    from app.agents.registry import INVOICE_DELIVERY
+    from app.agents.registry import get_spec
 
-    spec = INVOICE_DELIVERY
+    spec = get_spec("invoice_delivery")
     try:
         spec.validate_configuration({"subject_template": "Invoice {number}\r\nBcc: all@example.com"})
     except ValidationError as error:

@@ -156,7 +156,6 @@ def test_a_run_executed_by_a_real_rq_worker(app, db_session):
 
 
 def test_a_fanned_out_run_is_shared_by_workers(app, db_session):
-    from app.agents.registry import BILLING_RUN  # noqa: F401
     from app.models import AgentDefinition
 
     db.session.scalar(select(AgentDefinition).where(AgentDefinition.key == "billing_run")).configuration = {

@@ -147,10 +147,9 @@ def test_bad_credits_are_refused_with_the_reason_and_change_nothing(db_session):
 
 
 def test_a_draft_is_not_credited(db_session, app):
-    from app.agents.registry import BILLING_RUN
     from app.models import AgentDefinition
 
-    agent = db.session.scalar(select(AgentDefinition).where(AgentDefinition.key == BILLING_RUN.key))
+    agent = db.session.scalar(select(AgentDefinition).where(AgentDefinition.key == "billing_run"))
     agent.configuration = {**agent.configuration, "auto_post": False}
     entity = make_entity()
     draft = billed(entity)

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 from stdnum import iso11649
 
-from app.agents.registry import INVOICE_DELIVERY, check_mail_template
+from app.agents.builtin.invoice_delivery import check_mail_template
 from app.billing.references import creditor_reference, parse_creditor_references
 from app.delivery.service import deliver_invoice
 from app.extensions import db
@@ -54,7 +54,7 @@ def test_cli_lists_the_reference_of_issued_invoices_and_none_for_credit_notes_an
 
 
 def test_the_email_placeholder_gives_the_printed_reference(app, db_session, mail_sink):
-    set_configuration(INVOICE_DELIVERY.key,
+    set_configuration("invoice_delivery",
                       body_template="Invoice {number}, please quote {payment_reference} with your transfer.")
     bill_walkthrough()
     invoice = db.session.scalar(select(Invoice).order_by(Invoice.id))

@@ -78,7 +78,7 @@ def test_a_chain_deeper_than_the_limit_is_stopped_and_reported(app, db_session):
 
 
 def test_a_run_started_by_an_event_emits_deeper_events(db_session):
-    from app.agents.billing_run import on_event
+    from app.agents.builtin.billing_run import on_event
     from app.models import BillingRun
 
     entity = make_entity()

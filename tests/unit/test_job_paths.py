@@ -6,7 +6,7 @@ import pytest
 from rq.utils import import_attribute
 
 import worker
-from app.agents.registry import AGENTS
+from app.agents.registry import AGENTS, TEMPLATES
 from app.queues import JOBS, launch_task
 from app.schedules.sync import SYSTEM_JOBS
 
@@ -33,13 +33,14 @@ def test_every_declared_queue_is_one_the_worker_listens_on(path):
     assert queue is None or queue in worker.QUEUES
 
 
-@pytest.mark.parametrize("key", sorted(AGENTS))
-def test_every_agent_queue_is_one_the_worker_listens_on_and_its_handler_resolves(key):
-    spec = AGENTS[key]
+@pytest.mark.parametrize("key", sorted([*AGENTS, *TEMPLATES]))
+def test_every_agent_queue_is_one_the_worker_listens_on_and_its_handler_is_warmed_up(key):
+    spec = AGENTS.get(key) or TEMPLATES[key]
     assert spec.queue in worker.QUEUES
-    if spec.handler:
-        module, _, function = spec.handler.partition(":")
-        assert callable(import_attribute(f"{module}.{function}"))
+    assert spec.on_event is not None or spec.run is not None, f"{key} neither handles events nor runs"
+    if spec.on_event is not None:
+        assert spec.on_event.__module__ in worker.JOB_MODULES
+        assert import_attribute(f"{spec.on_event.__module__}.{spec.on_event.__name__}") is spec.on_event
 
 
 def test_the_worker_warms_up_every_declared_jobs_module():

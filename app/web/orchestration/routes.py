@@ -5,7 +5,7 @@ from flask import Response, current_app, flash, redirect, request, url_for
 from flask_login import current_user
 
 from app.agents import rules as service
-from app.agents.registry import AGENTS
+from app.agents.service import get_agent
 from app.audit import Actor
 from app.errors import ValidationError
 from app.extensions import db
@@ -17,7 +17,7 @@ from app.wording import event_words
 
 
 def _page(values: dict | None = None, errors: dict | None = None, status: int = 200) -> Response:
-    response = render("orchestration/index.html", rows=service.list_rules(), agents=list(AGENTS.values()),
+    response = render("orchestration/index.html", rows=service.list_rules(), agents=service.event_agents(),
                       values=values or {"event_type": "", "agent_key": ""}, errors=errors or {},
                       max_depth=current_app.config.get("EVENT_CHAIN_MAX_DEPTH", 5))
     response.status_code = status
@@ -41,11 +41,11 @@ def add():
         db.session.rollback()
         return _page(values, error.errors, status=422)
     db.session.commit()
-    spec = AGENTS[rule.agent_key]
-    message = f"Rule added: when {event_words(rule.event_type)}, the {spec.name} is asked to act ({rule.event_type})."
-    if rule.event_type not in spec.trigger_events:
-        message += (f" Note: the {spec.name} acts on "
-                    f"{', '.join(event_words(e) for e in spec.trigger_events)}; it may ignore this one.")
+    agent = get_agent(rule.agent_key)
+    message = f"Rule added: when {event_words(rule.event_type)}, the {agent.name} is asked to act ({rule.event_type})."
+    if rule.event_type not in agent.trigger_events:
+        message += (f" Note: the {agent.name} acts on "
+                    f"{', '.join(event_words(e) for e in agent.trigger_events)}; it may ignore this one.")
     flash(message, "success")
     return redirect(url_for("orchestration.index"), 303)
 

@@ -1,0 +1,1 @@
+"""The built-in agents, one module each (each declares `SPEC`); app/agents/registry.py finds them."""

@@ -1,0 +1,85 @@
+"""The Invoice Delivery Agent: `invoice.issued` / `credit_note.issued` → render the document as PDF/A-3 with its
+e-invoice and e-mail it (app/delivery/service.py). A credit note is delivered like an invoice, and never collected."""
+from __future__ import annotations
+
+import string
+
+from rq import get_current_job
+
+from app.agents.base import AgentSpec, Setting
+from app.agents.events import NotActedYet
+from app.delivery.service import deliver_invoice
+from app.models import AgentDefinition, Event
+from app.queues import DELIVERY_TIMEOUT
+from app.records.validation import FieldError, one_line
+
+DELIVERED_EVENTS = ("invoice.issued", "credit_note.issued")
+
+
+def is_final_attempt() -> bool:
+    """True when RQ will not retry this job again (or when not running under RQ)."""
+    job = get_current_job()
+    return job is None or not job.retries_left
+
+
+def on_event(event: Event, agent: AgentDefinition | None = None) -> str | None:
+    """The delivery's status (the job's result in RQ: its message can name the customer)."""
+    if event.type not in DELIVERED_EVENTS or "invoice_id" not in (event.payload or {}):
+        return None  # an event this agent does not act on
+    outcome = deliver_invoice(int(event.payload["invoice_id"]), final_attempt=is_final_attempt())
+    if outcome.status == "in_flight":  # another job is handing the e-mail to the SMTP server right now
+        raise NotActedYet(outcome.message)
+    return outcome.status
+
+
+# Placeholders the delivery e-mail templates may use.
+# payment_reference: the invoice's ISO 11649 RF reference in groups of 4, as printed on the PDF
+MAIL_PLACEHOLDERS = ("number", "entity_name", "customer_name", "total", "due_date", "period_start", "period_end",
+                     "payment_reference")
+
+
+def check_mail_template(template: str) -> None:
+    """Refuse templates with unknown {placeholders} or broken braces, naming the problem."""
+    try:
+        names = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+    except ValueError as error:
+        raise ValueError(f"the template has a stray brace: {error}") from None
+    unknown = [n for n in names if n not in MAIL_PLACEHOLDERS]
+    if unknown:
+        raise ValueError(f"unknown placeholder {{{unknown[0]}}}: use {', '.join('{' + p + '}' for p in MAIL_PLACEHOLDERS)}")
+
+
+def check_subject_template(template: str) -> None:
+    """A subject is one header line: no line breaks or other control characters (they would break the
+    e-mail's headers), and the placeholders of check_mail_template."""
+    try:
+        one_line(template, "the subject")
+    except FieldError as error:
+        raise ValueError(str(error)) from None
+    check_mail_template(template)
+
+
+SPEC = AgentSpec(
+    key="invoice_delivery",
+    name="Invoice Delivery Agent",
+    description=(
+        "Renders each issued invoice as a PDF/A-3 with an embedded EN 16931 e-invoice (Factur-X) and "
+        "e-mails it to the customer. Sends once per invoice; SMTP failures are retried with backoff."
+    ),
+    trigger_events=("invoice.issued", "credit_note.issued", "manual.trigger"),
+    settings=(
+        Setting("subject_template", "E-mail subject", "text", "Invoice {number} from {entity_name}",
+                "Placeholders: " + ", ".join("{" + p + "}" for p in MAIL_PLACEHOLDERS), validator=check_subject_template),
+        Setting("body_template", "E-mail text", "text",
+                "Dear {customer_name},\n\nplease find attached invoice {number} for the period {period_start} to "
+                "{period_end}, total {total}, due on {due_date}.\n\nKind regards,\n{entity_name}",
+                "Placeholders as in the subject.", validator=check_mail_template),
+        Setting("retry_minutes", "Retry after (minutes)", "days", "1,5,30",
+                "When sending fails, try again after these many minutes; then report the failure.", maximum=1440),
+    ),
+    queue="delivery",
+    on_event=on_event,
+    subscribes=DELIVERED_EVENTS,
+    retry_setting="retry_minutes",
+    job_timeout=DELIVERY_TIMEOUT,
+)
