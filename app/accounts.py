@@ -13,17 +13,14 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
 from app.audit import Actor, record, request_origin
+from app.errors import AccountError, FieldError
 from app.extensions import db
 from app.models import EntityRole, LegalEntity, User
 from app.models.accounts import ROLES
-from app.records.validation import FieldError, parse_email
+from app.records.validation import parse_email
 
 PASSWORD_MIN_LENGTH = 12
 COMMON_PASSWORDS = Path(__file__).resolve().parent / "data" / "common-passwords.txt"
-
-
-class AccountError(ValueError):
-    """A problem with account input a person can act on."""
 
 
 # ------------------------------------------------------------------ the rules

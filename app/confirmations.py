@@ -16,9 +16,7 @@ from typing import Any
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-
-class ConfirmationRefused(ValueError):
-    """The confirmation does not stand for what would happen now; the message says why."""
+from app.errors import ConfirmationRefused
 
 
 def _serializer(purpose: str) -> URLSafeTimedSerializer:

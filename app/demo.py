@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from app.accounts import create_user
 from app.audit import Actor
+from app.errors import DemoAlreadyLoaded
 from app.extensions import db
 from app.models import LegalEntity, User
 from app.records.entities import EntityInput, create_legal_entity, get_legal_entity_by_code
@@ -19,10 +20,6 @@ from app.records.taxcodes import add_code
 DEMO_EMAIL = "admin@arbill.example"
 DEMO_PASSWORD = "arbill-demo-admin"  # published: production refuses to load the demo
 DEMO_ENTITY = "DE01"
-
-
-class DemoAlreadyLoaded(RuntimeError):
-    pass
 
 
 @dataclass

@@ -13,23 +13,16 @@ from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired
 from sqlalchemy import select
 
-from app.accounts import AccountError, account_link, add_user, set_new_password, signed_links
+from app.accounts import account_link, add_user, set_new_password, signed_links
 from app.audit import Actor, record, request_origin
-from app.delivery.mail import MailError, build_message, send
+from app.delivery.mail import build_message, send
+from app.errors import AccountError, InvitationLinkError, InvitationNotSent, MailError
 from app.extensions import db
 from app.models import Invitation, LegalEntity, User
 from app.models.types import utcnow
 
 PURPOSE = "invitation"
 NAME_MAX = 120
-
-
-class InvitationLinkError(AccountError):
-    """An invitation link that cannot be used: the message says why and what to do."""
-
-
-class InvitationNotSent(AccountError):
-    """The invitation exists but its e-mail did not reach the mail server."""
 
 
 def lifetime() -> str:

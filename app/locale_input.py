@@ -28,14 +28,12 @@ from functools import lru_cache
 from babel import Locale
 from babel.numbers import format_decimal, get_decimal_symbol, get_group_symbol
 
+from app.errors import LocaleInputError
+
 SPACES = " \u00a0\u202f\u2009"  # space, no-break space, narrow no-break space, thin space
 APOSTROPHES = "'\u2019"  # de_CH groups with a right single quotation mark; keyboards type "'"
 MINUS = "-\u2212"  # hyphen-minus, and the minus sign some locales write (sv_SE, nb_NO)
 PERCENT = "%\u066a"
-
-
-class LocaleInputError(ValueError):
-    """The text cannot be read in the locale; the message says what to write instead."""
 
 
 @dataclass(frozen=True)

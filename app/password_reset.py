@@ -18,18 +18,15 @@ from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired
 from sqlalchemy import select
 
-from app.accounts import AccountError, account_link, check_email, find_user, set_new_password, signed_links
+from app.accounts import account_link, check_email, find_user, set_new_password, signed_links
 from app.audit import Actor, record, request_origin
-from app.delivery.mail import MailError, build_message, send
+from app.delivery.mail import build_message, send
+from app.errors import AccountError, MailError, ResetLinkError
 from app.extensions import db
 from app.models import User
 
 PURPOSE = "password-reset"
 ACTOR = Actor.system("password reset")
-
-
-class ResetLinkError(AccountError):
-    """A reset link that cannot be used (expired, used, tampered with): the message says what to do."""
 
 
 def _minutes(seconds: int) -> str:

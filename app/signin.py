@@ -31,8 +31,9 @@ from markupsafe import Markup
 from sqlalchemy import case, delete, func, literal, null, or_, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.accounts import AccountError, check_email, find_user, set_new_password
+from app.accounts import check_email, find_user, set_new_password
 from app.audit import Actor, record, request_origin
+from app.errors import AccountError
 from app.extensions import db
 from app.models import RecoveryCode, User
 from app.models.types import UTCDateTime, utcnow

@@ -34,23 +34,12 @@ from decimal import Decimal
 from itertools import chain
 from typing import IO, Iterable, Iterator, Sequence
 
+from app.errors import NotReadable, NumberError
 from app.text import spreadsheet_text
 
 DELIMITERS = (",", ";", "\t")
 DELIMITER_NAMES = {",": "','", ";": "';'", "\t": "tab"}
 SAVE_AS = "save it from the spreadsheet as “CSV UTF-8” or “CSV (delimited)”"
-
-
-class NotReadable(Exception):
-    """The file cannot be read on as CSV text from this line on; `message` says so, naming the line."""
-
-    def __init__(self, line: int, message: str):
-        self.line, self.message = line, message
-        super().__init__(message)
-
-
-class NumberError(ValueError):
-    """A cell that is not a number in this file; str() is the reason, without line and column."""
 
 
 # ------------------------------------------------------------------ what was found

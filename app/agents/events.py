@@ -19,6 +19,7 @@ from sqlalchemy import func, select, update
 
 from app.audit import Actor, record
 from app.bulk import copy_rows, for_each_id
+from app.errors import NotActedYet
 from app.extensions import db
 from app.agents.registry import spec_for_key
 from app.agents.service import enqueue_agent_event, retry_policy
@@ -151,11 +152,6 @@ def _hand_to_redis(jobs: list[tuple[str, int]], retry_of: "_Retries") -> None:
                                .values(enqueued_at=None))
         db.session.commit()
         raise
-
-
-class NotActedYet(Exception):
-    """Raised by an agent's handler when another job is acting on the event right now (e.g. an e-mail in
-    flight): the handling stays pending, and the watchdog looks at it again after the grace period."""
 
 
 def mark_handled(event_id: int, agent_key: str) -> None:

@@ -21,7 +21,7 @@ from rq import get_current_job
 from rq.job import Dependency
 from rq.timeouts import BaseTimeoutException
 
-from app.agents.events import NotActedYet, mark_handled, relay_outbox, requeue_unhandled
+from app.agents.events import mark_handled, relay_outbox, requeue_unhandled
 from app.agents.builtin.invoice_delivery import is_final_attempt
 from app.agents.registry import handler_for
 from app.agents.runs import execute_agent_run
@@ -29,7 +29,8 @@ from app.agents.service import get_agent
 from app.billing.runs import execute_run
 from app.billing.chunks import process_chunk
 from app.billing.supervision import supervise_runs
-from app.delivery.service import DeliveryFailed, deliver_invoice, requeue_lost_resends, settle_lost_attempts
+from app.delivery.service import deliver_invoice, requeue_lost_resends, settle_lost_attempts
+from app.errors import DeliveryFailed, JobFailed, NotActedYet
 from app.extensions import db
 from app.models import Event
 from app.models.types import utcnow
@@ -39,10 +40,6 @@ from app.schedules.service import fire_schedule
 from app.schedules.sync import schedule_next_slot, sync_schedules
 
 log = logging.getLogger(__name__)
-
-
-class JobFailed(RuntimeError):
-    """A job's error as RQ gets it: which job failed and the error's type, with its stack, without its text."""
 
 
 def _text_is_ids_only(error: Exception) -> bool:

@@ -15,9 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from app.agents.registry import spec_for_key, spec_of
 from app.agents.service import list_agents
 from app.audit import Actor, record
+from app.errors import ValidationError
 from app.extensions import db
 from app.models import AgentDefinition, OrchestrationRule
-from app.records.validation import ValidationError
 
 # Lower-case words joined by one dot, e.g. invoice.paid or payment.retry_scheduled.
 EVENT_TYPE = re.compile(r"[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*")
@@ -71,10 +71,6 @@ def list_rules() -> list[RuleRow]:
         .order_by(OrchestrationRule.event_type, OrchestrationRule.id)
     )
     return [RuleRow(rule, agent) for rule, agent in rows]
-
-
-def get_rule(rule_id: int) -> OrchestrationRule | None:
-    return db.session.get(OrchestrationRule, rule_id)
 
 
 def _audit(action: str, rule: OrchestrationRule, actor: Actor) -> None:

@@ -18,8 +18,9 @@ from decimal import Decimal
 from lxml import etree
 
 from app.banking.iso20022 import amount, describe, iterparse, message_name, namespace, q, text
-from app.banking.statements import Entry, Statement, StatementError, finish, too_many
-from app.billing.money import CurrencyError, minor_unit
+from app.banking.statements import Entry, Statement, finish, too_many
+from app.billing.money import minor_unit
+from app.errors import CurrencyError, StatementError
 
 VERSIONS = ("camt.053.001.02", "camt.053.001.08")
 _OPENING, _CLOSING = ("OPBD", "PRCD"), ("CLBD",)

@@ -22,11 +22,12 @@ import hashlib
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
-from app.banking.statements import Entry, Statement, StatementError, finish, too_many
-from app.billing.money import CurrencyError, minor_unit
+from app.banking.statements import AMOUNT_MAX, Entry, Statement, finish, too_many
+from app.billing.money import minor_unit
 from app.billing.references import parse_creditor_references
+from app.errors import CurrencyError, NotReadable, NumberError, StatementError
 from app.records.csv_stream import Problems
-from app.spreadsheets import Decimals, NotReadable, NumberError, SheetReader, header_problem
+from app.spreadsheets import Decimals, SheetReader, header_problem
 
 COLUMNS = ("booking_date", "value_date", "amount", "currency", "counterparty_name", "counterparty_iban",
            "remittance", "reference", "end_to_end_id")
@@ -121,4 +122,6 @@ def _amount(text: str, number: int, decimals: Decimals, problems: Problems) -> D
         return Decimal(0)
     if value == 0:
         problems.add(number, f"line {number}: amount is zero (positive for money in, negative for money out)")
+    if abs(value) > AMOUNT_MAX:
+        problems.add(number, f"line {number}: amount {text} is larger than Arbill holds ({AMOUNT_MAX})")
     return value

@@ -24,9 +24,10 @@ from decimal import Decimal
 
 import mt940 as mt940_package
 
-from app.banking.statements import Entry, Statement, StatementError, finish, too_many
-from app.billing.money import CurrencyError, minor_unit
+from app.banking.statements import Entry, Statement, finish, too_many
+from app.billing.money import minor_unit
 from app.billing.references import parse_creditor_references
+from app.errors import CurrencyError, StatementError
 
 _OPTIONS = mt940_package.Options.all()
 _LINE_61 = re.compile(r"^(?P<value>\d{6})(?P<booked>\d{4})?(?P<mark>R?[CD])(?P<funds>[A-Z])?"

@@ -34,10 +34,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Iterable
 
+from app.errors import StatementError
+
 FORMATS = ("camt053", "mt940", "csv")
 MAX_BYTES = 20 * 1024 * 1024   # the default size guard; the app passes its STATEMENT_MAX_BYTES
 MAX_ENTRIES = 200_000
-MAX_PROBLEMS = 50              # listed in one error; the rest are counted
+# The largest amount bank_entries.amount and the balances hold (Numeric(18, 4)): a larger one was a database error
+# on PostgreSQL. This module reads files without the database; tests/unit/test_statements.py checks it is the model's.
+AMOUNT_MAX = Decimal("99999999999999.9999")
 
 
 @dataclass(frozen=True)
@@ -79,17 +83,6 @@ class Statement:
     notes: tuple[str, ...] = ()         # how a CSV was read: "the file uses ';' — read as such"
 
 
-class StatementError(ValueError):
-    """The file cannot be read as a statement; `problems` says every reason found, in words for a person."""
-
-    def __init__(self, problems: Iterable[str]):
-        self.problems: list[str] = list(problems)
-        if len(self.problems) > MAX_PROBLEMS:
-            more = len(self.problems) - MAX_PROBLEMS
-            self.problems = self.problems[:MAX_PROBLEMS] + [f"… and {more:,} more problem(s) after these"]
-        super().__init__("; ".join(self.problems))
-
-
 def detect(data: bytes) -> str:
     """`camt053`, `mt940` or `csv` from the content (XML is camt053: its reader says when it is another XML)."""
     head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:200]
@@ -125,6 +118,13 @@ def read_statement(data: bytes, file_format: str | None = None, *, max_bytes: in
     if len(statement.entries) > max_entries:
         raise StatementError([f"the file has {len(statement.entries):,} entries; up to {max_entries:,} are "
                               f"read at once (split it by date)"])
+    too_large = [f"the entry of {entry.booking_date} for {entry.amount} {entry.currency} is larger than Arbill "
+                 f"holds ({AMOUNT_MAX})" for entry in statement.entries if entry.amount > AMOUNT_MAX]
+    too_large += [f"the {which} balance {balance} is larger than Arbill holds ({AMOUNT_MAX})"
+                  for which, balance in (("opening", statement.opening_balance), ("closing", statement.closing_balance))
+                  if balance is not None and abs(balance) > AMOUNT_MAX]
+    if too_large:
+        raise StatementError(too_large)
     return statement
 
 

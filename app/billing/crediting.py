@@ -15,6 +15,7 @@ from itertools import islice, product
 
 from app.billing.money import LineInput, compute_invoice, minor_unit, round_money
 from app.billing.vat import TaxTreatment
+from app.errors import CreditSplitError
 from app.formatting import format_money, format_percent
 
 # What is left to credit is kept per VAT breakdown: a rate, or (rate, tax treatment) where lines carry
@@ -33,10 +34,6 @@ def _tax(key: Key) -> TaxTreatment | None:
 def _order(key: Key) -> tuple:
     tax = _tax(key)
     return _rate(key), tax.category if tax else ""
-
-
-class CreditSplitError(ValueError):
-    """The amount cannot be written as credit lines; the message names amounts that can."""
 
 
 def _quantum(currency: str) -> Decimal:

@@ -8,7 +8,7 @@ BT-117), and the invoice total is net + VAT.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import (
     MAX_EMAX,
@@ -24,6 +24,7 @@ from decimal import (
 )
 
 from app.billing.vat import TaxTreatment, code_problems
+from app.errors import CurrencyError, LineError
 
 # ISO 4217 List One (published 2026-01-01): active currency codes and the
 # number of digits of their minor unit. Withdrawn codes (ANG, BGN, CUC, HRK,
@@ -73,18 +74,6 @@ _ROUND = Context(
     Emin=MIN_EMIN,
     traps=[InvalidOperation, DivisionByZero, Overflow],
 )
-
-
-class CurrencyError(ValueError):
-    """A currency code that cannot be used for amounts."""
-
-
-class LineError(ValueError):
-    """Invoice lines that cannot be billed; ``errors`` lists every problem."""
-
-    def __init__(self, errors: Iterable[str]) -> None:
-        self.errors: list[str] = list(errors)
-        super().__init__("; ".join(self.errors))
 
 
 def minor_unit(currency: str) -> int:

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from app.billing.money import CurrencyError, InvoiceAmounts, LineError, LineInput, compute_invoice
+from app.billing.money import InvoiceAmounts, LineInput, compute_invoice
 from app.billing.vat import document_problems
 from app.billing.periods import Period, due_period_count, due_periods, period_start, periods_from
 from app.billing.requirements import Buyer, Seller, party_problems
+from app.errors import CurrencyError, LineError
 from app.text import character_name, control_character
 
 

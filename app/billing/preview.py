@@ -17,9 +17,10 @@ from sqlalchemy import select
 from app.agents.events import subscribers
 from app.billing.chunks import plan_contracts
 from app.billing.money import round_money
-from app.billing.runs import (AsOfCheck, AsOfRefused, active_run, as_of_check, billable_contract_ids, default_as_of,
+from app.billing.runs import (AsOfCheck, active_run, as_of_check, billable_contract_ids, default_as_of,
                               enabled_agent_settings, failed_contract_ids, refuse_as_of)
 from app.bulk import for_each_id
+from app.errors import AsOfRefused
 from app.extensions import db
 from app.models import BillingRun, Contract, Customer, LegalEntity
 

@@ -26,6 +26,7 @@ from app.audit import Actor, record
 from app.billing.chunks import process_chunk
 from app.billing.periods import period_label
 from app.billing.run_end import fail_run, finish_if_done
+from app.errors import AsOfRefused, RunRefused
 from app.extensions import db
 from app.models import AgentDefinition, BillingRun, BillingRunChunk, BillingRunItem, Contract, LegalEntity
 from app.models.runs import ACTIVE_RUN_STATUSES, RUN_TRIGGERS
@@ -34,19 +35,6 @@ from app.outbox import emit
 from app.queues import REDIS_DOWN, chunk_job_id, enqueue_billing_chunk, enqueue_billing_run, get_redis
 
 log = logging.getLogger(__name__)
-
-
-class RunRefused(RuntimeError):
-    """A run cannot be started; the message says why and what to do."""
-
-
-class AsOfRefused(RunRefused):
-    """The as-of date is after today beyond the cap, or ahead of time without anyone saying so.
-    `needs_consent`: it would be accepted if the person says explicitly that they bill ahead of time."""
-
-    def __init__(self, message: str, *, needs_consent: bool = False):
-        super().__init__(message)
-        self.needs_consent = needs_consent
 
 
 @dataclass

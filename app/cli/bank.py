@@ -10,10 +10,10 @@ from app.audit import Actor
 from app.billing.money import round_money
 from app.cli.common import entity_or_fail
 from app.cli.common import ID, echo_json, fail
+from app.errors import BankImportError, PaymentError, QueueError
 from app.extensions import db
-from app.payments.bank_queue import QueueError, assign, mark_not_ours, queue_query
-from app.payments.cash import BankImportError, import_statement
-from app.payments.ledger import PaymentError
+from app.payments.bank_queue import assign, mark_not_ours, queue_query
+from app.payments.cash import import_statement
 from app.banking.statements import FORMATS
 
 group = AppGroup("bank", help="Bank statements and cash application (the Reconciliation Agent).")

@@ -5,13 +5,14 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from app.audit import Actor
-from app.billing.runs import AsOfRefused, RunRefused, execute_run, start_billing_run
+from app.billing.runs import execute_run, start_billing_run
 from app.billing.supervision import supervise_runs
 from app.cli.common import ID, echo_json, entity_or_fail, fail
+from app.errors import AsOfRefused, FieldError, RunRefused
 from app.extensions import db
 from app.models import BillingRun, BillingRunItem, Contract
 from app.models.runs import ACTIVE_RUN_STATUSES
-from app.records.validation import FieldError, parse_optional_date
+from app.records.validation import parse_optional_date
 
 group = AppGroup("billing", help="The Billing Run Agent.")
 

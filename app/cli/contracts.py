@@ -2,8 +2,9 @@ import click
 from flask.cli import AppGroup
 
 from app.cli.common import fail
+from app.errors import ImportFailed
 from app.extensions import db
-from app.records.importer import ImportFailed, import_contracts
+from app.records.importer import import_contracts
 
 group = AppGroup("contracts", help="Recurring contracts.")
 

@@ -9,10 +9,11 @@ from app.audit import Actor
 from app.billing.money import round_money
 from app.cli.common import entity_or_fail
 from app.cli.common import echo_json, fail
+from app.errors import FieldError, ValidationError
 from app.extensions import db
 from app.models import CustomerCredit, Invoice
 from app.records import credit_notes as service
-from app.records.validation import FieldError, ValidationError, parse_date
+from app.records.validation import parse_date
 
 
 def register(group: click.Group) -> None:

@@ -7,10 +7,10 @@ from flask.cli import AppGroup
 from app.audit import Actor
 from app.cli.common import entity_or_fail
 from app.cli.common import echo_json, fail
+from app.errors import ValidationError
 from app.extensions import db
 from app.models.parties import PAYMENT_METHODS
 from app.records.customers import entity_customers, find_customer, form_values, update_customer
-from app.records.validation import ValidationError
 
 group = AppGroup("customers", help="Customers of a legal entity.")
 

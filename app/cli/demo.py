@@ -5,7 +5,8 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from app.cli.common import fail
-from app.demo import DemoAlreadyLoaded, database_is_empty, seed_demo
+from app.demo import database_is_empty, seed_demo
+from app.errors import DemoAlreadyLoaded
 from app.extensions import db
 
 group = AppGroup("demo", help="Demo data for the walkthrough.")

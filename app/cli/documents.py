@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from app.cli.common import entity_or_fail
 from app.cli.common import echo_json, fail, invoice_or_fail
-from app.documents.facts import DocumentError
 from app.documents.service import get_or_render_document, stored_document
+from app.errors import DocumentError
 from app.extensions import db
 from app.models import Invoice
 

@@ -3,11 +3,11 @@ from flask.cli import AppGroup
 
 from app.cli.common import entity_or_fail
 from app.cli.common import echo_json, fail
+from app.errors import ValidationError
 from app.extensions import db
 from app.audit import Actor
 from app.records.entities import (EntityInput, create_legal_entity, entity_input, list_legal_entities,
                                   update_legal_entity)
-from app.records.validation import ValidationError
 
 group = AppGroup("entities", help="Legal entities: the companies that bill.")
 

@@ -8,10 +8,10 @@ from app.audit import Actor
 from app.billing.money import round_money
 from app.cli.common import entity_or_fail
 from app.cli.common import ID, echo_json, fail, invoice_or_fail
+from app.errors import PaymentError, ValidationError
 from app.extensions import db
 from app.models import Invoice
-from app.payments.ledger import PaymentError, list_payments, record_typed_payment, reverse_payment
-from app.records.validation import ValidationError
+from app.payments.ledger import list_payments, record_typed_payment, reverse_payment
 
 group = AppGroup("payments", help="Payments received for invoices, and their reversals.")
 CLI = Actor.system("cli")

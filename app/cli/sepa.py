@@ -10,9 +10,10 @@ from app.billing.money import round_money
 from app.cli.common import entity_or_fail
 from app.cli.common import ID, echo_json, fail
 from app.cli.sepa_results import results_command
+from app.errors import BatchError
 from app.extensions import db
 from app.models import SepaBatch
-from app.payments.sepa import BatchError, close_batch, file_name
+from app.payments.sepa import close_batch, file_name
 
 group = AppGroup("sepa", help="SEPA direct-debit batches (pain.008.001.08) and the bank's answers to them.")
 group.add_command(results_command)

@@ -6,9 +6,10 @@ import click
 from app.audit import Actor
 from app.billing.money import round_money
 from app.cli.common import echo_json, fail
+from app.errors import ResultImportFailed
 from app.extensions import db
 from app.payments.bank_answers import FORMATS
-from app.payments.results import ResultImportFailed, import_results
+from app.payments.results import import_results
 
 
 @click.command("results")

@@ -6,10 +6,10 @@ from flask.cli import AppGroup
 
 from app.audit import Actor
 from app.cli.common import echo_json, fail
+from app.errors import ValidationError
 from app.extensions import db
 from app.records import taxcodes as service
 from app.records.entities import get_legal_entity_by_code
-from app.records.validation import ValidationError
 
 group = AppGroup("taxcodes", help="Tax codes: what a contract line is taxed with (rate, VAT category, reason).")
 ACTOR = Actor.system("cli")

@@ -1,10 +1,11 @@
 import click
 from flask.cli import AppGroup
 
-from app.accounts import AccountError, create_user, find_user, grant_role, grants_of, revoke_role
+from app.accounts import create_user, find_user, grant_role, grants_of, revoke_role
 from app.audit import Actor
 from app.cli.common import entity_or_fail
 from app.cli.common import echo_json, fail
+from app.errors import AccountError, InvitationNotSent
 from app.extensions import db
 from app.models import User
 from app.models.accounts import ROLES
@@ -46,7 +47,7 @@ def invite(email: str, role: str, code: str | None) -> None:
     """Invite a person by e-mail: the account waits, with its role, until they set their password from the link
     (valid INVITATION_MAX_AGE_SECONDS). The link is made with BASE_URL, which must be set."""
     from app.accounts import can_make_links
-    from app.invitations import InvitationNotSent, invite_user, send_invitation
+    from app.invitations import invite_user, send_invitation
 
     if not can_make_links():
         fail("set BASE_URL to the address people reach Arbill at (e.g. https://billing.example.com): the "

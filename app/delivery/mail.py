@@ -7,13 +7,11 @@ from email.utils import formatdate, make_msgid
 
 from flask import current_app
 
+from app.errors import MailError
+
 
 # What the development mail sink (app/mailsink.py) says in its greeting.
 DEVELOPMENT_SINK_MARK = b"Arbill-development-mail-sink"
-
-
-class MailError(RuntimeError):
-    """The SMTP server could not be reached or refused the message."""
 
 
 def build_message(to: str, subject: str, body: str, *, message_id: str | None = None,

@@ -29,9 +29,9 @@ from app.audit import Actor, record
 from app.billing.money import round_money
 from app.billing.references import format_creditor_reference
 from app.bulk import for_each_id
-from app.delivery.mail import MailError, build_message, send
+from app.delivery.mail import build_message, send
+from app.errors import DeliveryFailed, DocumentError, MailError
 from app.formatting import format_money
-from app.documents.facts import DocumentError
 from app.extensions import db
 from app.models import Customer, Invoice, InvoiceDelivery
 from app.models.delivery import DELIVERY_IN_PROGRESS
@@ -48,11 +48,6 @@ UNKNOWN_REASON = ("the delivery stopped while the e-mail was being handed to the
 class DeliveryOutcome:
     status: str
     message: str
-
-
-class DeliveryFailed(RuntimeError):
-    """Sending failed; raised so that the job is retried. The message carries ids only (it is shown in
-    the RQ dashboard and logs); the details are on the delivery and in the audit trail."""
 
 
 def settings() -> dict:

@@ -17,7 +17,6 @@ from sqlalchemy import select
 from app.addresses import PostalAddress, is_country
 from app.billing.money import minor_unit, round_money
 from app.documents.facts import (
-    DocumentError,
     POSTED_STATUSES,
     buyer_address,
     checked_amounts,
@@ -25,6 +24,7 @@ from app.documents.facts import (
     is_xrechnung,
     payment_kind,
 )
+from app.errors import DocumentError, EInvoiceInvalid
 from app.extensions import db
 from app.models import CustomerCredit, Invoice
 from app.records.parties import registration_scheme
@@ -41,10 +41,6 @@ NS = {
 }
 # UNTDID 4461 payment means
 SEPA_CREDIT_TRANSFER, SEPA_DIRECT_DEBIT, NOT_DEFINED = "58", "59", "1"
-
-
-class EInvoiceInvalid(DocumentError):
-    """The generated XML does not validate against the Factur-X EN 16931 schema."""
 
 
 # ------------------------------------------------------------------ formatting

@@ -10,13 +10,10 @@ from decimal import Decimal
 
 from app.addresses import PostalAddress, is_country
 from app.billing.money import InvoiceAmounts, LineInput, compute_invoice, round_money
+from app.errors import DocumentError
 from app.models import Invoice
 
 POSTED_STATUSES = ("issued", "paid", "void", "credited")
-
-
-class DocumentError(ValueError):
-    """An invoice that cannot be turned into a document; the message says what to fix."""
 
 
 # ------------------------------------------------------------------ amounts

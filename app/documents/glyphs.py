@@ -16,7 +16,7 @@ import threading
 import unicodedata
 from collections.abc import Iterable, Iterator
 
-from app.documents.facts import DocumentError
+from app.errors import DocumentError, MissingGlyph
 from app.models import Invoice
 
 STYLES = ("regular", "bold")  # the weights invoice.css uses (no italics)
@@ -27,14 +27,6 @@ _VARIATION_SELECTORS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 _DECLARATION = re.compile(r"font(?:-family)?\s*:\s*([^;}]*)")
 _QUOTED = re.compile(r"\"([^\"]+)\"|'([^']+)'")
 _GENERIC = re.compile(r"(?<![\w-])(sans-serif|serif|monospace)(?![\w-])")
-
-
-class MissingGlyph(DocumentError):
-    """A character the invoice would print that none of its fonts has."""
-
-    def __init__(self, message: str, character: str, where: str) -> None:
-        super().__init__(message)
-        self.character, self.where = character, where
 
 
 # ------------------------------------------------------------------ the fonts

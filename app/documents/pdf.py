@@ -25,7 +25,6 @@ from app.billing.vat import TaxTreatment
 from app.documents.einvoice import build_cii_xml, payment_terms_text
 from app.documents.facts import (
     POSTED_STATUSES,
-    DocumentError,
     buyer_address,
     checked_amounts,
     group_iban,
@@ -33,6 +32,7 @@ from app.documents.facts import (
     payment_kind,
 )
 from app.documents.glyphs import check_printable
+from app.errors import DocumentError
 from app.formatting import format_money, format_number, format_unit_price
 from app.formatting import format_percent as percent  # 19,45 % (de_DE), as on the pages and in e-mails
 from app.models import Invoice

@@ -15,9 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.documents.einvoice import build_cii_xml
-from app.documents.facts import POSTED_STATUSES, DocumentError
+from app.documents.facts import POSTED_STATUSES
 from app.documents.pdf import render_pdf
 from app.documents.validation import check_einvoice
+from app.errors import DocumentError
 from app.extensions import db
 from app.models import Invoice, InvoiceDocument
 

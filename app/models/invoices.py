@@ -4,10 +4,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (CheckConstraint, ColumnElement, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
+                        and_, literal, literal_column, text)
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.billing.references import creditor_reference
+from app.billing.status import OPEN_STATUSES, is_open_invoice
 from app.billing.vat import CATEGORY_CODES, TaxTreatment
 from app.extensions import db
 from app.models.contracts import Contract
@@ -84,6 +87,19 @@ class Invoice(db.Model):
     @property
     def is_credit_note(self) -> bool:
         return self.kind == "credit_note"
+
+    @hybrid_property
+    def is_open(self) -> bool:
+        """Issued and something still due (`is_open_invoice`); in a query, the same as a WHERE clause."""
+        return is_open_invoice(self.status, self.amount_due)
+
+    @is_open.inplace.expression
+    @classmethod
+    def _is_open_clause(cls) -> ColumnElement[bool]:
+        # Status and amount are written into the SQL as constants (not parameters), so that a partial index with
+        # this predicate stays usable for prepared statements too.
+        return and_(cls.status.in_([literal(status, literal_execute=True) for status in OPEN_STATUSES]),
+                    cls.amount_due > literal_column("0"))
 
     @property
     def creditor_reference(self) -> str | None:

@@ -173,5 +173,5 @@ SHOWN_STATUSES = ("draft", "issued", PARTIALLY_PAID, "paid", "void", "credited")
 _paid = (select(func.coalesce(func.sum(Payment.amount), 0)).where(Payment.invoice_id == Invoice.id)
          .correlate_except(Payment).scalar_subquery())
 Invoice.display_status = deferred(column_property(
-    case((and_(Invoice.status == "issued", Invoice.amount_due > 0, _paid > 0), PARTIALLY_PAID),
+    case((and_(Invoice.is_open, _paid > 0), PARTIALLY_PAID),
          else_=Invoice.status)))

@@ -22,6 +22,7 @@ from decimal import Decimal
 from lxml import etree
 
 from app.banking.iso20022 import amount as _amount, namespace as _ns, parse, q as _q, text as _text
+from app.errors import NotAnAnswer
 
 FORMATS = ("csv", "pain002", "camt054")
 _NAMESPACES = {
@@ -48,14 +49,6 @@ REASONS = {
     "RR03": "creditor name or address missing", "RR04": "regulatory reason", "SL01": "service of the debtor's bank",
     "TM01": "received after the cut-off time",
 }
-
-
-class NotAnAnswer(ValueError):
-    """The file cannot be read as a bank answer at all; `errors` are `line N: element: reason`."""
-
-    def __init__(self, errors: list[str]):
-        self.errors = errors
-        super().__init__("; ".join(errors))
 
 
 @dataclass

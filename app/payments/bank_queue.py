@@ -11,6 +11,7 @@ from sqlalchemy import func, or_, select
 from app.audit import Actor, record
 from app.billing.ledger import lock_entity
 from app.billing.money import round_money
+from app.errors import QueueError
 from app.extensions import db
 from app.formatting import format_money
 from app.models import AuditEntry, BankEntry, BankStatement, Customer, CustomerCredit, Invoice, LegalEntity, Payment
@@ -19,10 +20,6 @@ from app.payments import matching
 from app.reports.dashboard import waiting_bank_credits
 from app.payments.cash import (AGENT, ZERO, ImportResult, _apply_to_invoice, _resolve, _settle_status, compact_iban,
                                reconcile)
-
-
-class QueueError(ValueError):
-    """An accountant's action on a bank entry that cannot be done; the message says why."""
 
 
 # ------------------------------------------------------------------ the queue
@@ -156,7 +153,7 @@ def candidates(entry: BankEntry, limit: int = 5) -> list[Invoice]:
     """Open invoices an accountant may assign a waiting credit to, oldest due first: the payer's when the payer
     is a known customer, else any invoice due exactly what of the credit is not applied yet."""
     query = select(Invoice).where(Invoice.legal_entity_id == entry.legal_entity_id, Invoice.kind == "invoice",
-                                  Invoice.status == "issued", Invoice.amount_due > 0,
+                                  Invoice.is_open,
                                   Invoice.currency == entry.currency)
     customers = payers(entry)
     if customers:

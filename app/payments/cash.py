@@ -24,29 +24,22 @@ from sqlalchemy import select
 
 from app.agents.settings import agent_settings, configuration_of
 from app.audit import Actor, audit_row, record, record_many
-from app.banking.statements import Entry, Statement, StatementError, read_statement
+from app.banking.statements import Entry, Statement, read_statement
 from app.billing.ledger import lock_entity
 from app.billing.money import round_money
 from app.billing.references import reference_body
 from app.bulk import copy_rows, new_ids
+from app.errors import BankImportError, PaymentError, StatementError
 from app.extensions import db
 from app.models import (AgentDefinition, BankEntry, BankStatement, Contract, Customer, CustomerCredit,
                         Invoice, LegalEntity, Payment, SepaBatchItem)
 from app.models.types import utcnow
 from app.outbox import emit
 from app.payments import matching
-from app.payments.ledger import PaymentError, PaymentRequest, locked_dues, record_payment, record_payments
+from app.payments.ledger import PaymentRequest, locked_dues, record_payment, record_payments
 
 AGENT = Actor.system("Reconciliation Agent")
 ZERO = Decimal(0)
-
-
-class BankImportError(ValueError):
-    """A statement that cannot be imported; `problems` lists every reason. Nothing was changed."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("; ".join(problems))
 
 
 @dataclass

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from app.errors import FieldError
 from app.models import Collection, Customer, Invoice
-from app.records.validation import FieldError, parse_iban
+from app.records.validation import parse_iban
 
 
 @dataclass(frozen=True)

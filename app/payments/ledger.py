@@ -12,20 +12,13 @@ from app.audit import Actor, audit_row, record, record_many
 from app.bulk import copy_rows, new_ids
 from app.billing.money import round_money
 from app.chain.sealing import pending
+from app.errors import PaymentError
 from app.extensions import db
 from app.formatting import format_money
 from app.models import Collection, CustomerCredit, Invoice, LegalEntity, Payment, SepaBatch, SepaBatchItem
 from app.models.types import utcnow
 from app.outbox import emit, emit_many, event_row
 from app.records import validation as v
-
-
-class PaymentError(ValueError):
-    """A payment that cannot be recorded; the message says why, `field` which input is at fault."""
-
-    def __init__(self, message: str, field: str = "amount"):
-        super().__init__(message)
-        self.field = field
 
 
 def lock_invoice(invoice_id: int) -> Invoice:

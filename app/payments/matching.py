@@ -24,6 +24,7 @@ from decimal import Decimal
 from stdnum import iso11649
 
 from app.billing.references import parse_creditor_references
+from app.billing.status import is_open_invoice
 
 ZERO = Decimal(0)
 
@@ -43,7 +44,7 @@ class KnownInvoice:
 
     @property
     def open(self) -> bool:
-        return self.status == "issued" and self.amount_due > 0
+        return is_open_invoice(self.status, self.amount_due)
 
 
 @dataclass(frozen=True)

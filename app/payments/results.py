@@ -23,38 +23,22 @@ from lxml import etree
 from sqlalchemy import select
 
 from app.audit import Actor, record
+from app.errors import NotReadable, OutcomeError, PaymentError, ResultImportFailed
 from app.extensions import db
 from app.formatting import format_money
 from app.locale_input import date_form
 from app.models import Invoice, LegalEntity, SepaBatch, SepaBatchItem
 from app.payments import bank_answers
 from app.payments.collection import record_outcome
-from app.payments.ledger import PaymentError
 from app.payments.sepa import item_by_end_to_end_id
 from app.records import validation as v
-from app.records.csv_stream import NotReadable, text_lines
+from app.records.csv_stream import text_lines
 
 COLUMNS = ("end_to_end_id", "outcome", "date", "reason")
 OUTCOMES = ("collected", "returned")
 EXAMPLE = ("end_to_end_id,outcome,date,reason\n"
            "DE01-2026-000001-1,collected,2026-12-01,\n"
            "DE01-2026-000002-1,returned,2026-12-01,AM04 insufficient funds\n")
-
-
-class OutcomeError(ValueError):
-    """The bank's answer for one debit cannot be recorded; `errors` maps a column to what is wrong."""
-
-    def __init__(self, errors: dict[str, str]):
-        self.errors = errors
-        super().__init__("; ".join(f"{column}: {message}" for column, message in errors.items()))
-
-
-class ResultImportFailed(ValueError):
-    """A result file with problems: nothing was recorded; `errors` lists `line N: column: reason`."""
-
-    def __init__(self, errors: list[str]):
-        self.errors = errors
-        super().__init__(f"{len(errors)} problem(s); nothing was recorded")
 
 
 @dataclass

@@ -14,14 +14,11 @@ from sqlalchemy.exc import IntegrityError
 
 from app.audit import Actor, record
 from app.billing.money import round_money
+from app.errors import BatchError
 from app.extensions import db
 from app.models import Collection, Customer, Invoice, LegalEntity, SepaBatch, SepaBatchItem
 from app.models.types import utcnow
 from app.payments import target2
-
-
-class BatchError(ValueError):
-    """A batch cannot be closed or changed; the message says why and what to do."""
 
 
 def open_batch(entity_id: int) -> SepaBatch:

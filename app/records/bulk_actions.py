@@ -23,15 +23,12 @@ from app.billing.money import round_money
 from app.billing.numbering import format_invoice_number
 from app.billing.preview import CustomerReach, customer_reach
 from app.bulk import for_each_id
+from app.errors import NotInEntity
 from app.extensions import db
 from app.models import Invoice, InvoiceSequence, LegalEntity
 from app.records.invoices import InvoiceFilters, invoice_query, post_invoices
 
 SHOWN = 200  # a plan lists this many invoices to act on (and left alone); its figures count them all
-
-
-class NotInEntity(LookupError):
-    """A selected id is not an invoice of the legal entity: the request is refused as not found."""
 
 
 class LeftAlone(NamedTuple):

@@ -14,8 +14,9 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from app.audit import Actor, record
-from app.billing.money import CurrencyError, InvoiceAmounts, LineError, LineInput, compute_invoice, minor_unit
+from app.billing.money import InvoiceAmounts, LineInput, compute_invoice, minor_unit
 from app.billing.periods import Period, due_period_count, periods_from
+from app.errors import CurrencyError, LineError
 from app.extensions import db
 from app.locale_input import input_date, input_number
 from app.models import Contract, ContractLine, Customer, Invoice, LegalEntity, TaxCode
@@ -47,7 +48,7 @@ def clean_lines(entity: LegalEntity, lines: list[dict[str, str]], customer: Cust
     clean_rows: list[dict] = []
     parsers = {"description": v.parse_line_description,
                "quantity": lambda s: v.parse_quantity(v.required(s, "quantity"), locale),
-               "unit_price": lambda s: v.parse_price(v.required(s, "unit price"), locale),
+               "unit_price": lambda s: v.parse_unit_price(v.required(s, "unit price"), locale),
                "vat_rate": lambda s: v.parse_rate(s, locale) if v.optional(s) else None}
     codes = TaxCodes(entity)
     for number, raw in enumerate(lines, start=1):

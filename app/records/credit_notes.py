@@ -19,11 +19,12 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy import select
 
 from app.audit import Actor, record
-from app.billing.crediting import CreditSplitError, credit_lines_for_amount
+from app.billing.crediting import credit_lines_for_amount
 from app.billing.ledger import lock_entity, take_numbers
 from app.billing.money import InvoiceAmounts, LineInput, compute_invoice, minor_unit, round_money
 from app.billing.numbering import format_credit_note_number
 from app.documents.facts import line_inputs
+from app.errors import CreditSplitError
 from app.extensions import db
 from app.formatting import format_money
 from app.models import CustomerCredit, Invoice, InvoiceLine

@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 from typing import Iterable, Iterator
 
-from app.spreadsheets import NotReadable, decoded_lines  # noqa: F401 - NotReadable: the readers' error, here too
+from app.spreadsheets import decoded_lines
 
 MAX_MESSAGES = 100  # problems listed; the rest are counted
 

@@ -10,8 +10,9 @@ from decimal import Decimal
 
 from app.audit import Actor, record
 from app.billing.ledger import lock_entity
-from app.billing.money import CurrencyError, LineError, LineInput, compute_invoice
+from app.billing.money import LineInput, compute_invoice
 from app.billing.vat import document_problems
+from app.errors import CurrencyError, LineError
 from app.extensions import db
 from app.models import Invoice, InvoiceLine, TaxCode
 from app.records import validation as v

@@ -46,7 +46,7 @@ def check_row(raw: dict[str, str], entities: dict[str, LegalEntity]) -> tuple[Le
     take("customer_email", v.parse_customer_email)
     take("description", v.parse_line_description)
     take("quantity", v.parse_quantity)
-    take("unit_price", v.parse_price)
+    take("unit_price", v.parse_unit_price)
     take("currency", v.parse_currency)
     if raw.get("tax_rate") or not raw.get("tax_code"):  # with a tax code, the rate may be left empty
         take("tax_rate", v.parse_rate)

@@ -25,6 +25,7 @@ from sqlalchemy import insert, select
 from app import bulk
 from app.audit import Actor, record
 from app.billing.vat import CATEGORIES
+from app.errors import ImportFailed, NotReadable, NumberError
 from app.extensions import db
 from app.models import Contract, ContractLine, Customer, LegalEntity
 from app.models.types import utcnow
@@ -33,20 +34,11 @@ from app.records.csv_stream import Problems
 from app.records.import_rows import (COLUMNS, CONTRACT_COLUMNS, CUSTOMER_COLUMNS, CUSTOMER_PARTY_COLUMNS,
                                      OPTIONAL_COLUMNS, check_row)
 from app.records.taxcodes import TaxCodes, buyer_problem
-from app.spreadsheets import NotReadable, NumberError, SheetReader, header_problem
+from app.spreadsheets import SheetReader, header_problem
 
 BATCH_ROWS = 1000  # rows checked against the database and written together
 CLI_HINT = "flask contracts import FILE"
 NUMBER_COLUMNS = ("quantity", "unit_price", "tax_rate")
-
-
-class ImportFailed(ValueError):
-    """Nothing was imported; `errors` lists what to fix, `count` how many problems there were in all."""
-
-    def __init__(self, errors: list[str], count: int | None = None):
-        self.errors = errors
-        self.count = len(errors) if count is None else count
-        super().__init__(f"{self.count} problem(s); nothing was imported")
 
 
 @dataclass

@@ -18,6 +18,7 @@ from app.audit import Actor, audit_row, record_many
 from app.billing.ledger import EntityInfo, lock_entity, post_drafts
 from app.billing.money import VatSubtotal, compute_invoice, round_money
 from app.billing.queries import detail_money
+from app.billing.status import is_open_invoice
 from app.delivery.service import DELIVERY_FILTERS, delivery_condition
 from app.documents.facts import line_inputs
 from app.extensions import db
@@ -28,7 +29,7 @@ from app.models.payments import PARTIALLY_PAID, SHOWN_STATUSES
 from app.models.parties import LegalEntity
 from app.payments.ledger import list_payments
 from app.records import validation as v
-from app.reports.dashboard import OPEN_STATUSES, overdue_condition
+from app.reports.dashboard import overdue_condition
 
 
 # ------------------------------------------------------------------ actions
@@ -296,7 +297,7 @@ def invoice_export_rows(entity: LegalEntity, filters: InvoiceFilters, today: dat
              .execution_options(yield_per=batch))
     for (number, kind, customer, contract, start, end, issued, due, shown, status, currency, net, vat, total,
          amount_due) in db.session.execute(query):
-        overdue = status in OPEN_STATUSES and amount_due > 0 and due < today
+        overdue = is_open_invoice(status, amount_due) and due < today
         yield (number or "", _KIND_NAMES.get(kind, kind), customer, contract or "", start, end, issued, due,
                shown.replace("_", " "), overdue, currency, *(round_money(Decimal(a), currency)
                                                              for a in (net, vat, total, amount_due)))
@@ -307,7 +308,7 @@ def export_filename(entity: LegalEntity, today: date) -> str:
 
 
 def is_overdue(invoice: Invoice, today: date) -> bool:
-    return invoice.status in OPEN_STATUSES and invoice.amount_due > 0 and invoice.due_date < today
+    return invoice.is_open and invoice.due_date < today
 
 
 @dataclass

@@ -11,9 +11,9 @@ import re
 from typing import Any
 
 from app.addresses import country_name, is_country
+from app.errors import FieldError
 from app.models import Contract, Customer, LegalEntity
 from app.records import validation as v
-from app.records.validation import FieldError
 
 
 # ------------------------------------------------------------------ addresses

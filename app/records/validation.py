@@ -11,24 +11,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from app.billing.money import CurrencyError, minor_unit
+from app.billing.money import minor_unit
 from app.billing.periods import FREQUENCIES
-from app.locale_input import LocaleInputError, input_date, input_number, parse_date_text, parse_number
-from app.models import Contract, Customer, LegalEntity, Payment
+from app.errors import CurrencyError, FieldError, LocaleInputError, ValidationError
+from app.locale_input import input_date, input_number, parse_date_text, parse_number
+from app.models import Contract, ContractLine, Customer, LegalEntity, Payment
 from app.models.parties import PAYMENT_METHODS
 from app.text import character_name, control_character  # noqa: F401 — part of the field rules' API
-
-
-class FieldError(ValueError):
-    """One field's value is wrong; the message says why."""
-
-
-class ValidationError(ValueError):
-    """A record cannot be saved; `errors` maps field names to messages."""
-
-    def __init__(self, errors: dict[str, str]):
-        self.errors = errors
-        super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
 
 
 _FROM_RAW = object()
@@ -96,6 +85,13 @@ def column_length(column) -> int:
     return length
 
 
+def column_maximum(column) -> Decimal:
+    """The largest number a Numeric column holds (`ContractLine.quantity`, Numeric(18, 4) → 99999999999999.9999):
+    a larger one is a database error on PostgreSQL ("numeric field overflow"), so the field rule refuses it."""
+    kind = column.expression.type
+    return Decimal(10) ** (kind.precision - kind.scale) - Decimal(10) ** -kind.scale
+
+
 def parse_decimal(value: str | None, *, minimum: Decimal | None = None, maximum: Decimal | None = None,
                   locale: str | None = None, percent: bool = False) -> Decimal:
     """A number as typed. With `locale` (a web form: the working legal entity's), in that locale's writing
@@ -122,7 +118,13 @@ def parse_decimal(value: str | None, *, minimum: Decimal | None = None, maximum:
 
 
 def parse_quantity(value: str | None, locale: str | None = None) -> Decimal:
-    return parse_decimal(value, minimum=Decimal(0), locale=locale)
+    """A contract or invoice line's quantity: at least 0, at most what its column holds."""
+    return parse_decimal(value, minimum=Decimal(0), maximum=column_maximum(ContractLine.quantity), locale=locale)
+
+
+def parse_unit_price(value: str | None, locale: str | None = None) -> Decimal:
+    """A contract or invoice line's unit price: at least 0, at most what its column holds."""
+    return parse_decimal(value, minimum=Decimal(0), maximum=column_maximum(ContractLine.unit_price), locale=locale)
 
 
 def parse_price(value: str | None, locale: str | None = None) -> Decimal:

@@ -13,13 +13,13 @@ from datetime import date, timedelta
 from typing import Iterator
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import and_, case, exists, func, literal, literal_column, select
+from sqlalchemy import and_, case, exists, func, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.billing.money import CurrencyError, minor_unit
+from app.billing.money import minor_unit
+from app.errors import CurrencyError
 from app.extensions import db
 from app.models import Customer, Invoice, LegalEntity
-from app.reports.dashboard import OPEN_STATUSES
 from app.spreadsheets import PLAIN, CsvFormat, cell
 
 ZERO = Decimal("0")
@@ -76,13 +76,8 @@ def bucket_for(days: int) -> Bucket:
 
 # ------------------------------------------------------------------ what "open" means
 def open_invoice_clause(as_of: date) -> ColumnElement[bool]:
-    """Invoices open as of `as_of`: the one place that says so (payment history will refine it).
-
-    Status and amount are written into the SQL as constants (not parameters), so that a partial
-    index with this predicate stays usable for prepared statements too.
-    """
-    return and_(Invoice.status.in_([literal(s, literal_execute=True) for s in OPEN_STATUSES]),
-                Invoice.amount_due > literal_column("0"), Invoice.issue_date <= as_of)
+    """Invoices open (`Invoice.is_open`) and issued by `as_of` (payment history will refine it)."""
+    return and_(Invoice.is_open, Invoice.issue_date <= as_of)
 
 
 def _bucket_clause(bucket: Bucket, as_of: date) -> ColumnElement[bool]:

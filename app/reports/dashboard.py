@@ -14,17 +14,10 @@ from app.models import BankEntry, BillingRun, Collection, Contract, ContractLine
 from app.payments.collection import needs_attention
 from app.models.banking import QUEUED
 
-OPEN_STATUSES = ("issued",)
-
-
-def open_condition():
-    """An invoice is open when it is issued and something is still due."""
-    return and_(Invoice.status.in_(OPEN_STATUSES), Invoice.amount_due > 0)
-
 
 def overdue_condition(today: date):
-    """Open, and its due date has passed."""
-    return and_(open_condition(), Invoice.due_date < today)
+    """Open (`Invoice.is_open`), and its due date has passed."""
+    return and_(Invoice.is_open, Invoice.due_date < today)
 
 
 # Months per billing period, to bring every contract to a monthly amount (MRR).
@@ -68,7 +61,7 @@ def dashboard_figures(entity: LegalEntity) -> DashboardFigures:
             func.count(),
             func.coalesce(func.sum(case((overdue, 1), else_=0)), 0),
         )
-        .where(Invoice.legal_entity_id == entity.id, open_condition())
+        .where(Invoice.legal_entity_id == entity.id, Invoice.is_open)
         .group_by(Invoice.currency)
         .order_by(Invoice.currency)
     ).all()

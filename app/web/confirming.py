@@ -7,7 +7,8 @@ from typing import Any
 from flask import Response, request
 from flask_login import current_user
 
-from app.confirmations import ConfirmationRefused, check_confirmation, confirmation_token
+from app.confirmations import check_confirmation, confirmation_token
+from app.errors import ConfirmationRefused
 from app.web.helpers import render
 
 

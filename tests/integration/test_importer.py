@@ -91,6 +91,13 @@ BAD_CASES = [
      "line 2: customer: customer name is 300 characters long; at most 200 fit"),
     (f"DE01,{'R' * 100},Acme,,Hosting,1,1,EUR,19,monthly,2026-01-01,,,,,",
      "line 2: contract_ref: contract reference is 100 characters long; at most 64 fit"),
+    (f"DE01,{'R' * 81},Acme,,Hosting,1,1,EUR,19,monthly,2026-01-01,,,,,",
+     "line 2: contract_ref: contract reference is 81 characters long; at most 64 fit"),
+    # Numbers larger than their Numeric column (numeric field overflow on PostgreSQL before), measured by the model.
+    ("DE01,C-9,Acme,,Hosting,100000000000000,1,EUR,19,monthly,2026-01-01,,,,,",
+     "line 2: quantity: 100000000000000 is above 99999999999999.9999"),
+    ("DE01,C-9,Acme,,Hosting,1,1000000000000,EUR,19,monthly,2026-01-01,,,,,",
+     "line 2: unit_price: 1000000000000 is above 999999999999.999999"),
     (f"DE01,C-9,Acme,{'a' * 250}@example.com,Hosting,1,1,EUR,19,monthly,2026-01-01,,,,,",
      "line 2: customer_email: e-mail address is 262 characters long; at most 254 fit"),
     (f"DE01,C-9,Acme,,{'D' * 501},1,1,EUR,19,monthly,2026-01-01,,,,,",

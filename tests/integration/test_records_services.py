@@ -176,6 +176,7 @@ def test_create_contract_ignores_blank_rows_and_audits(entity, bolt):
 
 BAD_CONTRACTS = [
     (dict(reference=""), "reference", ("contract_ref", dict(contract_ref=""))),
+    (dict(reference="R" * 81), "reference", ("contract_ref", dict(contract_ref="R" * 81))),
     (dict(currency="EUX"), "currency", ("currency", dict(currency="EUX"))),
     (dict(frequency="fortnightly"), "frequency", ("frequency", dict(frequency="fortnightly"))),
     (dict(start_date="2026-02-30"), "start_date", ("start_date", dict(start_date="2026-02-30"))),
@@ -205,6 +206,9 @@ BAD_LINES = [
     (dict(quantity="one"), "quantity", ("quantity", dict(quantity="one"))),
     (dict(quantity="-1"), "quantity", ("quantity", dict(quantity="-1"))),
     (dict(unit_price="-0.01"), "unit_price", ("unit_price", dict(unit_price="-0.01"))),
+    # Numbers larger than their Numeric column: "numeric field overflow" on PostgreSQL before.
+    (dict(quantity="100000000000000"), "quantity", ("quantity", dict(quantity="100000000000000"))),
+    (dict(unit_price="1000000000000"), "unit_price", ("unit_price", dict(unit_price="1000000000000"))),
     (dict(vat_rate="100.5"), "vat_rate", ("tax_rate", dict(tax_rate="100.5"))),
     (dict(vat_rate=""), "vat_rate", "VAT rate is required"),
     (dict(quantity=" "), "quantity", "quantity is required"),

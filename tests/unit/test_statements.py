@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from app.banking import samples
-from app.banking.statements import StatementError, read_statement
+from app.banking.statements import AMOUNT_MAX, StatementError, read_statement
 from tests.bank_answer_files import camt054, pain002, valid
 
 IBAN = "DE89370400440532013000"
@@ -256,3 +256,20 @@ def test_csv_bad_rows_are_named_by_line():
     assert error.value.problems == ["line 2: amount '12.3x' is not a number",
                                     "line 3: booking_date '2026-02-30' is not a date (use YYYY-MM-DD)",
                                     "line 4: currency 'XYZ' is not an ISO 4217 currency"]
+
+
+def test_the_amount_cap_is_what_the_columns_hold():
+    from app.models import BankEntry, BankStatement
+    from app.records.validation import column_maximum
+
+    assert AMOUNT_MAX == column_maximum(BankEntry.amount) == column_maximum(BankStatement.opening_balance)
+
+
+def test_amounts_larger_than_the_columns_are_refused_naming_them():
+    """A numeric field overflow on PostgreSQL before: the file is refused as it is read."""
+    csv_text = b"booking_date,amount,currency\n2026-12-01,12.00,EUR\n2026-12-02,-100000000000000,EUR\n"
+    with pytest.raises(StatementError, match=r"line 3: amount -100000000000000 is larger than Arbill holds "
+                                             r"\(99999999999999\.9999\)"):
+        read_statement(csv_text)
+    with pytest.raises(StatementError, match="the entry of 2026-12-01 for 100000000000000.00 EUR is larger than"):
+        read_statement(samples.camt053([{**CREDIT, "amount": "100000000000000.00"}]))

@@ -6,11 +6,11 @@ from __future__ import annotations
 from flask import after_this_request, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, logout_user
 
-from app.accounts import AccountError
+from app.errors import AccountError, InvitationLinkError, ResetLinkError
 from app.extensions import db
-from app.invitations import InvitationLinkError, accept_invitation, invitation_for_token
+from app.invitations import accept_invitation, invitation_for_token
 from app.invitations import lifetime as invitation_lifetime
-from app.password_reset import (ResetLinkError, deliver_reset_mail, link_lifetime, request_password_reset,
+from app.password_reset import (deliver_reset_mail, link_lifetime, request_password_reset,
                                 reset_password, user_for_token)
 from app.web.auth import bp
 from app.web.auth.forms import ForgotPasswordForm

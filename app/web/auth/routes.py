@@ -10,8 +10,9 @@ from urllib.parse import urlsplit
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from app.accounts import AccountError, log_out
+from app.accounts import log_out
 from app.audit import Actor, record, request_origin
+from app.errors import AccountError
 from app.extensions import db, htmx
 from app.models import User
 from app.signin import (SecondFactor, authenticate, change_own_password, check_current_password, check_second_factor,

@@ -1,4 +1,7 @@
-"""Collections > Batches: thin views over app.payments (sepa, collection, results)."""
+"""Collections > Batches: thin views over app.payments (sepa, collection, results).
+
+Any legal entity's batch the user may see opens by its link (`entity_record_or_404`); the list shows the current
+entity's."""
 from __future__ import annotations
 
 import re
@@ -7,10 +10,11 @@ from flask import Response, abort, current_app, flash, make_response, redirect, 
 from flask_login import current_user
 
 from app.audit import Actor
+from app.errors import BatchError, OutcomeError, ResultImportFailed
 from app.extensions import db
 from app.models import LegalEntity, SepaBatch, SepaBatchItem
-from app.payments.results import COLUMNS, EXAMPLE, OutcomeError, ResultImportFailed, apply_outcome, import_results
-from app.payments.sepa import BatchError, ClosePreview, close_batch, close_preview, file_name
+from app.payments.results import COLUMNS, EXAMPLE, apply_outcome, import_results
+from app.payments.sepa import ClosePreview, close_batch, close_preview, file_name
 from app.records.precedence import collection_lead_days
 from app.web.collections import bp
 from app.web.collections.queries import (batch_items, batch_rows, batch_total, batches_query,
@@ -21,20 +25,8 @@ from app.web.helpers import current_entity, entity_record_or_404, form_locale, p
 from app.web.input import upload_limit
 
 
-def _batch_or_404(batch_id: int) -> SepaBatch:
-    # Any legal entity's batch the user may see opens by its link; the list shows the current entity's.
-    return entity_record_or_404(SepaBatch, batch_id)
-
-
 def _entity_of(batch: SepaBatch) -> LegalEntity:
     return db.session.get(LegalEntity, batch.legal_entity_id)
-
-
-def _item_or_404(batch: SepaBatch, item_id: int) -> SepaBatchItem:
-    item = db.session.get(SepaBatchItem, item_id)
-    if item is None or item.batch_id != batch.id:
-        abort(404)
-    return item
 
 
 # ------------------------------------------------------------------ pages
@@ -66,13 +58,13 @@ def _batch_page(batch: SepaBatch, *, close_error: str | None = None, item_errors
 @bp.get("/batches/<int:batch_id>")
 @role_required("viewer")
 def batch(batch_id: int):
-    return _batch_page(_batch_or_404(batch_id))
+    return _batch_page(entity_record_or_404(SepaBatch, batch_id))
 
 
 @bp.get("/batches/<int:batch_id>/pain008.xml")
 @role_required("viewer")
 def pain008(batch_id: int):
-    batch = _batch_or_404(batch_id)
+    batch = entity_record_or_404(SepaBatch, batch_id)
     if batch.status != "closed" or not batch.xml:
         abort(404)
     name = re.sub(r"[^A-Za-z0-9._-]", "_", file_name(batch))  # the MsgId in the file
@@ -92,7 +84,7 @@ def _close_step(batch: SepaBatch, preview: ClosePreview, problem: str | None = N
 @bp.get("/batches/<int:batch_id>/close")
 @role_required("accountant")
 def close_confirm(batch_id: int):
-    batch = _batch_or_404(batch_id)
+    batch = entity_record_or_404(SepaBatch, batch_id)
     if batch.status != "open":
         return redirect(url_for("collections.batch", batch_id=batch.id), 303)
     return _close_step(batch, close_preview(batch, _entity_of(batch).today()))
@@ -102,7 +94,7 @@ def close_confirm(batch_id: int):
 @role_required("accountant")
 def close(batch_id: int):
     """Close the batch, only with a Confirm of the close step that stands for what closing would send now."""
-    batch = _batch_or_404(batch_id)
+    batch = entity_record_or_404(SepaBatch, batch_id)
     today = _entity_of(batch).today()
     preview = close_preview(batch, today)
     if preview.problem is not None:
@@ -114,7 +106,7 @@ def close(batch_id: int):
         close_batch(batch, Actor.for_user(current_user), today, confirmation=_confirmed(preview))
     except BatchError as error:
         db.session.rollback()
-        return _batch_page(_batch_or_404(batch_id), close_error=str(error), status=422)
+        return _batch_page(entity_record_or_404(SepaBatch, batch_id), close_error=str(error), status=422)
     db.session.commit()
     flash(f"Batch #{batch.id} closed: {batch.item_count} debit{'s' if batch.item_count != 1 else ''}, "
           f"to be collected on {batch.collection_date.isoformat()}. Download the pain.008 file and send it to "
@@ -132,8 +124,10 @@ def _confirmed(preview: ClosePreview) -> dict:
 @bp.post("/batches/<int:batch_id>/items/<int:item_id>/outcome")
 @role_required("accountant")
 def outcome(batch_id: int, item_id: int):
-    batch = _batch_or_404(batch_id)
-    item = _item_or_404(batch, item_id)
+    batch = entity_record_or_404(SepaBatch, batch_id)
+    item = db.get_or_404(SepaBatchItem, item_id)
+    if item.batch_id != batch.id:  # another batch's item (perhaps another entity's): as if it did not exist
+        abort(404)
     form = request.form
     try:
         done = apply_outcome(item, form.get("outcome", ""), form.get("date", ""), form.get("reason", ""),
@@ -141,7 +135,7 @@ def outcome(batch_id: int, item_id: int):
     except OutcomeError as error:
         db.session.rollback()
         errors = {"errors": error.errors, "values": form.to_dict()}
-        return _batch_page(_batch_or_404(batch_id), item_errors={item_id: errors}, status=422)
+        return _batch_page(entity_record_or_404(SepaBatch, batch_id), item_errors={item_id: errors}, status=422)
     db.session.commit()
     flash(f"Debit {item.end_to_end_id} recorded as {done}.", "success")
     return redirect(url_for("collections.batch", batch_id=batch.id) + f"#item-{item.id}", 303)
@@ -152,7 +146,7 @@ def outcome(batch_id: int, item_id: int):
 @upload_limit("MAX_CONTENT_LENGTH", "Split the bank's result file and upload each part, or import it on the command "
               "line, where no upload limit applies: flask sepa results FILE.")
 def results(batch_id: int):
-    batch = _batch_or_404(batch_id)
+    batch = entity_record_or_404(SepaBatch, batch_id)
     upload = request.files.get("file")
     errors: list[str]
     if upload is None or not upload.filename:
@@ -171,4 +165,4 @@ def results(batch_id: int):
             flash(f"Imported {summary.rows} result{'s' if summary.rows != 1 else ''}: {summary.collected} "
                   f"collected, {summary.returned} returned{accepted}.", "success")
             return redirect(url_for("collections.batch", batch_id=batch.id), 303)
-    return _batch_page(_batch_or_404(batch_id), import_errors=errors, status=422)
+    return _batch_page(entity_record_or_404(SepaBatch, batch_id), import_errors=errors, status=422)

@@ -4,9 +4,10 @@ from flask import abort, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from app.audit import Actor, record
+from app.errors import FieldError
 from app.extensions import db
 from app.models import LegalEntity
-from app.records.validation import FieldError, parse_id
+from app.records.validation import parse_id
 from app.web.helpers import render
 from app.web.decorators import role_required
 from app.web.input import arg_search, bad_request

@@ -1,23 +1,19 @@
 """Agents > Orchestration: thin views over app.agents.rules."""
 from __future__ import annotations
 
-from flask import Response, abort, current_app, flash, redirect, request, url_for
+from flask import Response, current_app, flash, redirect, request, url_for
 from flask_login import current_user
 
 from app.agents import rules as service
 from app.agents.service import get_agent
 from app.audit import Actor
+from app.errors import ValidationError
 from app.extensions import db
 from app.models import OrchestrationRule
-from app.records.validation import ValidationError
 from app.web.decorators import org_admin_required, role_required
 from app.web.helpers import go_to, render
 from app.web.orchestration import bp
 from app.wording import event_words
-
-
-def _rule_or_404(rule_id: int) -> OrchestrationRule:
-    return service.get_rule(rule_id) or abort(404)
 
 
 def _page(values: dict | None = None, errors: dict | None = None, status: int = 200) -> Response:
@@ -55,7 +51,7 @@ def add():
 
 
 def _set_enabled(rule_id: int, enabled: bool) -> Response:
-    rule = _rule_or_404(rule_id)
+    rule = db.get_or_404(OrchestrationRule, rule_id)
     word = "enabled" if enabled else "disabled"
     if service.set_rule_enabled(rule, enabled, Actor.for_user(current_user)):
         db.session.commit()
@@ -80,7 +76,7 @@ def disable(rule_id: int):
 @bp.post("/rules/<int:rule_id>/delete")
 @org_admin_required
 def delete(rule_id: int):
-    rule = _rule_or_404(rule_id)
+    rule = db.get_or_404(OrchestrationRule, rule_id)
     label = f"when {event_words(rule.event_type)} → {service.agent_name(rule.agent_key)}"
     service.delete_rule(rule, Actor.for_user(current_user))
     db.session.commit()

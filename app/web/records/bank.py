@@ -10,12 +10,12 @@ from sqlalchemy import func, select
 
 from app.audit import Actor
 from app.banking.statements import FORMATS
+from app.errors import FieldError, PaymentError
 from app.extensions import db, htmx
 from app.models import BankEntry, Invoice
 from app.models.banking import QUEUED
 from app.payments import bank_queue, cash
-from app.payments.ledger import PaymentError
-from app.records.validation import FieldError, parse_price
+from app.records.validation import parse_price
 from app.web.decorators import role_required
 from app.web.helpers import current_entity, entity_record_or_404, form_locale, money, paginate, render
 from app.web.input import arg_search, upload_limit

@@ -5,11 +5,12 @@ from __future__ import annotations
 from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user
 
+from app.errors import NotInEntity
 from app.queues import relay_soon
 from app.audit import Actor
 from app.delivery.service import resend_plan
 from app.extensions import db
-from app.records.bulk_actions import SHOWN, NotInEntity, post_plan, post_selection, selected_invoices
+from app.records.bulk_actions import SHOWN, post_plan, post_selection, selected_invoices
 from app.records.invoices import InvoiceFilters
 from app.web.confirming import confirm_step, confirmation_refused
 from app.web.decorators import role_required

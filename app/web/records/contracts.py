@@ -9,6 +9,7 @@ from flask_login import current_user
 
 from app.audit import Actor
 from app.billing.periods import FREQUENCIES
+from app.errors import ImportFailed, ValidationError
 from app.extensions import db
 from app.models import Contract
 from app.models.contracts import CONTRACT_STATUSES
@@ -17,9 +18,8 @@ from app.records import contracts as service
 from app.records.customers import entity_customers
 from app.records.invoices import is_overdue
 from app.records.precedence import payment_terms
-from app.records.importer import CLI_HINT, COLUMNS, ImportFailed, import_contracts
+from app.records.importer import CLI_HINT, COLUMNS, import_contracts
 from app.records.taxcodes import entity_codes
-from app.records.validation import ValidationError
 from app.web.decorators import role_required
 from app.web.helpers import current_entity, entity_record_or_404, form_locale, paginate, render
 from app.web.input import arg_choice, arg_id, arg_search, arg_whole_number, upload_limit

@@ -5,12 +5,12 @@ from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user
 
 from app.audit import Actor
+from app.errors import ValidationError
 from app.extensions import db
 from app.models import Customer
 from app.models.parties import PAYMENT_METHODS
 from app.records import customers as service
 from app.records.invoices import is_overdue
-from app.records.validation import ValidationError
 from app.web.decorators import role_required
 from app.web.helpers import current_entity, entity_record_or_404, form_locale, paginate, render
 from app.web.input import arg_search

@@ -8,6 +8,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from app.audit import Actor
+from app.errors import DocumentError, FieldError, PaymentError, ValidationError
 from app.extensions import db, htmx
 from app.models import Invoice, Payment
 from app.models.invoices import DOCUMENT_KINDS
@@ -18,7 +19,6 @@ from app.agents.service import enqueue_resend
 from app.queues import relay_soon
 from app.delivery.service import (DELIVERY_FILTERS, bulk_resend_plan, delivery_state, delivery_states,
                                    document_filename, undelivered_minutes)
-from app.records.validation import FieldError, ValidationError
 from app.web.confirming import confirm_step, confirmation_refused
 from app.web.decorators import role_required
 from app.web.helpers import (csv_download, csv_format, current_entity, entity_record_or_404, export_links, form_locale,
@@ -238,7 +238,6 @@ def credit_refund(invoice_id: int):
 @role_required("viewer")
 def invoice_pdf(invoice_id: int):
     """The stored PDF/A-3 e-invoice (rendered and stored on first request)."""
-    from app.documents.facts import DocumentError
     from app.documents.service import get_or_render_document
 
     invoice = get_invoice(invoice_id)
@@ -301,7 +300,7 @@ def invoice_payment(invoice_id: int):
 @role_required("accountant")
 def invoice_payment_reverse(invoice_id: int, payment_id: int):
     """Reverse a payment by a counter-entry, with a reason (HTMX: the payments section comes back on an error)."""
-    from app.payments.ledger import PaymentError, reverse_payment
+    from app.payments.ledger import reverse_payment
 
     invoice = get_invoice(invoice_id)
     payment = db.session.get(Payment, payment_id)

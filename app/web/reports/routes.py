@@ -7,6 +7,7 @@ from flask import Response, abort, current_app, render_template, request, url_fo
 from sqlalchemy import select
 from werkzeug.routing import BuildError
 
+from app.errors import FieldError
 from app.extensions import db, htmx
 from app.models import Customer, LegalEntity
 from app.reports.aging import (BUCKET_KEYS, BUCKETS, CSV_HEADER, aging_table_rows, aging_report, csv_filename,
@@ -14,7 +15,7 @@ from app.reports.aging import (BUCKET_KEYS, BUCKETS, CSV_HEADER, aging_table_row
                                default_as_of, DSO_WINDOW_DAYS, TOP_CUSTOMERS)
 from app.reports.chart import bar_chart
 from app.web.decorators import role_required
-from app.records.validation import FieldError, parse_date
+from app.records.validation import parse_date
 from flask_login import current_user
 
 from app.web.helpers import (csv_download, csv_format, current_entity, entity_record_or_404, export_links, input_date,

@@ -1,13 +1,16 @@
-"""Runs > Billing: thin views over app.billing.runs (actions) and app.billing.queries (reads)."""
+"""Runs > Billing: thin views over app.billing.runs (actions) and app.billing.queries (reads).
+
+Any run of a legal entity the user may see opens (audit links point across entities; `entity_record_or_404`)."""
 from __future__ import annotations
 
-from flask import abort, flash, redirect, request, url_for
+from flask import flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from app.audit import Actor
 from app.billing.queries import run_invoices_query, run_items_query, run_timeline, runs_query
 from app.billing.preview import RunPreview, preview_run
-from app.billing.runs import RunRefused, cancel_run, failed_contract_ids, retry_failed
+from app.billing.runs import cancel_run, failed_contract_ids, retry_failed
+from app.errors import RunRefused
 from app.extensions import db, htmx
 from app.models import BillingRun
 from app.models.runs import ITEM_STATUSES, RUN_STATUSES
@@ -24,11 +27,6 @@ TABS = (("contracts", "Contracts", "runs.contracts"), ("invoices", "Invoices", "
 bp.context_processor(run_helpers)
 
 
-def _run_or_404(run_id: int) -> BillingRun:
-    # Any run of a legal entity the user may see opens (audit links point across entities); else 404.
-    return entity_record_or_404(BillingRun, run_id)
-
-
 # ------------------------------------------------------------------ the list
 @bp.get("")
 @login_required
@@ -43,7 +41,7 @@ def index():
 @login_required
 def row(run_id: int):
     """One row of the list; it polls itself while the run is pending or running."""
-    run = _run_or_404(run_id)
+    run = entity_record_or_404(BillingRun, run_id)
     if not htmx:
         return redirect(url_for("runs.detail", run_id=run.id))
     return render("runs/_row.html", "runs/_row.html", run=run)
@@ -51,7 +49,7 @@ def row(run_id: int):
 
 # ------------------------------------------------------------------ the detail and its tabs
 def _detail(run_id: int, tab: str):
-    run = _run_or_404(run_id)
+    run = entity_record_or_404(BillingRun, run_id)
     context = {"run": run, "tab": tab, "locale": run.legal_entity.locale,
                "tabs": [(key, label, url_for(endpoint, run_id=run.id)) for key, label, endpoint in TABS],
                "self_url": request.full_path.rstrip("?")}
@@ -107,7 +105,7 @@ def _refused(run: BillingRun, refused: RunRefused):
 @bp.get("/<int:run_id>/retry")
 @role_required("accountant")
 def retry_confirm(run_id: int):
-    run = _run_or_404(run_id)
+    run = entity_record_or_404(BillingRun, run_id)
     if run.dry_run or not failed_contract_ids(run):
         return redirect(url_for("runs.detail", run_id=run.id))
     try:
@@ -121,7 +119,7 @@ def retry_confirm(run_id: int):
 def retry(run_id: int):
     """Start a run of only the contracts that failed in this one: a dry run's at once, a real run's once its
     preview (the Retry step) is confirmed."""
-    run = _run_or_404(run_id)
+    run = entity_record_or_404(BillingRun, run_id)
     confirmation = None
     try:
         if not run.dry_run and failed_contract_ids(run):
@@ -142,7 +140,7 @@ def retry(run_id: int):
 @bp.post("/<int:run_id>/cancel")
 @role_required("accountant")
 def cancel(run_id: int):
-    run = _run_or_404(run_id)
+    run = entity_record_or_404(BillingRun, run_id)
     if cancel_run(run, Actor.for_user(current_user)):
         flash(f"Run #{run.number} cancelled.", "success")
     else:

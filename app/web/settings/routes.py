@@ -1,17 +1,17 @@
 """Settings (admins): legal entities and users."""
-from flask import abort, flash, redirect, request, url_for
+from flask import flash, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from app.accounts import AccountError, create_user, grants_of, set_entity_roles, update_user
-from app.invitations import (InvitationNotSent, invite_user, open_invitation_of, open_invitations, send_invitation,
+from app.accounts import create_user, grants_of, set_entity_roles, update_user
+from app.errors import AccountError, InvitationNotSent, ValidationError
+from app.invitations import (invite_user, open_invitation_of, open_invitations, send_invitation,
                              withdraw_invitation)
 from app.audit import Actor
 from app.extensions import db
 from app.models import LegalEntity, User
 from app.models.accounts import ROLES
 from app.records.entities import EntityInput, create_legal_entity, list_legal_entities, update_legal_entity
-from app.records.validation import ValidationError
 from app.web.decorators import admin_required, org_admin_required
 from app.web.helpers import entity_record_or_404, render
 from app.web.settings import bp
@@ -156,7 +156,7 @@ def _send(invitation, actor: Actor, done: str) -> None:
 @bp.post("/users/<int:user_id>/invitation/resend")
 @org_admin_required
 def invitation_resend(user_id: int):
-    user = db.session.get(User, user_id) or abort(404)
+    user = db.get_or_404(User, user_id)
     invitation = open_invitation_of(user)
     if invitation is None:
         flash(f"{user.email} has no open invitation to send again.", "error")
@@ -169,7 +169,7 @@ def invitation_resend(user_id: int):
 @bp.post("/users/<int:user_id>/invitation/withdraw")
 @org_admin_required
 def invitation_withdraw(user_id: int):
-    user = db.session.get(User, user_id) or abort(404)
+    user = db.get_or_404(User, user_id)
     email = user.email
     try:
         withdraw_invitation(user, Actor.for_user(current_user))
@@ -194,7 +194,7 @@ def _chosen_entity(entities: list[LegalEntity], code: str) -> LegalEntity | None
 @bp.route("/users/<int:user_id>/edit", methods=["GET", "POST"])
 @org_admin_required
 def user_edit(user_id: int):
-    user = db.session.get(User, user_id) or abort(404)
+    user = db.get_or_404(User, user_id)
     values, error = {"role": user.role, "active": user.active}, None
     if request.method == "POST":
         values = {"role": request.form.get("role", ""), "active": bool(request.form.get("active"))}
@@ -220,7 +220,7 @@ def _edit_page(user: User, values: dict, error: str | None, grant_error: str | N
 @org_admin_required
 def user_roles(user_id: int):
     """The user's role in each legal entity, as the table on their page sets it (empty: none there)."""
-    user = db.session.get(User, user_id) or abort(404)
+    user = db.get_or_404(User, user_id)
     try:
         roles = {entity: request.form.get(f"role_{entity.id}") or None for entity in list_legal_entities()
                  if f"role_{entity.id}" in request.form}

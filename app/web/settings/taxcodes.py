@@ -4,10 +4,10 @@ from flask_login import current_user
 
 from app.audit import Actor
 from app.billing.vat import CATEGORIES
+from app.errors import ValidationError
 from app.extensions import db
 from app.models import TaxCode
 from app.records import taxcodes as service
-from app.records.validation import ValidationError
 from app.web.decorators import admin_required
 from app.web.helpers import current_entity, form_locale, render
 from app.web.settings import bp
