@@ -20,10 +20,11 @@ from app.agents.registry import TEMPLATES, get_template
 from app.agents.service import masked
 from app.agents.versions import save_version
 from app.audit import Actor, record
+from app.errors import ScheduleError
 from app.extensions import db
 from app.models import AgentDefinition, LegalEntity, OrchestrationRule, ScheduledJob
 from app.records.validation import FieldError, ValidationError, column_length, one_line
-from app.schedules.cron import Preset, ScheduleError
+from app.schedules.cron import Preset
 from app.schedules.service import ScheduleInput, create_schedule, delete_schedule, schedule_cron, update_schedule
 from app.wording import EVENT_WORDS
 

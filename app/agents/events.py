@@ -19,7 +19,6 @@ from sqlalchemy import func, select, update
 
 from app.audit import Actor, record
 from app.bulk import copy_rows, for_each_id
-from app.errors import NotActedYet
 from app.extensions import db
 from app.agents.registry import spec_for_key
 from app.agents.service import enqueue_agent_event, retry_policy

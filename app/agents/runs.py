@@ -15,6 +15,7 @@ from app.agents.base import RunOutcome, RunRequest
 from app.agents.registry import spec_of
 from app.agents.settings import configuration_of
 from app.audit import Actor, record
+from app.errors import AgentRunRefused
 from app.extensions import db
 from app.models import AgentDefinition, AgentRun, LegalEntity
 from app.models.types import utcnow
@@ -23,10 +24,6 @@ from app.queues import AGENT_RUN_JOB, REDIS_DOWN, agent_run_job_id, launch_task
 log = logging.getLogger(__name__)
 
 FINAL = ("succeeded", "failed")
-
-
-class AgentRunRefused(RuntimeError):
-    """The agent cannot run for this legal entity now (no runs of its own, disabled, another entity's)."""
 
 
 def check_runnable(agent: AgentDefinition, entity: LegalEntity, trigger: str) -> None:

@@ -21,7 +21,6 @@ from app.billing.runs import (AsOfCheck, active_run, as_of_check, billable_contr
                               enabled_agent_settings, failed_contract_ids, refuse_as_of)
 from app.bulk import for_each_id
 from app.errors import AsOfRefused
-from app.extensions import db
 from app.models import BillingRun, Contract, Customer, LegalEntity
 
 SHOWN_CONTRACTS = 50  # the preview lists this many contracts to bill (and failures); the figures count all

@@ -5,10 +5,11 @@ from flask.cli import AppGroup
 
 from app.agents.custom import CustomAgentInput, create_custom_agent, events_of, schedule_of
 from app.agents.registry import TEMPLATES, spec_of
-from app.agents.runs import FINAL, AgentRunRefused, request_run, run_inline
+from app.agents.runs import FINAL, request_run, run_inline
 from app.agents.service import current_configuration, get_agent, list_agents, masked, update_configuration, visible_to
 from app.audit import Actor
 from app.cli.common import echo_json, entity_or_fail, fail
+from app.errors import AgentRunRefused
 from app.extensions import db
 from app.models import AgentRun, BillingRun
 from app.models.runs import ACTIVE_RUN_STATUSES

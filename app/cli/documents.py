@@ -6,7 +6,6 @@ import sys
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy import select
 
 from app.cli.common import entity_or_fail
 from app.cli.common import echo_json, fail, invoice_or_fail

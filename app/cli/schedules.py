@@ -4,10 +4,11 @@ from flask.cli import AppGroup
 from app.audit import Actor
 from app.cli.common import entity_or_fail
 from app.cli.common import ID, echo_json, fail
+from app.errors import ScheduleError
 from app.extensions import db
 from app.models import ScheduledJob
 from app.models.types import utcnow
-from app.schedules.cron import Preset, ScheduleError, next_fires
+from app.schedules.cron import Preset, next_fires
 from app.schedules.service import (ScheduleInput, create_schedule, delete_schedule, last_fire, list_schedules,
                                    upcoming, when_in_words)
 from app.schedules.sync import sync_after_change, sync_schedules

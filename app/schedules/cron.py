@@ -13,14 +13,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadCronError, croniter
 
+from app.errors import ScheduleError
+
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 CRON_WEEKDAY = {0: "1", 1: "2", 2: "3", 3: "4", 4: "5", 5: "6", 6: "0"}  # Python weekday → cron
 PRESETS = ("daily", "weekly", "monthly", "first_business_day", "cron")
 FIRST_BUSINESS_DAY_CRON = "{m} {h} 1-3 * 1-5"
-
-
-class ScheduleError(ValueError):
-    """A schedule that cannot be read; the message says what is wrong."""
 
 
 def zone(name: str) -> ZoneInfo:

@@ -9,14 +9,15 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.agents.registry import spec_of
-from app.agents.runs import AgentRunRefused, run_inline
+from app.agents.runs import run_inline
 from app.agents.service import get_agent, list_agents, visible_to
 from app.audit import Actor, record
+from app.errors import AgentRunRefused, ScheduleError
 from app.extensions import db
 from app.models import AgentDefinition, LegalEntity, ScheduledJob, ScheduleFire
 from app.models.types import utcnow
 from app.records.validation import FieldError, column_length, one_line
-from app.schedules.cron import Preset, ScheduleError, describe, next_fires, preset_to_cron, slots_between
+from app.schedules.cron import Preset, describe, next_fires, preset_to_cron, slots_between
 
 log = logging.getLogger(__name__)
 

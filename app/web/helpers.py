@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel.numbers import format_decimal
 from flask import (Flask, Response, abort, flash, g, has_request_context, make_response, redirect, render_template,
                    request, stream_with_context)
 from flask_login import current_user

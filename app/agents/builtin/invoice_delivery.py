@@ -7,8 +7,8 @@ import string
 from rq import get_current_job
 
 from app.agents.base import AgentSpec, Setting
-from app.agents.events import NotActedYet
 from app.delivery.service import deliver_invoice
+from app.errors import NotActedYet
 from app.models import AgentDefinition, Event
 from app.queues import DELIVERY_TIMEOUT
 from app.records.validation import FieldError, one_line

@@ -7,11 +7,12 @@ from typing import Any
 from flask import abort, request, url_for
 from flask_login import current_user
 
-from app.agents.runs import FINAL, AgentRunRefused, request_run
+from app.agents.runs import FINAL, request_run
 from app.audit import Actor
 from app.billing.preview import RunPreview, preview_run
 from app.billing.runs import RunRefused, start_billing_run
 from app.confirmations import confirmation_token
+from app.errors import AgentRunRefused
 from app.extensions import db
 from app.models import AgentDefinition, AgentRun
 from app.records.validation import FieldError, parse_optional_date

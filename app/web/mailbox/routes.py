@@ -5,7 +5,7 @@ import io
 
 from flask import abort, current_app, send_file
 
-from app.web.decorators import org_admin_required, role_required
+from app.web.decorators import org_admin_required
 from app.web.helpers import Page, render
 from app.web.input import arg_page
 from app.web.mailbox import bp

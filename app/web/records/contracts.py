@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from functools import partial
 
-from flask import abort, current_app, flash, redirect, request, url_for
+from flask import current_app, flash, redirect, request, url_for
 from flask_login import current_user
 
 from app.audit import Actor

@@ -1,7 +1,7 @@
 """Customer pages: list with search, detail, create and edit."""
 from __future__ import annotations
 
-from flask import abort, flash, redirect, request, url_for
+from flask import flash, redirect, request, url_for
 from flask_login import current_user
 
 from app.audit import Actor

@@ -4,10 +4,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Mapping
 
+from app.errors import ScheduleError
 from app.locale_input import LocaleInputError, parse_time_text
 from app.models import ScheduledJob
 from app.records.validation import FieldError, check_date_range
-from app.schedules.cron import PRESETS, WEEKDAYS, Preset, ScheduleError
+from app.schedules.cron import PRESETS, WEEKDAYS, Preset
 from app.schedules.service import preset_of
 
 PRESET_CHOICES = (

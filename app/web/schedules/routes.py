@@ -3,15 +3,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, abort, flash, redirect, request, url_for
+from flask import Response, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from app.audit import Actor
+from app.errors import ScheduleError
 from app.extensions import db
 from app.models import LegalEntity, ScheduledJob
 from app.models.types import utcnow
 from app.records.validation import FieldError, parse_id
-from app.schedules.cron import ScheduleError, describe, next_fires, preset_to_cron, zone
+from app.schedules.cron import describe, next_fires, preset_to_cron, zone
 from app.schedules.service import (ScheduleInput, check_name, create_schedule, delete_schedule, list_schedules,
                                    schedule_cron, set_schedule_enabled, update_schedule, when_in_words)
 from app.web.decorators import role_required
