@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -387,5 +387,6 @@ def reminders_of_invoice(invoice_id: int) -> list[DunningNoticeItem]:
         .where(DunningNoticeItem.invoice_id == invoice_id).order_by(DunningNotice.as_of.desc(), DunningNotice.id.desc())))
 
 
-def notice_count(entity_id: int) -> int:
-    return db.session.scalar(select(func.count()).where(DunningNotice.legal_entity_id == entity_id)) or 0
+def recent_notices(entity_id: int, limit: int = 25) -> list[DunningNotice]:
+    return list(db.session.scalars(select(DunningNotice).where(DunningNotice.legal_entity_id == entity_id)
+                                   .order_by(DunningNotice.id.desc()).limit(limit)))
