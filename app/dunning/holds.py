@@ -7,18 +7,16 @@ from app.audit import Actor, record
 from app.extensions import db
 from app.models import Customer, Invoice
 from app.models.dunning import HOLD_REASONS
-from app.records.validation import ValidationError
+from app.records.validation import FieldError, ValidationError, parse_multiline_text
 
 NOTE_MAX = 500
 
 
 def _note(note: str | None) -> str | None:
-    text = (note or "").strip()
-    if len(text) > NOTE_MAX:
-        raise ValidationError({"note": f"at most {NOTE_MAX} characters ({len(text)} given)"})
-    if any(ord(c) < 32 and c not in "\n\r\t" for c in text):
-        raise ValidationError({"note": "the note contains a control character"})
-    return text or None
+    try:
+        return parse_multiline_text(note, "the note", NOTE_MAX)
+    except FieldError as error:
+        raise ValidationError({"note": str(error)}) from None
 
 
 def hold_customer(customer: Customer, reason: str, note: str | None, actor: Actor) -> Customer:

@@ -5,7 +5,8 @@ Agents > Definitions. English and German are built in; another locale's entity w
 """
 from __future__ import annotations
 
-import string
+from app.records.validation import FieldError, one_line
+from app.text import check_placeholders
 
 LANGUAGES = ("en", "de")
 # The title of each level, as the subject and the PDF's heading name it ("|" between levels).
@@ -71,19 +72,15 @@ def language_of(locale: str | None) -> str:
 
 def check_template(template: str) -> None:
     """Refuse unknown {placeholders} and stray braces, naming the problem (a Setting validator)."""
-    try:
-        names = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
-    except ValueError as error:
-        raise ValueError(f"the text has a stray brace: {error}") from None
-    unknown = [n for n in names if n not in PLACEHOLDERS]
-    if unknown:
-        raise ValueError(f"unknown placeholder {{{unknown[0]}}}: use "
-                         f"{', '.join('{' + p + '}' for p in PLACEHOLDERS)}")
+    check_placeholders(template, PLACEHOLDERS)
 
 
 def check_subject(template: str) -> None:
-    if any(ord(c) < 32 or 0x7f <= ord(c) < 0xa0 or c in "\u2028\u2029" for c in template):
-        raise ValueError("the subject is one line: no line breaks or control characters")
+    """A subject is one header line (a line break would break the e-mail's headers), with the placeholders."""
+    try:
+        one_line(template, "the subject")
+    except FieldError as error:
+        raise ValueError(str(error)) from None
     check_template(template)
 
 
