@@ -25,6 +25,7 @@ from sqlalchemy.orm import joinedload
 
 from app.agents.settings import agent_settings
 from app.audit import Actor, record
+from app.billing.money import round_money
 from app.billing.references import format_creditor_reference
 from app.delivery.mail import MailError, build_message, send
 from app.documents.facts import group_iban
@@ -61,7 +62,7 @@ class PlannedItem:
 
     def as_dict(self) -> dict:
         return {"number": self.invoice.number, "due_date": self.invoice.due_date, "days_past_due": self.days_past_due,
-                "amount_due": self.invoice.amount_due, "level": self.level, "interest": self.interest}
+                "amount_due": round_money(self.invoice.amount_due, self.invoice.currency), "level": self.level, "interest": self.interest}
 
 
 @dataclass
@@ -222,8 +223,9 @@ class RunResult:
 def _notice_dict(notice: DunningNotice) -> dict:
     return {"id": notice.id, "customer": notice.customer.name, "email": notice.email, "level": notice.level,
             "currency": notice.currency, "invoices": [item.invoice.number for item in notice.items],
-            "amount_due": notice.open_amount, "fee": notice.fee, "interest": notice.interest,
-            "total": notice.total_amount, "status": notice.status}
+            **{key: round_money(amount, notice.currency) for key, amount in (
+                ("amount_due", notice.open_amount), ("fee", notice.fee), ("interest", notice.interest),
+                ("total", notice.total_amount))}, "status": notice.status}
 
 
 def _write(entity: LegalEntity, planned: PlannedNotice, as_of: date, actor: Actor,

@@ -216,7 +216,7 @@ def test_cli_preview_json_and_run(world, runner, mail_sink):
     assert set(bolt) >= {"customer", "email", "level", "invoices", "fee", "interest", "total"}
     assert (bolt["customer"], bolt["email"], bolt["level"]) == ("Bolt", "c-1@example.com", 1)
     assert bolt["invoices"] == [{"number": invoices["Bolt"].number, "due_date": DUE.isoformat(), "days_past_due": 7,
-                                 "amount_due": "58.5300", "level": 1, "interest": "0.10"}]
+                                 "amount_due": "58.53", "level": 1, "interest": "0.10"}]
     assert (bolt["fee"], bolt["interest"], bolt["total"]) == ("0.00", "0.10", "58.63")
 
     result = runner.invoke(args=["dunning", "run", "--entity", "DE01", "--as-of", day(7).isoformat(), "--inline"])
@@ -225,6 +225,10 @@ def test_cli_preview_json_and_run(world, runner, mail_sink):
     assert len(mail_sink.messages()) == 3
     result = runner.invoke(args=["dunning", "run", "--entity", "DE01", "--as-of", day(7).isoformat()])
     assert "0 reminder(s) queued" in result.output
+    ran = json.loads(runner.invoke(args=["dunning", "run", "--entity", "DE01", "--as-of", day(21).isoformat(),
+                                         "--inline", "--json"]).output)
+    assert [(r["customer"], r["level"], r["fee"], r["status"]) for r in ran["queued"]][0] == ("Bolt", 2, "5.00", "sent")
+    assert len(mail_sink.messages()) == 6
 
     customer_id = invoices["Bolt"].customer_id
     result = runner.invoke(args=["dunning", "hold", str(customer_id), "--entity", "DE01", "--reason", "disputed",
