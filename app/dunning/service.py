@@ -208,7 +208,7 @@ class RunResult:
         if self.retried:
             text += f", {len(self.retried)} earlier one(s) sent again"
         if self.plan.problems:
-            text += f"; not reminded: " + "; ".join(f"{n.customer.name}: {n.problem}" for n in self.plan.problems)
+            text += "; not reminded: " + "; ".join(f"{n.customer.name}: {n.problem}" for n in self.plan.problems)
         if self.plan.excluded:
             text += f"; {len(self.plan.excluded)} overdue invoice(s) held back"
         return text
