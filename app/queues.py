@@ -71,6 +71,7 @@ JOBS: dict[str, JobSpec] = {spec.path: spec for spec in (
     JobSpec("app.agents.jobs.agent_event_job", None),  # the agent's queue and job_timeout
     JobSpec("app.agents.jobs.agent_run_job", None),  # the agent's queue and job_timeout
     JobSpec("app.agents.jobs.resend_job", "delivery"),  # Invoice Delivery's job_timeout and retry setting
+    JobSpec("app.agents.jobs.dunning_notice_job", "delivery", DELIVERY_TIMEOUT),
     JobSpec("app.agents.jobs.relay_job", "default"),
     JobSpec("app.agents.jobs.sweep_job", "default"),
     JobSpec("app.agents.jobs.schedule_sync_job", "default"),
@@ -82,6 +83,7 @@ BILLING_RUN_JOB, BILLING_CHUNK_JOB = "app.agents.jobs.billing_run_job", "app.age
 AGENT_EVENT_JOB, RESEND_JOB = "app.agents.jobs.agent_event_job", "app.agents.jobs.resend_job"
 RELAY_JOB, FIRE_SCHEDULE_JOB = "app.agents.jobs.relay_job", "app.agents.jobs.fire_schedule_job"
 RESCHEDULE_JOB, AGENT_RUN_JOB = "app.agents.jobs.reschedule_job", "app.agents.jobs.agent_run_job"
+DUNNING_NOTICE_JOB = "app.agents.jobs.dunning_notice_job"
 CHUNK_RETRIES = len(JOBS[BILLING_CHUNK_JOB].retries)
 
 

@@ -27,6 +27,20 @@ def control_character(text: str, *, multiline: bool = False) -> tuple[int, str] 
     return (match.start() + 1, match.group()) if match else None
 
 
+def check_placeholders(template: str, allowed: tuple[str, ...]) -> None:
+    """Refuse a text template (str.format) with a stray brace or a {placeholder} not in `allowed`, naming it;
+    ValueError, as an agent setting's validator raises."""
+    import string
+
+    try:
+        names = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+    except ValueError as error:
+        raise ValueError(f"the template has a stray brace: {error}") from None
+    unknown = [n for n in names if n not in allowed]
+    if unknown:
+        raise ValueError(f"unknown placeholder {{{unknown[0]}}}: use {', '.join('{' + p + '}' for p in allowed)}")
+
+
 # A spreadsheet program reads a cell that starts with one of these as a formula (or, for tab and CR, may
 # drop them and read what follows as one): =HYPERLINK(…) or @SUM(…) in a customer's name would run on the
 # finance team's machine when they open an export.

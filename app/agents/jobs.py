@@ -30,6 +30,7 @@ from app.billing.runs import execute_run
 from app.billing.chunks import process_chunk
 from app.billing.supervision import supervise_runs
 from app.delivery.service import deliver_invoice, requeue_lost_resends, settle_lost_attempts
+from app.dunning.service import send_notice
 from app.errors import DeliveryFailed, JobFailed, NotActedYet
 from app.extensions import db
 from app.models import Event
@@ -67,6 +68,12 @@ def ids_only(subject: str) -> Callable:
 @ids_only("delivery {1} (a resend) of invoice {0}")
 def resend_job(invoice_id: int, delivery_id: int) -> str:
     return deliver_invoice(invoice_id, delivery_id=delivery_id, final_attempt=is_final_attempt()).status
+
+
+@ids_only("dunning notice {0}")
+def dunning_notice_job(notice_id: int) -> str:
+    """E-mail one payment reminder with its PDF (at most once; its outcome is on the reminder)."""
+    return send_notice(notice_id)
 
 
 @ids_only("SEPA retries")

@@ -5,10 +5,10 @@ from flask import Flask
 
 
 def register_cli(app: Flask) -> None:
-    from app.cli import (agents, audit, bank, billing, contracts, customers, demo, entities, events, invoices, payments,
-                         scheduler, schedules, sepa, taxcodes, users)
+    from app.cli import (agents, audit, bank, billing, contracts, customers, demo, dunning, entities, events, invoices,
+                         payments, scheduler, schedules, sepa, taxcodes, users)
 
     for group in (users.group, entities.group, contracts.group, demo.group, billing.group, invoices.group,
                   events.group, agents.group, scheduler.group, schedules.group, taxcodes.group,
-                  sepa.group, customers.group, payments.group, bank.group, audit.group):
+                  sepa.group, customers.group, payments.group, bank.group, audit.group, dunning.group):
         app.cli.add_command(group)

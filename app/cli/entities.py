@@ -42,6 +42,8 @@ def entity_options(adding: bool):
         click.option("--collection-lead-days",
                      help="1-30 days from closing a SEPA batch to the earliest collection date; empty: the "
                           "Payment Collection Agent's setting."),
+        click.option("--late-interest-rate",
+                     help="Statutory interest on payment reminders, percent per year (e.g. 9.12); empty: none."),
     ]
 
     def decorate(command):
@@ -92,7 +94,8 @@ def list_(as_json: bool) -> None:
     rows = [
         {"code": e.code, "name": e.name, "country": e.country, "currency": e.currency,
          "timezone": e.timezone, "invoice_prefix": e.invoice_prefix, "iban": e.iban, "bic": e.bic,
-         "sepa_creditor_id": e.sepa_creditor_id, "collection_lead_days": e.collection_lead_days}
+         "sepa_creditor_id": e.sepa_creditor_id, "collection_lead_days": e.collection_lead_days,
+         "late_interest_rate": e.late_interest_rate}
         for e in list_legal_entities()
     ]
     if as_json:

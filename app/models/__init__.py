@@ -6,6 +6,7 @@ from app.models.audit import AuditEntry
 from app.models.chain import AuditChain, ChainEntry, ChainVerification
 from app.models.banking import BankEntry, BankStatement
 from app.models.contracts import Contract, ContractLine
+from app.models.dunning import DunningNotice, DunningNoticeItem
 from app.models.delivery import InvoiceDelivery, InvoiceDocument
 from app.models.events import Event, EventHandling
 from app.models.invoices import Invoice, InvoiceLine, InvoiceSequence
@@ -22,6 +23,8 @@ __all__ = [
     "BankStatement",
     "Collection",
     "CustomerCredit",
+    "DunningNotice",
+    "DunningNoticeItem",
     "InvoiceDelivery",
     "InvoiceDocument",
     "OrchestrationRule",

@@ -4,8 +4,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import (CheckConstraint, ColumnElement, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
-                        and_, literal, literal_column, text)
+from sqlalchemy import (Boolean, CheckConstraint, ColumnElement, Date, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint, and_, false, literal, literal_column, text)
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -73,6 +73,8 @@ class Invoice(db.Model):
     status: Mapped[str] = mapped_column(String(16), default="draft")
     void_reason: Mapped[str | None] = mapped_column(Text)
     credit_reason: Mapped[str | None] = mapped_column(Text)
+    # The customer disputes this invoice: no payment reminder lists it while set (app/dunning).
+    disputed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.addresses import PostalAddress
@@ -37,6 +38,8 @@ class LegalEntity(PostalAddressColumns, db.Model):
         CheckConstraint("payment_terms_days IS NULL OR payment_terms_days >= 0", name="payment_terms"),
         CheckConstraint("collection_lead_days IS NULL OR collection_lead_days BETWEEN 1 AND 30",
                         name="collection_lead_days"),
+        CheckConstraint("late_interest_rate IS NULL OR (late_interest_rate >= 0 AND late_interest_rate <= 100)",
+                        name="late_interest_rate"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -61,6 +64,8 @@ class LegalEntity(PostalAddressColumns, db.Model):
     bic: Mapped[str | None] = mapped_column(String(11))
     # Days between closing a SEPA batch and the earliest collection date; empty: the Payment Collection Agent's.
     collection_lead_days: Mapped[int | None] = mapped_column(Integer)
+    # Statutory interest on overdue invoices, percent per year, stated on payment reminders; empty: none.
+    late_interest_rate: Mapped[Decimal | None] = mapped_column(Numeric(5, 2, asdecimal=True))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     customers: Mapped[list["Customer"]] = relationship(back_populates="legal_entity")
@@ -86,6 +91,7 @@ class Customer(PostalAddressColumns, db.Model):
             name="sepa_mandate",
         ),
         CheckConstraint("country IS NULL OR length(country) = 2", name="country_iso"),
+        CheckConstraint("dunning_hold IS NULL OR dunning_hold IN ('paused', 'disputed')", name="dunning_hold"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -99,6 +105,9 @@ class Customer(PostalAddressColumns, db.Model):
     iban: Mapped[str | None] = mapped_column(String(34))
     mandate_reference: Mapped[str | None] = mapped_column(String(35))
     mandate_date: Mapped[date | None] = mapped_column(Date)
+    # Not reminded while set: 'paused' (e.g. a payment plan) or 'disputed'; the note says why (app/dunning).
+    dunning_hold: Mapped[str | None] = mapped_column(String(16))
+    dunning_hold_note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     legal_entity: Mapped[LegalEntity] = relationship(back_populates="customers")

@@ -39,6 +39,7 @@ class EntityInput:
     bic: str | None = None
     sepa_creditor_id: str | None = None
     collection_lead_days: int | str | None = None  # empty: the Payment Collection Agent's setting
+    late_interest_rate: str | None = None  # percent per year on payment reminders; empty: none
 
 
 def default_locale(country: str) -> str:
@@ -86,6 +87,7 @@ def validate_entity_input(data: EntityInput) -> dict:
     elif "country" in clean:
         clean["locale"] = default_locale(clean["country"])
     take("payment_terms_days", v.parse_payment_terms, data.payment_terms_days)
+    take("late_interest_rate", lambda s: v.parse_late_interest_rate(s, clean.get("locale")), data.late_interest_rate)
     if errors:
         raise v.ValidationError(errors)
     return clean
@@ -107,7 +109,7 @@ def create_legal_entity(data: EntityInput, actor: Actor | None = None) -> LegalE
 EDITABLE = ("name", "country", "currency", "vat_id", "tax_number", "registration_id", "invoice_prefix", "timezone",
             "locale", "address_line1", "address_line2", "postcode", "city", "subdivision", "contact_name",
             "contact_email", "contact_phone", "payment_terms_days", "finance_email", "iban", "bic", "sepa_creditor_id",
-            "collection_lead_days")
+            "collection_lead_days", "late_interest_rate")
 
 
 def update_legal_entity(entity: LegalEntity, data: EntityInput, actor: Actor) -> dict:

@@ -131,6 +131,12 @@ def invoice_history(invoice: Invoice) -> list[HistoryEntry]:
         elif entry.action == "payment.reversed":
             text = (f"payment of {money(details)} received {details.get('received_on')} "
                     f"reversed: {details.get('reason')}")
+        elif entry.action == "dunning.invoice_reminded":
+            text = f"payment reminder, level {details.get('level')} ({details.get('days_past_due')} days past due)"
+        elif entry.action == "dunning.invoice_disputed":
+            text = "marked disputed: no reminders" + (f" ({details['note']})" if details.get("note") else "")
+        elif entry.action == "dunning.invoice_dispute_settled":
+            text = "dispute settled: reminded again when overdue"
         elif entry.action.startswith("collection."):
             text = f"collection {entry.action.split('.', 1)[1].replace('_', ' ')}: " + str(
                 details.get("message") or details.get("reason") or details.get("retry_on") or "")

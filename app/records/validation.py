@@ -140,6 +140,20 @@ def parse_rate(value: str | None, locale: str | None = None) -> Decimal:
     return rate
 
 
+def parse_late_interest_rate(value: Decimal | str | None, locale: str | None = None) -> Decimal | None:
+    """Statutory interest on overdue invoices, percent per year with at most two decimals (e.g. 9.12 for German
+    B2B: the base rate + 9 points); empty: no interest on payment reminders."""
+    if isinstance(value, Decimal):  # the stored value, unchanged
+        return value
+    if optional(value) is None:
+        return None
+    rate = parse_rate(value, locale)
+    if rate != rate.quantize(Decimal("0.01")):
+        raise FieldError(f"{value.strip()} has more than two decimals (a rate per year, e.g. "
+                         f"{input_number(Decimal('9.12'), locale)})")
+    return rate
+
+
 # Dates a person enters: far enough either way for any contract, near enough that date arithmetic
 # (periods, due dates, aging windows) never leaves Python's calendar (years 1-9999).
 DATE_MIN, DATE_MAX = date(1900, 1, 1), date(2999, 12, 31)

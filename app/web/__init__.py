@@ -14,6 +14,7 @@ def register_blueprints(app: Flask) -> None:
     from app.web.agents import bp as agents_bp
     from app.web.auth import bp as auth_bp
     from app.web.collections import bp as collections_bp
+    from app.web.dunning import bp as dunning_bp
     from app.web.mailbox import bp as mailbox_bp
     from app.web.main import bp as main_bp
     from app.web.ops import bp as ops_bp
@@ -26,7 +27,7 @@ def register_blueprints(app: Flask) -> None:
     from app.web.settings import bp as settings_bp
 
     for blueprint in (auth_bp, main_bp, agents_bp, schedules_bp, orchestration_bp, runs_bp, reports_bp, records_bp,
-                      collections_bp, settings_bp, mailbox_bp, ops_bp):
+                      collections_bp, dunning_bp, settings_bp, mailbox_bp, ops_bp):
         app.register_blueprint(blueprint)
     mount_rq_dashboard(app)
 

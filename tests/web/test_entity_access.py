@@ -15,7 +15,8 @@ from app import create_app
 from app.audit import Actor
 from app.billing.runs import execute_run, start_billing_run
 from app.extensions import db
-from app.models import AgentDefinition, BankEntry, Invoice, LegalEntity, Payment, ScheduledJob, SepaBatch, TaxCode
+from app.models import (AgentDefinition, BankEntry, DunningNotice, DunningNoticeItem, Invoice, LegalEntity, Payment,
+                        ScheduledJob, SepaBatch, TaxCode)
 from app.payments.cash import import_statement
 from app.payments.ledger import record_payment
 from app.payments.sepa import open_batch
@@ -27,7 +28,7 @@ SECRET_NAME = "Zweite Gesellschaft Kundin"  # a DE02 customer: must never show t
 
 # Which of the other entity's records each path parameter names.
 OBJECT_PARAMS = {"invoice_id", "contract_id", "customer_id", "run_id", "batch_id", "schedule_id", "entry_id",
-                 "code_id", "entity_id"}
+                 "code_id", "entity_id", "notice_id"}
 # Organisation-wide: only an organisation admin (403 for everybody else).
 ORG_ADMIN = {"settings.users", "settings.user_new", "settings.user_edit", "settings.user_roles", "settings.entity_new",
              "settings.user_invite", "settings.invitation_resend", "settings.invitation_withdraw",
@@ -43,7 +44,7 @@ OWN_ENTITY = {"main.home", "main.switch_entity", "main.search", "agents.index", 
               "records.invoices", "records.invoices_csv", "records.invoices_resend", "records.invoices_resend_confirm",
               "records.invoices_bulk_post", "records.invoices_bulk_post_confirm", "records.invoices_bulk_resend",
               "records.invoices_bulk_resend_confirm",
-              "reports.aging", "reports.aging_csv", "runs.index",
+              "reports.aging", "reports.aging_csv", "runs.index", "dunning.preview",
               "schedules.index", "schedules.new", "schedules.preview", "settings.entities", "settings.tax_code_add",
               "settings.tax_codes", "settings.audit_trail"}
 # The user's own account (any signed-in user, about themselves only): nothing of a legal entity in it.
@@ -71,6 +72,14 @@ def other_entity(app):
                                 preset="cron", preset_params={}, first_business_day=False, enabled=True)
         db.session.add(schedule)
         db.session.commit()
+        notice = DunningNotice(legal_entity_id=other.id, customer_id=invoice.customer_id, level=1,
+                               as_of=date(2026, 12, 1), currency="EUR", open_amount=invoice.amount_due, fee=Decimal(0),
+                               interest=Decimal(0), total_amount=invoice.amount_due, status="sent",
+                               email="secret@example.com")
+        notice.items = [DunningNoticeItem(invoice_id=invoice.id, level=1, days_past_due=1,
+                                          open_amount=invoice.amount_due, interest=Decimal(0))]
+        db.session.add(notice)
+        db.session.commit()
         import_statement(other, b"booking_date,amount,currency,counterparty_name,remittance,reference\n"
                                 b"2026-12-01,5.00,EUR,Someone,hello,REF-1\n", "s.csv", ACTOR)
         db.session.commit()
@@ -78,7 +87,7 @@ def other_entity(app):
                "run_id": run.run.id, "batch_id": batch.id, "schedule_id": schedule.id,
                "entry_id": db.session.scalar(select(BankEntry.id)), "entity_id": other.id,
                "code_id": db.session.scalar(select(TaxCode.id).where(TaxCode.legal_entity_id == other.id)),
-               "payment_id": payment.id, "number": invoice.number}
+               "payment_id": payment.id, "number": invoice.number, "notice_id": notice.id}
         assert db.session.scalar(select(SepaBatch.legal_entity_id).where(SepaBatch.id == batch.id)) == other.id
         assert db.session.get(Payment, payment.id).invoice_id == invoice.id
         return ids

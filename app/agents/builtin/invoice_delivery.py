@@ -2,8 +2,6 @@
 e-invoice and e-mail it (app/delivery/service.py). A credit note is delivered like an invoice, and never collected."""
 from __future__ import annotations
 
-import string
-
 from rq import get_current_job
 
 from app.agents.base import AgentSpec, Setting
@@ -12,6 +10,7 @@ from app.errors import NotActedYet
 from app.models import AgentDefinition, Event
 from app.queues import DELIVERY_TIMEOUT
 from app.records.validation import FieldError, one_line
+from app.text import check_placeholders
 
 DELIVERED_EVENTS = ("invoice.issued", "credit_note.issued")
 
@@ -40,13 +39,7 @@ MAIL_PLACEHOLDERS = ("number", "entity_name", "customer_name", "total", "due_dat
 
 def check_mail_template(template: str) -> None:
     """Refuse templates with unknown {placeholders} or broken braces, naming the problem."""
-    try:
-        names = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
-    except ValueError as error:
-        raise ValueError(f"the template has a stray brace: {error}") from None
-    unknown = [n for n in names if n not in MAIL_PLACEHOLDERS]
-    if unknown:
-        raise ValueError(f"unknown placeholder {{{unknown[0]}}}: use {', '.join('{' + p + '}' for p in MAIL_PLACEHOLDERS)}")
+    check_placeholders(template, MAIL_PLACEHOLDERS)
 
 
 def check_subject_template(template: str) -> None:

@@ -5,6 +5,7 @@ from flask import flash, redirect, request, url_for
 from flask_login import current_user
 
 from app.audit import Actor
+from app.dunning.service import notices_of_customer
 from app.errors import ValidationError
 from app.extensions import db
 from app.models import Customer
@@ -69,7 +70,8 @@ def customer_detail(customer_id: int):
     customer = get_customer(customer_id)
     return render("records/customer_detail.html", customer=customer, entity=customer.legal_entity,
                   contracts=service.customer_contracts(customer), invoices=service.customer_invoices(customer),
-                  today=customer.legal_entity.today(), is_overdue=is_overdue)
+                  today=customer.legal_entity.today(), is_overdue=is_overdue,
+                  reminders=notices_of_customer(customer.id))
 
 
 @bp.route("/customers/<int:customer_id>/edit", methods=["GET", "POST"])

@@ -17,6 +17,7 @@ from app.records import invoices as service
 from app.records.customers import entity_customers
 from app.agents.service import enqueue_resend
 from app.queues import relay_soon
+from app.dunning.service import reminders_of_invoice
 from app.delivery.service import (DELIVERY_FILTERS, bulk_resend_plan, delivery_state, delivery_states,
                                    document_filename, undelivered_minutes)
 from app.web.confirming import confirm_step, confirmation_refused
@@ -152,7 +153,7 @@ def render_detail(invoice: Invoice, errors: dict | None = None, payment_form: di
                       errors=errors or {}, today=today,
                       money_flow=service.delivery_and_payment(invoice), payment_form=payment_form or {},
                       reverse_form=reverse_form or {}, delivery=delivery_state(invoice),
-                      undelivered_minutes=undelivered_minutes())
+                      undelivered_minutes=undelivered_minutes(), invoice_reminders=reminders_of_invoice(invoice.id))
     return unprocessable(response) if errors else response
 
 

@@ -11,6 +11,7 @@ from app.audit import Actor
 from app.extensions import db
 from app.models import LegalEntity, User
 from app.models.accounts import ROLES
+from app.locale_input import input_number
 from app.records.entities import EntityInput, create_legal_entity, list_legal_entities, update_legal_entity
 from app.web.decorators import admin_required, org_admin_required
 from app.web.helpers import entity_record_or_404, render
@@ -19,7 +20,7 @@ from app.web.settings import bp
 ENTITY_FIELDS = ("code", "name", "country", "currency", "vat_id", "tax_number", "registration_id", "invoice_prefix",
                  "timezone", "locale", "address_line1", "address_line2", "postcode", "city", "subdivision",
                  "contact_name", "contact_email", "contact_phone", "payment_terms_days", "finance_email", "iban",
-                 "bic", "sepa_creditor_id", "collection_lead_days")
+                 "bic", "sepa_creditor_id", "collection_lead_days", "late_interest_rate")
 
 
 def _entity_input(form) -> EntityInput:
@@ -57,6 +58,8 @@ def entity_new():
 def entity_edit(entity_id: int):
     entity = entity_record_or_404(LegalEntity, entity_id, "admin", key="id")  # an admin of that entity (or of all)
     values = {f: "" if getattr(entity, f) is None else str(getattr(entity, f)) for f in ENTITY_FIELDS}
+    if entity.late_interest_rate is not None:  # as the entity's locale writes it (9,12 for de_DE), read back the same
+        values["late_interest_rate"] = input_number(entity.late_interest_rate, entity.locale)
     errors: dict[str, str] = {}
     if request.method == "POST":
         values = {**dict(request.form), "code": entity.code}
