@@ -14,7 +14,7 @@ import ipaddress
 import json
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -73,8 +73,8 @@ def check_url(text: str) -> None:
 
 
 def check_secret(text: str) -> None:
+    one_line(text, "the signing secret")
     secret = text.strip()
-    one_line(secret, "the signing secret")
     if len(secret) < SECRET_MIN_LENGTH:
         raise ValueError(f"at least {SECRET_MIN_LENGTH} characters (this has {len(secret)}): a long random text, e.g. "
                          "from `python -c \"import secrets; print(secrets.token_hex(32))\"`")
@@ -102,6 +102,8 @@ def verify(secret: str, timestamp: str, body: bytes, header: str, *, tolerance_s
 
 
 def _iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with a Z (the database's times are UTC, with or without their zone)."""
+    moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
     return moment.isoformat().replace("+00:00", "Z")
 
 
