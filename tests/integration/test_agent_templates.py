@@ -73,6 +73,29 @@ def test_the_ar_aging_reporter_e_mails_the_invoices_overdue_more_than_n_days_by_
     assert "ar-team@example.com, cfo@example.com" in run.summary
 
 
+def test_its_schedule_fires_on_monday_morning_in_the_entitys_zone_and_e_mails(app, db_session, mail_sink):
+    from zoneinfo import ZoneInfo
+
+    from app.models import ScheduledJob
+    from app.models.types import utcnow
+    from app.schedules.cron import next_fires
+    from app.schedules.service import fire_schedule
+
+    entity = overdue_book()
+    agent = custom_agent(entity, "ar_aging_reporter", {"recipients": "ar@example.com"}, cron="0 8 * * 1")
+    schedule = db.session.scalar(select(ScheduledJob).where(ScheduledJob.agent_id == agent.id))
+    slot = next_fires(schedule.cron, entity.timezone, utcnow(), count=1)[0]
+    local = slot.astimezone(ZoneInfo("Europe/Berlin"))
+    assert (local.weekday(), local.hour, local.minute) == (0, 8, 0)
+
+    result = fire_schedule(schedule.id, slot)
+
+    assert result.fired and result.agent_run_id
+    message, = mail_sink.messages()
+    assert message["To"] == "ar@example.com" and "3 invoices overdue more than 30 days" in message["Subject"]
+    assert db.session.get(AgentRun, result.agent_run_id).trigger == "schedule"
+
+
 def test_grouped_by_age_band_and_several_currencies_each_have_their_total(app, db_session, mail_sink):
     entity = overdue_book()
     add_invoice(entity, "Acme Inc", "80.00", due=entity.today() - timedelta(days=100), currency="USD")
