@@ -29,6 +29,8 @@ class Setting:
     minimum: int | None = None
     maximum: int | None = None
     validator: Callable[[str], None] | None = None
+    # A secret (a signing key): never shown again once saved; an empty field on the form keeps it.
+    secret: bool = False
 
     def parse(self, raw: Any) -> Any:
         """Turn a submitted value (form text, JSON value) into this setting's type, or raise ValueError."""

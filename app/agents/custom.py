@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from app.agents.base import AgentSpec
 from app.agents.registry import TEMPLATES, get_template
+from app.agents.service import masked
 from app.agents.versions import save_version
 from app.audit import Actor, record
 from app.extensions import db
@@ -146,8 +147,13 @@ def update_custom_agent(agent: AgentDefinition, data: CustomAgentInput, actor: A
     agent.version += 1
     save_version(agent, actor, "changed: " + ", ".join(changed))
     record("agent.changed", "agent", agent.id, actor, legal_entity_id=entity.id, agent=agent.key,
-           version=agent.version, changes={k: {"old": before[k], "new": after[k]} for k in changed})
+           version=agent.version, changes={k: {"old": _shown(spec, before[k]), "new": _shown(spec, after[k])}
+                                           for k in changed})
     return changed
+
+
+def _shown(spec: AgentSpec, value: Any) -> Any:
+    return masked(spec, value) if isinstance(value, dict) else value
 
 
 def schedule_of(agent: AgentDefinition) -> str | None:

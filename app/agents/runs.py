@@ -69,16 +69,18 @@ def request_run(agent: AgentDefinition, entity: LegalEntity, trigger: str, actor
 
 
 def run_inline(agent: AgentDefinition, entity: LegalEntity, trigger: str, actor: Actor, *,
-               slot: datetime | None = None, trigger_ref: str = "") -> AgentRun:
-    """Record and run at once in this process (a schedule's fire job; tests)."""
+               as_of: date | None = None, slot: datetime | None = None, trigger_ref: str = "") -> AgentRun:
+    """Record and run at once in this process (a schedule's fire job, `flask agents run --inline`)."""
     check_runnable(agent, entity, trigger)
-    run = _new_run(agent, entity, trigger, actor, None)
+    run = _new_run(agent, entity, trigger, actor, as_of)
     db.session.commit()
-    return execute_agent_run(run.id, slot=slot, trigger_ref=trigger_ref)
+    return execute_agent_run(run.id, slot=slot, trigger_ref=trigger_ref, reraise=False)
 
 
-def execute_agent_run(run_id: int, *, slot: datetime | None = None, trigger_ref: str = "") -> AgentRun:
-    """Run a recorded agent run (the job). A run already finished is not run again (a job seen twice)."""
+def execute_agent_run(run_id: int, *, slot: datetime | None = None, trigger_ref: str = "",
+                      reraise: bool = True) -> AgentRun:
+    """Run a recorded agent run (the job). A run already finished is not run again (a job seen twice).
+    An error is recorded on the run as failed, then raised again (the job fails) unless `reraise` is False."""
     run = db.session.get(AgentRun, run_id)
     if run is None or run.status in FINAL:
         return run
@@ -99,7 +101,9 @@ def execute_agent_run(run_id: int, *, slot: datetime | None = None, trigger_ref:
         run = db.session.get(AgentRun, run_id)
         _finish(run, RunOutcome(f"failed: {type(error).__name__}", ok=False), error=str(error)[:2000])
         db.session.commit()
-        raise
+        if reraise:
+            raise
+        return run
     run = db.session.get(AgentRun, run_id)
     _finish(run, outcome)
     db.session.commit()

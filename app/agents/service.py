@@ -16,6 +16,16 @@ from app.models import AgentDefinition
 from app.queues import AGENT_EVENT_JOB, DELIVERY_TIMEOUT, RESEND_JOB, agent_event_job_id, launch_task, resend_job_id
 
 
+# What the audit, the versions and messages show for a secret setting's value.
+MASK = "••••••"
+
+
+def masked(spec: AgentSpec | None, configuration: dict[str, Any]) -> dict[str, Any]:
+    """The configuration with secret settings' values hidden (for CLI output, versions, the audit)."""
+    secrets = {s.name for s in spec.settings if s.secret} if spec else set()
+    return {name: (MASK if name in secrets and value else value) for name, value in configuration.items()}
+
+
 def list_agents(entity_id: int | None = None) -> list[AgentDefinition]:
     """Built-in agents in their registry order, then the custom agents of `entity_id` (all of them when None
     and every entity is meant, e.g. the CLI without --entity), by name."""
@@ -50,8 +60,11 @@ def spec_or_error(agent: AgentDefinition) -> AgentSpec:
 def update_configuration(agent: AgentDefinition, submitted: dict[str, Any], actor: Actor) -> dict[str, Any]:
     """Validate and save a full configuration; raises ValidationError (per field) and changes nothing then."""
     old = current_configuration(agent)
-    new = spec_or_error(agent).validate_configuration(submitted)
-    changes = {name: {"old": old.get(name), "new": value} for name, value in new.items() if old.get(name) != value}
+    spec = spec_or_error(agent)
+    new = spec.validate_configuration(submitted)
+    secrets = {s.name for s in spec.settings if s.secret}
+    changes = {name: ({"old": MASK, "new": MASK} if name in secrets else {"old": old.get(name), "new": value})
+               for name, value in new.items() if old.get(name) != value}
     if changes:
         agent.configuration = new
         record("agent.configured", "agent", agent.id, actor, agent=agent.key, changes=changes,

@@ -8,7 +8,7 @@ from flask.cli import AppGroup
 
 from app.audit import Actor
 from app.billing.money import round_money
-from app.cli.billing import entity_or_fail
+from app.cli.common import entity_or_fail
 from app.cli.common import ID, echo_json, fail
 from app.extensions import db
 from app.payments.bank_queue import QueueError, assign, mark_not_ours, queue_query

@@ -7,21 +7,13 @@ from sqlalchemy import select
 from app.audit import Actor
 from app.billing.runs import AsOfRefused, RunRefused, execute_run, start_billing_run
 from app.billing.supervision import supervise_runs
-from app.cli.common import ID, echo_json, fail
+from app.cli.common import ID, echo_json, entity_or_fail, fail
 from app.extensions import db
 from app.models import BillingRun, BillingRunItem, Contract
 from app.models.runs import ACTIVE_RUN_STATUSES
-from app.records.entities import get_legal_entity_by_code
 from app.records.validation import FieldError, parse_optional_date
 
 group = AppGroup("billing", help="The Billing Run Agent.")
-
-
-def entity_or_fail(code: str):
-    entity = get_legal_entity_by_code(code)
-    if entity is None:
-        fail(f"unknown legal entity {code!r} (see `flask entities list`)")
-    return entity
 
 
 def run_summary(run: BillingRun) -> dict:

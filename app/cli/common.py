@@ -9,10 +9,19 @@ from typing import Any, NoReturn
 
 import click
 
+from app.records.entities import get_legal_entity_by_code
 from app.records.validation import ID_MAX
 
 # An id or a number on the command line: within PostgreSQL's integer, else click says so (exit 2).
 ID = click.IntRange(1, ID_MAX)
+
+
+def entity_or_fail(code: str):
+    """The legal entity with this code, or a clear error naming where the codes are."""
+    entity = get_legal_entity_by_code(code)
+    if entity is None:
+        fail(f"unknown legal entity {code!r} (see `flask entities list`)")
+    return entity
 
 
 def fail(message: str) -> NoReturn:

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from app.audit import Actor
 from app.billing.money import round_money
-from app.cli.billing import entity_or_fail
+from app.cli.common import entity_or_fail
 from app.cli.common import echo_json, fail
 from app.extensions import db
 from app.models import CustomerCredit, Invoice

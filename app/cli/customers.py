@@ -5,7 +5,7 @@ import click
 from flask.cli import AppGroup
 
 from app.audit import Actor
-from app.cli.billing import entity_or_fail
+from app.cli.common import entity_or_fail
 from app.cli.common import echo_json, fail
 from app.extensions import db
 from app.models.parties import PAYMENT_METHODS

@@ -8,7 +8,7 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from app.cli.billing import entity_or_fail
+from app.cli.common import entity_or_fail
 from app.cli.common import echo_json, fail, invoice_or_fail
 from app.documents.facts import DocumentError
 from app.documents.service import get_or_render_document, stored_document

@@ -5,7 +5,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import aliased, undefer
 
 from app.billing.money import round_money
-from app.cli.billing import entity_or_fail
+from app.cli.common import entity_or_fail
 from app.cli.common import echo_json
 from app.extensions import db
 from app.audit import Actor

@@ -6,7 +6,7 @@ from flask.cli import AppGroup
 
 from app.audit import Actor
 from app.billing.money import round_money
-from app.cli.billing import entity_or_fail
+from app.cli.common import entity_or_fail
 from app.cli.common import ID, echo_json, fail, invoice_or_fail
 from app.extensions import db
 from app.models import Invoice

@@ -2,7 +2,7 @@ import click
 from flask.cli import AppGroup
 
 from app.audit import Actor
-from app.cli.billing import entity_or_fail
+from app.cli.common import entity_or_fail
 from app.cli.common import ID, echo_json, fail
 from app.extensions import db
 from app.models import ScheduledJob

@@ -3,7 +3,7 @@ from flask.cli import AppGroup
 
 from app.accounts import AccountError, create_user, find_user, grant_role, grants_of, revoke_role
 from app.audit import Actor
-from app.cli.billing import entity_or_fail
+from app.cli.common import entity_or_fail
 from app.cli.common import echo_json, fail
 from app.extensions import db
 from app.models import User

@@ -9,8 +9,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.numbers import format_decimal
-from flask import (Flask, Response, abort, g, has_request_context, make_response, redirect, render_template, request,
-                   stream_with_context)
+from flask import (Flask, Response, abort, flash, g, has_request_context, make_response, redirect, render_template,
+                   request, stream_with_context)
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -20,6 +20,7 @@ from app.extensions import db, htmx
 from app import locale_input
 from app.formatting import fast_money, format_number, format_percent, format_unit_price
 from app.models import LegalEntity
+from app.schedules.sync import sync_after_change
 from app.spreadsheets import PLAIN, CsvFormat, csv_chunks, excel_format, offers_excel
 from app.wording import event_words
 
@@ -278,3 +279,10 @@ def init_app(app: Flask) -> None:
 
         return {"current_entity": current_entity(), "entities": all_entities(), "allowed_roles": allowed,
                 "endpoints": set(app.view_functions), "now_utc": utcnow()}
+
+
+def schedules_synced() -> None:
+    """After a committed change to schedules: update rq-scheduler, and say so when it could not be reached."""
+    warning = sync_after_change()
+    if warning:
+        flash(warning[0].upper() + warning[1:] + ".", "error")

@@ -33,10 +33,11 @@ ORG_ADMIN = {"settings.users", "settings.user_new", "settings.user_edit", "setti
              "settings.user_invite", "settings.invitation_resend", "settings.invitation_withdraw",
              "mailbox.index", "mailbox.message", "mailbox.attachment",
              "orchestration.add", "orchestration.delete", "orchestration.disable", "orchestration.enable",
-             "agents.configure", "agents.toggle", "settings.audit_trail_verify"}
+             "agents.configure", "agents.toggle", "settings.audit_trail_verify", "agents.new", "agents.create",
+             "agents.triggers"}
 # The user's own legal entity (the header's): whatever they answer, nothing of another entity is in it.
 OWN_ENTITY = {"main.home", "main.switch_entity", "main.search", "agents.index", "agents.detail", "agents.configuration", "agents.runs",
-              "agents.audit", "agents.run", "collections.index", "orchestration.index", "records.bank",
+              "agents.audit", "agents.run", "agents.run_now", "agents.test", "agents.versions", "collections.index", "orchestration.index", "records.bank",
               "records.bank_import", "records.bank_rematch", "records.contract_line_row", "records.contract_new",
               "records.contracts", "records.contracts_import", "records.customer_new", "records.customers",
               "records.invoices", "records.invoices_csv", "records.invoices_resend", "records.invoices_resend_confirm",

@@ -3,4 +3,4 @@ from flask import Blueprint
 
 bp = Blueprint("agents", __name__, url_prefix="/agents")
 
-from app.web.agents import routes  # noqa: E402,F401
+from app.web.agents import making, routes, running  # noqa: E402,F401

@@ -1,4 +1,8 @@
-"""Agents > Definitions: thin views over app.agents.service (configuration) and app.billing.runs (Run)."""
+"""Agents > Definitions: the catalogue and each agent's tabs, thin views over app.agents.service (configuration),
+app.agents.runs (runs of any agent) and app.billing.runs (the billing agent's Run with its preview).
+
+Nothing here names an agent: what a page shows follows from the agent's spec (`bills`, `run`, `settings`,
+`overview_panel`) and whether it is a custom agent. A custom agent is seen only in its own legal entity."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,60 +11,74 @@ from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
-from app.agents.registry import AgentSpec, get_spec
-from app.agents.service import current_configuration, get_agent, list_agents, set_enabled, update_configuration
+from app.agents.base import AgentSpec
+from app.agents.registry import spec_of
+from app.agents.runs import FINAL, last_runs, runs_of
+from app.agents.service import (current_configuration, get_agent, list_agents, set_enabled, update_configuration,
+                                visible_to)
+from app.agents.versions import versions_of
 from app.audit import Actor
 from app.billing.queries import agent_timeline, latest_run, runs_query
-from app.billing.preview import RunPreview, preview_run
-from app.billing.runs import RunRefused, default_as_of, start_billing_run
-from app.confirmations import confirmation_token
+from app.billing.runs import default_as_of
 from app.extensions import db, htmx
 from app.models import AgentDefinition
 from app.records.precedence import entity_overrides
-from app.records.validation import FieldError, ValidationError, parse_optional_date
+from app.records.validation import ValidationError
 from app.web.agents import bp
-from app.web.confirming import confirmation_refused
-from app.web.decorators import org_admin_required, role_required
-from app.web.helpers import current_entity, form_locale, render
+from app.web.agents.presenters import CatalogueRow, custom_context, shown_settings, submitted_settings
+from app.agents.custom import templates
+from app.web.decorators import org_admin_required
+from app.web.helpers import current_entity, render
 from app.web.runs.presenters import run_helpers
 
 TABS = (("overview", "Overview", "agents.detail"), ("configuration", "Configuration", "agents.configuration"),
         ("runs", "Runs", "agents.runs"), ("audit", "Audit", "agents.audit"))
-# Agents with a Run button, and whose runs are billing runs of the current legal entity.
-BILLING_AGENTS = {"billing_run"}
+VERSIONS_TAB = ("versions", "Versions", "agents.versions")  # custom agents
 RUNS_ON_TAB = 25
 
 bp.context_processor(run_helpers)
 
 
-def _agent_or_404(key: str) -> AgentDefinition:
-    return get_agent(key) or abort(404)
+def agent_or_404(key: str) -> AgentDefinition:
+    """The agent by key; another legal entity's custom agent is not found."""
+    agent = get_agent(key)
+    entity = current_entity()
+    if agent is None or not visible_to(agent, entity.id if entity else None):
+        abort(404)
+    return agent
 
 
-def _spec(agent: AgentDefinition) -> AgentSpec | None:
-    try:
-        return get_spec(agent.key)
-    except KeyError:
-        return None
-
-
-def _page(agent: AgentDefinition, tab: str, partial: str | None = None, status: int = 200, **context: Any):
+def agent_page(agent: AgentDefinition, tab: str, partial: str | None = None, status: int = 200, **context: Any):
     """The agent page with `tab` active; an HTMX request gets only `partial` (default: the tab's panel)."""
     entity = current_entity()
-    bills = agent.key in BILLING_AGENTS
+    spec = spec_of(agent)
+    bills = spec is not None and spec.bills
+    tabs = TABS + ((VERSIONS_TAB,) if agent.custom else ())
     base: dict[str, Any] = {
-        "agent": agent, "spec": _spec(agent), "entity": entity, "tab": tab, "bills": bills,
-        "tabs": [(k, label, url_for(endpoint, key=agent.key)) for k, label, endpoint in TABS],
+        "agent": agent, "spec": spec, "entity": entity, "tab": tab, "bills": bills,
+        "runs_itself": spec is not None and spec.run is not None and not bills, "final": FINAL,
+        "tabs": [(k, label, url_for(endpoint, key=agent.key)) for k, label, endpoint in tabs],
     }
+    if tab == "overview" and spec is not None and spec.overview_panel and spec.overview_context is not None:
+        base["panel"] = spec.overview_panel
+        base.update(spec.overview_context(agent))
     if tab == "overview" and bills and entity is not None:
         base["default_as_of"] = default_as_of(entity, current_configuration(agent))
     if tab == "configuration" and base["spec"] is not None:
-        base.setdefault("values", current_configuration(agent))
+        base.setdefault("values", shown_settings(base["spec"], current_configuration(agent)))
         base["overrides"] = {s.name: entity_overrides(agent.key, s.name) for s in base["spec"].settings}
+        saved = current_configuration(agent)
+        base["saved_secrets"] = {s.name for s in base["spec"].settings if s.secret and saved.get(s.name)}
     if tab == "runs" and bills and entity is not None:
         query = runs_query(entity.id)
         base["runs"] = list(db.session.scalars(query.limit(RUNS_ON_TAB)))
         base["runs_total"] = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    elif tab == "runs" and entity is not None:
+        base["agent_runs"], base["runs_total"] = runs_of(agent, entity.id, RUNS_ON_TAB)
+    if tab == "configuration" and agent.custom:
+        base.update(custom_context(agent))
+    if tab == "versions":
+        base["versions"] = versions_of(agent)
     if tab == "audit":
         base["timeline"] = agent_timeline(agent.name, entity.id if entity else None,
                                           entity.locale if entity else "en_US")
@@ -75,91 +93,46 @@ def _page(agent: AgentDefinition, tab: str, partial: str | None = None, status: 
 @login_required
 def index():
     entity = current_entity()
-    last_runs = {key: latest_run(entity.id) for key in BILLING_AGENTS} if entity else {}
-    return render("agents/index.html", agents=list_agents(), entity=entity, last_runs=last_runs)
+    entity_id = entity.id if entity else None
+    agents = list_agents(entity_id) if entity else list_agents(-1)
+    rows = [CatalogueRow(agent, spec_of(agent)) for agent in agents]
+    latest = last_runs(entity_id) if entity else {}
+    billing = latest_run(entity.id) if entity else None
+    return render("agents/index.html", rows=rows, entity=entity, last_runs=latest, last_billing_run=billing,
+                  templates=templates())
 
 
 @bp.get("/<key>")
 @login_required
 def detail(key: str):
-    return _page(_agent_or_404(key), "overview")
+    return agent_page(agent_or_404(key), "overview")
 
 
 @bp.get("/<key>/configuration")
 @login_required
 def configuration(key: str):
-    return _page(_agent_or_404(key), "configuration")
+    return agent_page(agent_or_404(key), "configuration")
 
 
 @bp.get("/<key>/runs")
 @login_required
 def runs(key: str):
-    return _page(_agent_or_404(key), "runs")
+    return agent_page(agent_or_404(key), "runs")
 
 
 @bp.get("/<key>/audit")
 @login_required
 def audit(key: str):
-    return _page(_agent_or_404(key), "audit")
+    return agent_page(agent_or_404(key), "audit")
 
 
-# ------------------------------------------------------------------ the Run button
-@bp.post("/<key>/run")
-@role_required("accountant")
-def run(key: str):
-    """The Run button: a dry run starts at once; a real run answers with its preview, and starts only when
-    that preview's Confirm is pressed. Answers with the result area (or the whole page)."""
-    agent = _agent_or_404(key)
-    if key not in BILLING_AGENTS:
+@bp.get("/<key>/versions")
+@login_required
+def versions(key: str):
+    agent = agent_or_404(key)
+    if not agent.custom:
         abort(404)
-    entity = current_entity()
-    if entity is None:
-        return _run_answer(agent, None, "No legal entity yet: an admin adds one under Settings > Legal entities, "
-                                        "then you can run billing for it.", 409)
-    try:
-        as_of = parse_optional_date(request.form.get("as_of"), form_locale())
-    except FieldError as error:
-        return _run_answer(agent, None, f"As-of date: {error}.", 422, as_of_text=request.form.get("as_of", ""))
-    dry_run = request.form.get("dry_run", "").lower() in {"on", "1", "true", "yes"}
-    actor = Actor.for_user(current_user)
-    try:
-        if dry_run:  # writes no invoice, e-mails and debits nobody: starts at once
-            result = start_billing_run(entity, as_of, "manual", actor, True)
-            return _run_answer(agent, result, result.message, 200)
-        preview = preview_run(entity, as_of)
-    except RunRefused as refused:
-        db.session.rollback()
-        return _run_answer(agent, None, f"Not started: {refused}.", 409)
-    if "confirm" not in request.form:  # the Run button: the preview, with its Confirm
-        return _preview_answer(agent, preview)
-    # Confirm: only a token standing for what would happen now, for this person, starts the run.
-    refused = confirmation_refused("billing_run", preview.facts())
-    if refused:
-        return _preview_answer(agent, preview, f"Not started: {refused}.", 409)
-    if preview.nothing_to_bill or preview.refused:  # (a run already under way: the entrance says so)
-        return _preview_answer(agent, preview, "Not started: there is nothing to confirm.", 409)
-    ahead = request.form.get("ahead_of_time", "").lower() in {"on", "1", "true", "yes"}
-    if preview.needs_ahead_tick and not ahead:
-        return _preview_answer(agent, preview, "Not started: this run bills ahead of time; tick “I want to bill "
-                                               "ahead of time” to confirm that, or choose an earlier as-of date.", 422)
-    try:
-        result = start_billing_run(entity, preview.as_of, "manual", actor, False, ahead_of_time=ahead,
-                                   confirmation={**preview.facts(), "ahead_of_time": ahead})
-    except RunRefused as refused:
-        db.session.rollback()
-        return _run_answer(agent, None, f"Not started: {refused}.", 409)
-    return _run_answer(agent, result, result.message, 200)
-
-
-def _preview_answer(agent: AgentDefinition, preview: RunPreview, problem: str | None = None, status: int = 200):
-    token = confirmation_token("billing_run", current_user.id, preview.facts()) if preview.can_confirm else None
-    return _page(agent, "overview", "agents/_run_preview.html", status, preview=preview, confirm_token=token,
-                 problem=problem, confirm_url=url_for("agents.run", key=agent.key),
-                 cancel_url=url_for("agents.detail", key=agent.key), hx_target="#run-result")
-
-
-def _run_answer(agent: AgentDefinition, result, message: str, status: int, **context: Any):
-    return _page(agent, "overview", "agents/_run_result.html", status, result=result, message=message, **context)
+    return agent_page(agent, "versions")
 
 
 # ------------------------------------------------------------------ configuration (admins)
@@ -187,29 +160,28 @@ def _saved_message(changes: dict[str, dict[str, Any]], spec: AgentSpec) -> str:
 @org_admin_required
 def configure(key: str):
     """Save the whole configuration; invalid values come back inline (422) and nothing is saved."""
-    agent = _agent_or_404(key)
-    spec = _spec(agent) or abort(404)
-    submitted = {s.name: request.form[s.name] for s in spec.settings if s.name in request.form}
+    agent = agent_or_404(key)
+    spec = spec_of(agent) or abort(404)
+    submitted = submitted_settings(spec, agent, request.form)
     try:
         changes = update_configuration(agent, submitted, Actor.for_user(current_user))
     except ValidationError as error:
         db.session.rollback()
-        values = {s.name: (s.name in request.form) if s.type == "bool" else request.form.get(s.name, "")
-                  for s in spec.settings}
-        return _page(agent, "configuration", status=422, values=values, errors=error.errors)
+        values = shown_settings(spec, submitted)
+        return agent_page(agent, "configuration", status=422, values=values, errors=error.errors)
     db.session.commit()
     saved = _saved_message(changes, spec)
     if not htmx:
         flash(saved, "success")
         return redirect(url_for("agents.configuration", key=agent.key), 303)
-    return _page(agent, "configuration", saved=saved)
+    return agent_page(agent, "configuration", saved=saved)
 
 
 @bp.post("/<key>/enabled")
 @org_admin_required
 def toggle(key: str):
     """Enable or disable the agent (audited by the service)."""
-    agent = _agent_or_404(key)
+    agent = agent_or_404(key)
     enabled = request.form.get("enabled") == "1"
     if set_enabled(agent, enabled, Actor.for_user(current_user)):
         db.session.commit()

@@ -14,9 +14,8 @@ from app.records.validation import FieldError, parse_id
 from app.schedules.cron import ScheduleError, describe, next_fires, preset_to_cron, zone
 from app.schedules.service import (ScheduleInput, check_name, create_schedule, delete_schedule, list_schedules,
                                    schedule_cron, set_schedule_enabled, update_schedule, when_in_words)
-from app.schedules.sync import sync_after_change
 from app.web.decorators import role_required
-from app.web.helpers import current_entity, entity_record_or_404, go_to, render
+from app.web.helpers import current_entity, entity_record_or_404, go_to, render, schedules_synced
 from app.web.schedules import bp
 from app.web.schedules.forms import (PRESET_CHOICES, WEEKDAY_CHOICES, default_values, form_values, parse_start,
                                      schedule_values, to_preset)
@@ -32,13 +31,6 @@ bp.context_processor(schedule_helpers)
 def _schedule_or_404(schedule_id: int) -> ScheduledJob:
     # Any schedule of a legal entity the user may see opens by its link; the list shows the current entity's.
     return entity_record_or_404(ScheduledJob, schedule_id)
-
-
-def _synced() -> None:
-    """After a committed change: update rq-scheduler, and say so when it could not be reached."""
-    warning = sync_after_change()
-    if warning:
-        flash(warning[0].upper() + warning[1:] + ".", "error")
 
 
 def _back(schedule: ScheduledJob | None = None) -> str:
@@ -145,7 +137,7 @@ def new():
     view = schedule_view(schedule)
     flash(f"Schedule “{schedule.name}” created: {view.when}"
           + (f"; next fire {in_zone(view.next_fires[0], view.tz)}." if view.next_fires else "."), "success")
-    _synced()
+    schedules_synced()
     return redirect(url_for("schedules.index"), 303)
 
 
@@ -170,7 +162,7 @@ def edit(schedule_id: int):
         return _form(entity, values, errors, schedule, status=422)
     if changes:
         flash(f"Schedule “{schedule.name}” saved: {when_in_words(schedule)}.", "success")
-        _synced()
+        schedules_synced()
     else:
         flash(f"Schedule “{schedule.name}”: nothing changed.", "info")
     return redirect(url_for("schedules.index"), 303)
@@ -184,7 +176,7 @@ def _set_enabled(schedule_id: int, enabled: bool) -> Response:
         db.session.commit()
         flash(f"Schedule “{schedule.name}” {word}." + ("" if enabled else " It does not fire until enabled again."),
               "success")
-        _synced()
+        schedules_synced()
     else:
         flash(f"Schedule “{schedule.name}” was already {word}.", "info")
     return go_to(_back(schedule))
@@ -218,5 +210,5 @@ def delete(schedule_id: int):
     delete_schedule(schedule, Actor.for_user(current_user))
     db.session.commit()
     flash(f"Schedule “{name}” deleted; its coming fires are cancelled. Past runs stay in Runs > Billing.", "success")
-    _synced()
+    schedules_synced()
     return go_to(url_for("schedules.index"))
