@@ -63,8 +63,8 @@ SPEC = AgentSpec(
         Setting("url", "URL", "text", "",
                 "Where the events are POSTed: an https:// address (http:// only for localhost).", validator=check_url),
         Setting("signing_secret", "Signing secret", "text", "",
-                "At least 16 characters; the receiver checks X-Arbill-Signature with it (docs/webhooks.md). Kept "
-                "secret: shown masked.", validator=check_secret),
+                "At least 16 characters; the receiver checks X-Arbill-Signature with it (docs/webhooks.md). Never "
+                "shown again once saved.", validator=check_secret, secret=True),
         Setting("retry_minutes", "Retry after (minutes)", "days", "1,5,30",
                 "When the receiver does not answer 2xx, try again after these many minutes; then log it failed.",
                 maximum=1440),
