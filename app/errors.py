@@ -233,6 +233,10 @@ class AgentRunRefused(Refused, RuntimeError):
     """The agent cannot run for this legal entity now (no runs of its own, disabled, another entity's)."""
 
 
+class DunningRefused(Refused, ValueError):
+    """A dunning run that must not happen (a date after today): nothing was written."""
+
+
 class ConfirmationRefused(Refused, ValueError):
     """The confirmation does not stand for what would happen now; the message says why."""
 
@@ -267,6 +271,11 @@ class MailError(ExternalFailure, RuntimeError):
 class DeliveryFailed(ExternalFailure, RuntimeError):
     """Sending failed; raised so that the job is retried. The message carries ids only (it is shown in
     the RQ dashboard and logs); the details are on the delivery and in the audit trail."""
+
+
+class WebhookFailed(ExternalFailure, RuntimeError):
+    """A webhook attempt the receiver did not accept (not 2xx, or no answer): RQ retries the job. Its text names
+    ids and the HTTP status only; the answer itself is in the delivery log."""
 
 
 # ------------------------------------------------------------------ jobs

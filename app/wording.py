@@ -17,7 +17,9 @@ EVENT_WORDS = {
     "payment.retry_scheduled": "a failed collection is due for another try",
     "bank_statement.imported": "a bank statement is imported",
     "billing.run_requested": "a billing run is asked for",
+    "billing_run.started": "a billing run starts",
     "billing_run.completed": "a billing run completes",
+    "billing_run.failed": "a billing run fails",
     "schedule.triggered": "a schedule fires",
     "manual.trigger": "someone presses Run",
 }

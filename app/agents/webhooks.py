@@ -22,6 +22,7 @@ import requests
 from sqlalchemy import func, select
 
 from app.audit import Actor, record
+from app.errors import WebhookFailed
 from app.extensions import db
 from app.models import AgentDefinition, Event, LegalEntity, WebhookDelivery
 from app.models.types import utcnow
@@ -35,11 +36,6 @@ EXCERPT_CHARS = 500
 # Hosts a plain http:// URL may name (a receiver on the same machine, for trying it out).
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 USER_AGENT = "Arbill-Webhook/1"
-
-
-class WebhookFailed(RuntimeError):
-    """An attempt the receiver did not accept (not 2xx, or no answer): RQ retries the job. Its text names ids and
-    the HTTP status only; the answer itself is in the delivery log."""
 
 
 # ------------------------------------------------------------------ settings

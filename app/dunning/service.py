@@ -32,6 +32,7 @@ from app.documents.facts import group_iban
 from app.dunning.levels import (days_past_due, fee_for, next_level, notice_totals, parse_level_days,
                                 parse_level_fees, statutory_interest)
 from app.dunning.texts import body_for, language_of, level_title, setting_name
+from app.errors import DunningRefused
 from app.extensions import db
 from app.formatting import format_money
 from app.locale_input import input_date
@@ -254,10 +255,6 @@ def _write(entity: LegalEntity, planned: PlannedNotice, as_of: date, actor: Acto
         record("dunning.invoice_reminded", "invoice", item.invoice.id, actor, legal_entity_id=entity.id,
                notice_id=notice.id, level=item.level, days_past_due=item.days_past_due)
     return notice
-
-
-class DunningRefused(ValueError):
-    """A run that must not happen (a date after today): nothing was written."""
 
 
 def run(entity: LegalEntity, as_of: date, actor: Actor, *, agent_run_id: int | None = None,

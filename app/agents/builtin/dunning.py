@@ -84,4 +84,5 @@ SPEC = AgentSpec(
     queue="default",
     run=run,
     job_timeout=DELIVERY_TIMEOUT * 5,
+    overview_panel="agents/panels/dunning.html",
 )

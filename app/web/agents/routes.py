@@ -59,9 +59,9 @@ def agent_page(agent: AgentDefinition, tab: str, partial: str | None = None, sta
         "runs_itself": spec is not None and spec.run is not None and not bills, "final": FINAL,
         "tabs": [(k, label, url_for(endpoint, key=agent.key)) for k, label, endpoint in tabs],
     }
-    if tab == "overview" and spec is not None and spec.overview_panel and spec.overview_context is not None:
+    if tab == "overview" and spec is not None and spec.overview_panel:
         base["panel"] = spec.overview_panel
-        base.update(spec.overview_context(agent))
+        base.update(spec.overview_context(agent) if spec.overview_context is not None else {})
     if tab == "overview" and bills and entity is not None:
         base["default_as_of"] = default_as_of(entity, current_configuration(agent))
     if tab == "configuration" and base["spec"] is not None:
