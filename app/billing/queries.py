@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, and_, or_, select
 
 from app.agents.registry import spec_for_key
 from app.formatting import format_money
@@ -85,11 +85,16 @@ def run_timeline(run: BillingRun, locale: str = "en_US") -> list[TimelineEntry]:
     return [TimelineEntry(e.at, e.action, e.actor_label, describe(e, locale)) for e in entries]
 
 
-def agent_timeline(agent_name: str, entity_id: int | None, locale: str = "en_US", limit: int = 100) -> list[TimelineEntry]:
-    """What an agent did in a legal entity, newest first, in words (its Audit tab)."""
-    query = select(AuditEntry).where(AuditEntry.actor_type == "system", AuditEntry.actor_label == agent_name)
-    if entity_id is not None:
-        query = query.where(AuditEntry.legal_entity_id == entity_id)
+def agent_timeline(agent_name: str, entity_id: int | None, locale: str = "en_US", limit: int = 100,
+                   agent_id: int | None = None) -> list[TimelineEntry]:
+    """What an agent did in a legal entity, and (with `agent_id`) what was done to it — created, changed,
+    enabled, runs asked for — newest first, in words (its Audit tab)."""
+    by_agent = and_(AuditEntry.actor_type == "system", AuditEntry.actor_label == agent_name)
+    about = and_(AuditEntry.subject_type == "agent", AuditEntry.subject_id == agent_id)
+    query = select(AuditEntry).where(or_(by_agent, about) if agent_id is not None else by_agent)
+    if entity_id is not None:  # (a built-in agent's configuration is organisation-wide: no legal entity)
+        query = query.where(or_(AuditEntry.legal_entity_id == entity_id,
+                                and_(about, AuditEntry.legal_entity_id.is_(None))))
     entries = db.session.scalars(query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit))
     return [TimelineEntry(e.at, e.action, e.actor_label, describe(e, locale)) for e in entries]
 
@@ -105,6 +110,24 @@ def detail_money(amount, currency: str | None, locale: str) -> str:
         return format_money(Decimal(str(amount)), currency, locale)
     except (ArithmeticError, TypeError, ValueError, KeyError):  # details of older versions may lack a field
         return f"{amount} {currency or ''}".strip()
+
+
+def _agent_words(action: str, d: dict, who: str) -> str | None:
+    """Agent runs and changes to an agent, in words (None: not one of those)."""
+    if action == "agent.run_requested":
+        kind = "A test run" if d.get("trigger") == "test" else f"A run ({d.get('trigger')})"
+        return f"{kind} asked for by {who} (run {d.get('agent_run_id')})"
+    if action == "agent.run_finished":
+        return f"Run {d.get('agent_run_id')} {d.get('status')}: {d.get('summary')}"
+    if action == "agent.created":
+        return f"Created by {who} from the {d.get('template')} template, {'enabled' if d.get('enabled') else 'disabled'}"
+    if action in ("agent.changed", "agent.configured"):
+        changed = ", ".join(d.get("changes") or {})
+        version = f" (version {d.get('version')})" if d.get("version") else ""
+        return f"{'Settings' if action == 'agent.configured' else 'Changed'} by {who}{version}: {changed}"
+    if action in ("agent.enabled", "agent.disabled"):
+        return f"{action.split('.')[1].capitalize()} by {who}"
+    return None
 
 
 def _agent_name(key: str | None) -> str:
@@ -201,5 +224,8 @@ def describe(entry: AuditEntry, locale: str = "en_US") -> str:
         return (f"Payment of {detail_money(d.get('amount'), d.get('currency'), locale)} recorded on "
                 f"{d.get('number') or 'invoice #' + str(entry.subject_id)} "
                 f"({d.get('source')}); {detail_money(d.get('amount_due'), d.get('currency'), locale)} still due")
+    agent_words = _agent_words(action, d, who)
+    if agent_words:
+        return agent_words
     details = ", ".join(f"{k} {v}" for k, v in d.items())
     return f"{action.replace('_', ' ').replace('.', ': ', 1)} by {who}" + (f" ({details})" if details else "")

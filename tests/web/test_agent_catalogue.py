@@ -64,6 +64,9 @@ def test_run_now_queues_a_run_that_a_worker_does_and_the_row_follows_it_live(app
     assert "0 matched, 0 partially, 0 waiting" in text and "hx-trigger" not in text  # final: it stops asking
     runs_tab = accountant.get("/agents/reconciliation/runs").get_data(as_text=True)
     assert "0 matched, 0 partially, 0 waiting" in runs_tab and "accountant@example.com" in runs_tab
+    audit = accountant.get("/agents/reconciliation/audit").get_data(as_text=True)
+    assert f"A run (manual) asked for by accountant@example.com (run {run_id})" in audit
+    assert f"Run {run_id} succeeded: 0 matched, 0 partially, 0 waiting" in audit
 
 
 def test_a_viewer_cannot_run_and_an_event_only_agent_has_no_run_button(app, client_as):

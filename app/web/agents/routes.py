@@ -80,8 +80,8 @@ def agent_page(agent: AgentDefinition, tab: str, partial: str | None = None, sta
     if tab == "versions":
         base["versions"] = versions_of(agent)
     if tab == "audit":
-        base["timeline"] = agent_timeline(agent.name, entity.id if entity else None,
-                                          entity.locale if entity else "en_US")
+        base["timeline"] = agent_timeline(agent.name, entity.id if entity else None, agent_id=agent.id,
+                                          locale=entity.locale if entity else "en_US")
     base.update(context)
     response = render("agents/detail.html", partial or f"agents/_{tab}.html", **base)
     response.status_code = status
