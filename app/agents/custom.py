@@ -121,7 +121,7 @@ def create_custom_agent(entity: LegalEntity, data: CustomAgentInput, actor: Acto
     agent = AgentDefinition(key=_key_for(entity, data.name.strip()), name=data.name.strip(),
                             description=spec.description, execution_mode=spec.execution_mode, trigger_events=triggers,
                             enabled=data.enabled, configuration=settings, custom=True, template=spec.key,
-                            legal_entity_id=entity.id, version=1, created_by_id=actor.user_id)
+                            legal_entity_id=entity.id, version=1)
     db.session.add(agent)
     db.session.flush()
     _sync_triggers(agent, entity, data, actor)

@@ -45,8 +45,8 @@ class AgentDefinition(db.Model):
     custom: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
     template: Mapped[str | None] = mapped_column(String(64))
     legal_entity_id: Mapped[int | None] = mapped_column(ForeignKey("legal_entities.id"), index=True)
+    # (who made it is its version 1: no reference to users here, so emptying users never empties the agents)
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
-    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
     legal_entity: Mapped[LegalEntity | None] = relationship()
 

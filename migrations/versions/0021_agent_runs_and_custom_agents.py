@@ -102,10 +102,8 @@ def upgrade():
         batch_op.add_column(sa.Column('template', sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column('legal_entity_id', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('version', sa.Integer(), server_default='1', nullable=False))
-        batch_op.add_column(sa.Column('created_by_id', sa.Integer(), nullable=True))
         batch_op.create_index(batch_op.f('ix_agent_definitions_legal_entity_id'), ['legal_entity_id'], unique=False)
         batch_op.create_foreign_key(batch_op.f('fk_agent_definitions_legal_entity_id_legal_entities'), 'legal_entities', ['legal_entity_id'], ['id'])
-        batch_op.create_foreign_key(batch_op.f('fk_agent_definitions_created_by_id_users'), 'users', ['created_by_id'], ['id'], ondelete='SET NULL')
         batch_op.create_check_constraint(
             batch_op.f('ck_agent_definitions_custom_has_template'),
             "(custom AND template IS NOT NULL AND legal_entity_id IS NOT NULL) OR "
@@ -133,10 +131,8 @@ def downgrade():
     with op.batch_alter_table('agent_definitions', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('ck_agent_definitions_version_positive'), type_='check')
         batch_op.drop_constraint(batch_op.f('ck_agent_definitions_custom_has_template'), type_='check')
-        batch_op.drop_constraint(batch_op.f('fk_agent_definitions_created_by_id_users'), type_='foreignkey')
         batch_op.drop_constraint(batch_op.f('fk_agent_definitions_legal_entity_id_legal_entities'), type_='foreignkey')
         batch_op.drop_index(batch_op.f('ix_agent_definitions_legal_entity_id'))
-        batch_op.drop_column('created_by_id')
         batch_op.drop_column('version')
         batch_op.drop_column('legal_entity_id')
         batch_op.drop_column('template')
