@@ -180,3 +180,36 @@ def test_a_schedule_fires_any_schedulable_agent_through_the_one_run_path(db_sess
     assert fire.agent_run_id == run.id and fire.billing_run_id is None
     assert not fire_schedule(schedule.id, slot).fired  # the same slot again: nothing
     assert db_session.scalar(select(func.count()).select_from(AgentRun)) == 1
+
+
+def test_cli_creates_a_custom_agent_from_a_template_with_its_schedule_and_runs_it(runner, db_session, mail_sink):
+    from app.models import AgentVersion, ScheduledJob
+
+    make_entity()
+    db_session.commit()
+    result = invoke(runner, "agents", "create", "--template", "ar_aging_reporter", "--name", "Weekly overdue",
+                    "--entity", "DE01", "--set", "days_overdue=30", "--set", "recipients=a@x.example",
+                    "--cron", "0 8 * * 1", "--json")
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.output)
+    assert (row["key"], row["custom"], row["template"], row["entity"], row["enabled"]) == (
+        "custom_de01_weekly_overdue", True, "ar_aging_reporter", "DE01", True)
+    assert row["schedule"] == "0 8 * * 1" and row["triggers"] == ["manual.trigger", "schedule.triggered"]
+    schedule = db_session.scalar(select(ScheduledJob))
+    assert schedule.agent.key == "custom_de01_weekly_overdue" and schedule.legal_entity.code == "DE01"
+    assert db_session.scalar(select(AgentVersion.summary)) == "created from the AR Aging Reporter template"
+    listed = json.loads(invoke(runner, "agents", "list", "--json").output)
+    assert [r["key"] for r in listed][-1] == "custom_de01_weekly_overdue" and listed[-1]["custom"] is True
+
+    result = invoke(runner, "agents", "run", "custom_de01_weekly_overdue", "--entity", "DE01", "--inline", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["status"] == "succeeded"
+    message, = mail_sink.messages()
+    assert message["To"] == "a@x.example" and "no invoices overdue more than 30 days" in message["Subject"]
+
+    refused = runner.invoke(args=["agents", "create", "--template", "ar_aging_reporter", "--name", "Weekly overdue",
+                                  "--entity", "DE01", "--set", "recipients=nobody", "--cron", "every monday"])
+    assert refused.exit_code == 1
+    assert "name:" in refused.output and "--set recipients:" in refused.output and "cron:" in refused.output
+    assert db_session.scalar(select(func.count()).select_from(AgentDefinition).where(
+        AgentDefinition.custom.is_(True))) == 1
