@@ -177,7 +177,7 @@ def remove_custom_agents(conn) -> None:
 
 def reset_agent_definitions(conn) -> None:
     """Agents and orchestration rules are created by migrations; tests that change them get them back."""
-    from app.agents.registry import DEFAULT_RULES, default_definitions
+    from app.agents.registry import default_definitions, default_rules
 
     for definition in default_definitions():
         conn.execute(
@@ -185,7 +185,7 @@ def reset_agent_definitions(conn) -> None:
             {"config": definition["configuration_json"], "enabled": True, "key": definition["key"]},
         )
     conn.execute(text("DELETE FROM orchestration_rules"))
-    for event_type, agent_key in DEFAULT_RULES:
+    for event_type, agent_key in default_rules():
         conn.execute(
             text("INSERT INTO orchestration_rules (event_type, agent_key, enabled, created_at, updated_at) "
                  "VALUES (:event, :agent, :enabled, :now, :now)"),

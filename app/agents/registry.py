@@ -116,13 +116,6 @@ def default_rules() -> tuple[tuple[str, str], ...]:
     return tuple((event, spec.key) for spec in builtin_specs() for event in spec.subscribes)
 
 
-def __getattr__(name: str) -> Any:
-    # DEFAULT_RULES reads the agent modules: computed when asked for, like the specs.
-    if name == "DEFAULT_RULES":
-        return default_rules()
-    raise AttributeError(name)
-
-
 def default_definitions() -> list[dict[str, Any]]:
     """The built-in agents' rows as their specs declare them (`sync_definitions` writes them; tests compare)."""
     return [
