@@ -54,6 +54,7 @@ GC_THRESHOLD = (50_000, 20, 20)
 # worker leaves the list of live workers (/healthz, the RQ dashboard) within about two minutes.
 WORKER_TTL = 60
 SCHEDULER_CHECK_SECONDS = 15
+SCHEDULER_STOP_SECONDS = 10
 
 
 class QuietRQScheduler(RQScheduler):
@@ -83,6 +84,7 @@ class AppWorker(Worker):
         super().__init__(*args, **kwargs)
         self._prepared_job_id: str | None = None  # the job whose execution RQ has recorded
         self._scheduler_checked_at = 0.0
+        self._burst = False  # a burst worker moves scheduled jobs once and never runs a scheduler process
         # RQ retries a dequeue that lost its connection itself; the same cap for its back-off.
         self.max_connection_wait_time = redis_retry_max
         self.outage = RedisOutage(self.connection, f"Worker {self.name}", self.log, max_delay=redis_retry_max,
@@ -150,7 +152,7 @@ class AppWorker(Worker):
         RQ starts it again, or takes it over from a dead worker once that one's locks expire, only
         every 10 minutes; a Redis outage ends it at once (also one this worker did not notice, being
         busy meanwhile). Look every SCHEDULER_CHECK_SECONDS."""
-        if self._shutdown_requested_date is not None or self.scheduler is None:  # stopping: stopped on purpose
+        if self._burst or self._shutdown_requested_date is not None or self.scheduler is None:  # stopping: stopped on purpose
             return
         now = time.monotonic()
         if now - self._scheduler_checked_at < SCHEDULER_CHECK_SECONDS:
@@ -173,6 +175,7 @@ class AppWorker(Worker):
     def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO",
                          date_format: str = DEFAULT_LOGGING_DATE_FORMAT, log_format: str = DEFAULT_LOGGING_FORMAT) -> None:
         # RQ's own, but with a scheduler process that ends quietly when Redis goes away.
+        self._burst = burst
         self.scheduler = QuietRQScheduler(self.queues, connection=self.connection, logging_level=logging_level,
                                           date_format=date_format, log_format=log_format, serializer=self.serializer)
         try:
@@ -190,6 +193,23 @@ class AppWorker(Worker):
                 self.scheduler.register_death()
         except REDIS_DOWN as error:
             self._ride_out(error)  # _after_outage starts it
+
+    def stop_scheduler(self) -> None:
+        """RQ's, but it cannot hang the worker's exit: a scheduler process that got SIGTERM before it had
+        installed its own handlers runs the worker's inherited one, which ignores it there, and RQ's
+        join() waits for ever. After SCHEDULER_STOP_SECONDS it is killed (it holds no job; its locks expire)."""
+        process = self.scheduler._process if self.scheduler else None
+        if not (process and process.pid):
+            return
+        try:
+            os.kill(process.pid, signal.SIGTERM)
+        except OSError:
+            pass
+        process.join(SCHEDULER_STOP_SECONDS)
+        if process.is_alive():
+            self.log.warning("Worker %s: the scheduler process %s did not stop on SIGTERM; killed", self.name, process.pid)
+            process.kill()
+            process.join()
 
     def _pubsub_exception_handler(self, exc: Exception, pubsub, pubsub_thread) -> None:
         if isinstance(exc, REDIS_DOWN):  # the work loop reports the outage; this thread quietly retries

@@ -57,3 +57,15 @@ def test_sigterm_lets_an_in_process_job_finish_then_the_worker_stops(app):
         output = worker.communicate(timeout=60)[0]
         assert worker.returncode == 0, output
         assert job.get_status(refresh=True) == "finished"
+
+
+def test_a_burst_worker_runs_no_scheduler_process_and_exits(app):
+    # A burst worker moves due scheduled jobs once; a scheduler process started after its first job
+    # could miss the SIGTERM of the worker's exit and hold the exit for ever (CI saw a 180 s hang).
+    with app.app_context():
+        jobs = [Queue("delivery", connection=get_redis()).enqueue(os.getpid) for _ in range(2)]
+        pid, status, output = run_worker("delivery")
+        assert status == 0, output
+        assert all(job.return_value(refresh=True) == pid for job in jobs)
+        assert "Acquired scheduler lock for delivery" in output  # it was the one to schedule
+        assert "Scheduler for delivery started" not in output, output
