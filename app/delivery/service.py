@@ -22,6 +22,7 @@ from flask import current_app
 from sqlalchemy import and_, exists, select
 from sqlalchemy.exc import IntegrityError
 
+from app.transactions import transactional
 from app.agents.events import ALIVE, handling_grace_seconds, job_statuses, subscribers
 from app.agents.settings import agent_settings
 from app.agents.service import enqueue_resend
@@ -228,8 +229,9 @@ def _mark_unknown(delivery_id: int, reason: str, actor: Actor) -> None:
            **_audit(invoice, delivery))
 
 
+@transactional
 def request_resend(invoice: Invoice, actor: Actor) -> InvoiceDelivery:
-    """A person asks to send the invoice again (audited); the caller commits and enqueues the job."""
+    """A person asks to send the invoice again (audited, committed); the caller enqueues the job."""
     if invoice.status not in ("issued", "paid"):
         raise ValueError(f"invoice {invoice.number or '(draft)'} is {invoice.status}: only posted invoices are sent")
     delivery = InvoiceDelivery(invoice_id=invoice.id, kind="resend", status="sending", requested_by=actor.label)
@@ -447,10 +449,11 @@ def bulk_resend_plan(legal_entity_id: int, kind: str = "undelivered", older_than
     return resend_plan(invoices, kind)
 
 
+@transactional
 def request_bulk_resend(legal_entity_id: int, actor: Actor, kind: str = "undelivered",
                         older_than_minutes: int | None = None, now: datetime | None = None, *,
                         plan: BulkResendPlan | None = None, confirmed: bool = False) -> BulkResend:
-    """A resend for every invoice of `plan` (default: bulk_resend_plan's now). The caller commits, then
+    """A resend for every invoice of `plan` (default: bulk_resend_plan's now). Committed; the caller then
     enqueues them (`enqueue_resends`); a resend whose job is lost is enqueued again by the sweep.
     `confirmed`: a person confirmed exactly this plan (the web's confirm step); the audit says what they saw."""
     plan = plan or bulk_resend_plan(legal_entity_id, kind, older_than_minutes, now)
