@@ -24,7 +24,6 @@ from sqlalchemy.exc import IntegrityError
 
 from app.transactions import transactional
 from app.agents.events import ALIVE, handling_grace_seconds, job_statuses, subscribers
-from app.agents.settings import agent_settings
 from app.agents.service import enqueue_resend
 from app.audit import Actor, record
 from app.billing.money import round_money
@@ -51,8 +50,12 @@ class DeliveryOutcome:
     message: str
 
 
-def settings() -> dict:
-    return agent_settings("invoice_delivery")
+@dataclass(frozen=True)
+class MailTemplates:
+    """The e-mail subject and text of an invoice, with {placeholders}: the Invoice Delivery Agent's settings, which
+    its handler reads and passes down (app/agents/builtin/invoice_delivery.py)."""
+    subject: str
+    body: str
 
 
 def in_flight_seconds() -> int:
@@ -92,7 +95,7 @@ def _audit(invoice: Invoice, delivery: InvoiceDelivery) -> dict:
                 number=invoice.number, kind=delivery.kind, delivery_id=delivery.id)
 
 
-def deliver_invoice(invoice_id: int, *, delivery_id: int | None = None, final_attempt: bool = True) -> DeliveryOutcome:
+def deliver_invoice(invoice_id: int, templates: MailTemplates, *, delivery_id: int | None = None, final_attempt: bool = True) -> DeliveryOutcome:
     """Send the invoice (the automatic delivery, or the resend `delivery_id`), at most once at a time."""
     invoice = db.session.get(Invoice, invoice_id)
     if invoice is None or invoice.status not in ("issued", "paid"):
@@ -120,7 +123,7 @@ def deliver_invoice(invoice_id: int, *, delivery_id: int | None = None, final_at
 
         document = checked_document(invoice)
         db.session.commit()
-        subject, body = _texts(invoice, customer)
+        subject, body = texts(invoice, customer, templates)
         message_id = f"<invoice-{invoice.id}-{delivery.kind}-{delivery.id}@arbill>"
         message = build_message(customer.email, subject, body, message_id=message_id,
                                 attachments=[(document_filename(invoice), "application/pdf", document.pdf)])
@@ -490,7 +493,8 @@ def _credit_note_texts(note: Invoice, customer: Customer) -> tuple[str, str]:
     return subject, body
 
 
-def _texts(invoice: Invoice, customer: Customer) -> tuple[str, str]:
+def texts(invoice: Invoice, customer: Customer, templates: MailTemplates) -> tuple[str, str]:
+    """The e-mail's subject and text: an invoice's from the templates, a credit note's in fixed wording."""
     if invoice.kind == "credit_note":
         return _credit_note_texts(invoice, customer)
     entity = invoice.legal_entity
@@ -501,5 +505,4 @@ def _texts(invoice: Invoice, customer: Customer) -> tuple[str, str]:
         "period_end": invoice.period_end.isoformat(),
         "payment_reference": format_creditor_reference(invoice.creditor_reference),
     }
-    config = settings()
-    return config["subject_template"].format(**values), config["body_template"].format(**values)
+    return templates.subject.format(**values), templates.body.format(**values)
