@@ -94,16 +94,23 @@ def aging():
     return _with_status(response, error)
 
 
-@bp.get("/aging/rows")
-@role_required("viewer")
-def aging_rows():
-    """A further slice of one currency's customers: table rows for HTMX ("Show more"), else a page of them."""
+def _entity_and_as_of() -> tuple[LegalEntity, date]:
+    """The legal entity and as-of date of a request that needs both: 404 without an entity, 400 (plain text) for a
+    bad date."""
     entity = _entity()
     if entity is None:
         abort(404)
     as_of, _text, error = _as_of(entity)
     if error:
         abort(Response(error + "\n", status=400, mimetype="text/plain"))
+    return entity, as_of
+
+
+@bp.get("/aging/rows")
+@role_required("viewer")
+def aging_rows():
+    """A further slice of one currency's customers: table rows for HTMX ("Show more"), else a page of them."""
+    entity, as_of = _entity_and_as_of()
     currency = request.args.get("currency", "").strip().upper()[:3]
     offset = arg_whole_number("offset", 0)
     search = arg_search()
@@ -115,12 +122,7 @@ def aging_rows():
 @bp.get("/aging.csv")
 @role_required("viewer")
 def aging_csv():
-    entity = _entity()
-    if entity is None:
-        abort(404)
-    as_of, _text, error = _as_of(entity)
-    if error:
-        return Response(error + "\n", status=400, mimetype="text/plain")
+    entity, as_of = _entity_and_as_of()
     fmt = csv_format(entity)
     return csv_download(csv_filename(entity.code, as_of), CSV_HEADER, aging_csv_stream(entity, as_of), fmt)
 
