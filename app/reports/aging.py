@@ -151,13 +151,20 @@ class _Quanta(dict):
         return self[currency]
 
 
-def _customer_rows(query, quanta: _Quanta) -> Iterator[AgingRow]:
-    """AgingRows from `aging_queries.customer_rows_query`'s rows, as they come."""
+def _amount_rows(query, quanta: _Quanta) -> Iterator[tuple]:
+    """(currency, customer_id, name, amount per bucket …, total, invoice count) of
+    `aging_queries.customer_rows_query`, amounts at the minor unit, as they come."""
     n = len(BUCKET_KEYS)
     for r in db.session.execute(query).yield_per(2000):
         quantum = quanta[r[0]]
-        yield AgingRow(r[0], r[1], r[2], {key: _at_minor_unit(v, quantum) for key, v in zip(BUCKET_KEYS, r[3:3 + n])},
-                       _at_minor_unit(r[3 + n], quantum), int(r[4 + n]))
+        yield (r[0], r[1], r[2], *(_at_minor_unit(v, quantum) for v in r[3:4 + n]), int(r[4 + n]))
+
+
+def _customer_rows(query, quanta: _Quanta) -> Iterator[AgingRow]:
+    """AgingRows of `aging_queries.customer_rows_query`, as they come."""
+    n = len(BUCKET_KEYS)
+    for r in _amount_rows(query, quanta):
+        yield AgingRow(r[0], r[1], r[2], dict(zip(BUCKET_KEYS, r[3:3 + n])), r[3 + n], r[4 + n])
 
 
 def totals_row(currency: str, rows: list[AgingRow]) -> AgingRow:
@@ -213,31 +220,40 @@ def _bucket_totals(entity_id: int, as_of: date, quanta: _Quanta) -> dict[str, Ag
     return totals
 
 
+def _standing(row: AgingRow) -> tuple:
+    """The order of the customer list: largest overdue amount first, then the largest total, then the name
+    (aging_queries orders so in SQL)."""
+    return -(row.total - row.amounts["current"]), -row.total, row.customer_name, row.customer_id
+
+
 def aging_slice(entity: LegalEntity, as_of: date, *, currency: str | None = None, search: str = "",
                 offset: int = 0, limit: int = PAGE_SIZE) -> dict[str, CurrencySection]:
     """Currency → a section with the customers at offset+1 … offset+limit (overdue, then total, largest first;
     among those whose name contains `search`), how many there are, what the largest owe and where the next
-    slice starts; its totals and figures are left None (aging_page adds them)."""
+    slice starts; its totals and figures are left None (aging_page adds them). Every currency with open
+    invoices, or only `currency`."""
     quanta = _Quanta()
-    ranked = db.session.execute(q.ranked_customers_query(entity.id, as_of, TOP_CUSTOMERS, currency=currency,
-                                                         search=search or None, offset=offset, limit=limit)).all()
-    shown = [r for r in ranked if r.matches and offset < r.position <= offset + limit]
-    rows = {}
-    if shown:
-        ids = [r.customer_id for r in shown]
-        rows = {(row.currency, row.customer_id): row for row in _customer_rows(
-            q.customer_rows_query(entity.id, as_of, currency=currency, customer_ids=ids), quanta)}
+    currencies = [currency] if currency else [c for c, _a, _n in db.session.execute(q.balance_totals_query(entity.id))]
+    if not currencies:
+        return {}
     sections: dict[str, CurrencySection] = {}
-    for r in ranked:
-        section = sections.get(r.currency)
-        if section is None:
-            section = sections[r.currency] = CurrencySection(r.currency, [], None, None, customers=int(r.customers))
-        if r.size_rank <= TOP_CUSTOMERS:
-            section.top_total += _at_minor_unit(r.total, quanta[r.currency])
-        if r.matches:
-            section.found = int(r.found)
-    for r in shown:
-        sections[r.currency].rows.append(rows[(r.currency, r.customer_id)])
+    shown: list[tuple[str, int]] = []
+    for kind, cur, customer_id, total, customers, found in db.session.execute(q.ranked_customers_query(
+            entity.id, as_of, currencies, TOP_CUSTOMERS, search=search or None, offset=offset, limit=limit)):
+        section = sections.setdefault(cur, CurrencySection(cur, [], None, None))
+        if kind == q.SLICE:
+            shown.append((cur, customer_id))
+        elif kind == q.TOP:
+            section.top_total += _at_minor_unit(total, quanta[cur])
+        else:
+            section.customers, section.found = int(customers), int(found or 0)
+    if shown:
+        rows = {(row.currency, row.customer_id): row for row in _customer_rows(
+            q.customer_rows_query(entity.id, as_of, currency=currency, customer_ids=[c for _cur, c in shown]),
+            quanta)}
+        # in the order of the standings (a UNION ALL keeps no order of its own)
+        for key in sorted(shown, key=lambda k: _standing(rows[k])):
+            sections[key[0]].rows.append(rows[key])
     for section in sections.values():
         end = offset + len(section.rows)
         section.next_offset = end if section.rows and end < section.found else None
@@ -336,14 +352,14 @@ def aging_csv_stream(entity: LegalEntity, as_of: date) -> Iterator[tuple]:
     quanta = _Quanta()
     currencies = [c for c, _amount, _count in db.session.execute(q.balance_totals_query(entity.id))]
     for currency in _currency_order(entity, currencies):
-        amounts, total, count = dict.fromkeys(BUCKET_KEYS, ZERO), ZERO, 0
-        for row in _customer_rows(q.customer_rows_query(entity.id, as_of, currency=currency), quanta):
-            yield (currency, row.customer_name, *(row.amounts[k] for k in BUCKET_KEYS), row.total)
-            for key in BUCKET_KEYS:
-                amounts[key] += row.amounts[key]
-            total, count = total + row.total, count + 1
+        sums, count = [ZERO] * (len(BUCKET_KEYS) + 1), 0
+        for r in _amount_rows(q.customer_rows_query(entity.id, as_of, currency=currency), quanta):
+            amounts = r[3:-1]  # the buckets and the total
+            yield (currency, r[2], *amounts)
+            sums = [a + b for a, b in zip(sums, amounts)]
+            count += 1
         if count:
-            yield (currency, "Total", *amounts.values(), total)
+            yield (currency, "Total", *sums)
 
 
 def csv_filename(entity_code: str, as_of: date) -> str:

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from sqlalchemy import and_, case, func, literal_column, select
+from sqlalchemy import Integer, and_, case, cast, func, literal_column, select, union_all
 from sqlalchemy.sql import Select
 
 from app.models import Customer, DailySales, Invoice, OpenBalance
+from app.models.types import Money
 from app.reports.buckets import BUCKETS
 
 WINDOWED = BUCKETS[:-1]  # the buckets with a bounded due-date range: read from the window
@@ -113,8 +114,8 @@ def balance_totals_query(entity_id: int) -> Select:
             .where(b.legal_entity_id == entity_id, b.open_invoices > 0).group_by(b.currency))
 
 
-def standings(entity_id: int, as_of: date, currency: str | None = None):
-    """A subquery: per customer with open invoices as of `as_of`: currency, customer_id, name, overdue, total,
+def standings(entity_id: int, as_of: date) -> Select:
+    """Per customer with open invoices as of `as_of`: currency, customer_id, name, overdue, total,
     invoices. Reads the balances and only the open invoices not yet due (due on or after `as_of`)."""
     not_due = (
         select(Invoice.currency, Invoice.customer_id,
@@ -123,47 +124,54 @@ def standings(entity_id: int, as_of: date, currency: str | None = None):
                _sum_where(literal_column("1"), Invoice.issue_date > as_of).label("later_invoices"))
         .where(_open(entity_id), Invoice.due_date >= as_of)
         .group_by(Invoice.currency, Invoice.customer_id)
-    )
-    if currency is not None:
-        not_due = not_due.where(Invoice.currency == currency)
-    not_due = not_due.subquery("n")
+    ).subquery("n")
     b = OpenBalance
     total = b.open_amount - func.coalesce(not_due.c.later, ZERO)
     invoices = b.open_invoices - func.coalesce(not_due.c.later_invoices, ZERO)
-    query = (
-        select(b.currency, b.customer_id, Customer.name, (total - func.coalesce(not_due.c.current, ZERO)).label("overdue"),
-               total.label("total"), invoices.label("invoices"))
+    overdue = total - func.coalesce(not_due.c.current, ZERO)
+    return (
+        select(b.currency, b.customer_id, Customer.name, overdue.label("overdue"), total.label("total"),
+               invoices.label("invoices"))
         .join(Customer, Customer.id == b.customer_id)
         .outerjoin(not_due, and_(not_due.c.currency == b.currency, not_due.c.customer_id == b.customer_id))
         .where(b.legal_entity_id == entity_id, b.open_invoices > 0, invoices > 0)
     )
-    if currency is not None:
-        query = query.where(b.currency == currency)
-    return query.subquery("standings")
 
 
-def ranked_customers_query(entity_id: int, as_of: date, top: int, *, currency: str | None = None,
-                           search: str | None = None, offset: int = 0, limit: int = 50) -> Select:
-    """(currency, customer_id, position, size rank, customers) of the customers a page shows: those at
-    positions offset+1 … offset+limit by overdue amount, then total (among the names containing `search`), and
-    the `top` largest by total; `customers`: how many have open invoices in that currency."""
-    s = standings(entity_id, as_of, currency)
-    matches = s.c.name.icontains(search, autoescape=True) if search else literal_column("1") == literal_column("1")
-    ranked = select(
-        s.c.currency, s.c.customer_id, s.c.total, matches.label("matches"),
-        func.row_number().over(partition_by=(s.c.currency, matches),
-                               order_by=(s.c.overdue.desc(), s.c.total.desc(), s.c.name, s.c.customer_id))
-        .label("position"),
-        func.row_number().over(partition_by=s.c.currency, order_by=(s.c.total.desc(), s.c.name, s.c.customer_id))
-        .label("size_rank"),
-        func.count().over(partition_by=s.c.currency).label("customers"),
-        func.count().over(partition_by=(s.c.currency, matches)).label("found"),
-    ).subquery("ranked")
-    shown = and_(ranked.c.matches, ranked.c.position > offset, ranked.c.position <= offset + limit)
-    return (select(ranked.c.currency, ranked.c.customer_id, ranked.c.position, ranked.c.size_rank, ranked.c.total,
-                   ranked.c.customers, ranked.c.matches, ranked.c.found)
-            .where(shown | (ranked.c.size_rank <= top))
-            .order_by(ranked.c.currency, ranked.c.position))
+SLICE, TOP, COUNTS = 0, 1, 2  # the kinds of rows of ranked_customers_query
+
+
+def ranked_customers_query(entity_id: int, as_of: date, currencies, top: int, *, search: str | None = None,
+                           offset: int = 0, limit: int = 50):
+    """What a page shows of the customers, per currency in `currencies`, as rows (kind, currency, customer_id,
+    total, customers, found): kind SLICE: the customers at positions offset+1 … offset+limit by overdue amount,
+    then total (among the names containing `search`), in that order; TOP: the `top` largest by total; COUNTS:
+    customer_id None, how many customers have open invoices (customers) and how many of them match (found).
+    The standings are computed once (a CTE read several times) and each list is a top-N, never a full sort."""
+    s = standings(entity_id, as_of).cte("standings_cte")
+    matches = s.c.name.icontains(search, autoescape=True) if search else None
+
+    def none(name: str, type_=Integer):
+        return cast(literal_column("NULL"), type_).label(name)
+
+    def kind(value: int):
+        return literal_column(str(value)).label("kind")
+
+    parts = []
+    for currency in currencies:
+        in_currency = s.c.currency == currency
+        shown = (select(kind(SLICE), s.c.currency, s.c.customer_id, s.c.total, none("customers"), none("found"))
+                 .where(in_currency, *([matches] if matches is not None else []))
+                 .order_by(s.c.overdue.desc(), s.c.total.desc(), s.c.name, s.c.customer_id)
+                 .offset(offset).limit(limit).subquery())
+        largest = (select(kind(TOP), s.c.currency, s.c.customer_id, s.c.total, none("customers"), none("found"))
+                   .where(in_currency)
+                   .order_by(s.c.total.desc(), s.c.name, s.c.customer_id).limit(top).subquery())
+        parts += [select(*shown.c), select(*largest.c)]
+    found = func.count() if matches is None else func.sum(case((matches, 1), else_=0))
+    parts.append(select(kind(COUNTS), s.c.currency, none("customer_id"), none("total", Money),
+                        func.count(), found).group_by(s.c.currency))
+    return union_all(*parts)
 
 
 def credit_sales_query(entity_id: int, as_of: date, window_days: int):
