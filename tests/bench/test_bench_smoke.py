@@ -51,6 +51,11 @@ BENCHES = {
                                   r"\d+\.\dx the floor \(\d+\.\dx COPY into tables without indexes\); correctness OK$",
                                   r"^correctness: +OK$")),
     "delivery": Bench("delivery.py", postgres_only=True, flushes_redis=True),
+    # gunicorn + RQ workers + locust: per-page figures and no failed request while a (tiny) run executes.
+    "load": Bench("load.py", postgres_only=True, flushes_redis=True,
+                  summary=(r"^all pages \(PDF excluded\) +[\d,]+ +\d+ +\d+ +\d+ +0$", r"^PDF +[\d,]+ .* 0   \(apart\)$",
+                           r"^requests/s +\d+\.\d ", r"^billing run under load: +\d+\.\d\d s vs \d+\.\d\d s quiet",
+                           r"^correctness: +OK$")),
     "worker_crash": Bench("worker_crash.py", postgres_only=True, flushes_redis=True),
     "relay": Bench("relay.py", flushes_redis=True),
     "bank_import": Bench("bank_import.py", uses_redis=False),
