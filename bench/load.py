@@ -219,13 +219,14 @@ def main(argv: list[str] | None = None) -> int:
         busy = machine_load.busy_since()
         cpu_web, cpu_locust = web.cpu_seconds() - cpu_web, cpu_of(locust.pid) - cpu_locust
         rss_web = web.rss_mb()
+        stopped = time.time()
         stop_locust(locust)
         print_outcome(loaded, live)
         problems += [f"loaded run: {p}" for p in loaded.problems]
         if loaded.totals != quiet.totals:
             problems.append("the two runs' totals differ (the same data)")
 
-        result = figures(read_samples(samples), start, end)
+        result = figures(read_samples(samples), start, end, stopped)
         window = end - start
         say(f"\n== SUMMARY == ({args.users} people, think {args.think} s; window: the LIVE run, {window:.1f} s"
             + (f", held to --min-window {args.min_window:.0f} s" if window > loaded.seconds + 0.5 else "") + ")")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,13 +20,20 @@ class Sample:
     name: str
     ms: float
     ok: bool
+    status: int  # 0: no answer
+    error: str
+
+    def cut_by(self, stop: float | None) -> bool:
+        """Failed without an answer at the moment locust was told to stop: cut short by the bench, not an error."""
+        return stop is not None and not self.ok and self.status == 0 and self.start + self.ms / 1000 >= stop - 0.5
 
 
 def read_samples(path: Path) -> list[Sample]:
     if not path.exists():
         return []
     with open(path, newline="") as f:
-        return [Sample(float(r[0]), r[1], float(r[2]), r[3] == "1") for r in csv.reader(f) if len(r) == 4]
+        return [Sample(float(r[0]), r[1], float(r[2]), r[3] == "1", int(r[4]), r[5]) for r in csv.reader(f)
+                if len(r) == 6]
 
 
 def percentile(sorted_ms: list[float], p: float) -> float:
@@ -63,6 +71,8 @@ class LoadFigures:
     all_pages: Row
     apart: list[Row]
     errors_outside: int  # failed requests outside the window (sign-in, ramp-up, after the run)
+    cut: int  # requests without an answer when locust was stopped (left out of the figures, not errors)
+    reasons: Counter  # why requests failed (all of them, in the window or not)
 
     @property
     def errors(self) -> int:
@@ -73,13 +83,17 @@ class LoadFigures:
         return (self.all_pages.requests + sum(r.requests for r in self.apart)) / self.seconds
 
 
-def figures(samples: list[Sample], start: float, end: float) -> LoadFigures:
+def figures(samples: list[Sample], start: float, end: float, stop: float | None = None) -> LoadFigures:
+    """Requests that started in [start, end]; `stop`: when locust was told to stop (requests it cut are left out)."""
+    cut = [s for s in samples if s.cut_by(stop)]
+    samples = [s for s in samples if not s.cut_by(stop)]
     window = [s for s in samples if start <= s.start <= end]
     pages = [s for s in window if s.name in PAGES]
     return LoadFigures(end - start, [Row.of(n, [s for s in window if s.name == n]) for n in PAGES],
                        Row.of("all pages (PDF excluded)", pages),
                        [Row.of(n, [s for s in window if s.name == n]) for n in APART],
-                       sum(not s.ok for s in samples if not start <= s.start <= end))
+                       sum(not s.ok for s in samples if not start <= s.start <= end), len(cut),
+                       Counter(f"{s.name}: {s.error}" for s in samples if not s.ok))
 
 
 def print_table(f: LoadFigures) -> None:
@@ -90,4 +104,7 @@ def print_table(f: LoadFigures) -> None:
     for row in f.apart:
         say(row.line() + "   (apart)")
     say(f"requests/s                 {f.requests_per_second:9.1f} over {f.seconds:.1f} s "
-        f"(PDF included); failed requests outside the window (sign-in, ramp-up) {f.errors_outside}")
+        f"(PDF included); failed requests outside the window (sign-in, ramp-up) {f.errors_outside}; "
+        f"cut short by stopping locust (left out) {f.cut}")
+    for reason, count in f.reasons.most_common(5):
+        say(f"  failed {count} x {reason}")

@@ -11,7 +11,7 @@ bench/load.py computes its percentiles from the raw times over exactly the windo
 
 Started by bench/load.py as `locust -f bench/load_tour.py --headless ...` with LOAD_TOUR_CONFIG naming a JSON
 file: {"users": [{email, password, totp_secret}], "run_id": .., "invoice_ids": [..], "think": [min, max],
-"samples": "path.csv"}.
+"samples": "path.csv"}. Each CSV row: start (epoch s), page, ms, ok (1/0), HTTP status (0: no answer), the error if any.
 """
 from __future__ import annotations
 
@@ -33,8 +33,10 @@ WRITER = csv.writer(SAMPLES)
 
 
 @events.request.add_listener
-def record(request_type, name, response_time, response_length, exception, start_time=None, **_):
-    WRITER.writerow((f"{start_time:.3f}", name, f"{response_time:.1f}", 0 if exception else 1))
+def record(request_type, name, response_time, response_length, exception, start_time=None, response=None, **_):
+    status = getattr(response, "status_code", 0) or 0  # 0: no answer (connection cut, e.g. by stopping locust)
+    WRITER.writerow((f"{start_time:.3f}", name, f"{response_time:.1f}", 0 if exception else 1, status,
+                     f"{type(exception).__name__}: {exception}"[:160] if exception else ""))
     SAMPLES.flush()
 
 
