@@ -136,9 +136,9 @@ class Workers:
             self.peak_total, self.peak_processes = total, alive
 
     def rss_per_worker(self) -> str:
-        """Per worker: its main process's RSS first/peak/last and its work horses' peak, MB."""
-        return "; ".join(f"worker {i}: {first / 2**20:.0f}/{peak / 2**20:.0f}/{last / 2**20:.0f} MB, work horse "
-                         f"peak {horse / 2**20:.0f} MB" for i, (first, peak, last, horse) in
+        """Per worker: its main process's RSS first/peak/last and its children's peak, MB."""
+        return "; ".join(f"worker {i}: {first / 2**20:.0f}/{peak / 2**20:.0f}/{last / 2**20:.0f} MB, children "
+                         f"(work horses, RQ's scheduler) peak {horse / 2**20:.0f} MB" for i, (first, peak, last, horse) in
                          enumerate(zip(self.main_first, self.main_peak, self.main_last, self.horse_peak)))
 
     def start_sampling(self, interval: float = 0.1) -> None:
