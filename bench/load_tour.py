@@ -34,6 +34,8 @@ WRITER = csv.writer(SAMPLES)
 
 @events.request.add_listener
 def record(request_type, name, response_time, response_length, exception, start_time=None, response=None, **_):
+    if SAMPLES.closed:  # locust is quitting: a request it cut short comes after the file was closed
+        return
     status = getattr(response, "status_code", 0) or 0  # 0: no answer (connection cut, e.g. by stopping locust)
     WRITER.writerow((f"{start_time:.3f}", name, f"{response_time:.1f}", 0 if exception else 1, status,
                      f"{type(exception).__name__}: {exception}"[:160] if exception else ""))
@@ -48,8 +50,8 @@ def close(**_):
 class Tour(SequentialTaskSet):
     def page(self, name: str, path: str, pdf: bool = False) -> None:
         with self.client.get(path, name=name, catch_response=True) as response:
-            if response.status_code != 200:
-                response.failure(f"{response.status_code}")
+            if response.status_code != 200:  # 0: no answer; locust keeps the connection error in .error
+                response.failure(f"{response.status_code} {response.error or response.reason or ''}".strip())
             elif response.url.split("?")[0].endswith("/login"):
                 response.failure("signed out: got the sign-in page")
             elif pdf and not response.content.startswith(b"%PDF"):
