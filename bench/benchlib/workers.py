@@ -137,9 +137,10 @@ class Workers:
 
     def rss_per_worker(self) -> str:
         """Per worker: its main process's RSS first/peak/last and its children's peak, MB."""
+        rows = zip(self.main_first, self.main_peak, self.main_last, self.horse_peak)
         return "; ".join(f"worker {i}: {first / 2**20:.0f}/{peak / 2**20:.0f}/{last / 2**20:.0f} MB, children "
-                         f"(work horses, RQ's scheduler) peak {horse / 2**20:.0f} MB" for i, (first, peak, last, horse) in
-                         enumerate(zip(self.main_first, self.main_peak, self.main_last, self.horse_peak)))
+                         f"(work horses, RQ's scheduler) peak {horse / 2**20:.0f} MB"
+                         for i, (first, peak, last, horse) in enumerate(rows))
 
     def start_sampling(self, interval: float = 0.1) -> None:
         """Sample RSS in a thread (also while this process is busy), until stop_sampling()."""
