@@ -30,7 +30,6 @@ What it does, on a throw-away database `arbill_bench_aging_<random>` created on 
 from __future__ import annotations
 
 import os
-import re
 import sys
 import time
 from datetime import date
@@ -42,12 +41,12 @@ from benchlib import BenchDatabase, clean_up, create_app_on
 from benchlib.options import (add_keep_db, add_redis, add_smoke, apply_smoke, ignore_signals, interrupt_on_sigterm,
                               parser_for, require_postgres)
 from benchlib.sampling import machine
+from benchlib.signin import BenchUser, create_bench_user, signed_in_test_client
 from benchlib.timing import median_ms, say
 
 BATCH = 20_000
-ADMIN_EMAIL = "bench-admin@example.com"
-ADMIN_PASSWORD = "bench aging password"
-ADMIN_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # admins sign in with a second factor
+ADMIN = BenchUser("bench-admin@example.com", "bench aging password",
+                  "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")  # admins sign in with a second factor
 
 
 # ------------------------------------------------------------------ seeding (set-based)
@@ -88,7 +87,6 @@ FROM (
 
 
 def seed(app, bench: BenchDatabase, n_invoices: int, n_customers: int, closed_share: float, as_of: date) -> dict:
-    from app.accounts import create_user
     from app.audit import Actor
     from app.extensions import db
     from app.records.entities import EntityInput, create_legal_entity
@@ -99,10 +97,7 @@ def seed(app, bench: BenchDatabase, n_invoices: int, n_customers: int, closed_sh
         entity = create_legal_entity(EntityInput(code="BENCH", name="Bench Aging GmbH", country="DE", currency="EUR",
                                                  timezone="Europe/Berlin", locale="de_DE", payment_terms_days=14),
                                      actor)
-        from app.models.types import utcnow
-
-        admin = create_user(ADMIN_EMAIL, "admin", ADMIN_PASSWORD, actor)
-        admin.totp_secret, admin.totp_enabled_at = ADMIN_TOTP_SECRET, utcnow()  # as if enrolled
+        create_bench_user(ADMIN.email, "admin", ADMIN.password, actor, totp_secret=ADMIN.totp_secret)
         db.session.commit()
         entity_id = entity.id
         db.session.remove()
@@ -143,22 +138,6 @@ def seed(app, bench: BenchDatabase, n_invoices: int, n_customers: int, closed_sh
 
 
 # ------------------------------------------------------------------ measuring
-def logged_in_client(app):
-    client = app.test_client()
-    page = client.get("/login").get_data(as_text=True)
-    token = re.search(r'<meta name="csrf-token" content="([^"]+)"', page).group(1)
-    response = client.post("/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
-                           headers={"X-CSRFToken": token})
-    if response.status_code == 302 and response.headers["Location"].endswith("/login/second-factor"):
-        import pyotp
-
-        response = client.post("/login/second-factor", data={"code": pyotp.TOTP(ADMIN_TOTP_SECRET).now()},
-                               headers={"X-CSRFToken": token})
-    if response.status_code != 302:
-        raise RuntimeError(f"login failed: {response.status_code}")
-    return client
-
-
 # Indexes to try with --with-index (created one after the other in the bench database only).
 CANDIDATE_INDEXES = {
     "open": "CREATE INDEX bench_ix_invoices_open_aging ON invoices (legal_entity_id, currency, customer_id) "
@@ -210,7 +189,7 @@ def measure(app, entity_id: int, as_of: date, runs: int) -> dict:
         code = entity.code
         db.session.remove()
 
-    client = logged_in_client(app)
+    client = signed_in_test_client(app, ADMIN)
     iso = as_of.isoformat()
     result["urls"] = urls = {"page": f"/reports/aging?as_of={iso}",
                              "partial": f"/reports/aging/customer/{largest.customer_id}?as_of={iso}&currency=EUR",

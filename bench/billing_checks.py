@@ -33,22 +33,29 @@ class RunOutcome:
 
 
 def inspect_run(bench: BenchDatabase, mode: str, seconds: float, run_id: int, seeded: Seeded) -> RunOutcome:
+    """The run's rows: those of the seeded entity (a database may hold a second one, bench/load.py)."""
+    entity = {"entity": seeded.entity_id}
     with psycopg.connect(bench.conninfo, autocommit=True) as conn:
         status, processed, failed, created, queued_at, finished_at = conn.execute(
             "SELECT status, contracts_processed, contracts_failed, invoices_created, queued_at, finished_at "
             "FROM billing_runs WHERE id = %s", (run_id,)).fetchone()
-        invoices = conn.execute("SELECT count(*) FROM invoices").fetchone()[0]
-        lines = conn.execute("SELECT count(*) FROM invoice_lines").fetchone()[0]
-        events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
-        issued = conn.execute("SELECT count(*) FROM events WHERE type = 'invoice.issued'").fetchone()[0]
+        mine = "legal_entity_id = %(entity)s"
+        invoices = conn.execute(f"SELECT count(*) FROM invoices WHERE {mine}", entity).fetchone()[0]
+        lines = conn.execute("SELECT count(*) FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id "
+                             f"WHERE i.{mine}", entity).fetchone()[0]
+        events = conn.execute(f"SELECT count(*) FROM events WHERE {mine}", entity).fetchone()[0]
+        issued = conn.execute(f"SELECT count(*) FROM events WHERE type = 'invoice.issued' AND {mine}",
+                              entity).fetchone()[0]
         years = conn.execute(
             "SELECT sequence_year, min(sequence_number), max(sequence_number), count(*), "
-            "count(DISTINCT sequence_number) FROM invoices GROUP BY sequence_year ORDER BY sequence_year").fetchall()
+            f"count(DISTINCT sequence_number) FROM invoices WHERE {mine} GROUP BY sequence_year "
+            "ORDER BY sequence_year", entity).fetchall()
         totals = dict(conn.execute(
-            "SELECT currency, sum(total_amount)::text FROM invoices GROUP BY currency ORDER BY currency").fetchall())
+            f"SELECT currency, sum(total_amount)::text FROM invoices WHERE {mine} GROUP BY currency ORDER BY currency",
+            entity).fetchall())
         duplicates = conn.execute(
-            "SELECT count(*) FROM (SELECT contract_id, period_start FROM invoices "
-            "GROUP BY 1, 2 HAVING count(*) > 1) d").fetchone()[0]
+            f"SELECT count(*) FROM (SELECT contract_id, period_start FROM invoices WHERE {mine} "
+            "GROUP BY 1, 2 HAVING count(*) > 1) d", entity).fetchone()[0]
     problems = []
     if status != "completed":
         problems.append(f"run status is {status}, not completed")
@@ -97,3 +104,27 @@ def print_outcome(o: RunOutcome, seeded: Seeded) -> None:
         say("  busiest other work   " + "; ".join(f"{command!r} {seconds:.1f} s" for command, seconds in o.others))
     say("  correctness          " + ("OK" if not o.problems else "PROBLEMS: " + "; ".join(o.problems)))
 
+
+
+def wait_for_run(poll, run_id: int, timeout: float, log_dir, tick=None) -> None:
+    """Poll the run (`poll`: an autocommit psycopg connection) every 0.1 s until it is no longer pending or
+    running, calling `tick()` each time (sampling); prints progress every 10 s; RuntimeError after `timeout`."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    last_report = time.monotonic()
+    while True:
+        status, processed, total = poll.execute(
+            "SELECT status, contracts_processed, contracts_total FROM billing_runs WHERE id = %s",
+            (run_id,)).fetchone()
+        if status not in ("pending", "running"):
+            return
+        if tick is not None:
+            tick()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"run {run_id} still {status} after {timeout:.0f} s ({processed}/{total}); "
+                               f"see {log_dir}")
+        if time.monotonic() - last_report > 10:
+            say(f"  ... {status} {processed:,}/{total:,}")
+            last_report = time.monotonic()
+        time.sleep(0.1)  # polling and sampling cost this process ~1-2 % of a CPU at this rate

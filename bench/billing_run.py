@@ -30,7 +30,6 @@ What it does, on a throw-away database `arbill_bench_<random>` created on the se
 benchmark figure), writes the stats to FILE and prints the top functions by cumulative time.
 """
 from __future__ import annotations
-from __future__ import annotations
 
 import os
 import random
@@ -51,7 +50,7 @@ from benchlib.sampling import (MachineLoad, backend_cpu, backend_cpu_delta, desc
                                self_cpu)
 from benchlib.timing import say
 from benchlib.workers import Workers
-from billing_checks import RunOutcome, inspect_run, print_outcome
+from billing_checks import RunOutcome, inspect_run, print_outcome, wait_for_run
 from billing_floor import FLOOR_VARIANTS, dump_run_rows, measure_floor
 from billing_seed import seed, set_chunk_size
 
@@ -125,22 +124,7 @@ def measure_fanned(app, bench, state: SeededState, seeded, as_of, workers_count,
             result = start_billing_run(entity, as_of, "cli", Actor.system("bench"), enqueue=True)
             run_id = result.run.id
             db.session.remove()
-            deadline = time.monotonic() + timeout
-            last_report = time.monotonic()
-            while True:
-                status, processed, total = poll.execute(
-                    "SELECT status, contracts_processed, contracts_total FROM billing_runs WHERE id = %s",
-                    (run_id,)).fetchone()
-                if status not in ("pending", "running"):
-                    break
-                workers.sample()
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"run {run_id} still {status} after {timeout:.0f} s "
-                                       f"({processed}/{total}); see {log_dir}")
-                if time.monotonic() - last_report > 10:
-                    say(f"  ... {status} {processed:,}/{total:,}")
-                    last_report = time.monotonic()
-                time.sleep(0.1)  # polling and sampling cost this process ~1-2 % of a CPU at this rate
+            wait_for_run(poll, run_id, timeout, log_dir, tick=workers.sample)
             seconds = time.perf_counter() - started
         workers.sample()
         time.sleep(0.2)  # let the last work horse be reaped, so its CPU is counted
@@ -156,7 +140,8 @@ def measure_fanned(app, bench, state: SeededState, seeded, as_of, workers_count,
     outcome = inspect_run(bench, "fanned", seconds, run_id, seeded)
     outcome.rss_self_mb = peak_rss_mb()
     outcome.rss_workers = {"peak_single_mb": mb(workers.peak_single), "peak_total_mb": mb(workers.peak_total),
-                           "by_worker_mb": [round(mb(b), 1) for b in workers.peak_by_worker]}
+                           "by_worker_mb": [round(mb(b), 1) for b in workers.peak_by_worker],
+                           "per_worker": workers.rss_per_worker()}
     outcome.cpu["workers and work horses"] = sum(cpu_workers)
     outcome.cpu["... of which system (kernel)"] = cpu_workers[1]
     outcome.cpu["this process (polling)"] = cpu_self
@@ -295,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             w = outcomes["fanned"].rss_workers
             say(f"peak RSS, one worker process:       {w['peak_single_mb']:.0f} MB "
                 f"(sum of all worker processes {w['peak_total_mb']:.0f} MB)")
+            say(f"RSS per worker, first/peak/last:    {w['per_worker']}")
         say(f"peak RSS, this process (overall):   {peak_rss_mb():.0f} MB")
         say(f"load average now:                   {loadavg()} ({os.cpu_count()} CPUs; other work skews the figures)")
         problems = [p for o in outcomes.values() for p in o.problems]

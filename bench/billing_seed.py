@@ -73,8 +73,10 @@ def contract_start(rng: random.Random, frequency: str, due: int, as_of: date) ->
     return date(year, month + 1, day)
 
 
-def seed(app, bench: BenchDatabase, n_contracts: int, as_of: date, rng: random.Random) -> Seeded:
-    """One legal entity (through the app), customers, contracts and lines (COPY, in batches)."""
+def seed(app, bench: BenchDatabase, n_contracts: int, as_of: date, rng: random.Random,
+         code: str = "BENCH") -> Seeded:
+    """One legal entity (through the app), customers, contracts and lines (COPY, in batches). Seeded again with
+    another `code`, it adds a second entity beside the first (ids continue after theirs)."""
     from app.audit import Actor
     from app.billing.periods import due_period_count
     from app.extensions import db
@@ -82,7 +84,7 @@ def seed(app, bench: BenchDatabase, n_contracts: int, as_of: date, rng: random.R
 
     started = time.perf_counter()
     with app.app_context():
-        entity = create_legal_entity(EntityInput(code="BENCH", name="Bench Billing GmbH", country="DE",
+        entity = create_legal_entity(EntityInput(code=code, name=f"{code.title()} Billing GmbH", country="DE",
                                                  currency="EUR", vat_id="DE136695976", payment_terms_days=14,
                                                  address_line1="Friedrichstraße 68", postcode="10117",
                                                  city="Berlin"),
@@ -95,16 +97,20 @@ def seed(app, bench: BenchDatabase, n_contracts: int, as_of: date, rng: random.R
     now = datetime.now(UTC)
     seeded = Seeded(entity_id, n_contracts, n_customers, 0, 0, 0)
     with psycopg.connect(bench.conninfo) as conn, conn.cursor() as cur:
-        for first in range(1, n_customers + 1, SEED_BATCH):
+        first_customer, first_contract, line_id = (  # after an entity seeded before
+            cur.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
+            for table in ("customers", "contracts", "contract_lines"))
+        last_customer = first_customer + n_customers
+        for first in range(first_customer + 1, last_customer + 1, SEED_BATCH):
             copy_into(cur, "customers", "id, legal_entity_id, name, email, payment_method, address_line1, "
                       "postcode, city, country, created_at",
                       ((cid, entity_id, f"Customer {cid:07d}", f"billing{cid}@example.com", "manual",
                         f"Hauptstraße {cid}", "10115", "Berlin", "DE", now)
-                       for cid in range(first, min(first + SEED_BATCH, n_customers + 1))))
-        line_id = 0
-        for first in range(1, n_contracts + 1, SEED_BATCH):
+                       for cid in range(first, min(first + SEED_BATCH, last_customer + 1))))
+        first_line = line_id
+        for first in range(first_contract + 1, first_contract + n_contracts + 1, SEED_BATCH):
             contracts, lines = [], []
-            for contract_id in range(first, min(first + SEED_BATCH, n_contracts + 1)):
+            for contract_id in range(first, min(first + SEED_BATCH, first_contract + n_contracts + 1)):
                 frequency = weighted(rng, FREQUENCIES)
                 currency = weighted(rng, CURRENCIES)
                 due = weighted(rng, DUE_PERIODS)
@@ -112,7 +118,8 @@ def seed(app, bench: BenchDatabase, n_contracts: int, as_of: date, rng: random.R
                 # Self-check of the construction (cheap): the engine's own count must agree.
                 assert due_period_count(start, frequency, as_of) == due, (start, frequency, due)
                 terms = 30 if rng.random() < 0.2 else None
-                contracts.append((contract_id, entity_id, rng.randint(1, n_customers), f"BENCH-{contract_id:07d}",
+                contracts.append((contract_id, entity_id, first_customer + rng.randint(1, n_customers),
+                                  f"{code}-{contract_id:07d}",
                                   "active", currency, frequency, start, None, terms, now))
                 n_lines = weighted(rng, LINE_COUNTS)
                 for position in range(1, n_lines + 1):
@@ -133,7 +140,7 @@ def seed(app, bench: BenchDatabase, n_contracts: int, as_of: date, rng: random.R
                       "frequency, start_date, end_date, payment_terms_days, created_at", contracts)
             copy_into(cur, "contract_lines", "id, contract_id, position, description, quantity, unit_price, vat_rate",
                       lines)
-        seeded.lines = line_id
+        seeded.lines = line_id - first_line
         set_serials(cur, ("customers", "contracts", "contract_lines"))
         conn.commit()
         conn.autocommit = True

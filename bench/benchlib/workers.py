@@ -63,6 +63,13 @@ class Workers:
         self.peak_by_worker: list[int] = [0] * count  # bytes: per worker, its largest process
         self.peak_main = 0  # bytes: the largest RSS of a worker main process
         self.peak_horse = 0  # bytes: the largest RSS of a child (work horse, RQ's scheduler)
+        # Per worker, its main process (which lives through every job; a work horse is forked per job): RSS at
+        # the first and the last sample and its peak, to see whether it stays flat over a long run; and the
+        # peak of its work horses.
+        self.main_first: list[int] = [0] * count
+        self.main_last: list[int] = [0] * count
+        self.main_peak: list[int] = [0] * count
+        self.horse_peak: list[int] = [0] * count
         self.horses_seen: set[int] = set()
         self._stop_sampling = threading.Event()
         self._sampler: threading.Thread | None = None
@@ -118,11 +125,22 @@ class Workers:
                 self.peak_by_worker[i] = max(self.peak_by_worker[i], rss)
                 if pid == handle.pid:
                     self.peak_main = max(self.peak_main, rss)
+                    self.main_first[i] = self.main_first[i] or rss
+                    self.main_last[i] = rss
+                    self.main_peak[i] = max(self.main_peak[i], rss)
                 else:
                     self.peak_horse = max(self.peak_horse, rss)
+                    self.horse_peak[i] = max(self.horse_peak[i], rss)
                     self.horses_seen.add(pid)
         if total > self.peak_total:
             self.peak_total, self.peak_processes = total, alive
+
+    def rss_per_worker(self) -> str:
+        """Per worker: its main process's RSS first/peak/last and its children's peak, MB."""
+        rows = zip(self.main_first, self.main_peak, self.main_last, self.horse_peak)
+        return "; ".join(f"worker {i}: {first / 2**20:.0f}/{peak / 2**20:.0f}/{last / 2**20:.0f} MB, children "
+                         f"(work horses, RQ's scheduler) peak {horse / 2**20:.0f} MB"
+                         for i, (first, peak, last, horse) in enumerate(rows))
 
     def start_sampling(self, interval: float = 0.1) -> None:
         """Sample RSS in a thread (also while this process is busy), until stop_sampling()."""

@@ -10,7 +10,7 @@ seconds, mostly start-up), against this test run's database server and Redis ser
   (a file of their own) and the PostgreSQL-only ones are skipped, saying so — under CI=true a skip is an error.
 - Redis: REDIS_URL's server (or the embedded one conftest starts), never the tests' db nor db 0: each flushing
   bench on a db of its own, the others (the app still writes sign-in limits and relay jobs) on one more, all
-  from BENCH_SMOKE_REDIS_DBS (default 13,14,15,10,11,12) minus the tests' db.
+  from BENCH_SMOKE_REDIS_DBS (default 13,14,15,10,11,12,8) minus the tests' db.
 """
 from __future__ import annotations
 
@@ -51,6 +51,11 @@ BENCHES = {
                                   r"\d+\.\dx the floor \(\d+\.\dx COPY into tables without indexes\); correctness OK$",
                                   r"^correctness: +OK$")),
     "delivery": Bench("delivery.py", postgres_only=True, flushes_redis=True),
+    # gunicorn + RQ workers + locust: per-page figures and no failed request while a (tiny) run executes.
+    "load": Bench("load.py", postgres_only=True, flushes_redis=True,
+                  summary=(r"^all pages \(PDF excluded\) +[\d,]+ +\d+ +\d+ +\d+ +0$", r"^PDF +[\d,]+ .* 0   \(apart\)$",
+                           r"^requests/s +\d+\.\d ", r"^billing run under load: +\d+\.\d\d s vs \d+\.\d\d s quiet",
+                           r"^correctness: +OK$")),
     "worker_crash": Bench("worker_crash.py", postgres_only=True, flushes_redis=True),
     "relay": Bench("relay.py", flushes_redis=True),
     "bank_import": Bench("bank_import.py", uses_redis=False),
@@ -99,7 +104,7 @@ def smoke_runs(request, redis_url):
     postgres = os.environ.get("TEST_DATABASE_URL")
     database = postgres or "sqlite"
     tests_db = redis_db_of(redis_url)
-    pool = [int(n) for n in os.environ.get("BENCH_SMOKE_REDIS_DBS", "13,14,15,10,11,12").split(",")]
+    pool = [int(n) for n in os.environ.get("BENCH_SMOKE_REDIS_DBS", "13,14,15,10,11,12,8").split(",")]
     free = iter(n for n in pool if n not in (0, tests_db))
     shared = None  # the one db of the benches that do not flush theirs
     # The benches' processes must not find the test run's database through the environment.
