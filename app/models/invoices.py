@@ -33,6 +33,12 @@ class Invoice(db.Model):
         Index("uq_invoices_one_effective_per_period", "contract_id", "period_start", unique=True,
               postgresql_where=text(EFFECTIVE), sqlite_where=text(EFFECTIVE)),
         Index("ix_invoices_contract_id_period_start", "contract_id", "period_start"),
+        # The list's orders (app/records/invoices.py INVOICE_ORDER; keyset paging, migration 0023).
+        *(Index(f"ix_invoices_list_{name}", "legal_entity_id", column, "id")
+          for name, column in (("period", "period_start"), ("number", "number"), ("issue_date", "issue_date"),
+                               ("due_date", "due_date"), ("total", "total_amount"), ("status", "status"))),
+        Index("ix_invoices_list_customer", "customer_id", "id"),
+        Index("ix_invoices_list_run", "billing_run_id", "sequence_year", "sequence_number", "id"),
         UniqueConstraint("legal_entity_id", "number"),
         UniqueConstraint("legal_entity_id", "kind", "sequence_year", "sequence_number"),
         CheckConstraint(enum_check("status", INVOICE_STATUSES), name="status"),
