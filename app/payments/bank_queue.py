@@ -16,6 +16,7 @@ from app.extensions import db
 from app.formatting import format_money
 from app.models import AuditEntry, BankEntry, BankStatement, Customer, CustomerCredit, Invoice, LegalEntity, Payment
 from app.models.banking import QUEUED
+from app.paging import Ordering, Sort, key
 from app.payments import matching
 from app.reports.dashboard import waiting_bank_credits
 from app.payments.cash import (AGENT, ZERO, ImportResult, _apply_to_invoice, _resolve, _settle_status, compact_iban,
@@ -23,6 +24,12 @@ from app.payments.cash import (AGENT, ZERO, ImportResult, _apply_to_invoice, _re
 
 
 # ------------------------------------------------------------------ the queue
+QUEUE_ORDER = Ordering((
+    Sort("booked", "Booked", key(BankEntry.booking_date, BankEntry.id)),
+    Sort("amount", "Amount", key(BankEntry.amount, BankEntry.id), descending_first=True),
+), default="booked")
+
+
 def queue_query(entity: LegalEntity, search: str | None = None):
     """The entity's entries waiting for an accountant, oldest first; `search` in payer, text, amount."""
     query = select(BankEntry).where(BankEntry.legal_entity_id == entity.id, BankEntry.status.in_(QUEUED),

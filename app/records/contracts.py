@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import selectinload
 
+from app.paging import Ordering, Sort, key
+
 from app.audit import Actor, record
 from app.billing.money import InvoiceAmounts, LineInput, compute_invoice, minor_unit
 from app.billing.periods import Period, due_period_count, periods_from
@@ -317,6 +319,15 @@ def upcoming_periods(contract: Contract, today: date, count: int = UPCOMING_PERI
     first = 0 if last is None else due_period_count(contract.start_date, contract.frequency, last.period_start)
     return [UpcomingPeriod(p, p.start <= today)
             for p in periods_from(contract.start_date, contract.frequency, first, count, contract.end_date)]
+
+
+# The orders of the contract list (app/paging.py). The next billing date is computed from the invoices, not
+# stored, so the list cannot be sorted by it at scale; the start date and the reference can.
+CONTRACT_ORDER = Ordering((
+    Sort("reference", "Reference", key(Contract.reference, Contract.id)),
+    Sort("customer", "Customer", key(Customer.name, Contract.id)),
+    Sort("start", "Start", key(Contract.start_date, Contract.id), descending_first=True),
+), default="reference")
 
 
 def contract_query(entity: LegalEntity, search: str | None = None, status: str | None = None) -> Select:

@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import undefer
 
+from app.paging import Ordering, Sort, key
+
 from app.audit import Actor, record
 from app.extensions import db
 from app.locale_input import input_date
@@ -126,6 +128,9 @@ def contains(column, text: str):
     """`column` contains `text`, case-insensitive, with LIKE's wildcards taken literally."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return column.ilike(f"%{escaped}%", escape="\\")
+
+
+CUSTOMER_ORDER = Ordering((Sort("name", "Name", key(Customer.name, Customer.id)),), default="name")
 
 
 def customer_query(entity: LegalEntity, search: str | None = None) -> Select:

@@ -14,6 +14,8 @@ from typing import Any, Iterator, Mapping
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import selectinload, undefer
 
+from app.paging import Ordering, Sort, key
+
 from app.audit import Actor, audit_row, record_many
 from app.billing.ledger import EntityInfo, lock_entity, post_drafts
 from app.billing.money import VatSubtotal, compute_invoice, round_money
@@ -251,6 +253,24 @@ def _conditions(entity: LegalEntity, filters: InvoiceFilters, today: date | None
     if filters.delivery:
         conditions.append(delivery_condition(filters.delivery))
     return conditions
+
+
+# The orders of the invoice list (app/paging.py), each ending with the id. Status is the stored one: an issued
+# invoice paid in part (shown "partially paid") sorts with the issued ones. Customer names are unique per entity.
+INVOICE_ORDER = Ordering((
+    Sort("period", "Period", key(Invoice.period_start, Invoice.id), descending_first=True),
+    Sort("number", "Number", key(Invoice.number, Invoice.id, nullable=[Invoice.number])),
+    Sort("customer", "Customer", key(Customer.name, Invoice.id)),
+    Sort("issued", "Issued", key(Invoice.issue_date, Invoice.id), descending_first=True),
+    Sort("due", "Due", key(Invoice.due_date, Invoice.id)),
+    Sort("total", "Total", key(Invoice.total_amount, Invoice.id), descending_first=True),
+    Sort("status", "Status", key(Invoice.status, Invoice.id)),
+), default="-period")
+
+
+def invoice_count_query(entity: LegalEntity, filters: InvoiceFilters, today: date | None = None) -> Select:
+    """The ids of the invoices matching `filters`, for counting them (no join, no order)."""
+    return select(Invoice.id).where(*_conditions(entity, filters, today))
 
 
 def invoice_query(entity: LegalEntity, filters: InvoiceFilters, today: date | None = None) -> Select:
