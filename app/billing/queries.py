@@ -102,6 +102,20 @@ def run_timeline(run: BillingRun, locale: str = "en_US") -> list[TimelineEntry]:
     return [TimelineEntry(e.at, e.action, e.actor_label, describe(e, locale)) for e in entries]
 
 
+# The audit log of a legal entity (Settings > Audit log), newest first.
+AUDIT_ORDER = Ordering((Sort("at", "Time", key(AuditEntry.at, AuditEntry.id), descending_first=True),), default="-at")
+
+
+def audit_log_query(legal_entity_id: int, search: str = "") -> Select:
+    """The legal entity's audit entries; `search` in the action (`invoice.posted`) or who did it."""
+    from app.records.customers import contains
+
+    query = select(AuditEntry).where(AuditEntry.legal_entity_id == legal_entity_id)
+    if search:
+        query = query.where(or_(contains(AuditEntry.action, search), contains(AuditEntry.actor_label, search)))
+    return query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+
+
 def agent_timeline(agent_name: str, entity_id: int | None, locale: str = "en_US", limit: int = 100,
                    agent_id: int | None = None) -> list[TimelineEntry]:
     """What an agent did in a legal entity, and (with `agent_id`) what was done to it — created, changed,

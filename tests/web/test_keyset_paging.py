@@ -133,3 +133,25 @@ def test_an_unknown_order_is_a_400_saying_which_there_are(admin_client, invoices
     response = admin_client.get(url)
     assert response.status_code == 400
     assert "is not an order of this list; sort by" in response.get_data(as_text=True)
+
+
+def test_the_audit_log_walks_newest_first_and_is_for_admins(app, client_as):
+    with app.app_context():
+        from app.audit import Actor, record
+        from app.models import AuditEntry
+
+        entity = make_entity()
+        for n in range(55):
+            record("customer.noted" if n % 2 else "invoice.noted", "customer", n, Actor.system(f"clerk {n % 3}"),
+                   legal_entity_id=entity.id, n=n)
+        db.session.commit()
+        entries = list(db.session.scalars(select(AuditEntry).where(AuditEntry.legal_entity_id == entity.id)))
+        newest = [str(e.id) for e in sorted(entries, key=lambda e: (e.at, e.id), reverse=True)]
+        invoices = [str(e.id) for e in sorted(entries, key=lambda e: (e.at, e.id), reverse=True)
+                    if e.action == "invoice.noted"]
+    client = client_as("admin")
+    forwards, backwards, _urls = walk(client, "/settings/audit-log", r'<tr id="audit-entry-(\d+)">')
+    assert forwards == backwards == newest
+    forwards, backwards, urls = walk(client, "/settings/audit-log?q=invoice.noted&sort=at", r'<tr id="audit-entry-(\d+)">')
+    assert forwards == backwards == invoices[::-1] and all("q=invoice.noted" in u for u in urls)
+    assert client_as("accountant").get("/settings/audit-log").status_code == 403
