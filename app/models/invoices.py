@@ -23,6 +23,7 @@ INVOICE_STATUSES = ("draft", "issued", "paid", "void", "credited")
 DOCUMENT_KINDS = ("invoice", "credit_note")
 # The invoice that bills a contract period: a fully credited one no longer does (the period may be billed again).
 EFFECTIVE = "kind = 'invoice' AND status <> 'credited'"
+OPEN_PREDICATE = "status = 'issued' AND amount_due > 0"  # is_open as SQL (OPEN_STATUSES), for partial indexes
 
 
 class Invoice(db.Model):
@@ -39,6 +40,9 @@ class Invoice(db.Model):
                                ("due_date", "due_date"), ("total", "total_amount"), ("status", "status"))),
         Index("ix_invoices_list_customer", "customer_id", "id"),
         Index("ix_invoices_list_run", "billing_run_id", "sequence_year", "sequence_number", "id"),
+        # Open invoices due an amount: the bank queue's candidates for a waiting credit (migration 0023).
+        Index("ix_invoices_open_amount", "legal_entity_id", "currency", "amount_due", "due_date", "id",
+              postgresql_where=text(OPEN_PREDICATE), sqlite_where=text(OPEN_PREDICATE)),
         UniqueConstraint("legal_entity_id", "number"),
         UniqueConstraint("legal_entity_id", "kind", "sequence_year", "sequence_number"),
         CheckConstraint(enum_check("status", INVOICE_STATUSES), name="status"),

@@ -15,7 +15,7 @@ from app.models.invoices import DOCUMENT_KINDS
 from app.models.payments import SHOWN_STATUSES
 from app.paging import count_upto
 from app.records import invoices as service
-from app.records.customers import entity_customers
+from app.records.customers import customer_choices
 from app.agents.service import enqueue_resend
 from app.queues import relay_soon
 from app.dunning.service import reminders_of_invoice
@@ -51,7 +51,8 @@ def invoices():
     response = render("records/invoices.html", "records/_invoices_table.html", entity=entity, listing=listing,
                       totals=totals, filters=filters, statuses=SHOWN_STATUSES, today=today, kinds=DOCUMENT_KINDS,
                       delivery_states=states, selectable=True, carried=filters.filter_args(),
-                      customers=entity_customers(entity) if entity else [], is_overdue=service.is_overdue,
+                      customers=customer_choices(entity, filters.customer_id) if entity else ([], False),
+                      is_overdue=service.is_overdue,
                       delivery_filters=DELIVERY_FILTERS, undelivered_minutes=undelivered_minutes(),
                       downloads=export_links("records.invoices_csv", entity, _filter_args()))
     if filters.errors and not htmx:  # the page says which filter it ignored; HTMX swaps only 2xx answers
