@@ -22,7 +22,6 @@ class Contract(db.Model):
         UniqueConstraint("legal_entity_id", "reference"),
         # The list's orders (keyset paging, migration 0023); by reference: the unique index above.
         Index("ix_contracts_list_start", "legal_entity_id", "start_date", "id"),
-        Index("ix_contracts_list_customer", "customer_id", "id"),
         CheckConstraint(enum_check("status", CONTRACT_STATUSES), name="status"),
         CheckConstraint(enum_check("frequency", FREQUENCIES), name="frequency"),
         CheckConstraint("end_date IS NULL OR end_date >= start_date", name="end_after_start"),

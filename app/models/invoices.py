@@ -38,7 +38,6 @@ class Invoice(db.Model):
         *(Index(f"ix_invoices_list_{name}", "legal_entity_id", column, "id")
           for name, column in (("period", "period_start"), ("number", "number"), ("issue_date", "issue_date"),
                                ("due_date", "due_date"), ("total", "total_amount"), ("status", "status"))),
-        Index("ix_invoices_list_customer", "customer_id", "id"),
         Index("ix_invoices_list_run", "billing_run_id", "sequence_year", "sequence_number", "id"),
         # Open invoices due an amount: the bank queue's candidates for a waiting credit (migration 0023).
         Index("ix_invoices_open_amount", "legal_entity_id", "currency", "amount_due", "due_date", "id",

@@ -142,27 +142,47 @@ def unmatched_total(entity: LegalEntity) -> dict[str, tuple[Decimal, int]]:
 def payers(entry: BankEntry) -> set[int]:
     """The customers a credit may come from: those with its IBAN, else those with its payer's name (as the
     matcher compares names: no case, accents, punctuation or legal form)."""
-    if entry.counterparty_iban:
-        found = set(db.session.scalars(select(Customer.id).where(
-            Customer.legal_entity_id == entry.legal_entity_id, Customer.iban == compact_iban(entry.counterparty_iban))))
-        if found:
-            return found
-    name = matching.normalized_name(entry.counterparty_name)
-    if not name:
-        return set()
-    longest = max(name.split(), key=len)  # narrows the customers in SQL; the names are compared here
-    rows = db.session.execute(select(Customer.id, Customer.name).where(
-        Customer.legal_entity_id == entry.legal_entity_id, func.lower(Customer.name).like(f"%{longest}%")))
-    return {customer_id for customer_id, customer_name in rows if matching.normalized_name(customer_name) == name}
+    return payers_of([entry])[entry.id]
 
 
-def candidates(entry: BankEntry, limit: int = 5) -> list[Invoice]:
+def payers_of(entries: list[BankEntry]) -> dict[int, set[int]]:
+    """`payers` of each of the entries (of one legal entity) by id, in two queries for all of them: a page of the
+    queue would otherwise read the customers once per row."""
+    if not entries:
+        return {}
+    entity_id = entries[0].legal_entity_id
+    ibans = {e.id: compact_iban(e.counterparty_iban) for e in entries if e.counterparty_iban}
+    by_iban: dict[str, set[int]] = {}
+    if ibans:
+        for customer_id, iban in db.session.execute(select(Customer.id, Customer.iban).where(
+                Customer.legal_entity_id == entity_id, Customer.iban.in_(set(ibans.values())))):
+            by_iban.setdefault(iban, set()).add(customer_id)
+    names = {e.id: matching.normalized_name(e.counterparty_name) for e in entries}
+    # the longest word of each name narrows the customers in SQL; the names are compared here
+    words = {max(name.split(), key=len) for e_id, name in names.items() if name and not by_iban.get(ibans.get(e_id))}
+    by_name: dict[str, set[int]] = {}
+    if words:
+        for customer_id, customer_name in db.session.execute(select(Customer.id, Customer.name).where(
+                Customer.legal_entity_id == entity_id, or_(*(func.lower(Customer.name).like(f"%{w}%") for w in words)))):
+            by_name.setdefault(matching.normalized_name(customer_name), set()).add(customer_id)
+    return {e.id: by_iban.get(ibans.get(e.id)) or (by_name.get(names[e.id], set()) if names[e.id] else set())
+            for e in entries}
+
+
+def page_candidates(entries: list[BankEntry], limit: int = 5) -> dict[int, list[Invoice]]:
+    """`candidates` of each entry of a page of the queue, by id (the payers of all of them found at once)."""
+    found = payers_of(entries)
+    return {e.id: candidates(e, limit, found[e.id]) for e in entries}
+
+
+def candidates(entry: BankEntry, limit: int = 5, customers: set[int] | None = None) -> list[Invoice]:
     """Open invoices an accountant may assign a waiting credit to, oldest due first: the payer's when the payer
-    is a known customer, else any invoice due exactly what of the credit is not applied yet."""
+    is a known customer (`customers`: its payers, when known already), else any invoice due exactly what of the
+    credit is not applied yet."""
     query = select(Invoice).where(Invoice.legal_entity_id == entry.legal_entity_id, Invoice.kind == "invoice",
                                   Invoice.is_open,
                                   Invoice.currency == entry.currency)
-    customers = payers(entry)
+    customers = payers(entry) if customers is None else customers
     if customers:
         query = query.where(Invoice.customer_id.in_(customers))
     else:

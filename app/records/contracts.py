@@ -13,8 +13,6 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import selectinload
 
-from app.paging import Ordering, Sort, key
-
 from app.audit import Actor, record
 from app.billing.money import InvoiceAmounts, LineInput, compute_invoice, minor_unit
 from app.billing.periods import Period, due_period_count, periods_from
@@ -23,6 +21,7 @@ from app.extensions import db
 from app.locale_input import input_date, input_number
 from app.models import Contract, ContractLine, Customer, Invoice, LegalEntity, TaxCode
 from app.models.contracts import CONTRACT_STATUSES
+from app.paging import Ordering, Sort, key
 from app.records import validation as v
 from app.records.customers import contains
 from app.records.parties import parse_po_reference
@@ -333,7 +332,7 @@ CONTRACT_ORDER = Ordering((
 def contract_query(entity: LegalEntity, search: str | None = None, status: str | None = None) -> Select:
     """The entity's contracts by reference; `search` matches the reference or the customer's name."""
     query = select(Contract).join(Customer, Contract.customer_id == Customer.id).where(
-        Contract.legal_entity_id == entity.id)
+        Contract.legal_entity_id == entity.id, Customer.legal_entity_id == entity.id)  # (see invoice_query)
     search = (search or "").strip()
     if search:
         query = query.where(or_(contains(Contract.reference, search), contains(Customer.name, search)))
