@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from datetime import date
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.dialects import postgresql
 
 from aging import logged_in_client, seed
-from benchlib import BenchDatabase, clean_up, create_app_on
-from benchlib.options import (add_keep_db, add_redis, add_smoke, apply_smoke, ignore_signals, interrupt_on_sigterm,
-                              parser_for, require_postgres)
+from benchlib import BenchDatabase
+from benchlib.options import add_keep_db, add_redis, add_smoke, apply_smoke, parser_for, require_postgres
+from benchlib.running import on_fresh_database
 from benchlib.sampling import machine
 from benchlib.timing import median_ms, say
 
@@ -178,57 +177,44 @@ def main(argv: list[str] | None = None) -> int:
     if min(args.invoices, args.customers, args.runs_seeded, args.bank_entries, args.repeat, args.page - 1) < 1:
         parser.error("the sizes and --repeat must be at least 1, --page at least 2")
 
-    interrupt_on_sigterm()
-    bench = BenchDatabase.new(args.db, "arbill_bench_lists")
-    created = False
-    app = None
-    try:
-        bench.create()
-        created = True
-        say(f"Arbill lists benchmark: {args.invoices:,} invoices, {args.customers:,} customers, page 1 and page "
-            f"{args.page} of each list, database {bench.name}")
-        app = create_app_on(bench, args.redis)
-        open_invoices = round(args.invoices * 0.8)
-        seeded = seed(app, bench, open_invoices, args.customers, (args.invoices - open_invoices) / open_invoices,
-                      date(2026, 11, 26))
-        seed_runs_and_bank(bench, seeded["entity_id"], args.runs_seeded, args.bank_entries)
-        say(f"seeded in {seeded['seconds']:.1f} s (not measured): invoices " +
-            ", ".join(f"{k} {v:,}" for k, v in seeded["counts"].items()) +
-            f"; {seeded['contracts']:,} contracts; {args.runs_seeded:,} runs; {args.bank_entries:,} bank credits "
-            f"({args.bank_entries // 4:,} waiting); invoices table {seeded['invoices_size']}")
-        links, plan = page_500_links(app, seeded["entity_id"], args.page)
-        say("EXPLAIN (ANALYZE, BUFFERS) of the invoice list's page query (default order, page "
-            f"{args.page}):")
-        for line in plan:
-            say("  " + line)
-        load_before = os.getloadavg()
-        results = measure(app, links, args.repeat)
-        load_after = os.getloadavg()
+    return on_fresh_database(args, "arbill_bench_lists", lambda bench, app: run(args, bench, app))
 
-        info = machine()
-        say("\n== SUMMARY ==")
-        say(f"machine     {info['nproc']} CPUs ({info['cpu']}), {info['memory']} RAM, {info['os']}, "
-            f"Python {info['python']}")
-        say("load avg    " + " / ".join(f"{v:.1f}" for v in load_before) + " before, " +
-            " / ".join(f"{v:.1f}" for v in load_after) + " after (1/5/15 min): other work inflates wall times")
-        say(f"{'list':11} {'order':10} {'page':>5} {'median ms':>10} {'min':>7} {'max':>7} {'CPU ms':>7}  check")
-        for label, sort, correct, first, later in results:
-            if first is None:
-                say(f"{label:11} {sort:10} {'-':>5} {'-':>10}  {correct}")
-                continue
-            for page, (ms, runs, cpu) in ((1, first), (args.page, later)):
-                say(f"{label:11} {sort:10} {page:>5} {ms:10.1f} {min(runs):7.1f} {max(runs):7.1f} {cpu:7.1f}  "
-                    f"{correct}")
-        wrong = [f"{r[0]} {r[1]}: {r[2]}" for r in results if r[2] != "OK"]
-        say("correctness: " + ("OK" if not wrong else "; ".join(wrong)))
-        return 0 if not wrong else 1
-    except KeyboardInterrupt as interrupt:
-        say(f"\ninterrupted ({interrupt or 'Ctrl-C'}): cleaning up")
-        return 130
-    finally:
-        ignore_signals()
-        clean_up(app, bench, created, args.keep_db, None, say)
 
+def run(args, bench, app) -> int:
+    say(f"Arbill lists benchmark: {args.invoices:,} invoices, {args.customers:,} customers, page 1 and page "
+        f"{args.page} of each list, database {bench.name}")
+    open_invoices = round(args.invoices * 0.8)
+    seeded = seed(app, bench, open_invoices, args.customers, (args.invoices - open_invoices) / open_invoices,
+                  date(2026, 11, 26))
+    seed_runs_and_bank(bench, seeded["entity_id"], args.runs_seeded, args.bank_entries)
+    say(f"seeded in {seeded['seconds']:.1f} s (not measured): invoices " +
+        ", ".join(f"{k} {v:,}" for k, v in seeded["counts"].items()) +
+        f"; {seeded['contracts']:,} contracts; {args.runs_seeded:,} runs; {args.bank_entries:,} bank credits "
+        f"({args.bank_entries // 4:,} waiting); invoices table {seeded['invoices_size']}")
+    links, plan = page_500_links(app, seeded["entity_id"], args.page)
+    say(f"EXPLAIN (ANALYZE, BUFFERS) of the invoice list's page query (default order, page {args.page}):")
+    for line in plan:
+        say("  " + line)
+    load_before = os.getloadavg()
+    results = measure(app, links, args.repeat)
+    load_after = os.getloadavg()
+
+    info = machine()
+    say("\n== SUMMARY ==")
+    say(f"machine     {info['nproc']} CPUs ({info['cpu']}), {info['memory']} RAM, {info['os']}, "
+        f"Python {info['python']}")
+    say("load avg    " + " / ".join(f"{v:.1f}" for v in load_before) + " before, " +
+        " / ".join(f"{v:.1f}" for v in load_after) + " after (1/5/15 min): other work inflates wall times")
+    say(f"{'list':11} {'order':10} {'page':>5} {'median ms':>10} {'min':>7} {'max':>7} {'CPU ms':>7}  check")
+    for label, sort, correct, first, later in results:
+        if first is None:
+            say(f"{label:11} {sort:10} {'-':>5} {'-':>10}  {correct}")
+            continue
+        for page, (ms, runs, cpu) in ((1, first), (args.page, later)):
+            say(f"{label:11} {sort:10} {page:>5} {ms:10.1f} {min(runs):7.1f} {max(runs):7.1f} {cpu:7.1f}  {correct}")
+    wrong = [f"{r[0]} {r[1]}: {r[2]}" for r in results if r[2] != "OK"]
+    say("correctness: " + ("OK" if not wrong else "; ".join(wrong)))
+    return 0 if not wrong else 1
 
 if __name__ == "__main__":
     sys.exit(main())
