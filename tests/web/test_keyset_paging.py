@@ -74,6 +74,7 @@ def test_filters_and_order_stay_in_the_links(app, client_as, invoices):
     forwards, backwards, urls = walk(client, url, INVOICE_ROW)
     assert forwards == backwards == expected([r for r in invoices if r.name == "Bolt"], "-total")
     assert all("type=invoice" in u and "sort=-total" in u and "customer=" in u for u in urls)
+    assert '<input type="hidden" name="sort" value="-total">' in first  # the filter form keeps the order too
     # the column headers keep the filters, drop the page link and sort the other way on the sorted column
     header = re.search(r'<a href="([^"]+)" class="sort sorted-descending" data-sort="total"', first)
     assert header and "sort=total" in header.group(1) and "type=invoice" in header.group(1)
