@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from app.audit import Actor, record
 from app.billing.ledger import lock_entity
@@ -163,31 +163,44 @@ def payers_of(entries: list[BankEntry]) -> dict[int, set[int]]:
     by_name: dict[str, set[int]] = {}
     if words:
         for customer_id, customer_name in db.session.execute(select(Customer.id, Customer.name).where(
-                Customer.legal_entity_id == entity_id, or_(*(func.lower(Customer.name).like(f"%{w}%") for w in words)))):
+                Customer.legal_entity_id == entity_id,
+                or_(*(func.lower(Customer.name).like(f"%{w}%") for w in words)))):
             by_name.setdefault(matching.normalized_name(customer_name), set()).add(customer_id)
     return {e.id: by_iban.get(ibans.get(e.id)) or (by_name.get(names[e.id], set()) if names[e.id] else set())
             for e in entries}
 
 
 def page_candidates(entries: list[BankEntry], limit: int = 5) -> dict[int, list[Invoice]]:
-    """`candidates` of each entry of a page of the queue, by id (the payers of all of them found at once)."""
+    """`candidates` of each of the entries (of one legal entity) by id, in at most four queries for all of them:
+    the payers, then the first `limit` open invoices of each payer and of each (currency, amount) asked for."""
+    if not entries:
+        return {}
     found = payers_of(entries)
-    return {e.id: candidates(e, limit, found[e.id]) for e in entries}
-
-
-def candidates(entry: BankEntry, limit: int = 5, customers: set[int] | None = None) -> list[Invoice]:
-    """Open invoices an accountant may assign a waiting credit to, oldest due first: the payer's when the payer
-    is a known customer (`customers`: its payers, when known already), else any invoice due exactly what of the
-    credit is not applied yet."""
-    query = select(Invoice).where(Invoice.legal_entity_id == entry.legal_entity_id, Invoice.kind == "invoice",
-                                  Invoice.is_open,
-                                  Invoice.currency == entry.currency)
-    customers = payers(entry) if customers is None else customers
+    wanted = {e.id: (e.currency, round_money(e.unapplied, e.currency)) for e in entries}
+    customers = set().union(*found.values())
+    amounts = {wanted[e.id] for e in entries if not found[e.id]}
+    groups = []  # (what a list of candidates is per, which invoices)
     if customers:
-        query = query.where(Invoice.customer_id.in_(customers))
-    else:
-        query = query.where(Invoice.amount_due == round_money(entry.unapplied, entry.currency))
-    return list(db.session.scalars(query.order_by(Invoice.due_date, Invoice.id).limit(limit)))
+        groups.append(((Invoice.customer_id, Invoice.currency), Invoice.customer_id.in_(customers)))
+    if amounts:
+        groups.append(((Invoice.currency, Invoice.amount_due),
+                       or_(*(and_(Invoice.currency == c, Invoice.amount_due == a) for c, a in amounts))))
+    invoices: dict[int, Invoice] = {}  # an invoice may be both a payer's and due an amount asked for
+    for group, condition in groups:
+        rank = func.row_number().over(partition_by=group, order_by=(Invoice.due_date, Invoice.id)).label("rank")
+        ranked = (select(Invoice.id, rank).where(Invoice.legal_entity_id == entries[0].legal_entity_id,
+                                                 Invoice.kind == "invoice", Invoice.is_open, condition).subquery())
+        invoices.update((i.id, i) for i in db.session.scalars(select(Invoice).join(ranked, ranked.c.id == Invoice.id)
+                                                              .where(ranked.c.rank <= limit)))
+    ordered = sorted(invoices.values(), key=lambda i: (i.due_date, i.id))
+    return {e.id: [i for i in ordered if i.currency == e.currency and (
+        i.customer_id in found[e.id] if found[e.id] else i.amount_due == wanted[e.id][1])][:limit] for e in entries}
+
+
+def candidates(entry: BankEntry, limit: int = 5) -> list[Invoice]:
+    """Open invoices an accountant may assign a waiting credit to, oldest due first: the payer's when the payer
+    is a known customer, else any invoice due exactly what of the credit is not applied yet."""
+    return page_candidates([entry], limit)[entry.id]
 
 
 @dataclass

@@ -8,8 +8,8 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import (Flask, Response, abort, current_app, flash, g, has_request_context, make_response, redirect, render_template,
-                   request, stream_with_context)
+from flask import (Flask, Response, abort, current_app, flash, g, has_request_context, make_response, redirect,
+                   render_template, request, stream_with_context)
 from flask_login import current_user
 from sqlalchemy import select
 
