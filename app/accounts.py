@@ -12,6 +12,7 @@ from flask import current_app, has_request_context, url_for
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
+from app.transactions import transactional
 from app.audit import Actor, record, request_origin
 from app.errors import AccountError, FieldError
 from app.extensions import db
@@ -70,6 +71,7 @@ def find_user(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == email.strip().lower()))
 
 
+@transactional
 def create_user(email: str, role: str, password: str, actor: Actor | None = None,
                 entity: LegalEntity | None = None) -> User:
     """A user with `role` in every legal entity of the organisation (an organisation admin for `admin`), or —
@@ -137,6 +139,7 @@ def account_link(endpoint: str, **values) -> str:
                        "the e-mail's link needs it")
 
 
+@transactional
 def grant_role(user: User, entity: LegalEntity, role: str, actor: Actor) -> bool:
     """Give `user` `role` in one legal entity (replacing the role held there); audited. False: nothing changed."""
     if role not in ROLES:
@@ -158,6 +161,7 @@ def grant_role(user: User, entity: LegalEntity, role: str, actor: Actor) -> bool
     return True
 
 
+@transactional
 def revoke_role(user: User, entity: LegalEntity, actor: Actor) -> bool:
     """Take away the role `user` holds in one legal entity; their sessions end. False: they held none there."""
     grant = db.session.scalar(select(EntityRole).where(EntityRole.user_id == user.id,
@@ -174,6 +178,7 @@ def revoke_role(user: User, entity: LegalEntity, actor: Actor) -> bool:
     return True
 
 
+@transactional
 def set_entity_roles(user: User, roles: dict[LegalEntity, str | None], actor: Actor) -> list[str]:
     """Make `user`'s role in each given legal entity the one given (None: no role there), granting and revoking
     as needed; each change audited. What changed, in words ("DE01: accountant → admin")."""
@@ -202,6 +207,7 @@ def grants_of(user: User) -> list[tuple[str, str]]:
         .where(EntityRole.user_id == user.id).order_by(LegalEntity.code)).tuples())
 
 
+@transactional
 def update_user(user: User, *, role: str | None, active: bool, password: str | None, actor: Actor) -> dict:
     """Change a user's organisation-wide role (None or "": only their roles per legal entity), active flag or
     password; audited. An admin cannot demote or disable themselves.
@@ -244,7 +250,15 @@ def load_session_user(session_id: str) -> User | None:
     return user
 
 
+@transactional
 def log_out(user: User, actor: Actor) -> None:
-    """End every session of the user (this browser's and any copy of its cookies); the caller commits."""
+    """End every session of the user (this browser's and any copy of its cookies)."""
     user.end_sessions()
     record("user.logout", "user", user.id, actor, **request_origin())
+
+
+@transactional
+def switch_entity(user: User, entity: LegalEntity, actor: Actor) -> None:
+    """The legal entity the user works in from now on (audited); the caller has checked they see it."""
+    user.current_legal_entity_id = entity.id
+    record("user.switched_entity", "user", user.id, actor, legal_entity_id=entity.id, code=entity.code)

@@ -8,6 +8,7 @@ from datetime import date
 
 from sqlalchemy import func, select
 
+from app.transactions import transactional
 from app.accounts import create_user
 from app.audit import Actor
 from app.errors import DemoAlreadyLoaded
@@ -36,6 +37,7 @@ def database_is_empty() -> bool:
     )
 
 
+@transactional
 def seed_demo(today: date) -> DemoResult:
     """Create the demo data in the caller's transaction; contracts start on the 1st of `today`'s month."""
     if db.session.scalar(select(LegalEntity.id).where(LegalEntity.code == DEMO_ENTITY)) is not None:

@@ -13,6 +13,7 @@ from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired
 from sqlalchemy import select
 
+from app.transactions import transactional
 from app.accounts import account_link, add_user, set_new_password, signed_links
 from app.audit import Actor, record, request_origin
 from app.delivery.mail import build_message, send
@@ -44,9 +45,10 @@ def open_invitation_of(user: User) -> Invitation | None:
     return invitation if invitation is not None and invitation.is_open and not user.has_password else None
 
 
+@transactional
 def invite_user(email: str, role: str, actor: Actor, *, entity: LegalEntity | None = None) -> Invitation:
     """The account of an invited person, with `role` in every legal entity or (with `entity`) in that one, and its
-    invitation, not yet sent (send_invitation). Audited; the caller commits."""
+    invitation, not yet sent (send_invitation). Audited."""
     user = add_user(email, role, None, actor, entity=entity, action="user.invited")
     invitation = Invitation(user_id=user.id, email=user.email, invited_by_id=actor.user_id)
     db.session.add(invitation)
@@ -54,9 +56,10 @@ def invite_user(email: str, role: str, actor: Actor, *, entity: LegalEntity | No
     return invitation
 
 
+@transactional(commit_on=(InvitationNotSent,))
 def send_invitation(invitation: Invitation, actor: Actor) -> None:
     """E-mail the invitation's link; a new one each time, and the links sent before stop working. InvitationNotSent,
-    with the mail server's answer, when it could not go out (audited; nothing else changes). The caller commits."""
+    with the mail server's answer, when it could not go out (audited; nothing else changes)."""
     user = db.session.get(User, invitation.user_id) if invitation.user_id else None
     if user is None or not invitation.is_open or user.has_password:
         raise AccountError("this invitation was accepted or withdrawn already: there is nothing to send")
@@ -78,9 +81,10 @@ def send_invitation(invitation: Invitation, actor: Actor) -> None:
     record("user.invitation_sent", "user", user.id, actor, email=user.email, sends=sends, **request_origin())
 
 
+@transactional
 def withdraw_invitation(user: User, actor: Actor) -> None:
     """Withdraw the open invitation of `user`: the never-used account is deleted with its roles, and its link says
-    it was withdrawn. The caller commits."""
+    it was withdrawn."""
     invitation = open_invitation_of(user)
     if invitation is None:
         raise AccountError(f"{user.email} has no open invitation (accepted already?): disable the account instead")
@@ -120,9 +124,10 @@ def invitation_for_token(token: str, *, lock: bool = False) -> tuple[Invitation,
     return invitation, user
 
 
+@transactional
 def accept_invitation(token: str, name: str, password: str, again: str) -> User:
     """The invited person sets their password (by the password rule) and name; the account becomes usable and the
-    link stops working. Admins set up their second factor at their first sign-in, as always. The caller commits."""
+    link stops working. Admins set up their second factor at their first sign-in, as always."""
     invitation, user = invitation_for_token(token, lock=True)
     name = " ".join((name or "").split())
     if len(name) > NAME_MAX:

@@ -18,6 +18,7 @@ from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired
 from sqlalchemy import select
 
+from app.transactions import transactional
 from app.accounts import account_link, check_email, find_user, set_new_password, signed_links
 from app.audit import Actor, record, request_origin
 from app.delivery.mail import build_message, send
@@ -63,10 +64,11 @@ def _first_in_interval(address: str) -> bool:
         return True
 
 
+@transactional
 def request_password_reset(email: str) -> EmailMessage | None:
     """Someone asks for a reset link for `email`: the e-mail to send (None when there is nobody to send it to: no
     such account, a disabled one, one still waiting for its invitation, or a link sent moments ago). Audited either
-    way; the caller commits, answers the same in every case and then sends the message (deliver_reset_mail)."""
+    way; the caller answers the same in every case and then sends the message (deliver_reset_mail)."""
     try:
         address = check_email(email)
     except AccountError:
@@ -120,9 +122,10 @@ def user_for_token(token: str, *, lock: bool = False) -> User:
     return user
 
 
+@transactional
 def reset_password(token: str, new: str, again: str) -> User:
     """Set the password of the link's user (the link stops working: it was bound to the old one); every session of
-    theirs ends. The caller commits."""
+    theirs ends."""
     user = user_for_token(token, lock=True)
     set_new_password(user, new, again)
     record("user.password_reset", "user", user.id, Actor.for_user(user), email=user.email, **request_origin())

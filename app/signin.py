@@ -31,6 +31,7 @@ from markupsafe import Markup
 from sqlalchemy import case, delete, func, literal, null, or_, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from app.transactions import transactional
 from app.accounts import check_email, find_user, set_new_password
 from app.audit import Actor, record, request_origin
 from app.errors import AccountError
@@ -252,9 +253,10 @@ class SecondFactor:
     recovery_codes_left: int | None = None
 
 
+@transactional
 def check_second_factor(user: User, code: str) -> SecondFactor:
     """Check a code or a recovery code of an enrolled user; AccountError if wrong, used before or too early.
-    Counted like a password attempt; on success the account's failures are cleared (the caller commits)."""
+    Counted like a password attempt; on success the account's failures are cleared."""
     attempt = begin_attempt(user.id)
     if not attempt.allowed:
         raise AccountError(attempt.message)
@@ -291,8 +293,9 @@ def recovery_codes_left(user: User) -> int:
 
 
 # ------------------------------------------------------------------ enrolment
+@transactional
 def start_enrolment(user: User) -> str:
-    """The secret the user is enrolling (a new one the first time; the same one until confirmed). Caller commits."""
+    """The secret the user is enrolling (a new one the first time; the same one until confirmed)."""
     if user.has_second_factor:
         raise AccountError("two-step sign-in is on already: turn it off first to enrol another device")
     if not user.totp_secret:
@@ -313,9 +316,10 @@ def qr_svg(uri: str) -> Markup:
                                                         light="#fff", title="QR code for your authenticator app"))
 
 
+@transactional
 def confirm_enrolment(user: User, code: str, actor: Actor) -> list[str]:
     """Turn the second factor on once `code` proves the authenticator has the secret; the new recovery codes
-    (shown once, only their hashes kept). AccountError if the code is wrong. The caller commits."""
+    (shown once, only their hashes kept). AccountError if the code is wrong."""
     if user.has_second_factor or not user.totp_secret:
         raise AccountError("start the enrolment again: there is no secret waiting to be confirmed")
     attempt = begin_attempt(user.id)  # counted like any code: enrolment is no way around the delays
@@ -334,8 +338,9 @@ def confirm_enrolment(user: User, code: str, actor: Actor) -> list[str]:
     return codes
 
 
+@transactional
 def regenerate_recovery_codes(user: User, actor: Actor) -> list[str]:
-    """New recovery codes; the old ones stop working. The caller commits."""
+    """New recovery codes; the old ones stop working."""
     if not user.has_second_factor:
         raise AccountError("turn two-step sign-in on first")
     codes = _new_recovery_codes(user)
@@ -348,8 +353,9 @@ def _clear_second_factor(user: User) -> None:
     db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
 
 
+@transactional
 def disable_second_factor(user: User, actor: Actor) -> None:
-    """Turn the user's own second factor off, unless their roles require it. The caller commits."""
+    """Turn the user's own second factor off, unless their roles require it."""
     if user.needs_second_factor:
         raise AccountError("an admin must sign in with a second factor: it cannot be turned off")
     if not user.has_second_factor:
@@ -358,18 +364,20 @@ def disable_second_factor(user: User, actor: Actor) -> None:
     record("user.second_factor_disabled", "user", user.id, actor, email=user.email, **request_origin())
 
 
+@transactional
 def reset_second_factor(user: User, actor: Actor) -> None:
     """For a user who lost their device (an organisation admin's CLI): the second factor is removed and their
-    sessions end; they enrol again at their next sign-in if their roles require it. The caller commits."""
+    sessions end; they enrol again at their next sign-in if their roles require it."""
     _clear_second_factor(user)
     user.end_sessions()
     record("user.second_factor_reset", "user", user.id, actor, email=user.email, **request_origin())
 
 
 # ------------------------------------------------------------------ own password and sessions
+@transactional
 def change_own_password(user: User, current: str, new: str, actor: Actor, again: str | None = None) -> None:
     """The user changes their own password, proving the current one; every session of theirs ends (the
-    caller signs this browser in again). The caller commits."""
+    caller signs this browser in again)."""
     if again is not None and new != again:
         raise AccountError("the two new passwords differ")
     check_current_password(user, current)
@@ -377,7 +385,21 @@ def change_own_password(user: User, current: str, new: str, actor: Actor, again:
     record("user.password_changed", "user", user.id, actor, email=user.email, **request_origin())
 
 
+@transactional
 def sign_out_everywhere(user: User, actor: Actor) -> None:
-    """Every session of the user ends, this one too. The caller commits."""
+    """Every session of the user ends, this one too."""
     user.end_sessions()
     record("user.signed_out_everywhere", "user", user.id, actor, email=user.email, **request_origin())
+
+
+@transactional
+def record_sign_in(user: User, second_factor: str | None) -> None:
+    """Audit a completed sign-in (how the second factor was passed: a code, a recovery code, enrolment, none)."""
+    record("user.login", "user", user.id, Actor.for_user(user), second_factor=second_factor, **request_origin())
+
+
+@transactional
+def record_rate_limited(path: str, limit: str) -> None:
+    """Audit that the sign-in rate limit refused requests (once a minute, not per refused request)."""
+    record("signin.rate_limited", "user", None, Actor.system("sign-in rate limit"), path=path, limit=limit,
+           **request_origin())

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from app.transactions import transactional
 from app.agents.base import AgentSpec
 from app.agents.registry import TEMPLATES, get_template
 from app.agents.service import masked
@@ -110,9 +111,10 @@ def _check(spec: AgentSpec, data: CustomAgentInput, entity: LegalEntity,
     return settings, triggers
 
 
+@transactional
 def create_custom_agent(entity: LegalEntity, data: CustomAgentInput, actor: Actor) -> AgentDefinition:
     """A new custom agent (version 1) with its schedule and rules; ValidationError changes nothing.
-    The caller commits (then updates rq-scheduler when it has a schedule)."""
+    A unit of work; the caller then updates rq-scheduler when it has a schedule."""
     try:
         spec = get_template(data.template)
     except KeyError as error:
@@ -131,6 +133,7 @@ def create_custom_agent(entity: LegalEntity, data: CustomAgentInput, actor: Acto
     return agent
 
 
+@transactional
 def update_custom_agent(agent: AgentDefinition, data: CustomAgentInput, actor: Actor) -> list[str]:
     """Save name, settings and triggers as a new version; returns what changed (empty: nothing, no version)."""
     spec = get_template(agent.template)

@@ -22,14 +22,14 @@ from rq.job import Dependency
 from rq.timeouts import BaseTimeoutException
 
 from app.agents.events import mark_handled, relay_outbox, requeue_unhandled
-from app.agents.builtin.invoice_delivery import is_final_attempt
+from app.agents.builtin.invoice_delivery import deliver, is_final_attempt
 from app.agents.registry import handler_for
 from app.agents.runs import execute_agent_run
 from app.agents.service import get_agent
 from app.billing.runs import execute_run
 from app.billing.chunks import process_chunk
 from app.billing.supervision import supervise_runs
-from app.delivery.service import deliver_invoice, requeue_lost_resends, settle_lost_attempts
+from app.delivery.service import requeue_lost_resends, settle_lost_attempts
 from app.dunning.service import send_notice
 from app.errors import DeliveryFailed, JobFailed, NotActedYet
 from app.extensions import db
@@ -67,7 +67,7 @@ def ids_only(subject: str) -> Callable:
 
 @ids_only("delivery {1} (a resend) of invoice {0}")
 def resend_job(invoice_id: int, delivery_id: int) -> str:
-    return deliver_invoice(invoice_id, delivery_id=delivery_id, final_attempt=is_final_attempt()).status
+    return deliver(invoice_id, delivery_id=delivery_id, final_attempt=is_final_attempt()).status
 
 
 @ids_only("dunning notice {0}")

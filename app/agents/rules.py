@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from app.transactions import transactional
 from app.agents.registry import spec_for_key, spec_of
 from app.agents.service import list_agents
 from app.audit import Actor, record
@@ -78,6 +79,7 @@ def _audit(action: str, rule: OrchestrationRule, actor: Actor) -> None:
            agent=rule.agent_key)
 
 
+@transactional
 def set_rule_enabled(rule: OrchestrationRule, enabled: bool, actor: Actor) -> bool:
     """Enable or disable a rule; False when it already was (nothing changed, nothing audited)."""
     if rule.enabled == enabled:
@@ -100,6 +102,7 @@ def check_event_type(text: str) -> str:
     return value
 
 
+@transactional
 def add_rule(event_type: str, agent_key: str, actor: Actor) -> OrchestrationRule:
     """A new, enabled rule; ValidationError (field → message) for a bad event type, agent or a duplicate."""
     errors: dict[str, str] = {}
@@ -134,6 +137,7 @@ def _duplicate_error(event_type: str, agent: AgentDefinition) -> str:
     return f"a rule already runs the {agent.name} on {event_type}: enable it in the table instead"
 
 
+@transactional
 def delete_rule(rule: OrchestrationRule, actor: Actor) -> None:
     """Remove a rule; the relay no longer runs its agent on its event."""
     _audit("deleted", rule, actor)

@@ -6,6 +6,7 @@ from typing import Any
 from rq import Retry
 from sqlalchemy import or_, select
 
+from app.transactions import transactional
 from app.agents.base import AgentSpec
 from app.agents.versions import save_version
 from app.agents.registry import builtin_specs, spec_of
@@ -57,6 +58,7 @@ def spec_or_error(agent: AgentDefinition) -> AgentSpec:
     return spec
 
 
+@transactional
 def update_configuration(agent: AgentDefinition, submitted: dict[str, Any], actor: Actor) -> dict[str, Any]:
     """Validate and save a full configuration; raises ValidationError (per field) and changes nothing then."""
     old = current_configuration(agent)
@@ -73,6 +75,7 @@ def update_configuration(agent: AgentDefinition, submitted: dict[str, Any], acto
     return changes
 
 
+@transactional
 def set_enabled(agent: AgentDefinition, enabled: bool, actor: Actor) -> bool:
     if agent.enabled == enabled:
         return False

@@ -1,7 +1,11 @@
 """An agent's settings as services read them: one reader for every agent.
 
-The handlers and services of an agent call `agent_settings(key)` and pass the values down as plain
-arguments; the settings are the agent row's configuration over its spec's defaults.
+An agent's handler calls `agent_settings(key)` and passes the values down as plain arguments (the Invoice
+Delivery Agent's `deliver` hands `MailTemplates` to the delivery service); the settings are the agent row's
+configuration over its spec's defaults. Two policies are read where they apply, because people reach them
+without an agent too: the Payment Collection Agent's retry days and lead days (a bank statement or a result
+file a person imports schedules a returned debit's retry; closing a batch by hand dates it), and the Billing
+Run Agent's defaults (a run a person starts, the payment terms a contract page shows).
 """
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, attributes
 
+from app.transactions import transactional
 from app.bulk import copy_rows, is_postgresql
 from app.chain.content import link_hash, sealed_records
 from app.extensions import db
@@ -126,6 +127,7 @@ def unsealed(kind: str, legal_entity_id: int | None = None, *, every_entity: boo
     return query.order_by(table.c.id).limit(limit)
 
 
+@transactional
 def seal_unsealed(legal_entity_id: int | None = None, *, every_entity: bool = False) -> int:
     """Seal what no chain holds yet (records written before migration 0016); returns how many."""
     for kind in CHAIN_KINDS:

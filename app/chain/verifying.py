@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from app.transactions import transactional
 from app.audit import Actor
 from app.chain.content import link_hash, sealed_records
 from app.chain.sealing import scope_of, unsealed
@@ -104,6 +105,7 @@ def _problem(entry, seq: int, prev: str, sealed, entity_id: int | None) -> str |
     return None
 
 
+@transactional
 def verify(entity: LegalEntity | None, actor: Actor) -> Verification:
     """Verify the chain and keep the result (in the caller's transaction, which commits it)."""
     records, broken, chain = verify_chain(entity)

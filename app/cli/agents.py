@@ -86,7 +86,6 @@ def configure(key, settings):
         changes = update_configuration(agent, submitted, Actor.system("cli"))
     except ValidationError as error:
         fail(str(error))
-    db.session.commit()
     if not changes:
         click.echo("Nothing changed.")
     for name, change in changes.items():
@@ -116,7 +115,6 @@ def create(template, name, code, settings, cron, events, disabled, as_json):
     except ValidationError as error:
         fail("; ".join(f"{field.replace('settings.', '--set ')}: {message}"
                        for field, message in error.errors.items()))
-    db.session.commit()
     warning = sync_after_change() if cron.strip() else None
     if as_json:
         echo_json({**_row(agent), "warning": warning})
@@ -184,5 +182,5 @@ def _wait(run_id: int, deadline: float) -> AgentRun:
         done = agent_run.status in FINAL and (billing is None or billing.status not in ACTIVE_RUN_STATUSES)
         if done or time.monotonic() > deadline:
             return agent_run
-        db.session.rollback()
+        db.session.rollback()  # end this read: the next one sees what the worker committed meanwhile
         time.sleep(0.3)

@@ -9,7 +9,6 @@ from flask.cli import AppGroup
 from app.audit import Actor
 from app.cli.common import entity_or_fail
 from app.cli.common import echo_json, fail
-from app.extensions import db
 
 group = AppGroup("audit", help="The audit chain: verify that sealed records are unchanged.")
 
@@ -29,7 +28,6 @@ def verify_command(code: str | None, organisation: bool, as_json: bool) -> None:
     from app.chain.verifying import verify
 
     result = verify(_entity(code, organisation), Actor.system("cli"))
-    db.session.commit()
     if as_json:
         echo_json(result.as_json())
     elif result.ok:
@@ -49,5 +47,4 @@ def seal_command(code: str | None) -> None:
 
     entity = entity_or_fail(code) if code else None
     count = seal_unsealed(entity.id if entity else None, every_entity=entity is None)
-    db.session.commit()
     click.echo(f"Sealed {count} records")

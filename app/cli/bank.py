@@ -36,11 +36,9 @@ def import_(statement_file: str, code: str, file_format: str | None, as_json: bo
     try:
         result = import_statement(entity, data, statement_file.rsplit("/", 1)[-1], Actor.system("cli"), file_format)
     except BankImportError as error:
-        db.session.rollback()
         for problem in error.problems:
             click.echo(problem, err=True)
         fail(f"{statement_file}: nothing was imported ({len(error.problems)} problem(s))")
-    db.session.commit()
     if as_json:
         echo_json(result.as_json())
         return
@@ -104,9 +102,7 @@ def assign_(entry_id: int, invoice_number: str, amount: str | None, as_json: boo
     try:
         payment = assign(entry_id, invoice_number, _amount(amount), Actor.system("cli"))
     except (QueueError, PaymentError) as error:
-        db.session.rollback()
         fail(str(error))
-    db.session.commit()
     from app.models import BankEntry, Invoice
 
     entry, invoice = db.session.get(BankEntry, entry_id), db.session.get(Invoice, payment.invoice_id)
@@ -128,7 +124,5 @@ def not_ours(entry_id: int, reason: str) -> None:
     try:
         mark_not_ours(entry_id, reason, Actor.system("cli"))
     except QueueError as error:
-        db.session.rollback()
         fail(str(error))
-    db.session.commit()
     click.echo(f"Bank entry #{entry_id} is marked as not ours.")

@@ -85,7 +85,7 @@ def run(code, as_of, dry_run, ahead_of_time, inline, wait, timeout, as_json):
             db.session.refresh(run_)
             if run_.status not in ACTIVE_RUN_STATUSES or time.monotonic() > deadline:
                 break
-            db.session.rollback()
+            db.session.rollback()  # end this read: the next one sees what the workers committed meanwhile
             time.sleep(0.3)
     db.session.expire_all()
     db.session.refresh(run_)

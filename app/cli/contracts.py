@@ -3,7 +3,6 @@ from flask.cli import AppGroup
 
 from app.cli.common import fail
 from app.errors import ImportFailed
-from app.extensions import db
 from app.records.importer import import_contracts
 
 group = AppGroup("contracts", help="Recurring contracts.")
@@ -19,11 +18,9 @@ def import_(csv_file: str) -> None:
     except FileNotFoundError:
         fail(f"{csv_file}: no such file")
     except ImportFailed as failure:
-        db.session.rollback()
         for message in failure.errors:
             click.echo(message, err=True)
         fail(f"{csv_file}: {failure}")
-    db.session.commit()
     for note in result.notes:
         click.echo(f"{note}.")
     click.echo(

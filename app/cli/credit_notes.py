@@ -56,9 +56,7 @@ def credit(number, code, amount, lines, reason, as_json):
     try:
         note = service.credit_invoice(invoice, request, Actor.system("cli"))
     except ValidationError as error:
-        db.session.rollback()
         fail(f"invoice {number}: {_errors(error)}")
-    db.session.commit()
     if as_json:
         credited = note.credited_invoice
         credit_row = db.session.scalar(select(CustomerCredit).where(CustomerCredit.credit_note_id == note.id))
@@ -93,7 +91,5 @@ def refund_credit(credit_note, code, reference, on):
     try:
         service.refund_credit(credit_row, reference, day, Actor.system("cli"))
     except ValidationError as error:
-        db.session.rollback()
         fail(f"{credit_note}: {_errors(error)}")
-    db.session.commit()
     click.echo(f"Refunded {available} {credit_row.currency} of the credit from {credit_note}.")

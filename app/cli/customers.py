@@ -8,7 +8,6 @@ from app.audit import Actor
 from app.cli.common import entity_or_fail
 from app.cli.common import echo_json, fail
 from app.errors import ValidationError
-from app.extensions import db
 from app.models.parties import PAYMENT_METHODS
 from app.records.customers import entity_customers, find_customer, form_values, update_customer
 
@@ -58,9 +57,7 @@ def update(name, code, new_name, as_json, **fields):
         given = {field: value for field, value in {"name": new_name, **fields}.items() if value is not None}
         changes = update_customer(customer, {**form_values(customer), **given}, Actor.system("cli"))
     except ValidationError as error:
-        db.session.rollback()
         fail(str(error))
-    db.session.commit()
     if as_json:
         echo_json({"id": customer.id, "name": customer.name, "changes": {f: new for f, (_old, new) in changes.items()}})
         return

@@ -7,7 +7,6 @@ from flask.cli import AppGroup
 from app.cli.common import fail
 from app.demo import database_is_empty, seed_demo
 from app.errors import DemoAlreadyLoaded
-from app.extensions import db
 
 group = AppGroup("demo", help="Demo data for the walkthrough.")
 
@@ -25,6 +24,5 @@ def seed(if_empty: bool) -> None:
         result = seed_demo(date.today())
     except DemoAlreadyLoaded as error:
         fail(f"{error}; nothing was changed")
-    db.session.commit()
     click.echo(f"Demo data loaded: legal entity {result.entity_code}, {result.contracts} contracts.")
     click.echo(f"Log in as {result.admin_email} with password {result.admin_password}")

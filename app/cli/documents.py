@@ -9,9 +9,8 @@ from flask.cli import with_appcontext
 
 from app.cli.common import entity_or_fail
 from app.cli.common import echo_json, fail, invoice_or_fail
-from app.documents.service import get_or_render_document, stored_document
+from app.documents.service import document_for_download, stored_document
 from app.errors import DocumentError
-from app.extensions import db
 from app.models import Invoice
 
 
@@ -31,10 +30,9 @@ def pdf(number, code, output):
     """Write an invoice's or credit note's PDF (PDF/A-3b with its EN 16931 e-invoice), rendering it if not stored yet."""
     invoice = _invoice_or_fail(number, code)
     try:
-        document = get_or_render_document(invoice)
+        document = document_for_download(invoice)
     except DocumentError as error:
         fail(f"{_kind(invoice)} {number}: {error}")
-    db.session.commit()
     with click.open_file(output, "wb") as target:
         target.write(document.pdf)
     if output != "-":
@@ -69,7 +67,6 @@ def validate(number, code, as_json):
         findings = validate_einvoice(xml)
     except DocumentError as error:
         fail(f"{_kind(invoice)} {number}: {error}")
-    db.session.rollback()
     fatal = [finding for finding in findings if finding.fatal]
     if as_json:
         echo_json({"number": invoice.number, "xml": source, "schematron": f"Factur-X EN 16931 {schematron_version()}",

@@ -77,7 +77,6 @@ def _customer(entity, customer_id: int) -> Customer:
 
 
 def _invalid(error: ValidationError):
-    db.session.rollback()
     fail("; ".join(f"{field}: {message}" for field, message in error.errors.items()))
 
 

@@ -4,7 +4,6 @@ from flask.cli import AppGroup
 from app.cli.common import entity_or_fail
 from app.cli.common import echo_json, fail
 from app.errors import ValidationError
-from app.extensions import db
 from app.audit import Actor
 from app.records.entities import (EntityInput, create_legal_entity, entity_input, list_legal_entities,
                                   update_legal_entity)
@@ -62,7 +61,6 @@ def add(code, **fields):
         entity = create_legal_entity(EntityInput(code=code, **fields))
     except ValidationError as error:
         fail(str(error))
-    db.session.commit()
     click.echo(f"Created legal entity {entity.code} ({entity.name}), invoices numbered {entity.invoice_prefix}-YYYY-NNNNNN")
 
 
@@ -77,9 +75,7 @@ def update(code, as_json, **fields):
     try:
         changes = update_legal_entity(entity, entity_input(entity, **given), Actor.system("cli"))
     except ValidationError as error:
-        db.session.rollback()
         fail(str(error))
-    db.session.commit()
     if as_json:
         echo_json({"code": entity.code, "changes": {f: c["new"] for f, c in changes.items()}})
         return

@@ -73,7 +73,6 @@ def resend(code, undelivered, older_than, as_json):
     left alone and counted."""
     entity = entity_or_fail(code)
     result = request_bulk_resend(entity.id, Actor.system("cli"), "undelivered", older_than)
-    db.session.commit()
     queued = True
     try:
         enqueue_resends(result.requested)

@@ -40,9 +40,7 @@ def record(number, code, amount, received_on, reference, as_json):
     try:
         payment = record_typed_payment(invoice.id, amount, received_on, reference, CLI)
     except ValidationError as error:
-        db.session.rollback()
         fail("; ".join(f"{field}: {message}" for field, message in error.errors.items()))
-    db.session.commit()
     amount = round_money(payment.amount, invoice.currency)
     _answer(invoice, {"payment_id": payment.id, "invoice": invoice.number, "amount": amount,
                       "currency": invoice.currency}, as_json,
@@ -58,9 +56,7 @@ def reverse(payment_id, reason, as_json):
     try:
         reversal = reverse_payment(payment_id, reason, CLI)
     except PaymentError as error:
-        db.session.rollback()
         fail(str(error))
-    db.session.commit()
     invoice = db.session.get(Invoice, reversal.invoice_id)
     amount = round_money(-reversal.amount, invoice.currency)
     _answer(invoice, {"reversal_id": reversal.id, "payment_id": payment_id, "invoice": invoice.number,

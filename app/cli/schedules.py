@@ -42,7 +42,6 @@ def add(agent_key, code, expression, name):
                                    Actor.system("cli"))
     except ScheduleError as error:
         fail(str(error))
-    db.session.commit()
     click.echo(f"Added schedule #{schedule.id}: {when_in_words(schedule)} → {schedule.agent.name} for {entity.code}")
     warning = sync_after_change()
     if warning:
@@ -75,7 +74,6 @@ def remove(schedule_id):
     if schedule is None:
         fail(f"no schedule #{schedule_id} (see `flask schedules list`)")
     delete_schedule(schedule, Actor.system("cli"))
-    db.session.commit()
     click.echo(f"Removed schedule #{schedule_id}.")
     warning = sync_after_change()
     if warning:

@@ -32,9 +32,7 @@ def close(code, as_json):
     try:
         close_batch(batch, Actor.system("cli"), entity.today())
     except BatchError as error:
-        db.session.rollback()
         fail(str(error))
-    db.session.commit()
     summary = {"batch_id": batch.id, "message_id": batch.message_id, "collection_date": batch.collection_date,
                "debits": batch.item_count, "total": round_money(batch.control_sum, "EUR"), "file": file_name(batch)}
     if as_json:

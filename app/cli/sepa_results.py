@@ -7,7 +7,6 @@ from app.audit import Actor
 from app.billing.money import round_money
 from app.cli.common import echo_json, fail
 from app.errors import ResultImportFailed
-from app.extensions import db
 from app.payments.bank_answers import FORMATS
 from app.payments.results import import_results
 
@@ -25,11 +24,9 @@ def results_command(result_file: str, file_format: str | None, as_json: bool) ->
     except FileNotFoundError:
         fail(f"{result_file}: no such file")
     except ResultImportFailed as failure:
-        db.session.rollback()
         for message in failure.errors:
             click.echo(message, err=True)
         fail(f"{result_file}: {failure}")
-    db.session.commit()
     collected = round_money(summary.amount_collected, "EUR")  # SEPA debits are in euro
     if as_json:
         echo_json({"format": summary.file_format, "collected": summary.collected, "returned": summary.returned,

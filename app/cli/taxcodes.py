@@ -7,7 +7,6 @@ from flask.cli import AppGroup
 from app.audit import Actor
 from app.cli.common import echo_json, fail
 from app.errors import ValidationError
-from app.extensions import db
 from app.records import taxcodes as service
 from app.records.entities import get_legal_entity_by_code
 
@@ -45,7 +44,6 @@ def add(entity_code, code, rate, category, reason, reason_code, note):
                                             "reason_code": reason_code, "note": note}, ACTOR)
     except ValidationError as error:
         fail(str(error))
-    db.session.commit()
     click.echo(f"Added tax code {created.code} to {entity.code}: {service.CodeRow.of(created).rate} %, "
                f"category {created.category}")
 
@@ -70,7 +68,6 @@ def _change(entity_code: str, code: str, act, done: str) -> None:
         act(_code(entity, code), ACTOR)
     except ValidationError as error:
         fail(str(error))
-    db.session.commit()
     click.echo(f"{done} tax code {code.upper()} in {entity.code}")
 
 

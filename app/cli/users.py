@@ -34,7 +34,6 @@ def create(email: str, role: str, code: str | None, password: str | None) -> Non
         user = create_user(email, role, password, entity=entity)
     except AccountError as error:
         fail(str(error))
-    db.session.commit()
     where = f"in {entity.code}" if entity else ("of the organisation" if role == "admin" else "in every legal entity")
     click.echo(f"Created {user.email}: {role} {where}")
 
@@ -58,13 +57,10 @@ def invite(email: str, role: str, code: str | None) -> None:
         invitation = invite_user(email, role, actor, entity=entity)
     except AccountError as error:
         fail(str(error))
-    db.session.commit()
     try:
         send_invitation(invitation, actor)
     except InvitationNotSent as error:
-        db.session.commit()
         fail(f"{error} (Settings > Users)")
-    db.session.commit()
     where = f"in {entity.code}" if entity else ("of the organisation" if role == "admin" else "in every legal entity")
     click.echo(f"Invited {invitation.email}: {role} {where}; the invitation e-mail is sent")
 
@@ -77,7 +73,6 @@ def grant(email: str, code: str, role: str) -> None:
     """Give a user a role in one legal entity (replaces the role held there)."""
     user, entity = user_or_fail(email), entity_or_fail(code)
     changed = grant_role(user, entity, role, Actor.system("cli"))
-    db.session.commit()
     click.echo(f"{user.email} is {role} in {entity.code}" + ("" if changed else " (already)"))
 
 
@@ -91,7 +86,6 @@ def revoke(email: str, code: str) -> None:
         fail(f"{user.email} holds no role granted in {entity.code}"
              + (f" (their {user.role} role applies to every legal entity: change it with Settings > Users)"
                 if user.role else ""))
-    db.session.commit()
     click.echo(f"{user.email} no longer has a role in {entity.code}")
 
 
@@ -105,7 +99,6 @@ def reset_second_factor_(email: str) -> None:
     user = user_or_fail(email)
     had = user.has_second_factor
     reset_second_factor(user, Actor.system("cli"))
-    db.session.commit()
     then = "sets up a new one at the next sign-in" if user.needs_second_factor else "may turn it on again"
     click.echo(f"{user.email}: second factor {'removed' if had else 'was not set up; sessions ended'}; {then}")
 

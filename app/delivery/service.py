@@ -22,8 +22,8 @@ from flask import current_app
 from sqlalchemy import and_, exists, select
 from sqlalchemy.exc import IntegrityError
 
+from app.transactions import transactional
 from app.agents.events import ALIVE, handling_grace_seconds, job_statuses, subscribers
-from app.agents.settings import agent_settings
 from app.agents.service import enqueue_resend
 from app.audit import Actor, record
 from app.billing.money import round_money
@@ -50,8 +50,12 @@ class DeliveryOutcome:
     message: str
 
 
-def settings() -> dict:
-    return agent_settings("invoice_delivery")
+@dataclass(frozen=True)
+class MailTemplates:
+    """The e-mail subject and text of an invoice, with {placeholders}: the Invoice Delivery Agent's settings, which
+    its handler reads and passes down (app/agents/builtin/invoice_delivery.py)."""
+    subject: str
+    body: str
 
 
 def in_flight_seconds() -> int:
@@ -91,7 +95,7 @@ def _audit(invoice: Invoice, delivery: InvoiceDelivery) -> dict:
                 number=invoice.number, kind=delivery.kind, delivery_id=delivery.id)
 
 
-def deliver_invoice(invoice_id: int, *, delivery_id: int | None = None, final_attempt: bool = True) -> DeliveryOutcome:
+def deliver_invoice(invoice_id: int, templates: MailTemplates, *, delivery_id: int | None = None, final_attempt: bool = True) -> DeliveryOutcome:
     """Send the invoice (the automatic delivery, or the resend `delivery_id`), at most once at a time."""
     invoice = db.session.get(Invoice, invoice_id)
     if invoice is None or invoice.status not in ("issued", "paid"):
@@ -119,7 +123,7 @@ def deliver_invoice(invoice_id: int, *, delivery_id: int | None = None, final_at
 
         document = checked_document(invoice)
         db.session.commit()
-        subject, body = _texts(invoice, customer)
+        subject, body = texts(invoice, customer, templates)
         message_id = f"<invoice-{invoice.id}-{delivery.kind}-{delivery.id}@arbill>"
         message = build_message(customer.email, subject, body, message_id=message_id,
                                 attachments=[(document_filename(invoice), "application/pdf", document.pdf)])
@@ -228,8 +232,9 @@ def _mark_unknown(delivery_id: int, reason: str, actor: Actor) -> None:
            **_audit(invoice, delivery))
 
 
+@transactional
 def request_resend(invoice: Invoice, actor: Actor) -> InvoiceDelivery:
-    """A person asks to send the invoice again (audited); the caller commits and enqueues the job."""
+    """A person asks to send the invoice again (audited, committed); the caller enqueues the job."""
     if invoice.status not in ("issued", "paid"):
         raise ValueError(f"invoice {invoice.number or '(draft)'} is {invoice.status}: only posted invoices are sent")
     delivery = InvoiceDelivery(invoice_id=invoice.id, kind="resend", status="sending", requested_by=actor.label)
@@ -447,10 +452,11 @@ def bulk_resend_plan(legal_entity_id: int, kind: str = "undelivered", older_than
     return resend_plan(invoices, kind)
 
 
+@transactional
 def request_bulk_resend(legal_entity_id: int, actor: Actor, kind: str = "undelivered",
                         older_than_minutes: int | None = None, now: datetime | None = None, *,
                         plan: BulkResendPlan | None = None, confirmed: bool = False) -> BulkResend:
-    """A resend for every invoice of `plan` (default: bulk_resend_plan's now). The caller commits, then
+    """A resend for every invoice of `plan` (default: bulk_resend_plan's now). Committed; the caller then
     enqueues them (`enqueue_resends`); a resend whose job is lost is enqueued again by the sweep.
     `confirmed`: a person confirmed exactly this plan (the web's confirm step); the audit says what they saw."""
     plan = plan or bulk_resend_plan(legal_entity_id, kind, older_than_minutes, now)
@@ -487,7 +493,8 @@ def _credit_note_texts(note: Invoice, customer: Customer) -> tuple[str, str]:
     return subject, body
 
 
-def _texts(invoice: Invoice, customer: Customer) -> tuple[str, str]:
+def texts(invoice: Invoice, customer: Customer, templates: MailTemplates) -> tuple[str, str]:
+    """The e-mail's subject and text: an invoice's from the templates, a credit note's in fixed wording."""
     if invoice.kind == "credit_note":
         return _credit_note_texts(invoice, customer)
     entity = invoice.legal_entity
@@ -498,5 +505,4 @@ def _texts(invoice: Invoice, customer: Customer) -> tuple[str, str]:
         "period_end": invoice.period_end.isoformat(),
         "payment_reference": format_creditor_reference(invoice.creditor_reference),
     }
-    config = settings()
-    return config["subject_template"].format(**values), config["body_template"].format(**values)
+    return templates.subject.format(**values), templates.body.format(**values)

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.documents.einvoice import build_cii_xml
+from app.transactions import transactional
 from app.documents.facts import POSTED_STATUSES
 from app.documents.pdf import render_pdf
 from app.documents.validation import check_einvoice
@@ -68,3 +69,9 @@ def checked_document(invoice: Invoice) -> InvoiceDocument:
     if document.findings is None:
         document.findings = [finding.as_dict() for finding in check_einvoice(document.xml, f"invoice {invoice.number}")]
     return document
+
+
+@transactional
+def document_for_download(invoice: Invoice) -> InvoiceDocument:
+    """get_or_render_document as a unit of work of its own (a person downloads the PDF): a first render is kept."""
+    return get_or_render_document(invoice)

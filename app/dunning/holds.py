@@ -3,8 +3,8 @@ Each change is audited with its actor and committed here; the customer and invoi
 call these."""
 from __future__ import annotations
 
+from app.transactions import transactional
 from app.audit import Actor, record
-from app.extensions import db
 from app.models import Customer, Invoice
 from app.models.dunning import HOLD_REASONS
 from app.records.validation import FieldError, ValidationError, parse_multiline_text
@@ -19,6 +19,7 @@ def _note(note: str | None) -> str | None:
         raise ValidationError({"note": str(error)}) from None
 
 
+@transactional
 def hold_customer(customer: Customer, reason: str, note: str | None, actor: Actor) -> Customer:
     """No reminders for the customer until released; reason 'paused' or 'disputed'."""
     if reason not in HOLD_REASONS:
@@ -26,20 +27,20 @@ def hold_customer(customer: Customer, reason: str, note: str | None, actor: Acto
     customer.dunning_hold, customer.dunning_hold_note = reason, _note(note)
     record("dunning.customer_held", "customer", customer.id, actor, legal_entity_id=customer.legal_entity_id,
            reason=reason, note=customer.dunning_hold_note)
-    db.session.commit()
     return customer
 
 
+@transactional
 def release_customer(customer: Customer, actor: Actor) -> Customer:
     """Reminders for the customer again (the next run picks up where the levels stand)."""
     was = customer.dunning_hold
     customer.dunning_hold, customer.dunning_hold_note = None, None
     record("dunning.customer_released", "customer", customer.id, actor, legal_entity_id=customer.legal_entity_id,
            was=was)
-    db.session.commit()
     return customer
 
 
+@transactional
 def set_invoice_disputed(invoice: Invoice, disputed: bool, note: str | None, actor: Actor) -> Invoice:
     """Mark an issued invoice disputed (no reminder lists it) or settled again."""
     if invoice.kind != "invoice" or invoice.number is None:
@@ -47,5 +48,4 @@ def set_invoice_disputed(invoice: Invoice, disputed: bool, note: str | None, act
     invoice.disputed = disputed
     record("dunning.invoice_disputed" if disputed else "dunning.invoice_dispute_settled", "invoice", invoice.id,
            actor, legal_entity_id=invoice.legal_entity_id, note=_note(note))
-    db.session.commit()
     return invoice

@@ -11,11 +11,14 @@ from app.models.delivery import InvoiceDelivery, InvoiceDocument
 from app.models.events import Event, EventHandling
 from app.models.invoices import Invoice, InvoiceLine, InvoiceSequence
 from app.models.parties import Customer, LegalEntity
+from app.models.receivables import DailySales, OpenBalance
 from app.models.payments import Collection, CustomerCredit, Payment, SepaBatch, SepaBatchItem
 from app.models.runs import BillingRun, BillingRunChunk, BillingRunItem
 from app.models.taxes import TaxCode
 
 __all__ = [
+    "DailySales",
+    "OpenBalance",
     "EntityRole",
     "Invitation",
     "RecoveryCode",

@@ -67,7 +67,7 @@ class BankEntry(db.Model):
         CheckConstraint("direction = 'credit' OR status IN ('debit_return', 'outgoing', 'not_ours', 'unmatched')",
                         name="debits_not_applied"),
         Index("ix_bank_entries_queue", "legal_entity_id", "status", "booking_date"),
-        # The queue's orders (app/payments/bank_queue.py QUEUE_ORDER; keyset paging, migration 0023): waiting credits.
+        # The queue's orders (app/payments/bank_queue.py QUEUE_ORDER; keyset paging, migration 0024): waiting credits.
         *(Index(f"ix_bank_entries_list_{name}", "legal_entity_id", column, "id",
                 postgresql_where=text(WAITING_CREDITS), sqlite_where=text(WAITING_CREDITS))
           for name, column in (("booked", "booking_date"), ("amount", "amount"))),

@@ -20,7 +20,7 @@ class Contract(db.Model):
     __tablename__ = "contracts"
     __table_args__ = (
         UniqueConstraint("legal_entity_id", "reference"),
-        # The list's orders (keyset paging, migration 0023); by reference: the unique index above.
+        # The list's orders (keyset paging, migration 0024); by reference: the unique index above.
         Index("ix_contracts_list_start", "legal_entity_id", "start_date", "id"),
         CheckConstraint(enum_check("status", CONTRACT_STATUSES), name="status"),
         CheckConstraint(enum_check("frequency", FREQUENCIES), name="frequency"),

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from sqlalchemy import and_, func, or_, select
 
+from app.transactions import transactional
 from app.audit import Actor, record
 from app.billing.ledger import lock_entity
 from app.billing.money import round_money
@@ -62,6 +63,7 @@ def lock_entry(entry_id: int) -> BankEntry:
     return entry
 
 
+@transactional
 def assign(entry_id: int, invoice_number: str, amount: Decimal | None, actor: Actor,
            entity: LegalEntity | None = None) -> Payment:
     """An accountant applies (part of) a waiting credit to an invoice: by default as much as both allow."""
@@ -94,6 +96,7 @@ def assign(entry_id: int, invoice_number: str, amount: Decimal | None, actor: Ac
     return payment
 
 
+@transactional
 def mark_not_ours(entry_id: int, reason: str, actor: Actor, entity: LegalEntity | None = None) -> BankEntry:
     """An accountant says a waiting credit is not a customer's payment (e.g. a refund, a loan, a wrong transfer)."""
     entry = lock_entry(entry_id)
@@ -112,6 +115,7 @@ def mark_not_ours(entry_id: int, reason: str, actor: Actor, entity: LegalEntity 
     return entry
 
 
+@transactional
 def rematch(entity: LegalEntity, actor: Actor = AGENT) -> ImportResult:
     """The agent looks again at every waiting credit (invoices issued since may now match)."""
     lock_entity(entity.id)

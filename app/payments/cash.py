@@ -22,6 +22,7 @@ from decimal import Decimal
 from flask import current_app
 from sqlalchemy import select
 
+from app.transactions import transactional
 from app.agents.settings import agent_settings, configuration_of
 from app.audit import Actor, audit_row, record, record_many
 from app.banking.statements import Entry, Statement, read_statement
@@ -114,6 +115,7 @@ def _fingerprint(entity: LegalEntity, statement: Statement, entry: Entry) -> str
     return hashlib.sha256(f"{compact_iban(entity.iban)}|{entry.fingerprint}".encode()).hexdigest()[:40]
 
 
+@transactional
 def import_statement(entity: LegalEntity, data: bytes, file_name: str, actor: Actor,
                      file_format: str | None = None) -> ImportResult:
     """Store the statement's new entries and (agent enabled) apply them; raises BankImportError and changes

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from sqlalchemy import bindparam, select, update
 
+from app.transactions import transactional
 from app.audit import Actor, audit_row, record, record_many
 from app.bulk import copy_rows, new_ids
 from app.billing.money import round_money
@@ -197,6 +198,7 @@ def _forget(model, by_id: dict | None, invoice_ids: list[int] | None = None) -> 
             db.session.expire(obj)
 
 
+@transactional
 def record_typed_payment(invoice_id: int, amount: str, received_on: str, reference: str, actor: Actor,
                          locale: str | None = None) -> Payment:
     """A payment a person typed (the invoice page, `flask payments record`), as text — in `locale` when given
@@ -218,6 +220,7 @@ def reversal_of(payment_id: int) -> Payment | None:
     return db.session.scalar(select(Payment).where(Payment.reverses_payment_id == payment_id))
 
 
+@transactional
 def reverse_payment(payment_id: int, reason: str, actor: Actor) -> Payment:
     """Take back a payment by a counter-entry of minus its amount, in the caller's transaction; returns it.
 

@@ -22,6 +22,7 @@ from typing import IO
 from lxml import etree
 from sqlalchemy import select
 
+from app.transactions import transactional
 from app.audit import Actor, record
 from app.errors import NotReadable, OutcomeError, PaymentError, ResultImportFailed
 from app.extensions import db
@@ -111,6 +112,7 @@ def check_outcome(item: SepaBatchItem, outcome: str, date_text: str, reason: str
     return errors, on_date
 
 
+@transactional
 def apply_outcome(item: SepaBatchItem, outcome: str, date_text: str, reason: str, actor: Actor,
                   locale: str | None = None) -> str:
     """Record the bank's answer for one debit (in the caller's transaction); returns the outcome. The date is
@@ -307,6 +309,7 @@ def _bad_end_to_end_id(text: str) -> str | None:
     return None
 
 
+@transactional
 def import_results(stream: IO[bytes] | IO[str], actor: Actor, *, max_rows: int | None = None,
                    file_format: str | None = None) -> ImportSummary:
     """Apply a bank result file (bytes or text): all rows or none (see the module's docstring).

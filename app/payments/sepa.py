@@ -12,6 +12,7 @@ from sepaxml import SepaDD
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from app.transactions import transactional
 from app.audit import Actor, record
 from app.billing.money import round_money
 from app.errors import BatchError
@@ -225,6 +226,7 @@ def close_preview(batch: SepaBatch, today: date, lead_days: int | None = None) -
     return preview
 
 
+@transactional
 def close_batch(batch: SepaBatch, actor: Actor, today: date, lead_days: int | None = None, *,
                 confirmation: dict | None = None) -> SepaBatch:
     """Produce the pain.008.001.08 file of an open batch (validated against its schema) and close it.

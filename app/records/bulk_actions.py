@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app.agents.events import subscribers
+from app.transactions import transactional
 from app.audit import Actor, record
 from app.billing.money import round_money
 from app.billing.numbering import format_invoice_number
@@ -131,9 +132,10 @@ class PostResult:
     left_alone: int
 
 
+@transactional
 def post_selection(plan: PostPlan, actor: Actor) -> PostResult:
     """Post the plan's drafts (one take of the billing lock), and audit that a person confirmed this plan.
-    The caller has checked the confirmation against a plan made now; the caller commits."""
+    The caller has checked the confirmation against a plan made now."""
     posted = post_invoices(plan.entity, [invoice.id for invoice in plan.drafts], actor)
     record("invoice.bulk_post_confirmed", "legal_entity", plan.entity.id, actor, legal_entity_id=plan.entity.id,
            drafts=len(plan.drafts), posted=len(posted), numbers=[posted[0].number, posted[-1].number] if posted else [],

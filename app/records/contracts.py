@@ -1,7 +1,7 @@
 """Contracts: creating, editing, pausing, resuming and ending them, and their billing periods.
 
-The field rules are the CSV importer's (app/records/validation.py). Services write in the caller's
-transaction (the caller commits) and audit every change with its actor.
+The field rules are the CSV importer's (app/records/validation.py). Each change is a unit of
+work (app/transactions.py) and audited with its actor.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import selectinload
 
+from app.transactions import transactional
 from app.audit import Actor, record
 from app.billing.money import InvoiceAmounts, LineInput, compute_invoice, minor_unit
 from app.billing.periods import Period, due_period_count, periods_from
@@ -134,6 +135,7 @@ def _customer_of(entity: LegalEntity, value: str | None) -> Customer:
 
 
 # ------------------------------------------------------------------ create and edit
+@transactional
 def create_contract(entity: LegalEntity, data: dict[str, str], lines: list[dict[str, str]], actor: Actor,
                     locale: str | None = None) -> Contract:
     clean, rows = clean_contract(entity, data, lines, locale=locale)
@@ -147,6 +149,7 @@ def create_contract(entity: LegalEntity, data: dict[str, str], lines: list[dict[
     return contract
 
 
+@transactional
 def update_contract(contract: Contract, data: dict[str, str], lines: list[dict[str, str]],
                     actor: Actor, locale: str | None = None) -> dict[str, list]:
     """Apply the form (numbers and dates in `locale` when given); returns (and audits) the changes as
@@ -224,6 +227,7 @@ def _audit_value(value: Any) -> Any:
 
 
 # ------------------------------------------------------------------ pause, resume, end
+@transactional
 def pause_contract(contract: Contract, actor: Actor) -> None:
     if contract.status != "active":
         raise v.ValidationError({"status": f"contract {contract.reference} is {contract.status}: only an active "
@@ -233,6 +237,7 @@ def pause_contract(contract: Contract, actor: Actor) -> None:
            reference=contract.reference)
 
 
+@transactional
 def resume_contract(contract: Contract, actor: Actor) -> None:
     if contract.status == "ended":
         raise v.ValidationError({"status": f"contract {contract.reference} has ended and cannot be resumed: "
@@ -245,6 +250,7 @@ def resume_contract(contract: Contract, actor: Actor) -> None:
            reference=contract.reference)
 
 
+@transactional
 def end_contract(contract: Contract, end_date: date | str | None, actor: Actor, locale: str | None = None) -> None:
     """Status 'ended' (no more billing) with an end date on or after the last billed period's start; a typed
     end date is read in `locale` when given (31.03.2026 for de_DE)."""

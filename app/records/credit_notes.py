@@ -8,7 +8,7 @@ was paid) becomes a customer credit that the next billing run applies or an acco
 fully credited invoice becomes `credited` and no longer bills its period, so the next run bills the
 period again. A pending SEPA debit of the invoice that is not yet presented drops out, or shrinks.
 
-Services write in the caller's transaction (the caller commits) and audit with the actor.
+Each action is a unit of work (app/transactions.py) and audited with the actor.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import select
 
+from app.transactions import transactional
 from app.audit import Actor, record
 from app.billing.crediting import credit_lines_for_amount
 from app.billing.ledger import lock_entity, take_numbers
@@ -156,6 +157,7 @@ def correction(document: Invoice) -> Correction:
 
 
 # ------------------------------------------------------------------ crediting
+@transactional
 def credit_invoice(invoice: Invoice, request: CreditRequest, actor: Actor, *, today: date | None = None) -> Invoice:
     """Issue a credit note for `invoice` (see the module's docstring); returns the credit note.
 
@@ -309,6 +311,7 @@ def _apply_to_invoice(invoice: Invoice, note: Invoice, notes: list[Invoice], rou
 
 
 # ------------------------------------------------------------------ customer credits
+@transactional
 def refund_credit(credit: CustomerCredit, reference: str | None, refunded_on: date, actor: Actor) -> CustomerCredit:
     """Record that what is left of a customer credit was paid back to the customer (audited)."""
     lock_entity(credit.legal_entity_id)  # the billing run applies credits under this lock

@@ -1,6 +1,6 @@
 """Customers: creating, editing and finding them, with the same field rules as the CSV importer.
 
-Services write in the caller's transaction (the caller commits) and audit every change with its actor.
+Each change is a unit of work (app/transactions.py) and audited with its actor.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import undefer
 
+from app.transactions import transactional
 from app.audit import Actor, record
 from app.extensions import db
 from app.locale_input import input_date
@@ -75,6 +76,7 @@ def _codes_needing_vat_id(customer: Customer) -> tuple[str, str, str] | None:
         .limit(1)).first()
 
 
+@transactional
 def create_customer(entity: LegalEntity, data: dict[str, str], actor: Actor, locale: str | None = None) -> Customer:
     clean = clean_customer(entity, data, locale=locale)
     customer = Customer(legal_entity_id=entity.id, **clean)
@@ -85,6 +87,7 @@ def create_customer(entity: LegalEntity, data: dict[str, str], actor: Actor, loc
     return customer
 
 
+@transactional
 def update_customer(customer: Customer, data: dict[str, str], actor: Actor,
                     locale: str | None = None) -> dict[str, list]:
     """Apply the form (its date in `locale` when given); returns (and audits) the changes as {field: [old, new]}."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from app.transactions import transactional
 from app.audit import Actor, record
 from app.billing.ledger import lock_entity
 from app.billing.money import LineInput, compute_invoice
@@ -35,6 +36,7 @@ def draft_form_lines(invoice: Invoice, locale: str | None = None) -> list[dict[s
     return [line_form_values(line, line.tax_code or "", invoice.currency, locale) for line in invoice.lines]
 
 
+@transactional
 def update_draft(invoice: Invoice, lines: list[dict[str, str]], actor: Actor, locale: str | None = None) -> list[str]:
     """Replace a draft's lines (each with a tax code, as on a contract) and its totals; returns the new lines
     as the audit trail shows them. Numbers are read in `locale` when given. Raises ValidationError keyed
@@ -76,6 +78,7 @@ def update_draft(invoice: Invoice, lines: list[dict[str, str]], actor: Actor, lo
     return after
 
 
+@transactional
 def delete_draft(invoice: Invoice, actor: Actor) -> None:
     """Delete a draft: its period has no invoice again, so the next billing run bills it anew (end or change
     the contract first if it should not)."""

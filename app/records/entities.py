@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from app.transactions import transactional
 from app.audit import Actor, record
 from app.extensions import db
 from app.models import LegalEntity
@@ -93,6 +94,7 @@ def validate_entity_input(data: EntityInput) -> dict:
     return clean
 
 
+@transactional
 def create_legal_entity(data: EntityInput, actor: Actor | None = None) -> LegalEntity:
     clean = validate_entity_input(data)
     if db.session.scalar(select(LegalEntity.id).where(LegalEntity.code == clean["code"])) is not None:
@@ -112,6 +114,7 @@ EDITABLE = ("name", "country", "currency", "vat_id", "tax_number", "registration
             "collection_lead_days", "late_interest_rate")
 
 
+@transactional
 def update_legal_entity(entity: LegalEntity, data: EntityInput, actor: Actor) -> dict:
     """Change an entity's settings (not its code); audited with old → new. Raises ValidationError."""
     from sqlalchemy import func

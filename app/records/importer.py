@@ -23,6 +23,7 @@ from typing import IO, Iterable
 from sqlalchemy import insert, select
 
 from app import bulk
+from app.transactions import transactional
 from app.audit import Actor, record
 from app.billing.vat import CATEGORIES
 from app.errors import ImportFailed, NotReadable, NumberError
@@ -90,6 +91,7 @@ class _Row:
         self.line, self.entity, self.clean, self.method_given = line, entity, clean, method_given
 
 
+@transactional
 def import_contracts(stream: IO[bytes] | IO[str] | Iterable[str], actor: Actor | None = None, *,
                      max_rows: int | None = None) -> ImportResult:
     """Import the CSV `stream` (bytes or text) in the caller's transaction, or nothing.

@@ -1,8 +1,8 @@
 """Invoices: posting drafts, their status history, VAT summary and lists (credit notes: credit_notes.py).
 
 Posting takes the entity's billing lock first and numbers through the ledger, so numbers stay
-gapless per entity and year. Services write in the caller's transaction (the caller commits) and
-audit every action with its actor.
+gapless per entity and year. Each action is a unit of work (app/transactions.py: it commits, or
+rolls back on an error) and audits with its actor.
 """
 from __future__ import annotations
 
@@ -30,10 +30,13 @@ from app.models.parties import LegalEntity
 from app.paging import Ordering, Sort, key
 from app.payments.ledger import list_payments
 from app.records import validation as v
+from app.queues import relay_soon
 from app.reports.dashboard import overdue_condition
+from app.transactions import after_commit, transactional
 
 
 # ------------------------------------------------------------------ actions
+@transactional
 def post_invoices(entity: LegalEntity, invoice_ids: list[int], actor: Actor) -> list[Invoice]:
     """Drafts → issued with the entity's next numbers (gapless per entity and year, oldest issue date
     first), under one take of the entity's billing lock however many there are; each audited. The ids that
@@ -46,9 +49,12 @@ def post_invoices(entity: LegalEntity, invoice_ids: list[int], actor: Actor) -> 
                            billing_run_id=invoice.billing_run_id, number=invoice.number,
                            total=str(_round(invoice.total_amount, invoice)), currency=invoice.currency)
                  for invoice in posted])
+    if posted:
+        after_commit(relay_soon)  # their e-mails and debits go out within moments, not at the next minute's relay
     return posted
 
 
+@transactional
 def post_invoice(invoice: Invoice, actor: Actor) -> Invoice:
     """Draft → issued with the entity's next number (post_invoices for one)."""
     if not post_invoices(invoice.legal_entity, [invoice.id], actor):

@@ -1,7 +1,7 @@
 """Tax codes of a legal entity: the defaults of its country, adding, retiring and deleting codes, and
 finding the code a contract line is taxed with (by name, or by a bare rate as older files give it).
 
-Services write in the caller's transaction (the caller commits) and audit every change with its actor.
+Each change is a unit of work (app/transactions.py) and audited with its actor.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
+from app.transactions import transactional
 from app.audit import Actor, record
 from app.billing.vat import (
     CATEGORIES,
@@ -96,6 +97,7 @@ def clean_code(entity: LegalEntity, data: dict[str, str | None], locale: str | N
     return clean
 
 
+@transactional
 def add_code(entity: LegalEntity, data: dict[str, str | None], actor: Actor, locale: str | None = None) -> TaxCode:
     clean = clean_code(entity, data, locale)
     code = TaxCode(legal_entity_id=entity.id, **clean)
@@ -116,6 +118,7 @@ def lines_using(code: TaxCode) -> int:
     return contract_lines + invoice_lines
 
 
+@transactional
 def retire_code(code: TaxCode, actor: Actor) -> None:
     """No new line may use it; lines that do keep it (and are billed with it) until changed."""
     if code.retired:
@@ -124,6 +127,7 @@ def retire_code(code: TaxCode, actor: Actor) -> None:
     record("tax_code.retired", "tax_code", code.id, actor, legal_entity_id=code.legal_entity_id, code=code.code)
 
 
+@transactional
 def reactivate_code(code: TaxCode, actor: Actor) -> None:
     if not code.retired:
         raise v.ValidationError({"code": f"tax code {code.code} is in use already"})
@@ -131,6 +135,7 @@ def reactivate_code(code: TaxCode, actor: Actor) -> None:
     record("tax_code.reactivated", "tax_code", code.id, actor, legal_entity_id=code.legal_entity_id, code=code.code)
 
 
+@transactional
 def delete_code(code: TaxCode, actor: Actor) -> None:
     """Only a code no contract line and no invoice has used; others are retired."""
     used = lines_using(code)

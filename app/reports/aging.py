@@ -1,10 +1,10 @@
 """The AR aging report: open receivables of a legal entity by customer and days past due.
 
-The database does the summing: one GROUP BY (currency, customer) with SUM(CASE …) per bucket; the
-totals row adds up those (at most a few thousand) aggregated rows exactly, in Decimal.
-Days past due are never computed in SQL: each bucket is a range of due dates computed here from
-the as-of date (`Bucket.due_date_range`), so the query is the same on SQLite and PostgreSQL.
-Different currencies are never added together: the report has one section per currency.
+The database does the summing from running totals kept by triggers (app/reports/aging_queries.py says how):
+no request sums every open invoice. The page shows each currency's key figures, chart and totals for all
+customers, and the customers in slices of PAGE_SIZE, largest overdue amount first, then the largest total
+(what a credit controller looks at first); the CSV streams every customer in that order. Amounts are Decimals
+at the currency's minor unit; different currencies are never added together: one section per currency.
 """
 from __future__ import annotations
 
@@ -13,81 +13,31 @@ from datetime import date, timedelta
 from typing import Iterator
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import and_, case, exists, func, literal_column, select
+from sqlalchemy import and_, exists, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.billing.money import minor_unit
 from app.errors import CurrencyError
 from app.extensions import db
-from app.models import Customer, Invoice, LegalEntity
+from app.models import Invoice, LegalEntity
+from app.reports import aging_queries as q
+from app.reports.buckets import BUCKET_KEYS, BUCKETS, OVER_30_KEYS, Bucket, bucket_for, days_past_due  # noqa: F401
 from app.spreadsheets import PLAIN, CsvFormat, cell
 
 ZERO = Decimal("0")
 # DSO looks at the credit sales of this many days up to and including the as-of date.
 DSO_WINDOW_DAYS = 90
-# Invoices that count as credit sales for DSO: posted ones (drafts are not sales, voids are undone).
+# Invoices that count as credit sales for DSO: posted ones (drafts are not sales, voids are undone). Migration
+# 0023's trigger keeps `daily_sales` by the same rule.
 SALES_STATUSES = ("issued", "paid", "credited")  # credit notes (issued) count negative: they reduce sales
 TOP_CUSTOMERS = 5
-
-
-# ------------------------------------------------------------------ the buckets (pure)
-@dataclass(frozen=True)
-class Bucket:
-    """Days past due (as_of − due_date) from `min_days` to `max_days`, both inclusive; None is open-ended."""
-
-    key: str
-    label: str
-    min_days: int | None
-    max_days: int | None
-
-    def contains(self, days_past_due: int) -> bool:
-        return ((self.min_days is None or days_past_due >= self.min_days)
-                and (self.max_days is None or days_past_due <= self.max_days))
-
-    def due_date_range(self, as_of: date) -> tuple[date | None, date | None]:
-        """The due dates (earliest, latest; inclusive, None = unbounded) of this bucket as of `as_of`."""
-        earliest = as_of - timedelta(days=self.max_days) if self.max_days is not None else None
-        latest = as_of - timedelta(days=self.min_days) if self.min_days is not None else None
-        return earliest, latest
-
-
-BUCKETS: tuple[Bucket, ...] = (
-    Bucket("current", "Current", None, 0),  # not yet due (due today counts as current)
-    Bucket("d1_30", "1-30", 1, 30),
-    Bucket("d31_60", "31-60", 31, 60),
-    Bucket("d61_90", "61-90", 61, 90),
-    Bucket("d90_plus", "90+", 91, None),
-)
-BUCKET_KEYS = tuple(b.key for b in BUCKETS)
-OVER_30_KEYS = ("d31_60", "d61_90", "d90_plus")
-
-
-def days_past_due(due_date: date, as_of: date) -> int:
-    """Days since the due date; 0 or less: not yet past due."""
-    return (as_of - due_date).days
-
-
-def bucket_for(days: int) -> Bucket:
-    for bucket in BUCKETS:
-        if bucket.contains(days):
-            return bucket
-    raise AssertionError(f"no bucket for {days} days")  # the buckets cover every integer
+PAGE_SIZE = 50  # customers per slice of the page
 
 
 # ------------------------------------------------------------------ what "open" means
 def open_invoice_clause(as_of: date) -> ColumnElement[bool]:
     """Invoices open (`Invoice.is_open`) and issued by `as_of` (payment history will refine it)."""
     return and_(Invoice.is_open, Invoice.issue_date <= as_of)
-
-
-def _bucket_clause(bucket: Bucket, as_of: date) -> ColumnElement[bool]:
-    earliest, latest = bucket.due_date_range(as_of)
-    parts = []
-    if earliest is not None:
-        parts.append(Invoice.due_date >= earliest)
-    if latest is not None:
-        parts.append(Invoice.due_date <= latest)
-    return and_(*parts)
 
 
 # ------------------------------------------------------------------ the report
@@ -120,9 +70,13 @@ class KeyFigures:
 @dataclass
 class CurrencySection:
     currency: str
-    rows: list[AgingRow]
-    totals: AgingRow
+    rows: list[AgingRow]  # every customer (aging_report) or one slice of them (aging_page)
+    totals: AgingRow  # of every customer
     figures: KeyFigures
+    customers: int = 0  # customers with open invoices in this currency
+    found: int = 0  # of them, those the search finds (all without a search)
+    next_offset: int | None = None  # where the next slice starts; None: the last one is shown
+    top_total: Decimal = ZERO  # what the TOP_CUSTOMERS largest customers owe
 
 
 @dataclass
@@ -133,6 +87,7 @@ class AgingReport:
     sections: list[CurrencySection] = field(default_factory=list)
     # Set when the sales history is shorter than the DSO window (DSO is not shown): the first sale's date.
     first_sale: date | None = None
+    search: str = ""
 
     @property
     def is_empty(self) -> bool:
@@ -172,40 +127,10 @@ def dso_days(open_amount: Decimal, credit_sales: Decimal, window_days: int = DSO
     return (open_amount / credit_sales * window_days).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
 
 
-def _bucket_sums(as_of: date) -> list:
-    amount = Invoice.amount_due
-    zero = literal_column("0")
-    return [func.coalesce(func.sum(case((_bucket_clause(b, as_of), amount), else_=zero)), zero).label(b.key)
-            for b in BUCKETS]
-
-
-def aging_rows_query(entity_id: int, as_of: date):
-    """(currency, customer_id, customer name, one column per bucket, total, invoice count), largest first."""
-    grouped = (
-        select(Invoice.currency, Invoice.customer_id, *_bucket_sums(as_of),
-               func.sum(Invoice.amount_due).label("total"), func.count().label("invoices"))
-        .where(Invoice.legal_entity_id == entity_id, open_invoice_clause(as_of))
-        .group_by(Invoice.currency, Invoice.customer_id)
-        .subquery("aging")
-    )
-    return (
-        select(grouped.c.currency, grouped.c.customer_id, Customer.name,
-               *(grouped.c[key] for key in BUCKET_KEYS), grouped.c.total, grouped.c.invoices)
-        .join(Customer, Customer.id == grouped.c.customer_id)
-        .order_by(grouped.c.currency, grouped.c.total.desc(), Customer.name, grouped.c.customer_id)
-    )
-
-
 def credit_sales_query(entity_id: int, as_of: date, window_days: int = DSO_WINDOW_DAYS):
-    """Invoiced (total amount) per currency in the `window_days` days up to and including `as_of`, less the
-    credit notes issued in those days."""
-    signed = case((Invoice.kind == "credit_note", -Invoice.total_amount), else_=Invoice.total_amount)
-    return (
-        select(Invoice.currency, func.sum(signed))
-        .where(Invoice.legal_entity_id == entity_id, Invoice.status.in_(SALES_STATUSES),
-               Invoice.issue_date > as_of - timedelta(days=window_days), Invoice.issue_date <= as_of)
-        .group_by(Invoice.currency)
-    )
+    """(currency, credit sales) in the `window_days` days up to and including `as_of`: invoiced (total amount)
+    less the credit notes issued in those days."""
+    return q.credit_sales_query(entity_id, as_of, window_days)
 
 
 def short_sales_history(entity_id: int, as_of: date, window_days: int = DSO_WINDOW_DAYS) -> tuple[bool, date | None]:
@@ -218,10 +143,28 @@ def short_sales_history(entity_id: int, as_of: date, window_days: int = DSO_WIND
     return True, db.session.scalar(select(func.min(Invoice.issue_date)).where(sales, Invoice.issue_date <= as_of))
 
 
-def _row(currency: str, quantum: Decimal | None, customer_id: int, name: str, values, total, count) -> AgingRow:
-    return AgingRow(currency, customer_id, name,
-                    {key: _at_minor_unit(v, quantum) for key, v in zip(BUCKET_KEYS, values)},
-                    _at_minor_unit(total, quantum), int(count))
+class _Quanta(dict):
+    """Currency → its minor unit quantum, looked up once."""
+
+    def __missing__(self, currency: str) -> Decimal | None:
+        self[currency] = _quantum(currency)
+        return self[currency]
+
+
+def _amount_rows(query, quanta: _Quanta) -> Iterator[tuple]:
+    """(currency, customer_id, name, amount per bucket …, total, invoice count) of
+    `aging_queries.customer_rows_query`, amounts at the minor unit, as they come."""
+    n = len(BUCKET_KEYS)
+    for r in db.session.execute(query).yield_per(2000):
+        quantum = quanta[r[0]]
+        yield (r[0], r[1], r[2], *(_at_minor_unit(v, quantum) for v in r[3:4 + n]), int(r[4 + n]))
+
+
+def _customer_rows(query, quanta: _Quanta) -> Iterator[AgingRow]:
+    """AgingRows of `aging_queries.customer_rows_query`, as they come."""
+    n = len(BUCKET_KEYS)
+    for r in _amount_rows(query, quanta):
+        yield AgingRow(r[0], r[1], r[2], dict(zip(BUCKET_KEYS, r[3:3 + n])), r[3 + n], r[4 + n])
 
 
 def totals_row(currency: str, rows: list[AgingRow]) -> AgingRow:
@@ -230,39 +173,116 @@ def totals_row(currency: str, rows: list[AgingRow]) -> AgingRow:
                     sum((r.total for r in rows), ZERO), sum(r.invoice_count for r in rows))
 
 
-def aging_report(entity: LegalEntity, as_of: date) -> AgingReport:
-    """The aging of `entity`'s open invoices as of `as_of`, one section per currency."""
-    n = len(BUCKET_KEYS)
-    rows_by_currency: dict[str, list[AgingRow]] = {}
-    quanta: dict[str, Decimal | None] = {}
-    for r in db.session.execute(aging_rows_query(entity.id, as_of)):
-        currency = r[0]
-        if currency not in quanta:
-            quanta[currency] = _quantum(currency)
-        rows_by_currency.setdefault(currency, []).append(
-            _row(currency, quanta[currency], r[1], r[2], r[3:3 + n], r[3 + n], r[4 + n]))
-    sales = {c: _at_minor_unit(s, _quantum(c)) for c, s in db.session.execute(credit_sales_query(entity.id, as_of))}
-    short_history, first_sale = short_sales_history(entity.id, as_of)
+def _currency_order(entity: LegalEntity, currencies) -> list[str]:
+    """The entity's own currency first, then the others alphabetically."""
+    return sorted(currencies, key=lambda c: (c != entity.currency, c))
 
-    # The entity's own currency first, then the others alphabetically.
-    currencies = sorted(rows_by_currency, key=lambda c: (c != entity.currency, c))
+
+def _sales(entity: LegalEntity, as_of: date) -> tuple[dict[str, Decimal], bool, date | None]:
+    sales = {c: _at_minor_unit(s, _quantum(c)) for c, s in db.session.execute(credit_sales_query(entity.id, as_of))}
+    return (sales, *short_sales_history(entity.id, as_of))
+
+
+def aging_report(entity: LegalEntity, as_of: date) -> AgingReport:
+    """The aging of `entity`'s open invoices as of `as_of`, one section per currency, every customer."""
+    rows_by_currency: dict[str, list[AgingRow]] = {}
+    for row in _customer_rows(q.customer_rows_query(entity.id, as_of), _Quanta()):
+        rows_by_currency.setdefault(row.currency, []).append(row)
+    sales, short_history, first_sale = _sales(entity, as_of)
     report = AgingReport(entity.id, entity.code, as_of, first_sale=first_sale)
-    for currency in currencies:
+    for currency in _currency_order(entity, rows_by_currency):
         rows = rows_by_currency[currency]
         totals = totals_row(currency, rows)
+        top = sum(sorted((r.total for r in rows), reverse=True)[:TOP_CUSTOMERS], ZERO)
         report.sections.append(CurrencySection(currency, rows, totals,
-                                               key_figures(rows, totals, sales.get(currency, ZERO), short_history)))
+                                               key_figures(totals, top, sales.get(currency, ZERO), short_history),
+                                               customers=len(rows), found=len(rows)))
     return report
 
 
-def key_figures(rows: list[AgingRow], totals: AgingRow, credit_sales: Decimal,
+def _bucket_totals(entity_id: int, as_of: date, quanta: _Quanta) -> dict[str, AgingRow]:
+    """Currency → the totals row of every customer, from the balances and the window (aging_queries)."""
+    window: dict[str, dict[int, tuple]] = {}
+    for currency, code, amount, count in db.session.execute(q.bucket_totals_query(entity_id, as_of)):
+        window.setdefault(currency, {})[int(code)] = (amount, int(count))
+    totals = {}
+    for currency, open_amount, open_count in db.session.execute(q.balance_totals_query(entity_id)):
+        codes = window.get(currency, {})
+        later, later_count = codes.get(q.LATER, (0, 0))
+        amounts = {b.key: codes.get(i, (0, 0))[0] for i, b in enumerate(q.WINDOWED)}
+        amounts[q.REST.key] = open_amount - sum(amount for amount, _count in codes.values())
+        count = int(open_count) - later_count
+        if count > 0:
+            quantum = quanta[currency]
+            totals[currency] = AgingRow(currency, None, "Total",
+                                        {k: _at_minor_unit(v, quantum) for k, v in amounts.items()},
+                                        _at_minor_unit(open_amount - later, quantum), count)
+    return totals
+
+
+def _standing(row: AgingRow) -> tuple:
+    """The order of the customer list: largest overdue amount first, then the largest total, then the name
+    (aging_queries orders so in SQL)."""
+    return -(row.total - row.amounts["current"]), -row.total, row.customer_name, row.customer_id
+
+
+def aging_slice(entity: LegalEntity, as_of: date, *, currency: str | None = None, search: str = "",
+                offset: int = 0, limit: int = PAGE_SIZE) -> dict[str, CurrencySection]:
+    """Currency → a section with the customers at offset+1 … offset+limit (overdue, then total, largest first;
+    among those whose name contains `search`), how many there are, what the largest owe and where the next
+    slice starts; its totals and figures are left None (aging_page adds them). Every currency with open
+    invoices, or only `currency`."""
+    quanta = _Quanta()
+    currencies = [currency] if currency else [c for c, _a, _n in db.session.execute(q.balance_totals_query(entity.id))]
+    if not currencies:
+        return {}
+    sections: dict[str, CurrencySection] = {}
+    shown: list[tuple[str, int]] = []
+    for kind, cur, customer_id, total, customers, found in db.session.execute(q.ranked_customers_query(
+            entity.id, as_of, currencies, TOP_CUSTOMERS, search=search or None, offset=offset, limit=limit)):
+        section = sections.setdefault(cur, CurrencySection(cur, [], None, None))
+        if kind == q.SLICE:
+            shown.append((cur, customer_id))
+        elif kind == q.TOP:
+            section.top_total += _at_minor_unit(total, quanta[cur])
+        else:
+            section.customers, section.found = int(customers), int(found or 0)
+    if shown:
+        rows = {(row.currency, row.customer_id): row for row in _customer_rows(
+            q.customer_rows_query(entity.id, as_of, currency=currency, customer_ids=[c for _cur, c in shown]),
+            quanta)}
+        # in the order of the standings (a UNION ALL keeps no order of its own)
+        for key in sorted(shown, key=lambda k: _standing(rows[k])):
+            sections[key[0]].rows.append(rows[key])
+    for section in sections.values():
+        end = offset + len(section.rows)
+        section.next_offset = end if section.rows and end < section.found else None
+    return sections
+
+
+def aging_page(entity: LegalEntity, as_of: date, search: str = "", limit: int = PAGE_SIZE) -> AgingReport:
+    """What the page shows: per currency the key figures, the totals of every customer, and the first `limit`
+    customers (among those whose name contains `search`)."""
+    quanta = _Quanta()
+    totals = _bucket_totals(entity.id, as_of, quanta)
+    slices = aging_slice(entity, as_of, search=search, limit=limit) if totals else {}
+    sales, short_history, first_sale = _sales(entity, as_of)
+    report = AgingReport(entity.id, entity.code, as_of, first_sale=first_sale, search=search)
+    for currency in _currency_order(entity, totals):
+        section = slices[currency]
+        section.totals = totals[currency]
+        section.figures = key_figures(section.totals, section.top_total, sales.get(currency, ZERO), short_history)
+        report.sections.append(section)
+    return report
+
+
+def key_figures(totals: AgingRow, top_customers_total: Decimal, credit_sales: Decimal,
                 short_history: bool = False) -> KeyFigures:
-    """The cards of one currency section, from its (already aggregated) rows, largest first; no DSO with
-    `short_history` (fewer days of sales than the DSO window)."""
+    """The cards of one currency section, from its totals and what its TOP_CUSTOMERS largest customers owe; no
+    DSO with `short_history` (fewer days of sales than the DSO window)."""
     open_amount = totals.total
     overdue = open_amount - totals.amounts["current"]
     over_30 = sum((totals.amounts[k] for k in OVER_30_KEYS), ZERO)
-    top = sum((row.total for row in rows[:TOP_CUSTOMERS]), ZERO)
     return KeyFigures(
         total_open=open_amount,
         overdue=overdue,
@@ -270,7 +290,7 @@ def key_figures(rows: list[AgingRow], totals: AgingRow, credit_sales: Decimal,
         over_30_share=percent(over_30, open_amount),
         credit_sales=credit_sales,
         dso=None if short_history else dso_days(open_amount, credit_sales),
-        top_customers_share=percent(top, open_amount),
+        top_customers_share=percent(top_customers_total, open_amount),
     )
 
 
@@ -326,5 +346,21 @@ def aging_csv_rows(report: AgingReport, fmt: CsvFormat = PLAIN) -> list[list[str
     return [list(CSV_HEADER), *([cell(value, fmt) for value in row] for row in aging_table_rows(report))]
 
 
-def csv_filename(report: AgingReport) -> str:
-    return f"ar-aging-{report.entity_code}-{report.as_of.isoformat()}.csv"
+def aging_csv_stream(entity: LegalEntity, as_of: date) -> Iterator[tuple]:
+    """What `aging_table_rows(aging_report(entity, as_of))` gives, read from the database as it is written out
+    (one currency after the other, customer rows as they come), so the CSV streams."""
+    quanta = _Quanta()
+    currencies = [c for c, _amount, _count in db.session.execute(q.balance_totals_query(entity.id))]
+    for currency in _currency_order(entity, currencies):
+        sums, count = [ZERO] * (len(BUCKET_KEYS) + 1), 0
+        for r in _amount_rows(q.customer_rows_query(entity.id, as_of, currency=currency), quanta):
+            amounts = r[3:-1]  # the buckets and the total
+            yield (currency, r[2], *amounts)
+            sums = [a + b for a, b in zip(sums, amounts)]
+            count += 1
+        if count:
+            yield (currency, "Total", *sums)
+
+
+def csv_filename(entity_code: str, as_of: date) -> str:
+    return f"ar-aging-{entity_code}-{as_of.isoformat()}.csv"

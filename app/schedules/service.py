@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from app.transactions import transactional
 from app.agents.registry import spec_of
 from app.agents.runs import run_inline
 from app.agents.service import get_agent, list_agents, visible_to
@@ -88,6 +89,7 @@ def preset_of(schedule: ScheduledJob) -> Preset:
                   p.get("cron", schedule.cron))
 
 
+@transactional
 def create_schedule(entity: LegalEntity, data: ScheduleInput, actor: Actor) -> ScheduledJob:
     agent = _agent(data.agent_key, entity.id)
     cron, first_business_day = schedule_cron(data.preset)
@@ -102,6 +104,7 @@ def create_schedule(entity: LegalEntity, data: ScheduleInput, actor: Actor) -> S
     return schedule
 
 
+@transactional
 def update_schedule(schedule: ScheduledJob, data: ScheduleInput, actor: Actor) -> dict:
     cron, first_business_day = schedule_cron(data.preset)
     new = {"name": _name(data.name, describe(cron, schedule.legal_entity.timezone, first_business_day)),
@@ -116,6 +119,7 @@ def update_schedule(schedule: ScheduledJob, data: ScheduleInput, actor: Actor) -
     return changes
 
 
+@transactional
 def set_schedule_enabled(schedule: ScheduledJob, enabled: bool, actor: Actor) -> bool:
     if schedule.enabled == enabled:
         return False
@@ -125,6 +129,7 @@ def set_schedule_enabled(schedule: ScheduledJob, enabled: bool, actor: Actor) ->
     return True
 
 
+@transactional
 def delete_schedule(schedule: ScheduledJob, actor: Actor) -> None:
     record("schedule.deleted", "schedule", schedule.id, actor, legal_entity_id=schedule.legal_entity_id,
            name=schedule.name, cron=schedule.cron)

@@ -128,7 +128,7 @@ def test_currencies_are_never_added_together(db_session):
     assert [r.customer_name for r in section(report, "USD").rows] == ["Acme"]
 
 
-def test_rows_sorted_by_total_and_totals_row_is_their_sum(db_session):
+def test_rows_sorted_by_overdue_then_total_and_totals_row_is_their_sum(db_session):
     entity = make_entity()
     data = {"Acme": [("10.00", 0), ("20.00", 45)], "Bolt": [("300.00", 100)], "Cargo": [("5.55", 15), ("1.45", 70)]}
     for name, invoices in data.items():
@@ -200,13 +200,13 @@ def test_csv_rows_are_plain_decimals_per_currency_with_totals(db_session):
     report = aging_report(entity, AS_OF)
     assert aging_csv_rows(report) == [
         ["Currency", "Customer", "Current", "1-30", "31-60", "61-90", "90+", "Total"],
+        ["EUR", "'=HYPERLINK(1)", "0.00", "0.00", "0.00", "1.50", "0.00", "1.50"],  # overdue first
         ["EUR", "Bolt", "58.53", "0.00", "0.00", "0.00", "0.00", "58.53"],
-        ["EUR", "'=HYPERLINK(1)", "0.00", "0.00", "0.00", "1.50", "0.00", "1.50"],
         ["EUR", "Total", "58.53", "0.00", "0.00", "1.50", "0.00", "60.03"],
         ["JPY", "Bolt", "0", "0", "1500", "0", "0", "1500"],
         ["JPY", "Total", "0", "0", "1500", "0", "0", "1500"],
     ]
-    assert csv_filename(report) == "ar-aging-DE01-2026-11-26.csv"
+    assert csv_filename(report.entity_code, report.as_of) == "ar-aging-DE01-2026-11-26.csv"
 
 
 def test_dso_waits_for_a_whole_window_of_sales_history(db_session):

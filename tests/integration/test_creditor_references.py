@@ -8,7 +8,7 @@ from stdnum import iso11649
 
 from app.agents.builtin.invoice_delivery import check_mail_template
 from app.billing.references import creditor_reference, parse_creditor_references
-from app.delivery.service import deliver_invoice
+from app.agents.builtin.invoice_delivery import deliver
 from app.extensions import db
 from app.models import AgentDefinition, Invoice
 from tests.integration.test_credit_notes import run
@@ -58,7 +58,7 @@ def test_the_email_placeholder_gives_the_printed_reference(app, db_session, mail
                       body_template="Invoice {number}, please quote {payment_reference} with your transfer.")
     bill_walkthrough()
     invoice = db.session.scalar(select(Invoice).order_by(Invoice.id))
-    assert deliver_invoice(invoice.id, final_attempt=False).status == "sent"
+    assert deliver(invoice.id, final_attempt=False).status == "sent"
     [message] = mail_sink.messages()
     body = message.get_body(preferencelist=("plain",)).get_content()
     reference = creditor_reference(invoice.number)

@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 from app.agents.events import relay_outbox
 from app.audit import Actor
 from app.billing.runs import execute_run, start_billing_run
-from app.delivery.service import DeliveryFailed, deliver_invoice, request_resend, settle_lost_attempts
+from app.agents.builtin.invoice_delivery import deliver
+from app.delivery.service import DeliveryFailed, request_resend, settle_lost_attempts
 from app.extensions import db
 from app.models import AuditEntry, Customer, Event, Invoice, InvoiceDelivery
 from app.models.types import utcnow
@@ -92,12 +93,12 @@ def test_smtp_down_then_up_delivers_once(app, db_session, mail_sink):
     invoice = db.session.scalar(select(Invoice).order_by(Invoice.id))
     mail_sink.stop()
     with pytest.raises(DeliveryFailed):
-        deliver_invoice(invoice.id, final_attempt=False)
+        deliver(invoice.id, final_attempt=False)
     delivery = db.session.scalar(select(InvoiceDelivery))
     assert delivery.status == "retrying" and "SMTP" in delivery.error and delivery.attempts == 1
     mail_sink.start()
-    assert deliver_invoice(invoice.id, final_attempt=False).status == "sent"
-    assert deliver_invoice(invoice.id).message == "already sent: nothing to do"
+    assert deliver(invoice.id, final_attempt=False).status == "sent"
+    assert deliver(invoice.id).message == "already sent: nothing to do"
     assert len(mail_sink.messages()) == 1
     db.session.refresh(delivery)
     assert (delivery.status, delivery.attempts) == ("sent", 2)
@@ -108,7 +109,7 @@ def test_the_last_failed_attempt_is_reported_on_the_invoice_and_in_the_run_audit
     invoice = db.session.scalar(select(Invoice).order_by(Invoice.id))
     mail_sink.stop()
     with pytest.raises(DeliveryFailed):
-        deliver_invoice(invoice.id, final_attempt=True)
+        deliver(invoice.id, final_attempt=True)
     assert db.session.scalar(select(InvoiceDelivery)).status == "failed"
     failed = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "invoice.delivery_failed"))
     assert failed.billing_run_id == run.id and "SMTP" in failed.details["reason"]
@@ -119,7 +120,7 @@ def test_a_customer_without_email_is_reported_not_retried(app, db_session, mail_
     invoice = db.session.scalar(select(Invoice).order_by(Invoice.id))
     invoice.customer.email = None
     db.session.commit()
-    outcome = deliver_invoice(invoice.id, final_attempt=False)  # no exception: nothing to retry
+    outcome = deliver(invoice.id, final_attempt=False)  # no exception: nothing to retry
     assert outcome.status == "no_email" and "has no e-mail address" in outcome.message
     assert mail_sink.messages() == []
 
@@ -135,10 +136,10 @@ def test_delivery_jobs_retry_with_backoff(app, db_session):
 def test_resend_sends_again_and_is_audited(app, db_session, mail_sink):
     bill_walkthrough()
     invoice = db.session.scalar(select(Invoice).order_by(Invoice.id))
-    deliver_invoice(invoice.id)
+    deliver(invoice.id)
     delivery = request_resend(invoice, Actor("user", "ann@example.com", None))
     db.session.commit()
-    assert deliver_invoice(invoice.id, delivery_id=delivery.id).status == "sent"
+    assert deliver(invoice.id, delivery_id=delivery.id).status == "sent"
     assert len(mail_sink.messages()) == 2
     assert db.session.scalar(select(func.count()).select_from(AuditEntry)
                              .where(AuditEntry.action == "invoice.resend_requested", AuditEntry.actor_label == "ann@example.com")) == 1
@@ -165,8 +166,8 @@ def test_an_attempt_left_in_flight_becomes_outcome_unknown_and_nothing_is_sent(a
     assert entry.subject_id == first.id and entry.billing_run_id == run.id and entry.actor_label == "delivery watchdog"
     assert settle_lost_attempts(now) == 0  # reported once
     # Whatever runs the delivery again (RQ's retry, a re-queued event) sends nothing: a person decides.
-    assert deliver_invoice(first.id).status == "unknown"
-    assert deliver_invoice(second.id).status == "in_flight"  # another worker is on it right now
+    assert deliver(first.id).status == "unknown"
+    assert deliver(second.id).status == "in_flight"  # another worker is on it right now
     assert mail_sink.messages() == []
 
 
@@ -178,7 +179,7 @@ def test_an_unexpected_error_is_recorded_as_a_failed_attempt_with_its_reason(app
     db.session.execute(Customer.__table__.update().where(Customer.id == invoice.customer_id)
                        .values(email="c-1001@example.com\r\nBcc: everyone@example.com"))
     db.session.commit()
-    outcome = deliver_invoice(invoice.id)
+    outcome = deliver(invoice.id)
     assert outcome.status == "failed"
     delivery = db.session.scalar(select(InvoiceDelivery))
     assert delivery.status == "failed" and delivery.attempt_started_at is None and delivery.attempts == 1
@@ -192,6 +193,6 @@ def test_a_resend_e_mails_again_but_a_late_automatic_delivery_does_not(app, db_s
     invoice = db.session.scalar(select(Invoice).order_by(Invoice.id))
     delivery = request_resend(invoice, Actor("user", "ann@example.com", None))
     db.session.commit()
-    assert deliver_invoice(invoice.id, delivery_id=delivery.id).status == "sent"
-    assert deliver_invoice(invoice.id).status == "skipped"
+    assert deliver(invoice.id, delivery_id=delivery.id).status == "sent"
+    assert deliver(invoice.id).status == "skipped"
     assert len(mail_sink.messages()) == 1

@@ -20,7 +20,8 @@ from sqlalchemy import select
 
 from app.audit import Actor
 from app.billing.runs import execute_run, start_billing_run
-from app.delivery.service import deliver_invoice, request_resend
+from app.agents.builtin.invoice_delivery import deliver
+from app.delivery.service import request_resend
 from app.documents.einvoice import NS, build_cii_xml
 from app.documents.glyphs import MissingGlyph, coverage, stylesheet_families
 from app.documents.service import get_or_render_document, stored_document
@@ -232,7 +233,7 @@ def test_a_delivery_whose_e_invoice_breaks_a_rule_is_stopped_with_the_rule_on_th
     db.session.execute(Customer.__table__.update().where(Customer.id == invoice.customer_id)
                        .values(vat_id="XX123456789"))
     db.session.commit()
-    assert deliver_invoice(invoice.id).status == "failed"
+    assert deliver(invoice.id).status == "failed"
     delivery = db.session.scalar(select(InvoiceDelivery).where(InvoiceDelivery.invoice_id == invoice.id))
     assert delivery.status == "failed" and delivery.attempts == 1
     assert "BR-CO-09" in delivery.error and "Buyer VAT identifier (BT-48)" in delivery.error
@@ -251,7 +252,7 @@ def test_a_delivery_whose_e_invoice_breaks_a_rule_is_stopped_with_the_rule_on_th
                        .values(vat_id="DE811907980"))
     resend = request_resend(db.session.get(Invoice, invoice.id), ACTOR)
     db.session.commit()
-    assert deliver_invoice(invoice.id, delivery_id=resend.id).status == "sent"
+    assert deliver(invoice.id, delivery_id=resend.id).status == "sent"
     assert len(mail_sink.messages()) == 1 and stored_document(invoice.id) is not None
     page = viewer.get(f"/invoices/{invoice.id}").get_data(as_text=True)
     assert "Checked against EN 16931: no errors, 1 warning" in page and "PEPPOL-EN16931-R008" in page
@@ -270,9 +271,9 @@ def test_a_document_stored_before_the_checks_is_checked_before_it_is_sent(app, d
     db.session.execute(InvoiceDocument.__table__.update().where(InvoiceDocument.invoice_id == broken.id)
                        .values(xml=etree.tostring(root, xml_declaration=True, encoding="UTF-8")))
     db.session.commit()
-    assert deliver_invoice(valid.id).status == "sent"
+    assert deliver(valid.id).status == "sent"
     assert [f["rule"] for f in stored_document(valid.id).findings] == ["PEPPOL-EN16931-R008"]
-    assert deliver_invoice(broken.id).status == "failed"
+    assert deliver(broken.id).status == "failed"
     delivery = db.session.scalar(select(InvoiceDelivery).where(InvoiceDelivery.invoice_id == broken.id))
     assert "BR-CO-10" in delivery.error and len(mail_sink.messages()) == 1
 
@@ -289,7 +290,7 @@ def test_a_private_use_character_fails_the_render_naming_it_and_nothing_is_sent(
     message = str(raised.value)
     assert message.startswith("line 2 description contains U+E000 (a private-use character) at character 9, "
                               "which none of the invoice's fonts (Liberation Sans, DejaVu Sans, Noto Sans CJK JP)")
-    assert deliver_invoice(invoice.id).status == "failed"
+    assert deliver(invoice.id).status == "failed"
     delivery = db.session.scalar(select(InvoiceDelivery).where(InvoiceDelivery.invoice_id == invoice.id))
     assert "line 2 description contains U+E000" in delivery.error
     assert mail_sink.messages() == [] and stored_document(invoice.id) is None

@@ -12,6 +12,7 @@ from lxml import etree
 from sqlalchemy import select
 
 from app.audit import Actor
+from app.transactions import unit_of_work
 from app.extensions import db
 from app.models import SepaBatch
 from app.payments.collection import record_outcome, start_collection
@@ -200,10 +201,10 @@ def test_a_debit_added_while_the_batch_is_being_closed_goes_into_the_next_batch(
     batch_id, closed, release = open_batch().id, threading.Event(), threading.Event()
 
     def close_and_hold():
-        close_batch(db.session.get(SepaBatch, batch_id), ACTOR, date(2026, 12, 4))
-        closed.set()
-        release.wait(10)
-        db.session.commit()
+        with unit_of_work():  # close_batch joins it: the batch stays locked until this commits
+            close_batch(db.session.get(SepaBatch, batch_id), ACTOR, date(2026, 12, 4))
+            closed.set()
+            release.wait(10)
 
     closer, closer_errors = in_thread(app, close_and_hold)
     assert closed.wait(10)

@@ -327,3 +327,34 @@ def test_fast_money_is_exactly_babels_money_in_every_locale():
             for amount in amounts + [Decimal(rng.randrange(10 ** rng.randint(1, 14))).scaleb(-rng.choice([0, 2, 4]))]:
                 assert fast_money(amount, currency, locale) == format_currency(amount, currency, locale=locale), (
                     locale, currency, amount)
+
+
+# ------------------------------------------------------------------ many customers: slices and search
+def test_customers_come_in_slices_largest_overdue_first_and_can_be_searched(app, admin_client):
+    with app.app_context():
+        entity = make_entity(locale="de_DE")
+        for n in range(52):
+            add_invoice(entity, f"Kunde {n:02d}", f"{n + 1}.00", days=40)
+        add_invoice(entity, "Zeppelin", "900.00", days=-3)  # the largest total, nothing overdue: last
+        db.session.commit()
+    page = admin_client.get(f"/reports/aging?as_of={AS_OF}").get_data(as_text=True)
+    rows = shown_rows(page)
+    assert [r[1] for r in rows[:3]] == ["Kunde 51", "Kunde 50", "Kunde 49"] and len(rows) == 50 + 1  # + totals
+    assert rows[-1][-1] == "2.278,00 €"  # every customer's total: 1 + … + 52 + 900
+    more = html.fromstring(page).xpath("//tr[@class='aging-more']//a")[0]
+    url = more.get("hx-get")
+    assert url == more.get("href") == "/reports/aging/rows?entity=DE01&as_of=2026-11-26&currency=EUR&offset=50"
+    assert "53 customer(s)" in text(html.fromstring(page).xpath("//caption")[0])
+
+    rest = admin_client.get(url, headers=HX).get_data(as_text=True)
+    names = [text(a) for a in html.fromstring(f"<table>{rest}</table>").xpath("//tr[@class='aging-row']/th/a")]
+    assert names == ["Kunde 01", "Kunde 00", "Zeppelin"] and "aging-more" not in rest
+    full = admin_client.get(url)  # without JavaScript: a page of its own, with the way back
+    assert full.status_code == 200 and "Zeppelin" in full.get_data(as_text=True)
+    assert 'href="/reports/aging?entity=DE01&amp;as_of=2026-11-26"' in full.get_data(as_text=True)
+
+    found = admin_client.get(f"/reports/aging?as_of={AS_OF}&q=kunde+0").get_data(as_text=True)
+    assert [r[1] for r in shown_rows(found)[:-1]] == [f"Kunde {n:02d}" for n in range(9, -1, -1)]
+    assert "10 of 53 customer(s)" in text(html.fromstring(found).xpath("//caption")[0])
+    assert shown_rows(found)[-1] == rows[-1]  # the totals stay those of every customer
+    assert admin_client.get("/reports/aging/rows?entity=NOPE&currency=EUR").status_code == 404

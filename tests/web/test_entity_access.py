@@ -44,7 +44,7 @@ OWN_ENTITY = {"main.home", "main.switch_entity", "main.search", "agents.index", 
               "records.invoices", "records.invoices_csv", "records.invoices_resend", "records.invoices_resend_confirm",
               "records.invoices_bulk_post", "records.invoices_bulk_post_confirm", "records.invoices_bulk_resend",
               "records.invoices_bulk_resend_confirm",
-              "reports.aging", "reports.aging_csv", "runs.index", "dunning.preview",
+              "reports.aging", "reports.aging_csv", "reports.aging_rows", "runs.index", "dunning.preview",
               "schedules.index", "schedules.new", "schedules.preview", "settings.entities", "settings.tax_code_add",
               "settings.tax_codes", "settings.audit_trail", "settings.audit_log"}
 # The user's own account (any signed-in user, about themselves only): nothing of a legal entity in it.

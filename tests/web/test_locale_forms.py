@@ -157,10 +157,11 @@ def test_the_pdf_and_the_email_show_the_rate_and_amounts_in_german(app, client_a
     assert "19,45 %" in text and "49,00 €" in text and "58,53 €" in text
     assert "19.45" not in text and "EUR 49" not in text
     with app.app_context():
-        from app.delivery.service import _texts
+        from app.agents.builtin.invoice_delivery import mail_templates
+        from app.delivery.service import texts
 
         invoice = db.session.get(Invoice, german["invoice"])
-        _subject, body = _texts(invoice, invoice.customer)
+        _subject, body = texts(invoice, invoice.customer, mail_templates())
     assert f"58,53{NBSP}€" in body
 
 

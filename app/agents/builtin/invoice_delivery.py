@@ -5,7 +5,8 @@ from __future__ import annotations
 from rq import get_current_job
 
 from app.agents.base import AgentSpec, Setting
-from app.delivery.service import deliver_invoice
+from app.agents.settings import agent_settings
+from app.delivery.service import DeliveryOutcome, MailTemplates, deliver_invoice
 from app.errors import NotActedYet
 from app.models import AgentDefinition, Event
 from app.queues import DELIVERY_TIMEOUT
@@ -25,10 +26,22 @@ def on_event(event: Event, agent: AgentDefinition | None = None) -> str | None:
     """The delivery's status (the job's result in RQ: its message can name the customer)."""
     if event.type not in DELIVERED_EVENTS or "invoice_id" not in (event.payload or {}):
         return None  # an event this agent does not act on
-    outcome = deliver_invoice(int(event.payload["invoice_id"]), final_attempt=is_final_attempt())
+    outcome = deliver(int(event.payload["invoice_id"]), final_attempt=is_final_attempt())
     if outcome.status == "in_flight":  # another job is handing the e-mail to the SMTP server right now
         raise NotActedYet(outcome.message)
     return outcome.status
+
+
+def mail_templates() -> MailTemplates:
+    """This agent's e-mail subject and text, as an admin set them (Agents > Invoice Delivery > Configuration)."""
+    settings = agent_settings(SPEC.key)
+    return MailTemplates(settings["subject_template"], settings["body_template"])
+
+
+def deliver(invoice_id: int, *, delivery_id: int | None = None, final_attempt: bool = True) -> DeliveryOutcome:
+    """Deliver the invoice (the automatic delivery, or the resend `delivery_id`) with this agent's settings: the
+    handler reads them; the delivery service gets them as plain values."""
+    return deliver_invoice(invoice_id, mail_templates(), delivery_id=delivery_id, final_attempt=final_attempt)
 
 
 # Placeholders the delivery e-mail templates may use.

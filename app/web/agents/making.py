@@ -8,7 +8,6 @@ from flask_login import current_user
 from app.agents.custom import choosable_events, create_custom_agent, templates, update_custom_agent
 from app.agents.registry import TEMPLATES, spec_of
 from app.audit import Actor
-from app.extensions import db
 from app.records.validation import ValidationError
 from app.web.agents import bp
 from app.web.agents.presenters import custom_context, custom_input, shown_settings
@@ -41,10 +40,8 @@ def create(template: str):
     try:
         agent = create_custom_agent(entity, data, Actor.for_user(current_user))
     except ValidationError as error:
-        db.session.rollback()
         return _form(spec, {"name": data.name, "cron": data.cron, "events": list(data.events)},
                      shown_settings(spec, data.settings), error.errors, 422)
-    db.session.commit()
     if data.cron.strip():
         schedules_synced()
     flash(f"{agent.name} created for {entity.code}, disabled. Press Test to see what it does, then enable it on "
@@ -74,10 +71,8 @@ def triggers(key: str):
     try:
         changed = update_custom_agent(agent, data, Actor.for_user(current_user))
     except ValidationError as error:
-        db.session.rollback()
         return agent_page(agent, "configuration", status=422, custom_errors=error.errors,
                           **custom_context(agent, request.form))
-    db.session.commit()
     if "cron" in changed:
         schedules_synced()
     flash(f"Saved as version {agent.version}: {', '.join(changed)} changed." if changed else "Nothing changed.",

@@ -166,10 +166,8 @@ def configure(key: str):
     try:
         changes = update_configuration(agent, submitted, Actor.for_user(current_user))
     except ValidationError as error:
-        db.session.rollback()
         values = shown_settings(spec, submitted)
         return agent_page(agent, "configuration", status=422, values=values, errors=error.errors)
-    db.session.commit()
     saved = _saved_message(changes, spec)
     if not htmx:
         flash(saved, "success")
@@ -184,7 +182,6 @@ def toggle(key: str):
     agent = agent_or_404(key)
     enabled = request.form.get("enabled") == "1"
     if set_enabled(agent, enabled, Actor.for_user(current_user)):
-        db.session.commit()
         flash(f"{agent.name} {'enabled' if enabled else 'disabled'}.", "success")
     else:
         flash(f"{agent.name} was already {'enabled' if enabled else 'disabled'}.", "info")

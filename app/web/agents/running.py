@@ -50,7 +50,6 @@ def run(key: str):
             return _run_answer(agent, result, result.message, 200)
         preview = preview_run(entity, as_of)
     except RunRefused as refused:
-        db.session.rollback()
         return _run_answer(agent, None, f"Not started: {refused}.", 409)
     if "confirm" not in request.form:  # the Run button: the preview, with its Confirm
         return _preview_answer(agent, preview)
@@ -68,7 +67,6 @@ def run(key: str):
         result = start_billing_run(entity, preview.as_of, "manual", actor, False, ahead_of_time=ahead,
                                    confirmation={**preview.facts(), "ahead_of_time": ahead})
     except RunRefused as refused:
-        db.session.rollback()
         return _run_answer(agent, None, f"Not started: {refused}.", 409)
     return _run_answer(agent, result, result.message, 200)
 
@@ -111,7 +109,6 @@ def _queue_run(key: str, trigger: str):
     try:
         agent_run = request_run(agent, entity, trigger, Actor.for_user(current_user))
     except AgentRunRefused as refused:
-        db.session.rollback()
         return _agent_run_answer(agent, None, f"Not started: {refused}.", 409)
     return _agent_run_answer(agent, agent_run, None, 200)
 

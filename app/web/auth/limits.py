@@ -11,8 +11,7 @@ from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
 from flask_limiter.util import get_remote_address
 
-from app.audit import Actor, record, request_origin
-from app.extensions import db
+from app.signin import record_rate_limited
 
 # The sign-in steps and the pages of account e-mails (asking for a reset link, using it, accepting an invitation).
 LIMITED_ENDPOINTS = ("auth.login", "auth.second_factor", "auth.enrol", "auth.forgot_password", "auth.reset_password",
@@ -36,9 +35,7 @@ def init_app(app: Flask) -> Limiter:
     @app.errorhandler(RateLimitExceeded)
     def too_many(error):
         if _first_refusal_this_minute():
-            record("signin.rate_limited", "user", None, Actor.system("sign-in rate limit"), path=request.path,
-                   limit=str(error.limit.limit), **request_origin())
-            db.session.commit()
+            record_rate_limited(request.path, str(error.limit.limit))
         return render_template("errors/429.html", limit=str(error.limit.limit)), 429
 
     return limiter

@@ -7,7 +7,6 @@ from flask import after_this_request, current_app, flash, redirect, render_templ
 from flask_login import current_user, logout_user
 
 from app.errors import AccountError, InvitationLinkError, ResetLinkError
-from app.extensions import db
 from app.invitations import accept_invitation, invitation_for_token
 from app.invitations import lifetime as invitation_lifetime
 from app.password_reset import (deliver_reset_mail, link_lifetime, request_password_reset,
@@ -41,7 +40,6 @@ def forgot_password():
     form = ForgotPasswordForm()
     if form.validate_on_submit():
         message = request_password_reset(form.email.data)
-        db.session.commit()
         if message is not None:
             _send_after_the_answer(message)
         return redirect(url_for("auth.reset_requested"), 303)
@@ -74,13 +72,10 @@ def reset_password_page(token: str):
         try:
             reset_password(token, request.form.get("new_password", ""), request.form.get("new_password_again", ""))
         except ResetLinkError as failure:  # used in another tab meanwhile
-            db.session.rollback()
             return _reset_link_refused(failure)
         except AccountError as failure:
-            db.session.rollback()
             error = str(failure)
         else:
-            db.session.commit()
             _signed_out_of_other_accounts()
             flash("Your new password is set, and every session of yours has ended. Sign in with it.", "success")
             return redirect(url_for("auth.login"), 303)
@@ -99,13 +94,10 @@ def accept_invitation_page(token: str):
             accept_invitation(token, name, request.form.get("new_password", ""),
                               request.form.get("new_password_again", ""))
         except InvitationLinkError as failure:
-            db.session.rollback()
             return _invitation_refused(failure)
         except AccountError as failure:
-            db.session.rollback()
             error = str(failure)
         else:
-            db.session.commit()
             _signed_out_of_other_accounts()
             then = " You will set up two-step sign-in next." if user.needs_second_factor else ""
             flash(f"Welcome to Arbill: your password is set. Sign in with it.{then}", "success")

@@ -11,13 +11,13 @@ from flask import current_app, flash, redirect, render_template, request, sessio
 from flask_login import current_user, login_required, login_user, logout_user
 
 from app.accounts import log_out
-from app.audit import Actor, record, request_origin
+from app.audit import Actor
 from app.errors import AccountError
 from app.extensions import db, htmx
 from app.models import User
 from app.signin import (SecondFactor, authenticate, change_own_password, check_current_password, check_second_factor,
-                        confirm_enrolment, disable_second_factor, provisioning_uri, qr_svg, recovery_codes_left,
-                        regenerate_recovery_codes, sign_out_everywhere, start_enrolment)
+                        confirm_enrolment, disable_second_factor, provisioning_uri, qr_svg, record_sign_in,
+                        recovery_codes_left, regenerate_recovery_codes, sign_out_everywhere, start_enrolment)
 from app.web.auth import bp
 from app.web.auth.forms import CodeForm, LoginForm
 from app.web.helpers import go_to
@@ -39,8 +39,7 @@ def _complete_sign_in(user: User, second_factor: SecondFactor | None, enrolled: 
     login_user(user, remember=False)
     session["seen"], session["mfa"] = int(time.time()), second_factor is not None or enrolled
     method = "enrolment" if enrolled else (second_factor.method if second_factor else None)
-    record("user.login", "user", user.id, Actor.for_user(user), second_factor=method, **request_origin())
-    db.session.commit()
+    record_sign_in(user, method)
     if second_factor and second_factor.method == "recovery code":
         left = second_factor.recovery_codes_left
         flash(f"You signed in with a recovery code: {left} left. Make new ones on your Security page.",
@@ -129,7 +128,6 @@ def second_factor():
         try:
             passed = check_second_factor(user, form.code.data)
         except AccountError as failure:
-            db.session.rollback()
             error = str(failure)
         else:
             return redirect(_complete_sign_in(user, passed))
@@ -148,13 +146,11 @@ def enrol():
         session.pop(PENDING, None)
         return _back_to_login()
     start_enrolment(user)
-    db.session.commit()
     form, error = CodeForm(), None
     if form.validate_on_submit():
         try:
             codes = confirm_enrolment(user, form.code.data, Actor.for_user(user))
         except AccountError as failure:
-            db.session.rollback()
             error = str(failure)
         else:
             target = _complete_sign_in(user, None, enrolled=True)
@@ -167,7 +163,6 @@ def enrol():
 @login_required
 def logout():
     log_out(current_user, Actor.for_user(current_user))
-    db.session.commit()
     logout_user()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))
@@ -201,17 +196,14 @@ def security_enrol():
         start_enrolment(user)
     except AccountError as failure:
         return _security_page(str(failure), 409)
-    db.session.commit()
     form, error = CodeForm(), None
     if form.validate_on_submit():
         try:
             codes = confirm_enrolment(user, form.code.data, Actor.for_user(user))
         except AccountError as failure:
-            db.session.rollback()
             error = str(failure)
         else:
             session["mfa"] = True
-            db.session.commit()
             return render_template("auth/recovery_codes.html", codes=codes, next=url_for("auth.security"))
     return render_template("auth/enrol.html", form=form, error=error, required=False, secret=user.totp_secret,
                            qr=qr_svg(provisioning_uri(user))), 422 if error else 200
@@ -225,9 +217,7 @@ def security_recovery_codes():
         check_current_password(user, request.form.get("password", ""))
         codes = regenerate_recovery_codes(user, Actor.for_user(user))
     except AccountError as failure:
-        db.session.rollback()
         return _security_page(str(failure), 422)
-    db.session.commit()
     return render_template("auth/recovery_codes.html", codes=codes, next=url_for("auth.security"))
 
 
@@ -239,9 +229,7 @@ def security_disable():
         check_current_password(user, request.form.get("password", ""))
         disable_second_factor(user, Actor.for_user(user))
     except AccountError as failure:
-        db.session.rollback()
         return _security_page(str(failure), 422)
-    db.session.commit()
     flash("Two-step sign-in is off.", "success")
     return redirect(url_for("auth.security"), 303)
 
@@ -254,9 +242,7 @@ def security_password():
         change_own_password(user, request.form.get("password", ""), request.form.get("new_password", ""),
                             Actor.for_user(user), again=request.form.get("new_password_again", ""))
     except AccountError as failure:
-        db.session.rollback()
         return _security_page(str(failure), 422)
-    db.session.commit()
     _sign_in_again_here(user)
     flash("Password changed. Every other session of yours has ended.", "success")
     return redirect(url_for("auth.security"), 303)
@@ -266,7 +252,6 @@ def security_password():
 @login_required
 def security_sign_out_everywhere():
     sign_out_everywhere(current_user, Actor.for_user(current_user))
-    db.session.commit()
     logout_user()
     flash("You are signed out everywhere, on this browser too.", "info")
     return redirect(url_for("auth.login"), 303)

@@ -105,9 +105,7 @@ def close(batch_id: int):
     try:
         close_batch(batch, Actor.for_user(current_user), today, confirmation=_confirmed(preview))
     except BatchError as error:
-        db.session.rollback()
         return _batch_page(entity_record_or_404(SepaBatch, batch_id), close_error=str(error), status=422)
-    db.session.commit()
     flash(f"Batch #{batch.id} closed: {batch.item_count} debit{'s' if batch.item_count != 1 else ''}, "
           f"to be collected on {batch.collection_date.isoformat()}. Download the pain.008 file and send it to "
           "the bank.", "success")
@@ -133,10 +131,8 @@ def outcome(batch_id: int, item_id: int):
         done = apply_outcome(item, form.get("outcome", ""), form.get("date", ""), form.get("reason", ""),
                              Actor.for_user(current_user), form_locale())
     except OutcomeError as error:
-        db.session.rollback()
         errors = {"errors": error.errors, "values": form.to_dict()}
         return _batch_page(entity_record_or_404(SepaBatch, batch_id), item_errors={item_id: errors}, status=422)
-    db.session.commit()
     flash(f"Debit {item.end_to_end_id} recorded as {done}.", "success")
     return redirect(url_for("collections.batch", batch_id=batch.id) + f"#item-{item.id}", 303)
 
@@ -157,10 +153,8 @@ def results(batch_id: int):
                                      max_rows=current_app.config["IMPORT_MAX_ROWS"],
                                      file_format=request.form.get("format") or None)
         except ResultImportFailed as failure:
-            db.session.rollback()
             errors = failure.errors
         else:
-            db.session.commit()
             accepted = f", {summary.accepted} received by the bank (not settled yet)" if summary.accepted else ""
             flash(f"Imported {summary.rows} result{'s' if summary.rows != 1 else ''}: {summary.collected} "
                   f"collected, {summary.returned} returned{accepted}.", "success")

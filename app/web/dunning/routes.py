@@ -10,7 +10,6 @@ from flask_login import current_user
 from app.audit import Actor
 from app.dunning import holds, service
 from app.dunning.texts import level_title, language_of, setting_name
-from app.extensions import db
 from app.models import Customer, DunningNotice, Invoice, LegalEntity
 from app.records.validation import FieldError, ValidationError, parse_date
 from app.web.decorators import role_required
@@ -67,7 +66,6 @@ def customer_hold(customer_id: int):
         holds.hold_customer(customer, request.form.get("reason", ""), request.form.get("note"),
                             Actor.for_user(current_user))
     except ValidationError as error:
-        db.session.rollback()
         flash("Not held: " + "; ".join(error.errors.values()), "error")
     else:
         flash(f"{customer.name} gets no payment reminders ({customer.dunning_hold}) until released.", "success")
@@ -91,7 +89,6 @@ def invoice_dispute(invoice_id: int):
     try:
         holds.set_invoice_disputed(invoice, disputed, request.form.get("note"), Actor.for_user(current_user))
     except ValidationError as error:
-        db.session.rollback()
         flash("; ".join(error.errors.values()), "error")
     else:
         flash(f"Invoice {invoice.number} is disputed: no payment reminder lists it." if disputed

@@ -3,7 +3,8 @@ from urllib.parse import urlsplit
 from flask import abort, redirect, request, url_for
 from flask_login import current_user, login_required
 
-from app.audit import Actor, record
+from app import accounts
+from app.audit import Actor
 from app.errors import FieldError
 from app.extensions import db
 from app.models import LegalEntity
@@ -35,10 +36,7 @@ def switch_entity():
         bad_request(f"legal entity: {error}.")
     if entity is None or not current_user.sees_entity(entity.id):  # not theirs: as if it did not exist
         abort(404)
-    current_user.current_legal_entity_id = entity.id
-    record("user.switched_entity", "user", current_user.id, Actor.for_user(current_user),
-           legal_entity_id=entity.id, code=entity.code)
-    db.session.commit()
+    accounts.switch_entity(current_user, entity, Actor.for_user(current_user))
     target = request.form.get("next") or url_for("main.home")
     if urlsplit(target).netloc or not target.startswith("/") or target.startswith("//"):
         target = url_for("main.home")

@@ -38,9 +38,7 @@ def add():
     try:
         rule = service.add_rule(values["event_type"], values["agent_key"], Actor.for_user(current_user))
     except ValidationError as error:
-        db.session.rollback()
         return _page(values, error.errors, status=422)
-    db.session.commit()
     agent = get_agent(rule.agent_key)
     message = f"Rule added: when {event_words(rule.event_type)}, the {agent.name} is asked to act ({rule.event_type})."
     if rule.event_type not in agent.trigger_events:
@@ -54,7 +52,6 @@ def _set_enabled(rule_id: int, enabled: bool) -> Response:
     rule = db.get_or_404(OrchestrationRule, rule_id)
     word = "enabled" if enabled else "disabled"
     if service.set_rule_enabled(rule, enabled, Actor.for_user(current_user)):
-        db.session.commit()
         flash(f"Rule “when {event_words(rule.event_type)} → {service.agent_name(rule.agent_key)}” {word}.", "success")
     else:
         flash(f"The rule was already {word}.", "info")
@@ -79,6 +76,5 @@ def delete(rule_id: int):
     rule = db.get_or_404(OrchestrationRule, rule_id)
     label = f"when {event_words(rule.event_type)} → {service.agent_name(rule.agent_key)}"
     service.delete_rule(rule, Actor.for_user(current_user))
-    db.session.commit()
     flash(f"Rule “{label}” deleted.", "success")
     return go_to(url_for("orchestration.index"))

@@ -75,9 +75,7 @@ def bank_import():
     try:
         result = cash.import_statement(entity, upload.read(), name, Actor.for_user(current_user), file_format or None)
     except cash.BankImportError as error:
-        db.session.rollback()
         return render_bank(entity, problems=error.problems, form=form)
-    db.session.commit()
     return render_bank(entity, result=result)
 
 
@@ -89,7 +87,6 @@ def bank_rematch():
     if entity is None:
         abort(404)
     result = bank_queue.rematch(entity, Actor.for_user(current_user))
-    db.session.commit()
     waiting = result.partially_matched + result.unmatched
     looked = result.matched + waiting
     flash(f"Looked again at {looked} waiting credit{'s' if looked != 1 else ''}: {result.matched} matched now"
@@ -132,10 +129,8 @@ def render_row(entry: BankEntry, *, errors: dict | None = None, form: dict | Non
 def _answer(entry: BankEntry, errors: dict, form: dict, message: str, done: bool):
     """HTMX: the row; otherwise the entry's page (with the errors, 422) or back to it after the change."""
     if not done:
-        db.session.rollback()
         entry = get_entry(entry.id)
         return render_row(entry, errors=errors, form=form) if htmx else render_entry(entry, errors, form)
-    db.session.commit()
     if htmx:
         return render_row(entry, message=message)
     flash(message, "success")

@@ -6,10 +6,8 @@ from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user
 
 from app.errors import NotInEntity
-from app.queues import relay_soon
 from app.audit import Actor
 from app.delivery.service import resend_plan
-from app.extensions import db
 from app.records.bulk_actions import SHOWN, post_plan, post_selection, selected_invoices
 from app.records.invoices import InvoiceFilters
 from app.web.confirming import confirm_step, confirmation_refused
@@ -83,8 +81,6 @@ def invoices_bulk_post():
     if not plan.drafts:
         return _post_step(entity, filters, plan, "Nothing was posted: the selection holds no draft.", 409)
     result = post_selection(plan, Actor.for_user(current_user))
-    db.session.commit()
-    relay_soon()
     posted = result.posted
     numbers = posted[0].number if len(posted) == 1 else f"{posted[0].number} – {posted[-1].number}"
     flash(f"{len(posted)} draft{'s' if len(posted) != 1 else ''} posted as {numbers}"

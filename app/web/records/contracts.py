@@ -10,7 +10,6 @@ from flask_login import current_user
 from app.audit import Actor
 from app.billing.periods import FREQUENCIES
 from app.errors import ImportFailed, ValidationError
-from app.extensions import db
 from app.models import Contract
 from app.models.contracts import CONTRACT_STATUSES
 from app.locale_input import input_date
@@ -87,10 +86,8 @@ def contract_new():
         try:
             contract = service.create_contract(entity, data, lines, Actor.for_user(current_user), form_locale())
         except ValidationError as error:
-            db.session.rollback()
             errors = error.errors
         else:
-            db.session.commit()
             flash(f"Contract {contract.reference} created.", "success")
             return redirect(url_for("records.contract_detail", contract_id=contract.id))
     return render_form(entity, None, data, lines, errors)
@@ -135,10 +132,8 @@ def contract_edit(contract_id: int):
         try:
             changes = service.update_contract(contract, data, lines, Actor.for_user(current_user), form_locale())
         except ValidationError as error:
-            db.session.rollback()
             errors = error.errors
         else:
-            db.session.commit()
             flash(f"Contract {contract.reference} saved." if changes else "Nothing changed.", "success")
             return redirect(url_for("records.contract_detail", contract_id=contract.id))
     return render_form(contract.legal_entity, contract, data, lines, errors)
@@ -149,9 +144,7 @@ def _act(contract_id: int, action, message: str, *args):
     try:
         action(contract, *args, Actor.for_user(current_user))
     except ValidationError as error:
-        db.session.rollback()
         return render_detail(contract, error.errors, request.form.get("end_date", ""))
-    db.session.commit()
     flash(message.format(ref=contract.reference), "success")
     return redirect(url_for("records.contract_detail", contract_id=contract.id))
 
@@ -194,10 +187,8 @@ def contracts_import():
             try:
                 result = import_contracts(upload.stream, Actor.for_user(current_user), max_rows=max_rows)
             except ImportFailed as failure:
-                db.session.rollback()
                 errors, count = failure.errors, failure.count
             else:
-                db.session.commit()
                 flash(f"Imported {_count(result.contracts, 'contract')} with {_count(result.lines, 'line')}; "
                       f"created {_count(result.customers, 'customer')}.", "success")
                 for note in result.notes:

@@ -7,7 +7,6 @@ from flask_login import current_user
 from app.audit import Actor
 from app.dunning.service import notices_of_customer
 from app.errors import ValidationError
-from app.extensions import db
 from app.models import Customer
 from app.models.parties import PAYMENT_METHODS
 from app.records import customers as service
@@ -53,10 +52,8 @@ def customer_new():
         try:
             customer = service.create_customer(entity, data, Actor.for_user(current_user), form_locale())
         except ValidationError as error:
-            db.session.rollback()
             errors = error.errors
         else:
-            db.session.commit()
             flash(f"Customer {customer.name} created.", "success")
             return redirect(url_for("records.customer_detail", customer_id=customer.id))
     response = render("records/customer_form.html", entity=entity, customer=None, data=data, errors=errors,
@@ -84,10 +81,8 @@ def customer_edit(customer_id: int):
         try:
             changes = service.update_customer(customer, data, Actor.for_user(current_user), form_locale())
         except ValidationError as error:
-            db.session.rollback()
             errors = error.errors
         else:
-            db.session.commit()
             flash(f"Customer {customer.name} saved." if changes else "Nothing changed.", "success")
             return redirect(url_for("records.customer_detail", customer_id=customer.id))
     response = render("records/customer_form.html", entity=customer.legal_entity, customer=customer, data=data,

@@ -17,7 +17,6 @@ from app.paging import count_upto
 from app.records import invoices as service
 from app.records.customers import customer_choices
 from app.agents.service import enqueue_resend
-from app.queues import relay_soon
 from app.dunning.service import reminders_of_invoice
 from app.delivery.service import (DELIVERY_FILTERS, bulk_resend_plan, delivery_state, delivery_states,
                                    document_filename, undelivered_minutes)
@@ -127,7 +126,6 @@ def resend_confirmed(entity, plan) -> None:
     from app.delivery.service import enqueue_resends, request_bulk_resend
 
     result = request_bulk_resend(entity.id, Actor.for_user(current_user), plan.kind, plan=plan, confirmed=True)
-    db.session.commit()
     not_posted = len(plan.left_alone) - result.in_progress - result.no_email
     notes = [f"{count} {what}" for count, what in ((result.in_progress, "still being sent or retried"),
                                                    (result.no_email, "without a customer e-mail address"),
@@ -170,10 +168,7 @@ def invoice_post(invoice_id: int):
     try:
         service.post_invoice(invoice, Actor.for_user(current_user))
     except ValidationError as error:
-        db.session.rollback()
         return render_detail(invoice, error.errors)
-    db.session.commit()
-    relay_soon()
     flash(f"Invoice posted as {invoice.number}.", "success")
     return redirect(url_for("records.invoice_detail", invoice_id=invoice.id))
 
@@ -211,10 +206,8 @@ def invoice_credit(invoice_id: int):
         note = credit_notes.credit_invoice(invoice, credit_notes.CreditRequest(form["reason"], amount, lines),
                                            Actor.for_user(current_user))
     except ValidationError as error:
-        db.session.rollback()
         invoice = get_invoice(invoice_id)
         return render_detail(invoice, {f"credit_{k}": m for k, m in error.errors.items()}, credit_form=form)
-    db.session.commit()
     flash(f"Credit note {note.number} issued for invoice {invoice.number}; it is e-mailed to the customer.", "success")
     return redirect(url_for("records.invoice_detail", invoice_id=note.id))
 
@@ -234,9 +227,7 @@ def credit_refund(invoice_id: int):
         refund_credit(credit, request.form.get("reference", ""), note.legal_entity.today(),
                       Actor.for_user(current_user))
     except ValidationError as error:
-        db.session.rollback()
         return render_detail(get_invoice(invoice_id), {f"refund_{k}": m for k, m in error.errors.items()})
-    db.session.commit()
     flash(f"Refund of the customer credit from {note.number} recorded.", "success")
     return redirect(url_for("records.invoice_detail", invoice_id=note.id))
 
@@ -245,18 +236,16 @@ def credit_refund(invoice_id: int):
 @role_required("viewer")
 def invoice_pdf(invoice_id: int):
     """The stored PDF/A-3 e-invoice (rendered and stored on first request)."""
-    from app.documents.service import get_or_render_document
+    from app.documents.service import document_for_download
 
     invoice = get_invoice(invoice_id)
     if invoice.status == "draft":
         abort(404)
     try:
-        document = get_or_render_document(invoice)
+        document = document_for_download(invoice)
     except DocumentError as error:  # an EN 16931 rule or a character no font prints: nothing stored
-        db.session.rollback()
         flash(f"The PDF of invoice {invoice.number} cannot be made: {error}", "error")
         return redirect(url_for("records.invoice_detail", invoice_id=invoice.id))
-    db.session.commit()
     return send_file(io.BytesIO(document.pdf), mimetype="application/pdf", as_attachment=True,
                      download_name=document_filename(invoice))
 
@@ -270,9 +259,7 @@ def invoice_resend(invoice_id: int):
     try:
         delivery = request_resend(invoice, Actor.for_user(current_user))
     except ValueError as error:
-        db.session.rollback()
         return render_detail(invoice, {"delivery": str(error)})
-    db.session.commit()
     try:
         enqueue_resend(invoice.id, delivery.id)
         flash(f"Invoice {invoice.number} will be e-mailed again to {invoice.customer.email or '(no e-mail address)'}.",
@@ -294,10 +281,8 @@ def invoice_payment(invoice_id: int):
         payment = record_typed_payment(invoice.id, form["amount"], form["received_on"], form["reference"],
                                        Actor.for_user(current_user), form_locale())
     except ValidationError as error:
-        db.session.rollback()
         return render_detail(invoice, {f"payment_{k}": v for k, v in error.errors.items()}, payment_form=form)
     amount = payment.amount
-    db.session.commit()
     flash(f"Payment of {money(amount, invoice.currency)} recorded"
           + ("; the invoice is paid." if invoice.status == "paid" else "."), "success")
     return redirect(url_for("records.invoice_detail", invoice_id=invoice.id))
@@ -317,11 +302,9 @@ def invoice_payment_reverse(invoice_id: int, payment_id: int):
     try:
         reverse_payment(payment.id, reason, Actor.for_user(current_user))
     except PaymentError as error:
-        db.session.rollback()
         return render_detail(invoice, {f"reverse_{payment.id}": str(error)},
                              reverse_form={"payment_id": payment.id, "reason": reason},
                              partial="records/_invoice_payments.html")
-    db.session.commit()
     flash(f"Payment #{payment.id} of {money(payment.amount, invoice.currency)} reversed: "
           f"{money(invoice.amount_due, invoice.currency)} is due on "
           f"{invoice.number}.", "success")
@@ -346,11 +329,9 @@ def invoice_draft_edit(invoice_id: int):
         try:
             drafts.update_draft(invoice, lines, Actor.for_user(current_user), form_locale())
         except ValidationError as error:
-            db.session.rollback()
             errors = error.errors
             invoice = get_invoice(invoice_id)
         else:
-            db.session.commit()
             flash("Draft corrected; post it to give it its number.", "success")
             return redirect(url_for("records.invoice_detail", invoice_id=invoice.id))
     response = render("records/draft_form.html", invoice=invoice, lines=with_blank_rows(lines), errors=errors,
@@ -368,9 +349,7 @@ def invoice_draft_delete(invoice_id: int):
     try:
         drafts.delete_draft(invoice, Actor.for_user(current_user))
     except ValidationError as error:
-        db.session.rollback()
         return render_detail(get_invoice(invoice_id), error.errors)
-    db.session.commit()
     flash(f"Draft for {period} deleted; the next billing run bills that period again unless the contract changes.",
           "success")
     return redirect(url_for("records.invoices"))

@@ -10,14 +10,15 @@ from werkzeug.routing import BuildError
 from app.errors import FieldError
 from app.extensions import db, htmx
 from app.models import Customer, LegalEntity
-from app.reports.aging import (BUCKET_KEYS, BUCKETS, CSV_HEADER, aging_table_rows, aging_report, csv_filename,
-                               customer_open_invoices,
-                               default_as_of, DSO_WINDOW_DAYS, TOP_CUSTOMERS)
+from app.reports.aging import (BUCKET_KEYS, BUCKETS, CSV_HEADER, DSO_WINDOW_DAYS, PAGE_SIZE, TOP_CUSTOMERS,
+                               aging_csv_stream, aging_page, aging_slice, csv_filename, customer_open_invoices,
+                               default_as_of)
 from app.reports.chart import bar_chart
 from app.web.decorators import role_required
 from app.records.validation import parse_date
 from flask_login import current_user
 
+from app.web.input import arg_search, arg_whole_number
 from app.web.helpers import (csv_download, csv_format, current_entity, entity_record_or_404, export_links, input_date,
                              render)
 from app.web.reports import bp
@@ -66,39 +67,64 @@ def _with_status(response: Response, error: str | None) -> Response:
     return response
 
 
+def _table_context(entity: LegalEntity, as_of: date) -> dict:
+    """What the customer rows of the report need (the page's table and a further slice alike)."""
+    # /reports/aging/customer: each row appends /<id>?as_of=…&currency=… (url_for per row is slow)
+    return dict(entity=entity, as_of=as_of, as_of_iso=as_of.isoformat() if as_of else "", bucket_keys=BUCKET_KEYS,
+                buckets=BUCKETS, page_size=PAGE_SIZE,
+                customer_path=url_for("reports.aging_customer", customer_id=0).rsplit("/", 1)[0])
+
+
 @bp.get("/aging")
 @role_required("viewer")
 def aging():
     entity = _entity()
     as_of, as_of_text, error = (None, "", None) if entity is None else _as_of(entity)
-    report = aging_report(entity, as_of) if entity is not None and not error else None
+    search = arg_search()
+    report = aging_page(entity, as_of, search) if entity is not None and not error else None
     charts = {}
     if report is not None:
         charts = {s.currency: bar_chart([(b.key, b.label, s.totals.amounts[b.key]) for b in BUCKETS])
                   for s in report.sections}
-    response = render("reports/aging.html", "reports/_aging_report.html", entity=entity, as_of=as_of,
-                      as_of_text=as_of_text, error=error, report=report, charts=charts, buckets=BUCKETS,
-                      bucket_keys=BUCKET_KEYS, as_of_iso=as_of.isoformat() if as_of else "",
-                      # /reports/aging/customer: each row appends /<id>?as_of=…&currency=… (url_for per row is slow)
-                      customer_path=url_for("reports.aging_customer", customer_id=0).rsplit("/", 1)[0],
+    response = render("reports/aging.html", "reports/_aging_report.html", **_table_context(entity, as_of),
+                      as_of_text=as_of_text, error=error, report=report, charts=charts, search=search,
                       dso_days=DSO_WINDOW_DAYS, top_n=TOP_CUSTOMERS,
                       downloads=export_links("reports.aging_csv", entity, {
                           "entity": entity.code if entity else None, "as_of": as_of.isoformat() if as_of else None}))
     return _with_status(response, error)
 
 
-@bp.get("/aging.csv")
-@role_required("viewer")
-def aging_csv():
+def _entity_and_as_of() -> tuple[LegalEntity, date]:
+    """The legal entity and as-of date of a request that needs both: 404 without an entity, 400 (plain text) for a
+    bad date."""
     entity = _entity()
     if entity is None:
         abort(404)
     as_of, _text, error = _as_of(entity)
     if error:
-        return Response(error + "\n", status=400, mimetype="text/plain")
+        abort(Response(error + "\n", status=400, mimetype="text/plain"))
+    return entity, as_of
+
+
+@bp.get("/aging/rows")
+@role_required("viewer")
+def aging_rows():
+    """A further slice of one currency's customers: table rows for HTMX ("Show more"), else a page of them."""
+    entity, as_of = _entity_and_as_of()
+    currency = request.args.get("currency", "").strip().upper()[:3]
+    offset = arg_whole_number("offset", 0)
+    search = arg_search()
+    section = aging_slice(entity, as_of, currency=currency, search=search, offset=offset).get(currency)
+    return render("reports/aging_rows.html", "reports/_aging_rows.html", **_table_context(entity, as_of),
+                  section=section, currency=currency, search=search, offset=offset)
+
+
+@bp.get("/aging.csv")
+@role_required("viewer")
+def aging_csv():
+    entity, as_of = _entity_and_as_of()
     fmt = csv_format(entity)
-    report = aging_report(entity, as_of)
-    return csv_download(csv_filename(report), CSV_HEADER, aging_table_rows(report), fmt)
+    return csv_download(csv_filename(entity.code, as_of), CSV_HEADER, aging_csv_stream(entity, as_of), fmt)
 
 
 @bp.get("/aging/customer/<int:customer_id>")

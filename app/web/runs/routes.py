@@ -98,7 +98,6 @@ def _retry_step(run: BillingRun, preview: RunPreview, problem: str | None = None
 
 
 def _refused(run: BillingRun, refused: RunRefused):
-    db.session.rollback()
     flash(f"Nothing retried: {refused}.", "error")
     return go_to(url_for("runs.detail", run_id=run.id))
 

@@ -129,9 +129,7 @@ def new():
         try:
             schedule = create_schedule(entity, ScheduleInput(values["agent_key"], values["name"],
                                                              to_preset(values)), Actor.for_user(current_user))
-            db.session.commit()
         except ScheduleError as error:
-            db.session.rollback()
             errors = {"form": str(error)}
     if errors:
         return _form(entity, values, errors, status=422)
@@ -155,9 +153,7 @@ def edit(schedule_id: int):
         try:
             changes = update_schedule(schedule, ScheduleInput(schedule.agent.key, values["name"], to_preset(values)),
                                       Actor.for_user(current_user))
-            db.session.commit()
         except ScheduleError as error:
-            db.session.rollback()
             errors = {"form": str(error)}
     if errors:
         return _form(entity, values, errors, schedule, status=422)
@@ -174,7 +170,6 @@ def _set_enabled(schedule_id: int, enabled: bool) -> Response:
     schedule = _schedule_or_404(schedule_id)
     word = "enabled" if enabled else "disabled"
     if set_schedule_enabled(schedule, enabled, Actor.for_user(current_user)):
-        db.session.commit()
         flash(f"Schedule “{schedule.name}” {word}." + ("" if enabled else " It does not fire until enabled again."),
               "success")
         schedules_synced()
@@ -209,7 +204,6 @@ def delete(schedule_id: int):
     schedule = _schedule_or_404(schedule_id)
     name = schedule.name
     delete_schedule(schedule, Actor.for_user(current_user))
-    db.session.commit()
     flash(f"Schedule “{name}” deleted; its coming fires are cancelled. Past runs stay in Runs > Billing.", "success")
     schedules_synced()
     return go_to(url_for("schedules.index"))

@@ -6,7 +6,6 @@ from flask_login import current_user
 from app.audit import Actor
 from app.billing.queries import AUDIT_ORDER, audit_log_query, describe
 from app.chain.verifying import last_verifications, verify
-from app.extensions import db
 from app.models import LegalEntity
 from app.web.decorators import admin_required
 from app.web.helpers import current_entity, entity_record_or_404, entity_locale, keyset_page, render
@@ -41,7 +40,6 @@ def audit_trail_verify(entity_id: int | None):
         abort(403)
     entity = entity_record_or_404(LegalEntity, entity_id, "admin", key="id") if entity_id is not None else None
     result = verify(entity, Actor.for_user(current_user))
-    db.session.commit()
     if result.ok:
         flash(f"{result.entity}: the chain holds ({result.records} records).", "success")
     else:

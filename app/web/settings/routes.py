@@ -43,11 +43,9 @@ def entity_new():
     if request.method == "POST":
         try:
             entity = create_legal_entity(_entity_input(request.form), Actor.for_user(current_user))
-            db.session.commit()
             flash(f"Legal entity {entity.code} created.", "success")
             return redirect(url_for("settings.entities"))
         except ValidationError as error:
-            db.session.rollback()
             errors = error.errors
     return render("settings/entity_form.html", entity=None, values=values, errors=errors,
                   agent_defaults=_agent_defaults()), 422 if errors else 200
@@ -66,11 +64,9 @@ def entity_edit(entity_id: int):
         try:
             changes = update_legal_entity(entity, _entity_input({**request.form, "code": entity.code}),
                                           Actor.for_user(current_user))
-            db.session.commit()
             flash(f"{entity.code}: " + (", ".join(changes) + " changed." if changes else "nothing changed."), "success")
             return redirect(url_for("settings.entities"))
         except ValidationError as error:
-            db.session.rollback()
             errors = error.errors
     return render("settings/entity_form.html", entity=entity, values=values, errors=errors,
                   agent_defaults=_agent_defaults()), 422 if errors else 200
@@ -103,12 +99,10 @@ def user_new():
             role = request.form.get("role", "")
             user = create_user(request.form.get("email", ""), role, request.form.get("password", ""),
                                Actor.for_user(current_user), entity=entity)
-            db.session.commit()
             where = f"in {entity.code}" if entity else "in every legal entity"
             flash(f"User {user.email} created as {role} {where}.", "success")
             return redirect(url_for("settings.user_edit", user_id=user.id))
         except AccountError as failure:
-            db.session.rollback()
             error = str(failure)
     return render("settings/user_form.html", user=None, values=values, error=error, roles=ROLES,
                   entities=entities), 422 if error else 200
@@ -125,9 +119,7 @@ def user_invite():
             entity = _chosen_entity(entities, request.form.get("entity", ""))
             role = request.form.get("role", "")
             invitation = invite_user(request.form.get("email", ""), role, actor, entity=entity)
-            db.session.commit()
         except AccountError as failure:
-            db.session.rollback()
             error = str(failure)
         else:
             _send(invitation, actor, f"Invitation sent to {invitation.email} as {role} "
@@ -149,11 +141,9 @@ def _send(invitation, actor: Actor, done: str) -> None:
     except InvitationNotSent as failure:
         flash(_sentence(failure), "error")
     except AccountError as failure:
-        db.session.rollback()
         flash(_sentence(failure), "error")
     else:
         flash(done, "success")
-    db.session.commit()
 
 
 @bp.post("/users/<int:user_id>/invitation/resend")
@@ -176,9 +166,7 @@ def invitation_withdraw(user_id: int):
     email = user.email
     try:
         withdraw_invitation(user, Actor.for_user(current_user))
-        db.session.commit()
     except AccountError as failure:
-        db.session.rollback()
         flash(_sentence(failure), "error")
     else:
         flash(f"Invitation to {email} withdrawn: its link no longer works.", "success")
@@ -204,11 +192,9 @@ def user_edit(user_id: int):
         try:
             changes = update_user(user, role=values["role"], active=values["active"],
                                   password=request.form.get("password") or None, actor=Actor.for_user(current_user))
-            db.session.commit()
             flash(f"{user.email}: " + (", ".join(changes) + " changed." if changes else "nothing changed."), "success")
             return redirect(url_for("settings.users"))
         except AccountError as failure:
-            db.session.rollback()
             error = str(failure)
     return _edit_page(user, values, error)
 
@@ -228,9 +214,7 @@ def user_roles(user_id: int):
         roles = {entity: request.form.get(f"role_{entity.id}") or None for entity in list_legal_entities()
                  if f"role_{entity.id}" in request.form}
         changes = set_entity_roles(user, roles, Actor.for_user(current_user))
-        db.session.commit()
     except AccountError as failure:
-        db.session.rollback()
         return _edit_page(user, {"role": user.role, "active": user.active}, None, str(failure))
     flash(f"{user.email}: " + ("; ".join(changes) + "." if changes else "no role changed."), "success")
     return redirect(url_for("settings.user_edit", user_id=user.id))

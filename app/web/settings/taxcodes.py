@@ -38,9 +38,7 @@ def tax_code_add():
     try:
         code = service.add_code(entity, values, Actor.for_user(current_user), form_locale())
     except ValidationError as error:
-        db.session.rollback()
         return _page(values, error.errors, 422)
-    db.session.commit()
     flash(f"Tax code {code.code} added to {entity.code}.", "success")
     return redirect(url_for("settings.tax_codes"))
 
@@ -64,10 +62,8 @@ def tax_code_action(code_id: int, action: str):
     try:
         act(code, Actor.for_user(current_user))
     except ValidationError as error:
-        db.session.rollback()
         flash("; ".join(error.errors.values()), "error")
     else:
-        db.session.commit()
         done = {"retire": "retired: no new line can use it", "reactivate": "can be used again",
                 "delete": "deleted"}[action]
         flash(f"Tax code {name} {done}.", "success")

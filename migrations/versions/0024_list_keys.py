@@ -7,8 +7,8 @@ run number) use the existing unique indexes; by customer, the customers' unique 
 by customer_id (an incremental sort by id within a customer). The bank queue's are partial: only waiting credits; and each of its
 rows looks up the open invoices due exactly the credit's amount, which without an index reads every invoice.
 
-Revision ID: 0023
-Revises: 0022
+Revision ID: 0024
+Revises: 0023
 Create Date: 2026-12-07 23:00:00
 
 """
@@ -17,12 +17,12 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0023'
-down_revision = '0022'
+revision = '0024'
+down_revision = '0023'
 branch_labels = None
 depends_on = None
 
-OPEN = "status = 'issued' AND amount_due > 0"  # Invoice.is_open, as the queries write it (constants)
+OPEN = "status IN ('issued') AND amount_due > 0"  # Invoice.is_open as app/models/invoices.py OPEN writes it
 QUEUED = "direction = 'credit' AND status IN ('unmatched', 'partially_matched')"
 INDEXES = (
     ("ix_invoices_list_period", "invoices", ["legal_entity_id", "period_start", "id"], None),
