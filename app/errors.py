@@ -103,6 +103,10 @@ class NotReadable(InvalidInput):
         super().__init__(message)
 
 
+class CursorError(InvalidInput, ValueError):
+    """A list's page link (`?after=` / `?before=`) cannot be read: str() says why (app/paging.py)."""
+
+
 class NumberError(InvalidInput, ValueError):
     """A cell that is not a number in this file; str() is the reason, without line and column."""
 

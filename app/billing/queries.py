@@ -1,6 +1,6 @@
 """Read-only queries for the billing-run pages: the run list, a run's outcomes and its audit timeline.
 
-Nothing here writes; the views page the selects with `paginate` and show what these return.
+Nothing here writes; the views page the selects by key (app/paging.py: the `*_ORDER`s) and show what these return.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from decimal import Decimal
 from sqlalchemy import Select, and_, or_, select
 
 from app.agents.registry import spec_for_key
+from app.paging import Ordering, Sort, key
 from app.formatting import format_money
 from app.extensions import db
 from app.models import AuditEntry, BillingRun, BillingRunItem, Contract, Customer, Invoice
@@ -20,6 +21,14 @@ from app.wording import event_words
 
 
 # ------------------------------------------------------------------ runs
+# A run's number counts up as runs are queued; a queued run has not started yet (NULL: first when newest first).
+RUN_ORDER = Ordering((
+    Sort("number", "Run", key(BillingRun.number, BillingRun.id), descending_first=True),
+    Sort("started", "Started", key(BillingRun.started_at, BillingRun.id, nullable=[BillingRun.started_at]),
+         descending_first=True),
+), default="-number")
+
+
 def runs_query(legal_entity_id: int, status: str | None = None) -> Select:
     """The entity's runs, newest first; `status` (one of RUN_STATUSES) filters, anything else is ignored."""
     query = select(BillingRun).where(BillingRun.legal_entity_id == legal_entity_id)
@@ -46,6 +55,14 @@ def run_duration(run: BillingRun, now: datetime | None = None) -> float | None:
 
 
 # ------------------------------------------------------------------ a run's outcomes
+RUN_ITEM_ORDER = Ordering((Sort("reference", "Contract", key(Contract.reference, BillingRunItem.id)),),
+                          default="reference")
+# Numbered invoices in number order, then drafts (no number: NULL sorts last).
+RUN_INVOICE_ORDER = Ordering((Sort("number", "Number", key(
+    Invoice.sequence_year, Invoice.sequence_number, Invoice.id,
+    nullable=[Invoice.sequence_year, Invoice.sequence_number])),), default="number")
+
+
 def run_items_query(run_id: int, status: str | None = None) -> Select:
     """Rows of (BillingRunItem, Contract, Customer) of a run, by contract reference."""
     query = (
@@ -83,6 +100,20 @@ def run_timeline(run: BillingRun, locale: str = "en_US") -> list[TimelineEntry]:
     entries = db.session.scalars(
         select(AuditEntry).where(AuditEntry.billing_run_id == run.id).order_by(AuditEntry.at, AuditEntry.id))
     return [TimelineEntry(e.at, e.action, e.actor_label, describe(e, locale)) for e in entries]
+
+
+# The audit log of a legal entity (Settings > Audit log), newest first.
+AUDIT_ORDER = Ordering((Sort("at", "Time", key(AuditEntry.at, AuditEntry.id), descending_first=True),), default="-at")
+
+
+def audit_log_query(legal_entity_id: int, search: str = "") -> Select:
+    """The legal entity's audit entries; `search` in the action (`invoice.posted`) or who did it."""
+    from app.records.customers import contains
+
+    query = select(AuditEntry).where(AuditEntry.legal_entity_id == legal_entity_id)
+    if search:
+        query = query.where(or_(contains(AuditEntry.action, search), contains(AuditEntry.actor_label, search)))
+    return query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
 
 
 def agent_timeline(agent_name: str, entity_id: int | None, locale: str = "en_US", limit: int = 100,

@@ -16,6 +16,7 @@ class AuditEntry(db.Model):
     __table_args__ = (
         CheckConstraint(enum_check("actor_type", ACTOR_TYPES), name="actor_type"),
         Index("ix_audit_entries_subject", "subject_type", "subject_id"),
+        Index("ix_audit_entries_list_at", "legal_entity_id", "at", "id"),  # the audit log (migration 0024)
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -19,6 +19,7 @@ ENTRY_DIRECTIONS = ("credit", "debit")
 # (fees, payments we made): not receivables, kept for the record.
 ENTRY_STATUSES = ("unmatched", "partially_matched", "matched", "not_ours", "debit_return", "outgoing")
 QUEUED = ("unmatched", "partially_matched")
+WAITING_CREDITS = "direction = 'credit' AND status IN ('unmatched', 'partially_matched')"  # the queue (QUEUED credits)
 
 
 class BankStatement(db.Model):
@@ -66,6 +67,10 @@ class BankEntry(db.Model):
         CheckConstraint("direction = 'credit' OR status IN ('debit_return', 'outgoing', 'not_ours', 'unmatched')",
                         name="debits_not_applied"),
         Index("ix_bank_entries_queue", "legal_entity_id", "status", "booking_date"),
+        # The queue's orders (app/payments/bank_queue.py QUEUE_ORDER; keyset paging, migration 0024): waiting credits.
+        *(Index(f"ix_bank_entries_list_{name}", "legal_entity_id", column, "id",
+                postgresql_where=text(WAITING_CREDITS), sqlite_where=text(WAITING_CREDITS))
+          for name, column in (("booked", "booking_date"), ("amount", "amount"))),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.billing.periods import FREQUENCIES
@@ -20,6 +20,8 @@ class Contract(db.Model):
     __tablename__ = "contracts"
     __table_args__ = (
         UniqueConstraint("legal_entity_id", "reference"),
+        # The list's orders (keyset paging, migration 0024); by reference: the unique index above.
+        Index("ix_contracts_list_start", "legal_entity_id", "start_date", "id"),
         CheckConstraint(enum_check("status", CONTRACT_STATUSES), name="status"),
         CheckConstraint(enum_check("frequency", FREQUENCIES), name="frequency"),
         CheckConstraint("end_date IS NULL OR end_date >= start_date", name="end_after_start"),

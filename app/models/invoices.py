@@ -35,6 +35,14 @@ class Invoice(db.Model):
         Index("uq_invoices_one_effective_per_period", "contract_id", "period_start", unique=True,
               postgresql_where=text(EFFECTIVE), sqlite_where=text(EFFECTIVE)),
         Index("ix_invoices_contract_id_period_start", "contract_id", "period_start"),
+        # The list's orders (app/records/invoices.py INVOICE_ORDER; keyset paging, migration 0024).
+        *(Index(f"ix_invoices_list_{name}", "legal_entity_id", column, "id")
+          for name, column in (("period", "period_start"), ("number", "number"), ("issue_date", "issue_date"),
+                               ("due_date", "due_date"), ("total", "total_amount"), ("status", "status"))),
+        Index("ix_invoices_list_run", "billing_run_id", "sequence_year", "sequence_number", "id"),
+        # Open invoices due an amount: the bank queue's candidates for a waiting credit (migration 0024).
+        Index("ix_invoices_open_amount", "legal_entity_id", "currency", "amount_due", "due_date", "id",
+              postgresql_where=text(OPEN), sqlite_where=text(OPEN)),
         # The AR aging report's window of open invoices by due date (app/reports/aging_queries.py); covering on
         # PostgreSQL, so the report reads no table row.
         Index("ix_invoices_open_due", "legal_entity_id", "due_date",

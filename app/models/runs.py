@@ -22,6 +22,7 @@ class BillingRun(db.Model):
     __table_args__ = (
         UniqueConstraint("legal_entity_id", "number"),
         UniqueConstraint("legal_entity_id", "trigger_ref"),
+        Index("ix_billing_runs_list_started", "legal_entity_id", "started_at", "id"),  # the list (migration 0024)
         CheckConstraint(enum_check("status", RUN_STATUSES), name="status"),
         CheckConstraint(enum_check("trigger", RUN_TRIGGERS), name="trigger"),
         CheckConstraint(enum_check("actor_type", ACTOR_TYPES), name="actor_type"),

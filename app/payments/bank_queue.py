@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from app.transactions import transactional
 from app.audit import Actor, record
@@ -17,6 +17,7 @@ from app.extensions import db
 from app.formatting import format_money
 from app.models import AuditEntry, BankEntry, BankStatement, Customer, CustomerCredit, Invoice, LegalEntity, Payment
 from app.models.banking import QUEUED
+from app.paging import Ordering, Sort, key
 from app.payments import matching
 from app.reports.dashboard import waiting_bank_credits
 from app.payments.cash import (AGENT, ZERO, ImportResult, _apply_to_invoice, _resolve, _settle_status, compact_iban,
@@ -24,6 +25,12 @@ from app.payments.cash import (AGENT, ZERO, ImportResult, _apply_to_invoice, _re
 
 
 # ------------------------------------------------------------------ the queue
+QUEUE_ORDER = Ordering((
+    Sort("booked", "Booked", key(BankEntry.booking_date, BankEntry.id)),
+    Sort("amount", "Amount", key(BankEntry.amount, BankEntry.id), descending_first=True),
+), default="booked")
+
+
 def queue_query(entity: LegalEntity, search: str | None = None):
     """The entity's entries waiting for an accountant, oldest first; `search` in payer, text, amount."""
     query = select(BankEntry).where(BankEntry.legal_entity_id == entity.id, BankEntry.status.in_(QUEUED),
@@ -139,32 +146,65 @@ def unmatched_total(entity: LegalEntity) -> dict[str, tuple[Decimal, int]]:
 def payers(entry: BankEntry) -> set[int]:
     """The customers a credit may come from: those with its IBAN, else those with its payer's name (as the
     matcher compares names: no case, accents, punctuation or legal form)."""
-    if entry.counterparty_iban:
-        found = set(db.session.scalars(select(Customer.id).where(
-            Customer.legal_entity_id == entry.legal_entity_id, Customer.iban == compact_iban(entry.counterparty_iban))))
-        if found:
-            return found
-    name = matching.normalized_name(entry.counterparty_name)
-    if not name:
-        return set()
-    longest = max(name.split(), key=len)  # narrows the customers in SQL; the names are compared here
-    rows = db.session.execute(select(Customer.id, Customer.name).where(
-        Customer.legal_entity_id == entry.legal_entity_id, func.lower(Customer.name).like(f"%{longest}%")))
-    return {customer_id for customer_id, customer_name in rows if matching.normalized_name(customer_name) == name}
+    return payers_of([entry])[entry.id]
+
+
+def payers_of(entries: list[BankEntry]) -> dict[int, set[int]]:
+    """`payers` of each of the entries (of one legal entity) by id, in two queries for all of them: a page of the
+    queue would otherwise read the customers once per row."""
+    if not entries:
+        return {}
+    entity_id = entries[0].legal_entity_id
+    ibans = {e.id: compact_iban(e.counterparty_iban) for e in entries if e.counterparty_iban}
+    by_iban: dict[str, set[int]] = {}
+    if ibans:
+        for customer_id, iban in db.session.execute(select(Customer.id, Customer.iban).where(
+                Customer.legal_entity_id == entity_id, Customer.iban.in_(set(ibans.values())))):
+            by_iban.setdefault(iban, set()).add(customer_id)
+    names = {e.id: matching.normalized_name(e.counterparty_name) for e in entries}
+    # the longest word of each name narrows the customers in SQL; the names are compared here
+    words = {max(name.split(), key=len) for e_id, name in names.items() if name and not by_iban.get(ibans.get(e_id))}
+    by_name: dict[str, set[int]] = {}
+    if words:
+        for customer_id, customer_name in db.session.execute(select(Customer.id, Customer.name).where(
+                Customer.legal_entity_id == entity_id,
+                or_(*(func.lower(Customer.name).like(f"%{w}%") for w in words)))):
+            by_name.setdefault(matching.normalized_name(customer_name), set()).add(customer_id)
+    return {e.id: by_iban.get(ibans.get(e.id)) or (by_name.get(names[e.id], set()) if names[e.id] else set())
+            for e in entries}
+
+
+def page_candidates(entries: list[BankEntry], limit: int = 5) -> dict[int, list[Invoice]]:
+    """`candidates` of each of the entries (of one legal entity) by id, in at most four queries for all of them:
+    the payers, then the first `limit` open invoices of each payer and of each (currency, amount) asked for."""
+    if not entries:
+        return {}
+    found = payers_of(entries)
+    wanted = {e.id: (e.currency, round_money(e.unapplied, e.currency)) for e in entries}
+    customers = set().union(*found.values())
+    amounts = {wanted[e.id] for e in entries if not found[e.id]}
+    groups = []  # (what a list of candidates is per, which invoices)
+    if customers:
+        groups.append(((Invoice.customer_id, Invoice.currency), Invoice.customer_id.in_(customers)))
+    if amounts:
+        groups.append(((Invoice.currency, Invoice.amount_due),
+                       or_(*(and_(Invoice.currency == c, Invoice.amount_due == a) for c, a in amounts))))
+    invoices: dict[int, Invoice] = {}  # an invoice may be both a payer's and due an amount asked for
+    for group, condition in groups:
+        rank = func.row_number().over(partition_by=group, order_by=(Invoice.due_date, Invoice.id)).label("rank")
+        ranked = (select(Invoice.id, rank).where(Invoice.legal_entity_id == entries[0].legal_entity_id,
+                                                 Invoice.kind == "invoice", Invoice.is_open, condition).subquery())
+        invoices.update((i.id, i) for i in db.session.scalars(select(Invoice).join(ranked, ranked.c.id == Invoice.id)
+                                                              .where(ranked.c.rank <= limit)))
+    ordered = sorted(invoices.values(), key=lambda i: (i.due_date, i.id))
+    return {e.id: [i for i in ordered if i.currency == e.currency and (
+        i.customer_id in found[e.id] if found[e.id] else i.amount_due == wanted[e.id][1])][:limit] for e in entries}
 
 
 def candidates(entry: BankEntry, limit: int = 5) -> list[Invoice]:
     """Open invoices an accountant may assign a waiting credit to, oldest due first: the payer's when the payer
     is a known customer, else any invoice due exactly what of the credit is not applied yet."""
-    query = select(Invoice).where(Invoice.legal_entity_id == entry.legal_entity_id, Invoice.kind == "invoice",
-                                  Invoice.is_open,
-                                  Invoice.currency == entry.currency)
-    customers = payers(entry)
-    if customers:
-        query = query.where(Invoice.customer_id.in_(customers))
-    else:
-        query = query.where(Invoice.amount_due == round_money(entry.unapplied, entry.currency))
-    return list(db.session.scalars(query.order_by(Invoice.due_date, Invoice.id).limit(limit)))
+    return page_candidates([entry], limit)[entry.id]
 
 
 @dataclass

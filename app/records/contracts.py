@@ -22,6 +22,7 @@ from app.extensions import db
 from app.locale_input import input_date, input_number
 from app.models import Contract, ContractLine, Customer, Invoice, LegalEntity, TaxCode
 from app.models.contracts import CONTRACT_STATUSES
+from app.paging import Ordering, Sort, key
 from app.records import validation as v
 from app.records.customers import contains
 from app.records.parties import parse_po_reference
@@ -325,10 +326,19 @@ def upcoming_periods(contract: Contract, today: date, count: int = UPCOMING_PERI
             for p in periods_from(contract.start_date, contract.frequency, first, count, contract.end_date)]
 
 
+# The orders of the contract list (app/paging.py). The next billing date is computed from the invoices, not
+# stored, so the list cannot be sorted by it at scale; the start date and the reference can.
+CONTRACT_ORDER = Ordering((
+    Sort("reference", "Reference", key(Contract.reference, Contract.id)),
+    Sort("customer", "Customer", key(Customer.name, Contract.id)),
+    Sort("start", "Start", key(Contract.start_date, Contract.id), descending_first=True),
+), default="reference")
+
+
 def contract_query(entity: LegalEntity, search: str | None = None, status: str | None = None) -> Select:
     """The entity's contracts by reference; `search` matches the reference or the customer's name."""
     query = select(Contract).join(Customer, Contract.customer_id == Customer.id).where(
-        Contract.legal_entity_id == entity.id)
+        Contract.legal_entity_id == entity.id, Customer.legal_entity_id == entity.id)  # (see invoice_query)
     search = (search or "").strip()
     if search:
         query = query.where(or_(contains(Contract.reference, search), contains(Customer.name, search)))

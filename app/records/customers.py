@@ -16,6 +16,7 @@ from app.extensions import db
 from app.locale_input import input_date
 from app.billing.vat import CATEGORIES
 from app.models import Contract, ContractLine, Customer, Invoice, LegalEntity, TaxCode
+from app.paging import Ordering, Sort, key
 from app.records import parties as p
 from app.records import validation as v
 
@@ -131,6 +132,9 @@ def contains(column, text: str):
     return column.ilike(f"%{escaped}%", escape="\\")
 
 
+CUSTOMER_ORDER = Ordering((Sort("name", "Name", key(Customer.name, Customer.id)),), default="name")
+
+
 def customer_query(entity: LegalEntity, search: str | None = None) -> Select:
     """The entity's customers by name, optionally those whose name or e-mail contains `search`."""
     query = select(Customer).where(Customer.legal_entity_id == entity.id)
@@ -160,6 +164,23 @@ def find_customer(entity: LegalEntity, name: str) -> Customer:
 
 def entity_customers(entity: LegalEntity) -> list[Customer]:
     return list(db.session.scalars(customer_query(entity)))
+
+
+FILTER_CHOICES = 500  # customers a list's filter drop-down offers: beyond, a page would carry thousands of options
+
+
+def customer_choices(entity: LegalEntity, selected: int | None = None, limit: int = FILTER_CHOICES
+                     ) -> tuple[list, bool]:
+    """(id, name) rows for a filter's drop-down: the first `limit` customers by name and the `selected` one, and
+    whether there are more (then a person filters from the customer's page: "All invoices of …")."""
+    rows = list(db.session.execute(select(Customer.id, Customer.name).where(Customer.legal_entity_id == entity.id)
+                                   .order_by(Customer.name, Customer.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if selected and all(row.id != selected for row in rows):
+        rows += list(db.session.execute(select(Customer.id, Customer.name).where(
+            Customer.legal_entity_id == entity.id, Customer.id == selected)))
+    return rows, more
 
 
 def customer_contracts(customer: Customer) -> list[Contract]:

@@ -27,6 +27,7 @@ from app.models import (AuditEntry, BillingRun, Collection, Contract, Customer, 
 from app.models.invoices import DOCUMENT_KINDS
 from app.models.payments import PARTIALLY_PAID, SHOWN_STATUSES
 from app.models.parties import LegalEntity
+from app.paging import Ordering, Sort, key
 from app.payments.ledger import list_payments
 from app.records import validation as v
 from app.queues import relay_soon
@@ -259,10 +260,30 @@ def _conditions(entity: LegalEntity, filters: InvoiceFilters, today: date | None
     return conditions
 
 
+# The orders of the invoice list (app/paging.py), each ending with the id. Status is the stored one: an issued
+# invoice paid in part (shown "partially paid") sorts with the issued ones. Customer names are unique per entity.
+INVOICE_ORDER = Ordering((
+    Sort("period", "Period", key(Invoice.period_start, Invoice.id), descending_first=True),
+    Sort("number", "Number", key(Invoice.number, Invoice.id, nullable=[Invoice.number])),
+    Sort("customer", "Customer", key(Customer.name, Invoice.id)),
+    Sort("issued", "Issued", key(Invoice.issue_date, Invoice.id), descending_first=True),
+    Sort("due", "Due", key(Invoice.due_date, Invoice.id)),
+    Sort("total", "Total", key(Invoice.total_amount, Invoice.id), descending_first=True),
+    Sort("status", "Status", key(Invoice.status, Invoice.id)),
+), default="-period")
+
+
+def invoice_count_query(entity: LegalEntity, filters: InvoiceFilters, today: date | None = None) -> Select:
+    """The ids of the invoices matching `filters`, for counting them (no join, no order)."""
+    return select(Invoice.id).where(*_conditions(entity, filters, today))
+
+
 def invoice_query(entity: LegalEntity, filters: InvoiceFilters, today: date | None = None) -> Select:
     """The entity's invoices matching `filters`, newest period first."""
+    # The customer's entity is said too (it is the invoice's): sorted by customer, PostgreSQL then walks the
+    # customers by name (their unique index) and each one's invoices, instead of sorting every invoice.
     return (select(Invoice).join(Customer, Invoice.customer_id == Customer.id)
-            .where(*_conditions(entity, filters, today))
+            .where(*_conditions(entity, filters, today), Customer.legal_entity_id == entity.id)
             .options(selectinload(Invoice.customer), selectinload(Invoice.contract), undefer(Invoice.display_status))
             .order_by(Invoice.period_start.desc(), Invoice.id.desc()))
 

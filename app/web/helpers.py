@@ -8,19 +8,22 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import (Flask, Response, abort, flash, g, has_request_context, make_response, redirect, render_template,
-                   request, stream_with_context)
+from flask import (Flask, Response, abort, current_app, flash, g, has_request_context, make_response, redirect,
+                   render_template, request, stream_with_context)
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.billing.money import minor_unit, round_money
 from app.billing.references import format_creditor_reference
 from app.extensions import db, htmx
 from app import locale_input
+from app.errors import CursorError
 from app.formatting import fast_money, format_number, format_percent, format_unit_price
 from app.models import LegalEntity
+from app.paging import read_page
 from app.schedules.sync import sync_after_change
 from app.spreadsheets import PLAIN, CsvFormat, csv_chunks, excel_format, offers_excel
+from app.web.input import arg_cursor, arg_sort, bad_request
 from app.wording import event_words
 
 
@@ -87,6 +90,7 @@ def go_to(url: str) -> Response:
 # ------------------------------------------------------------------ pagination
 @dataclass
 class Page:
+    """A page of a list held in memory (the mailbox's files); database lists page by key: `keyset_page`."""
     items: list
     page: int
     per_page: int
@@ -105,15 +109,18 @@ class Page:
         return self.page < self.pages
 
 
-def paginate(query, per_page: int = 25) -> Page:
-    """Page `query` (a select) by the `page` request argument (a bad one is a 400: app.web.input)."""
-    from app.web.input import arg_page
-
-    number = arg_page()
-    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    rows = db.session.execute(query.limit(per_page).offset((number - 1) * per_page))
-    items = [row[0] if len(row) == 1 else row for row in rows]
-    return Page(items, number, per_page, total)
+def keyset_page(query, ordering, total: tuple[int, bool] | None = None):
+    """Page `query` (a select) by key (app/paging.py) in the order of `?sort=` (one of `ordering`'s; absent: its
+    default) from the cursor `?after=` or `?before=`. An unknown sort, both cursors, or a cursor that cannot be
+    read is a 400 naming the argument (app.web.input)."""
+    sort = arg_sort(ordering)
+    after, before = arg_cursor("after"), arg_cursor("before")
+    if after and before:
+        bad_request("after and before: give one page link, not both.")
+    try:
+        return read_page(query, ordering, sort, current_app.secret_key, after, before, total=total)
+    except CursorError as error:
+        bad_request(f"{'before' if before else 'after'}: this page link cannot be used: {error}.")
 
 
 # ------------------------------------------------------------------ the locale: formatting and input

@@ -12,7 +12,8 @@
   before anything reads the form (CSRF's check included). A larger upload is the 413 page with the view's
   limit and advice (what to do with a larger file). tests/web/test_upload_limits.py checks that every view
   reading `request.files` has one.
-- Views read typed query arguments through `arg_page`, `arg_id`, `arg_search`, `arg_choice`: a value
+- Views read typed query arguments through `arg_page`, `arg_id`, `arg_search`, `arg_choice`, `arg_sort`,
+  `arg_cursor` (a list's order and page link: a bad one is a 400 naming the argument): a value
   that cannot be read is a 400 with a message (`page: '²' is not a whole number (use the digits
   0-9)`), rather than an unhandled error deeper down. The rules are `app.records.validation`'s.
 """
@@ -90,6 +91,28 @@ def arg_whole_number(name: str, default: int, *, minimum: int = 0, maximum: int 
 def arg_page(name: str = "page") -> int:
     """The page number of a list: 1 (absent) up to 2,147,483,647 (beyond the last page, an empty page)."""
     return arg_whole_number(name, 1, minimum=1)
+
+
+CURSOR_MAX = 1000  # characters of a page link's cursor: ours are far shorter
+
+
+def arg_sort(ordering, name: str = "sort") -> str:
+    """A list's order (`due`, `-due` descending; app/paging.py): one of `ordering`'s, or its default when absent."""
+    text = _arg(name)
+    if not text:
+        return ordering.default
+    if ordering.find(text) is None:
+        bad_request(f"{name}: {text[:40]!r} is not an order of this list; sort by "
+                    f"{', '.join(ordering.choices())} (a leading - sorts descending).")
+    return text
+
+
+def arg_cursor(name: str) -> str | None:
+    """A page link's cursor (`?after=`, `?before=`), or None when absent or empty; app/paging.py reads it."""
+    text = _arg(name)
+    if text and len(text) > CURSOR_MAX:
+        bad_request(f"{name}: this page link is {len(text)} characters long, too long to be one of ours.")
+    return text or None
 
 
 def arg_id(name: str) -> int | None:

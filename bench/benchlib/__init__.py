@@ -6,6 +6,7 @@
     sampling   CPU time (this process, PostgreSQL backends, the whole machine) and RSS
     timing     medians, a timed call, `say`
     options    the argparse options every bench takes (--db, --redis, --keep-db, --smoke) and their checks
+    running    the frame of a bench on a throw-away database: create, migrate, measure, drop whatever happens
 """
 from __future__ import annotations
 

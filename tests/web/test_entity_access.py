@@ -46,7 +46,7 @@ OWN_ENTITY = {"main.home", "main.switch_entity", "main.search", "agents.index", 
               "records.invoices_bulk_resend_confirm",
               "reports.aging", "reports.aging_csv", "reports.aging_rows", "runs.index", "dunning.preview",
               "schedules.index", "schedules.new", "schedules.preview", "settings.entities", "settings.tax_code_add",
-              "settings.tax_codes", "settings.audit_trail"}
+              "settings.tax_codes", "settings.audit_trail", "settings.audit_log"}
 # The user's own account (any signed-in user, about themselves only): nothing of a legal entity in it.
 OWN_ACCOUNT = {"auth.security", "auth.security_enrol", "auth.security_recovery_codes", "auth.security_disable",
                "auth.security_password", "auth.security_sign_out_everywhere"}

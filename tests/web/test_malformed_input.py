@@ -154,9 +154,6 @@ def test_a_search_longer_than_a_search_box_is_a_400(admin_client, world):
 
 
 @pytest.mark.parametrize("url, message", [
-    ("/invoices?page=99999999999999999999", "page: 99999999999999999999 is outside 1-2147483647."),
-    ("/runs?page=%C2%B2", "page: &#39;²&#39; is not a whole number (use the digits 0-9)."),
-    ("/customers?page=0", "page: 0 is outside 1-2147483647."),
     ("/mailbox?page=%D9%A1%D9%A2", "page: &#39;١٢&#39; is not a whole number (use the digits 0-9)."),
     ("/contracts/line-row?n=1000", "n: 1000 is outside 1-999."),
     ("/contracts/new?customer=99999999999", "customer: 99999999999 is not an id (ids run from 1 to 2147483647)."),
@@ -167,9 +164,10 @@ def test_a_number_that_is_not_one_or_out_of_range_is_a_400(admin_client, world, 
     assert message in response.get_data(as_text=True)
 
 
-def test_a_page_beyond_the_last_is_an_empty_page(admin_client, world):
+def test_a_page_number_of_an_old_link_shows_the_first_page(admin_client, world):
+    """The lists page by key now (app/paging.py); a bookmark with ?page= still opens the list."""
     response = admin_client.get("/invoices?page=2147483647")
-    assert response.status_code == 200 and "<tbody>\n  \n  </tbody>" in response.get_data(as_text=True)
+    assert response.status_code == 200 and "/invoices/" in response.get_data(as_text=True)
 
 
 def test_unicode_digits_in_the_customer_filter_are_explained_with_a_400(admin_client, world):

@@ -9,7 +9,7 @@ from sqlalchemy import case, func, select
 from app.extensions import db
 from app.models import Collection, Customer, Invoice, LegalEntity, SepaBatch, SepaBatchItem
 from app.payments.collection import needs_attention
-from app.web.helpers import Page
+from app.paging import KeysetPage, Ordering, Sort, key
 
 
 @dataclass
@@ -17,6 +17,10 @@ class BatchRow:
     batch: SepaBatch
     items: int
     control_sum: Decimal
+
+
+BATCH_ORDER = Ordering((Sort("created", "Created", key(SepaBatch.created_at, SepaBatch.id), descending_first=True),),
+                       default="-created")
 
 
 def batches_query(entity: LegalEntity):
@@ -28,7 +32,7 @@ def batches_query(entity: LegalEntity):
             .order_by(SepaBatch.created_at.desc(), SepaBatch.id.desc()))
 
 
-def batch_rows(page: Page) -> Page:
+def batch_rows(page: KeysetPage) -> KeysetPage:
     """The page's rows as BatchRow: a closed batch's control sum as sent, an open one's so far."""
     page.items = [BatchRow(batch, count, batch_total(batch)) for batch, count in page.items]
     return page

@@ -17,11 +17,11 @@ from app.payments.results import COLUMNS, EXAMPLE, apply_outcome, import_results
 from app.payments.sepa import ClosePreview, close_batch, close_preview, file_name
 from app.records.precedence import collection_lead_days
 from app.web.collections import bp
-from app.web.collections.queries import (batch_items, batch_rows, batch_total, batches_query,
+from app.web.collections.queries import (BATCH_ORDER, batch_items, batch_rows, batch_total, batches_query,
                                          collections_needing_attention, collections_with_status)
 from app.web.confirming import confirm_step, confirmation_refused
 from app.web.decorators import role_required
-from app.web.helpers import current_entity, entity_record_or_404, form_locale, paginate, render
+from app.web.helpers import current_entity, entity_record_or_404, form_locale, keyset_page, render
 from app.web.input import upload_limit
 
 
@@ -36,7 +36,7 @@ def index():
     entity = current_entity()
     listing = attention = retries = None
     if entity is not None:
-        listing = batch_rows(paginate(batches_query(entity)))
+        listing = batch_rows(keyset_page(batches_query(entity), BATCH_ORDER))
         # A SEPA debit customer's invoice waits only when a payment on it was reversed: a person decides.
         attention = collections_needing_attention(entity)
         retries = collections_with_status(entity, ("retry_scheduled",))

@@ -17,7 +17,7 @@ from app.models.banking import QUEUED
 from app.payments import bank_queue, cash
 from app.records.validation import parse_price
 from app.web.decorators import role_required
-from app.web.helpers import current_entity, entity_record_or_404, form_locale, money, paginate, render
+from app.web.helpers import current_entity, entity_record_or_404, form_locale, keyset_page, money, render
 from app.web.input import arg_search, upload_limit
 from app.web.records import bp
 from app.web.records.customers import unprocessable
@@ -33,11 +33,16 @@ def render_bank(entity, *, result: cash.ImportResult | None = None, problems: li
     """The bank page, or for the search box (HTMX) only the queue."""
     search = arg_search()
     context = {"entity": entity, "q": search, "result": result, "problems": problems or [], "form": form or {},
-               "formats": FORMAT_NAMES, "candidates_of": bank_queue.candidates, "queued": QUEUED}
+               "formats": FORMAT_NAMES, "candidates_of": lambda _entry: [], "queued": QUEUED}
     if entity is not None:
         statements = bank_queue.statements_query(entity)
+        queue = keyset_page(bank_queue.queue_query(entity, search), bank_queue.QUEUE_ORDER)
+        if current_user.can("accountant"):
+            found = bank_queue.page_candidates(queue.items)
+            context["candidates_of"] = lambda entry: found.get(entry.id, [])
         context.update(
-            queue=paginate(bank_queue.queue_query(entity, search)), waiting=bank_queue.unmatched_total(entity),
+            queue=queue,
+            waiting=bank_queue.unmatched_total(entity),
             statements=list(db.session.scalars(statements.limit(RECENT_STATEMENTS))),
             statement_count=db.session.scalar(select(func.count()).select_from(statements.order_by(None).subquery())))
     response = render("records/bank.html", "records/_bank_queue.html", **context)

@@ -20,7 +20,7 @@ from app.records.precedence import payment_terms
 from app.records.importer import CLI_HINT, COLUMNS, import_contracts
 from app.records.taxcodes import entity_codes
 from app.web.decorators import role_required
-from app.web.helpers import current_entity, entity_record_or_404, form_locale, paginate, render
+from app.web.helpers import current_entity, entity_record_or_404, form_locale, keyset_page, render
 from app.web.input import arg_choice, arg_id, arg_search, arg_whole_number, upload_limit
 from app.web.records import bp
 from app.web.records.customers import unprocessable
@@ -66,7 +66,7 @@ def contracts():
     entity = current_entity()
     search = arg_search()
     status = arg_choice("status", CONTRACT_STATUSES)
-    listing = paginate(service.contract_query(entity, search, status)) if entity else None
+    listing = keyset_page(service.contract_query(entity, search, status), service.CONTRACT_ORDER) if entity else None
     return render("records/contracts.html", "records/_contracts_table.html", entity=entity, listing=listing, q=search,
                   status=status, statuses=CONTRACT_STATUSES)
 

@@ -12,7 +12,7 @@ from app.models.parties import PAYMENT_METHODS
 from app.records import customers as service
 from app.records.invoices import is_overdue
 from app.web.decorators import role_required
-from app.web.helpers import current_entity, entity_record_or_404, form_locale, paginate, render
+from app.web.helpers import current_entity, entity_record_or_404, form_locale, keyset_page, render
 from app.web.input import arg_search
 from app.web.records import bp
 
@@ -35,7 +35,7 @@ def unprocessable(response):
 def customers():
     entity = current_entity()
     search = arg_search()
-    listing = paginate(service.customer_query(entity, search)) if entity else None
+    listing = keyset_page(service.customer_query(entity, search), service.CUSTOMER_ORDER) if entity else None
     return render("records/customers.html", "records/_customers_table.html", entity=entity, listing=listing, q=search)
 
 

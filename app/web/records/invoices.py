@@ -13,8 +13,9 @@ from app.extensions import db, htmx
 from app.models import Invoice, Payment
 from app.models.invoices import DOCUMENT_KINDS
 from app.models.payments import SHOWN_STATUSES
+from app.paging import count_upto
 from app.records import invoices as service
-from app.records.customers import entity_customers
+from app.records.customers import customer_choices
 from app.agents.service import enqueue_resend
 from app.dunning.service import reminders_of_invoice
 from app.delivery.service import (DELIVERY_FILTERS, bulk_resend_plan, delivery_state, delivery_states,
@@ -22,7 +23,7 @@ from app.delivery.service import (DELIVERY_FILTERS, bulk_resend_plan, delivery_s
 from app.web.confirming import confirm_step, confirmation_refused
 from app.web.decorators import role_required
 from app.web.helpers import (csv_download, csv_format, current_entity, entity_record_or_404, export_links, form_locale,
-                             go_to, money, paginate, render)
+                             go_to, keyset_page, money, render)
 from app.web.records import bp
 from app.web.records.customers import unprocessable
 
@@ -40,13 +41,17 @@ def invoices():
     states: dict = {}
     today = entity.today() if entity else None
     if entity:
-        listing = paginate(service.invoice_query(entity, filters, today))
-        totals = service.invoice_totals(entity, filters, today)
+        # Counted up to a cap first: adding up more invoices than a page view can afford is left to narrower
+        # filters (the totals of a million invoices cost more than the page itself).
+        counted = count_upto(service.invoice_count_query(entity, filters, today))
+        listing = keyset_page(service.invoice_query(entity, filters, today), service.INVOICE_ORDER, counted)
+        totals = None if listing.more else service.invoice_totals(entity, filters, today)
         states = delivery_states(listing.items)
     response = render("records/invoices.html", "records/_invoices_table.html", entity=entity, listing=listing,
                       totals=totals, filters=filters, statuses=SHOWN_STATUSES, today=today, kinds=DOCUMENT_KINDS,
                       delivery_states=states, selectable=True, carried=filters.filter_args(),
-                      customers=entity_customers(entity) if entity else [], is_overdue=service.is_overdue,
+                      customers=customer_choices(entity, filters.customer_id) if entity else ([], False),
+                      is_overdue=service.is_overdue,
                       delivery_filters=DELIVERY_FILTERS, undelivered_minutes=undelivered_minutes(),
                       downloads=export_links("records.invoices_csv", entity, _filter_args()))
     if filters.errors and not htmx:  # the page says which filter it ignored; HTMX swaps only 2xx answers
@@ -55,8 +60,9 @@ def invoices():
 
 
 def _filter_args() -> dict[str, str]:
-    """The list's filters as query arguments (not its page): the export takes the same."""
-    return {name: value for name, value in request.args.items() if name not in ("page", "format")}
+    """The list's filters as query arguments (not its page or order): the export takes the same."""
+    return {name: value for name, value in request.args.items()
+            if name not in ("page", "format", "after", "before", "sort")}
 
 
 @bp.get("/invoices.csv")

@@ -7,7 +7,8 @@ from flask import flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from app.audit import Actor
-from app.billing.queries import run_invoices_query, run_items_query, run_timeline, runs_query
+from app.billing.queries import (RUN_INVOICE_ORDER, RUN_ITEM_ORDER, RUN_ORDER, run_invoices_query, run_items_query,
+                                 run_timeline, runs_query)
 from app.billing.preview import RunPreview, preview_run
 from app.billing.runs import cancel_run, failed_contract_ids, retry_failed
 from app.errors import RunRefused
@@ -16,7 +17,7 @@ from app.models import BillingRun
 from app.models.runs import ITEM_STATUSES, RUN_STATUSES
 from app.web.confirming import confirm_step, confirmation_refused
 from app.web.decorators import role_required
-from app.web.helpers import current_entity, entity_record_or_404, go_to, paginate, render
+from app.web.helpers import current_entity, entity_record_or_404, go_to, keyset_page, render
 from app.web.input import arg_choice
 from app.web.runs import bp
 from app.web.runs.presenters import run_helpers
@@ -33,7 +34,7 @@ bp.context_processor(run_helpers)
 def index():
     entity = current_entity()
     status = arg_choice("status", RUN_STATUSES)
-    pager = paginate(runs_query(entity.id, status or None)) if entity else None
+    pager = keyset_page(runs_query(entity.id, status or None), RUN_ORDER) if entity else None
     return render("runs/index.html", "runs/_table.html", entity=entity, pager=pager, status=status)
 
 
@@ -55,9 +56,9 @@ def _detail(run_id: int, tab: str):
                "self_url": request.full_path.rstrip("?")}
     if tab == "contracts":
         context["item_status"] = arg_choice("status", ITEM_STATUSES)
-        context["pager"] = paginate(run_items_query(run.id, context["item_status"] or None))
+        context["pager"] = keyset_page(run_items_query(run.id, context["item_status"] or None), RUN_ITEM_ORDER)
     elif tab == "invoices":
-        context["pager"] = paginate(run_invoices_query(run.id))
+        context["pager"] = keyset_page(run_invoices_query(run.id), RUN_INVOICE_ORDER)
     else:
         context["timeline"] = run_timeline(run, run.legal_entity.locale)
     return render("runs/detail.html", "runs/_body.html", **context)

@@ -1,12 +1,15 @@
-"""Settings > Audit trail (admins): the last verification of each chain, and "Verify now"."""
+"""Settings > Audit trail (admins): the last verification of each chain, and "Verify now"; Settings > Audit log:
+the working legal entity's audit entries, newest first, paged by key."""
 from flask import abort, flash, redirect, url_for
 from flask_login import current_user
 
 from app.audit import Actor
+from app.billing.queries import AUDIT_ORDER, audit_log_query, describe
 from app.chain.verifying import last_verifications, verify
 from app.models import LegalEntity
 from app.web.decorators import admin_required
-from app.web.helpers import entity_record_or_404, render
+from app.web.helpers import current_entity, entity_record_or_404, entity_locale, keyset_page, render
+from app.web.input import arg_search
 from app.web.settings import bp
 
 
@@ -17,6 +20,16 @@ def audit_trail():
     rows = [row for row in last_verifications()
             if (current_user.is_org_admin if row[0] is None else current_user.can("admin", row[0]))]
     return render("settings/audit_trail.html", rows=rows)
+
+
+@bp.get("/audit-log")
+@admin_required
+def audit_log():
+    entity = current_entity()
+    search = arg_search()
+    listing = keyset_page(audit_log_query(entity.id, search), AUDIT_ORDER) if entity else None
+    return render("settings/audit_log.html", entity=entity, listing=listing, q=search, describe=describe,
+                  locale=entity_locale())
 
 
 @bp.post("/audit-trail/<int:entity_id>/verify")
