@@ -26,11 +26,12 @@ from datetime import date
 from sqlalchemy import create_engine, text
 from sqlalchemy.dialects import postgresql
 
-from aging import logged_in_client, seed
+from aging import ADMIN, seed
 from benchlib import BenchDatabase
 from benchlib.options import add_keep_db, add_redis, add_smoke, apply_smoke, parser_for, require_postgres
 from benchlib.running import on_fresh_database
 from benchlib.sampling import machine
+from benchlib.signin import signed_in_test_client
 from benchlib.timing import median_ms, say
 
 PAGE = 500
@@ -139,7 +140,7 @@ def page_500_links(app, entity_id: int, page: int) -> tuple[list[tuple], list[st
 
 
 def measure(app, links: list[tuple], repeat: int) -> list[tuple]:
-    client = logged_in_client(app)
+    client = signed_in_test_client(app, ADMIN)
     results = []
     for label, sort, first, later, correct in links:
         if first is None:

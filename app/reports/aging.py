@@ -233,6 +233,7 @@ def aging_slice(entity: LegalEntity, as_of: date, *, currency: str | None = None
     slice starts; its totals and figures are left None (aging_page adds them). Every currency with open
     invoices, or only `currency`."""
     quanta = _Quanta()
+    currency = currency or None
     currencies = [currency] if currency else [c for c, _a, _n in db.session.execute(q.balance_totals_query(entity.id))]
     if not currencies:
         return {}

@@ -358,3 +358,5 @@ def test_customers_come_in_slices_largest_overdue_first_and_can_be_searched(app,
     assert "10 of 53 customer(s)" in text(html.fromstring(found).xpath("//caption")[0])
     assert shown_rows(found)[-1] == rows[-1]  # the totals stay those of every customer
     assert admin_client.get("/reports/aging/rows?entity=NOPE&currency=EUR").status_code == 404
+    missing = admin_client.get(f"/reports/aging/rows?as_of={AS_OF}&offset=50")  # which currency's slice?
+    assert missing.status_code == 400 and "currency=EUR" in missing.get_data(as_text=True)

@@ -18,7 +18,7 @@ from app.web.decorators import role_required
 from app.records.validation import parse_date
 from flask_login import current_user
 
-from app.web.input import arg_search, arg_whole_number
+from app.web.input import arg_search, arg_whole_number, bad_request
 from app.web.helpers import (csv_download, csv_format, current_entity, entity_record_or_404, export_links, input_date,
                              render)
 from app.web.reports import bp
@@ -111,7 +111,9 @@ def _entity_and_as_of() -> tuple[LegalEntity, date]:
 def aging_rows():
     """A further slice of one currency's customers: table rows for HTMX ("Show more"), else a page of them."""
     entity, as_of = _entity_and_as_of()
-    currency = request.args.get("currency", "").strip().upper()[:3]
+    currency = request.args.get("currency", "").strip().upper()
+    if not (len(currency) == 3 and currency.isascii() and currency.isalpha()):
+        bad_request("currency: give the ISO 4217 code of the slice's currency, e.g. currency=EUR")
     offset = arg_whole_number("offset", 0)
     search = arg_search()
     section = aging_slice(entity, as_of, currency=currency, search=search, offset=offset).get(currency)
