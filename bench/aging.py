@@ -37,9 +37,9 @@ from datetime import date
 from sqlalchemy import create_engine, text
 from sqlalchemy.dialects import postgresql
 
-from benchlib import BenchDatabase, clean_up, create_app_on
-from benchlib.options import (add_keep_db, add_redis, add_smoke, apply_smoke, ignore_signals, interrupt_on_sigterm,
-                              parser_for, require_postgres)
+from benchlib import BenchDatabase
+from benchlib.options import add_keep_db, add_redis, add_smoke, apply_smoke, parser_for, require_postgres
+from benchlib.running import on_fresh_database
 from benchlib.sampling import machine
 from benchlib.signin import BenchUser, create_bench_user, signed_in_test_client
 from benchlib.timing import median_ms, say
@@ -242,18 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.invoices < 1 or args.customers < 1 or args.runs < 1:
         parser.error("--invoices, --customers and --runs must be at least 1")
 
-    interrupt_on_sigterm()
-    bench = BenchDatabase.new(args.db, "arbill_bench_aging")
-    created = False
-    app = None
-    try:
-        bench.create()
-        created = True
+    def run(bench: BenchDatabase, app) -> int:
         say(f"Arbill AR aging benchmark: {args.invoices:,} open invoices, {args.customers:,} customers, "
             f"as of {args.as_of}, database {bench.name}")
-        started = time.perf_counter()
-        app = create_app_on(bench, args.redis)
-        say(f"migrated in {time.perf_counter() - started:.1f} s")
         seeded = seed(app, bench, args.invoices, args.customers, args.closed_share, args.as_of)
         say(f"seeded in {seeded['seconds']:.1f} s (not measured): {seeded['customers']:,} customers, "
             f"{seeded['contracts']:,} contracts, invoices " +
@@ -296,13 +287,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"CPU of this process {cpu:.1f} ms)  {extra}")
         # a report that does not count exactly the open invoices has no figures to give
         return 0 if all(m["correctness"].endswith(": OK") for _title, m in results) else 1
-    except KeyboardInterrupt as interrupt:
-        say(f"\ninterrupted ({interrupt or 'Ctrl-C'}): cleaning up")
-        return 130
-    finally:
-        ignore_signals()
-        clean_up(app, bench, created, args.keep_db, None, say)
 
+    return on_fresh_database(args, "arbill_bench_aging", run)
 
 if __name__ == "__main__":
     sys.exit(main())
