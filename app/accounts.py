@@ -262,3 +262,16 @@ def switch_entity(user: User, entity: LegalEntity, actor: Actor) -> None:
     """The legal entity the user works in from now on (audited); the caller has checked they see it."""
     user.current_legal_entity_id = entity.id
     record("user.switched_entity", "user", user.id, actor, legal_entity_id=entity.id, code=entity.code)
+
+
+@transactional
+def record_sign_in(user: User, second_factor: str | None) -> None:
+    """Audit a completed sign-in (how the second factor was passed: a code, a recovery code, enrolment, none)."""
+    record("user.login", "user", user.id, Actor.for_user(user), second_factor=second_factor, **request_origin())
+
+
+@transactional
+def record_rate_limited(path: str, limit: str) -> None:
+    """Audit that the sign-in rate limit refused requests (once a minute, not per refused request)."""
+    record("signin.rate_limited", "user", None, Actor.system("sign-in rate limit"), path=path, limit=limit,
+           **request_origin())

@@ -391,15 +391,3 @@ def sign_out_everywhere(user: User, actor: Actor) -> None:
     user.end_sessions()
     record("user.signed_out_everywhere", "user", user.id, actor, email=user.email, **request_origin())
 
-
-@transactional
-def record_sign_in(user: User, second_factor: str | None) -> None:
-    """Audit a completed sign-in (how the second factor was passed: a code, a recovery code, enrolment, none)."""
-    record("user.login", "user", user.id, Actor.for_user(user), second_factor=second_factor, **request_origin())
-
-
-@transactional
-def record_rate_limited(path: str, limit: str) -> None:
-    """Audit that the sign-in rate limit refused requests (once a minute, not per refused request)."""
-    record("signin.rate_limited", "user", None, Actor.system("sign-in rate limit"), path=path, limit=limit,
-           **request_origin())

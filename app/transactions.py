@@ -98,3 +98,19 @@ def after_commit(effect: Callable[[], object]) -> None:
         effect()
         return
     db.session.info.setdefault(_AFTER, []).append(effect)
+
+
+
+@contextmanager
+def discarded() -> Iterator[None]:
+    """An outermost unit of work that is rolled back at the end, whatever the services inside did: to try or measure
+    them and keep nothing (the importer's memory test and bench). The services inside join it, so none commits."""
+    info = db.session.info
+    depth = info.get(_DEPTH, 0)
+    info[_DEPTH] = depth + 1
+    try:
+        yield
+    finally:
+        info[_DEPTH] = depth
+        info.pop(_AFTER, None)
+        db.session.rollback()

@@ -261,13 +261,8 @@ sys.path.insert(0, sys.argv[1])
 from app import create_app
 from app.extensions import db
 from app.records.importer import import_contracts
-from app.transactions import unit_of_work
+from app.transactions import discarded
 from config import TestingConfig
-
-
-class Undo(Exception):
-    pass
-
 
 config = TestingConfig()
 config.SQLALCHEMY_DATABASE_URI = sys.argv[2]
@@ -275,14 +270,10 @@ app = create_app(config)
 with app.app_context():
     db.session.execute(db.text("SELECT 1"))  # connect before measuring
     tracemalloc.start()
-    try:
-        with unit_of_work():  # the import joins it, and nothing is kept
-            with open(sys.argv[3], newline="", encoding="utf-8") as stream:
-                result = import_contracts(stream)
-            peak = tracemalloc.get_traced_memory()[1]
-            raise Undo
-    except Undo:
-        pass
+    with discarded():  # the import joins it, and nothing is kept
+        with open(sys.argv[3], newline="", encoding="utf-8") as stream:
+            result = import_contracts(stream)
+        peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
 print(result.lines, peak)
 """

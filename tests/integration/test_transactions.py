@@ -105,3 +105,14 @@ def test_views_and_commands_neither_commit_nor_roll_back():
             relative = path.relative_to(ROOT).as_posix()
             found |= {(relative, call) for call in _session_calls(path)}
     assert found - READS_THAT_END == set(), "call a @transactional service (app/transactions.py) instead"
+
+
+def test_a_discarded_unit_keeps_nothing_its_services_did(entity):
+    from app.transactions import discarded
+
+    effects = []
+    with discarded():
+        customer_service.create_customer(entity, customer_data(name="Bolt"), ME)
+        after_commit(lambda: effects.append("sent"))
+        assert db.session.scalar(select(func.count()).select_from(Customer)) == 1  # seen inside
+    assert customers_seen_by_another_connection() == [] and effects == []

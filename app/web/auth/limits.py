@@ -11,7 +11,7 @@ from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
 from flask_limiter.util import get_remote_address
 
-from app.signin import record_rate_limited
+from app.accounts import record_rate_limited
 
 # The sign-in steps and the pages of account e-mails (asking for a reset link, using it, accepting an invitation).
 LIMITED_ENDPOINTS = ("auth.login", "auth.second_factor", "auth.enrol", "auth.forgot_password", "auth.reset_password",

@@ -10,13 +10,13 @@ from urllib.parse import urlsplit
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from app.accounts import log_out
+from app.accounts import log_out, record_sign_in
 from app.audit import Actor
 from app.errors import AccountError
 from app.extensions import db, htmx
 from app.models import User
 from app.signin import (SecondFactor, authenticate, change_own_password, check_current_password, check_second_factor,
-                        confirm_enrolment, disable_second_factor, provisioning_uri, qr_svg, record_sign_in,
+                        confirm_enrolment, disable_second_factor, provisioning_uri, qr_svg,
                         recovery_codes_left, regenerate_recovery_codes, sign_out_everywhere, start_enrolment)
 from app.web.auth import bp
 from app.web.auth.forms import CodeForm, LoginForm
